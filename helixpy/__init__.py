@@ -1,0 +1,32 @@
+"""helixpy: a cluster task framework for Python coordinated through ZooKeeper.
+
+The public API is re-exported here; see docs/architecture.md for how it fits together.
+"""
+
+from helixpy.model import (
+    JobConfig,
+    Scope,
+    TaskConfig,
+    TaskPartitionState,
+    TaskResult,
+    TaskState,
+    TaskStatus,
+    Workflow,
+    WorkflowConfig,
+)
+from helixpy.participant.registry import Task, TaskContext, TaskRegistry
+
+__all__ = [
+    "JobConfig",
+    "Scope",
+    "Task",
+    "TaskConfig",
+    "TaskContext",
+    "TaskPartitionState",
+    "TaskRegistry",
+    "TaskResult",
+    "TaskState",
+    "TaskStatus",
+    "Workflow",
+    "WorkflowConfig",
+]

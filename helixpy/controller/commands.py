@@ -1,0 +1,215 @@
+"""Driver mutations, applied on the pipeline thread.
+
+Each carries a request id. The reply of a successful mutation is stored in a request node
+written in the same fenced multi as the mutation's first batch, so a driver that retries
+after a leader change (same id) gets the stored reply instead of applying it twice.
+Start writes the workflow's CONFIG last and delete removes it first: a workflow directory
+without CONFIG is a start or delete cut short, which a new leader finishes removing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from kazoo.exceptions import NoNodeError, NotEmptyError
+
+from helixpy.controller.loader import new_workflow_runtime
+from helixpy.controller.signals import Command
+from helixpy.errors import AlreadyExists, InvalidConfig, NotFound
+from helixpy.model import JobContext, Workflow
+from helixpy.store.codec import decode, encode
+from helixpy.store.fencing import MultiFailed
+from helixpy.store.ops import Create, Delete, Op, SetData
+from helixpy.store.records import StoredWorkflow, job_config_ops, job_context_ops
+
+if TYPE_CHECKING:
+    from helixpy.controller.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+OK = "OK"
+CLUSTER_SETTINGS: Mapping[str, str] = {
+    "default_capacity": "an integer >= 1: capacity of participants that do not set one",
+    "quota_ratios": "a mapping of job type to an integer ratio >= 0",
+    "min_recurrence_interval": "seconds >= 0 between runs of a recurring workflow",
+}
+
+
+def validate_cluster_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Check cluster settings; ``InvalidConfig`` names the setting and the rule."""
+    if not isinstance(settings, Mapping):
+        raise InvalidConfig("cluster_config", "must be a mapping")
+    for key, value in settings.items():
+        if key not in CLUSTER_SETTINGS:
+            raise InvalidConfig(
+                f"cluster_config.{key}",
+                f"unknown setting (known: {', '.join(sorted(CLUSTER_SETTINGS))})",
+            )
+        rule = CLUSTER_SETTINGS[key]
+        if key == "default_capacity":
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        elif key == "quota_ratios":
+            ok = isinstance(value, Mapping) and all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                for k, v in value.items()
+            )
+        else:
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        if not ok:
+            raise InvalidConfig(f"cluster_config.{key}", f"must be {rule}")
+    return dict(settings)
+
+
+def reply(code: str, message: str = "", **extra: str) -> dict[str, str]:
+    return {"code": code, "message": message, **extra}
+
+
+class CommandHandler:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.p = pipeline
+
+    def handle(self, cmd: Command, now: datetime) -> None:
+        """Apply ``cmd`` and answer its future; a failure answers, never escapes, unless fenced."""
+        try:
+            stored = self._stored_reply(cmd.request_id)
+            if stored is not None:
+                result = stored
+            elif cmd.kind == "start":
+                result = self._start(cmd, now)
+            elif cmd.kind == "delete":
+                result = self._delete(cmd)
+            elif cmd.kind == "cluster_config":
+                result = self._cluster_config(cmd)
+            else:
+                result = reply(
+                    "INVALID_CONFIG", f"unknown command {cmd.kind}", field="command", rule="unknown"
+                )
+        except InvalidConfig as exc:
+            result = reply("INVALID_CONFIG", str(exc), field=exc.field, rule=exc.rule)
+        except AlreadyExists as exc:
+            result = reply("ALREADY_EXISTS", str(exc))
+        except NotFound as exc:
+            result = reply("NOT_FOUND", str(exc))
+        except BaseException as exc:
+            if not cmd.future.done():
+                cmd.future.set_exception(exc)
+            raise
+        if not cmd.future.done():
+            cmd.future.set_result(result)
+
+    def _stored_reply(self, request_id: str) -> dict[str, str] | None:
+        try:
+            data, _ = self.p.zk.get(self.p.paths.request(request_id))
+        except NoNodeError:
+            return None
+        return dict(decode(data) or reply(OK))
+
+    def _request_op(self, request_id: str, result: dict[str, str]) -> Op:
+        path = self.p.paths.request(request_id)
+        return Create(path, encode(result, path=path))
+
+    def _start(self, cmd: Command, now: datetime) -> dict[str, str]:
+        wf: Workflow = cmd.payload
+        paths = self.p.paths
+        if wf.name in self.p.workflows or self.p.zk.exists(paths.workflow_config(wf.name)):
+            raise AlreadyExists(f"workflow {wf.name} already exists")
+        if self.p.zk.exists(paths.workflow(wf.name)):
+            self.remove_tree(paths.workflow(wf.name))  # a half-written earlier start
+        stored = StoredWorkflow(
+            name=wf.name, config=wf.config, parents=wf.parents, uid=uuid.uuid4().hex
+        )
+        runtime = new_workflow_runtime(stored, dict(wf.jobs))
+        header = JobContext().header_dict()
+        ops: list[Op] = [
+            Create(paths.workflow(wf.name)),
+            Create(paths.workflow_context(wf.name), encode({"state": "NOT_STARTED", "jobs": {}})),
+            Create(paths.workflow_content(wf.name), encode({})),
+            Create(paths.jobs(wf.name)),
+        ]
+        for name, job in runtime.jobs.items():
+            ops += job_config_ops(paths, wf.name, name, job.config)
+            ops += [
+                Create(paths.job_content(wf.name, name), encode({})),
+                Create(paths.task_contents(wf.name, name)),
+            ]
+            ops += job_context_ops(paths, wf.name, name, header, job.tasks, None, create=True)
+        result = reply(OK, f"workflow {wf.name} started")
+        config_path = paths.workflow_config(wf.name)
+        ops += [
+            Create(config_path, encode(stored.to_dict(), path=config_path)),
+            self._request_op(cmd.request_id, result),
+        ]
+        self.p.writer.commit(ops)
+        runtime.context_dirty = True
+        self.p.workflows[wf.name] = runtime
+        log.info("workflow %s started (%d jobs)", wf.name, len(runtime.jobs))
+        return result
+
+    def _delete(self, cmd: Command) -> dict[str, str]:
+        name = str(cmd.payload)
+        paths = self.p.paths
+        runtime = self.p.workflows.pop(name, None)
+        if runtime is None and not self.p.zk.exists(paths.workflow(name)):
+            raise NotFound(f"workflow {name} does not exist")
+        result = reply(OK, f"workflow {name} deleted")
+        first: list[Op] = [self._request_op(cmd.request_id, result)]
+        if self.p.zk.exists(paths.workflow_config(name)):
+            first.insert(0, Delete(paths.workflow_config(name)))
+        self.p.writer.commit(first)
+        # The workflow's attempts leave the assignments at the end of this pass; the
+        # participants cancel them when their entries disappear.
+        self.remove_tree(paths.workflow(name))
+        log.info("workflow %s deleted", name)
+        return result
+
+    def _cluster_config(self, cmd: Command) -> dict[str, str]:
+        settings = validate_cluster_settings(cmd.payload)
+        path = self.p.paths.config
+        try:
+            data, stat = self.p.zk.get(path)
+            current = dict(decode(data, path=path) or {})
+            current.update(settings)
+            op: Op = SetData(path, encode(current, path=path), stat.version)
+        except NoNodeError:
+            op = Create(path, encode(settings, path=path))
+        result = reply(OK, "cluster config updated")
+        self.p.writer.commit([op, self._request_op(cmd.request_id, result)])
+        return result
+
+    def remove_tree(self, root: str) -> None:
+        """Delete ``root`` and everything below it, leaves first, in fenced batches.
+
+        A late participant write may add a node while we walk (task content): the delete
+        of its parent then fails NotEmpty and the walk is repeated.
+        """
+        for _ in range(10):
+            nodes = self._walk(root)
+            if not nodes:
+                return
+            try:
+                self.p.writer.commit([Delete(n) for n in reversed(nodes)])
+                return
+            except MultiFailed as exc:
+                if not isinstance(exc.error, NotEmptyError | NoNodeError):
+                    raise
+                log.info("retrying removal of %s: %s", root, exc)
+        raise RuntimeError(f"could not remove {root}: it keeps changing")
+
+    def _walk(self, root: str) -> list[str]:
+        out: list[str] = []
+        todo = [root]
+        while todo:
+            path = todo.pop()
+            try:
+                children = self.p.zk.get_children(path)
+            except NoNodeError:
+                continue
+            out.append(path)
+            todo.extend(f"{path}/{c}" for c in children)
+        # parents before children; reversed() in the caller deletes leaves first
+        out.sort(key=lambda s: s.count("/"))
+        return out

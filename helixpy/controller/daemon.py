@@ -1,0 +1,247 @@
+"""The controller daemon: election, the pipeline thread, the gRPC server.
+
+Session states drive leadership: SUSPENDED pauses the pipeline (our LEADER node may be
+gone and nothing we think is true can be trusted), CONNECTED resumes it, LOST ends the
+term (the ephemeral LEADER is gone; a standby may already lead). Fencing makes the pause
+a courtesy rather than a necessity: a write from a stale term fails on the EPOCH check.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from concurrent import futures
+
+import grpc
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import NodeExistsError
+
+from helixpy.controller.election import Leadership, read_leader, try_lead, wait_for_vacancy
+from helixpy.controller.pipeline import Pipeline
+from helixpy.controller.service import ControllerService
+from helixpy.controller.signals import Command, Signals
+from helixpy.errors import Fenced
+from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
+from helixpy.store.acl import AclProvider, OpenAclProvider
+from helixpy.store.client import connect
+from helixpy.store.fencing import FencedWriter
+from helixpy.store.paths import Paths
+
+log = logging.getLogger(__name__)
+
+
+class RunState(enum.Enum):
+    STARTING = "STARTING"
+    STANDBY = "STANDBY"
+    LEADING = "LEADING"
+    PAUSED = "PAUSED"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+
+
+class _TermEnded(Exception):
+    """Control flow: this leadership term is over (session lost or stop requested)."""
+
+
+class Controller:
+    """A controller process: leads when elected, stands by otherwise."""
+
+    def __init__(
+        self,
+        zk_hosts: str,
+        cluster: str,
+        controller_id: str,
+        *,
+        grpc_host: str = "127.0.0.1",
+        grpc_port: int = 0,
+        session_timeout: float = 10.0,
+        acl: AclProvider | None = None,
+    ) -> None:
+        self.paths = Paths(cluster)
+        self.zk_hosts = zk_hosts
+        self.controller_id = controller_id
+        self.session_timeout = session_timeout
+        self.acl = acl or OpenAclProvider()
+        self.state = RunState.STARTING
+        self.signals = Signals()
+        self._grpc_host = grpc_host
+        self._grpc_port = grpc_port
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lost = threading.Event()
+        self._paused = threading.Event()
+        self._leading = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._server: grpc.Server | None = None
+        self.zk: KazooClient | None = None
+        self.endpoint = ""
+        self.leadership: Leadership | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.zk = connect(self.zk_hosts, session_timeout=self.session_timeout)
+        self.zk.add_listener(self._on_session)
+        for path in (
+            self.paths.root,
+            self.paths.controller,
+            self.paths.requests,
+            self.paths.live_instances,
+            self.paths.instances,
+            self.paths.workflows,
+        ):
+            self.zk.ensure_path(path, acl=self.acl.acl_for(path))
+        if self.zk.exists(self.paths.epoch) is None:
+            try:
+                self.zk.create(self.paths.epoch, b"0", acl=self.acl.acl_for(self.paths.epoch))
+            except NodeExistsError as exc:  # another controller created it first
+                log.debug("EPOCH exists already: %s", exc)
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        pb_grpc.add_ControllerServicer_to_server(ControllerService(self._submit), self._server)
+        port = self._server.add_insecure_port(f"{self._grpc_host}:{self._grpc_port}")
+        self._server.start()
+        self.endpoint = f"{self._grpc_host}:{port}"
+        self._thread = threading.Thread(target=self._main, name="controller", daemon=True)
+        self._thread.start()
+        log.info("controller %s started, gRPC on %s", self.controller_id, self.endpoint)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop leading, stop serving, close the session (LEADER goes with it)."""
+        self.state = RunState.STOPPING
+        self._stop.set()
+        self._wake.set()
+        self.signals.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._server is not None:
+            # Stop serving before closing the session: a mutation must not be accepted by a
+            # controller that can no longer write.
+            self._server.stop(grace=1.0).wait(timeout)
+        if self.zk is not None:
+            self.zk.stop()
+            self.zk.close()
+        self.state = RunState.STOPPED
+
+    def wait(self) -> None:
+        """Block until the controller stops."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(1.0)
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leading.is_set()
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _on_session(self, state: str) -> None:
+        # kazoo's event thread: only flags, never blocking work.
+        if state == KazooState.SUSPENDED:
+            self._paused.set()
+        elif state == KazooState.LOST:
+            self._lost.set()
+            self._paused.set()
+        else:
+            self._paused.clear()
+        self._wake.set()
+        self.signals.wake()
+
+    def _submit(self, cmd: Command) -> bool:
+        if not self._leading.is_set() or self._paused.is_set():
+            return False
+        self.signals.submit(cmd)
+        return True
+
+    # --- main loop ------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        assert self.zk is not None
+        while not self._stop.is_set():
+            try:
+                if self._paused.is_set():
+                    self._wake.wait(0.5)
+                    self._wake.clear()
+                    continue
+                self._lost.clear()
+                self.state = RunState.STANDBY
+                leadership = try_lead(
+                    self.zk, self.paths, self.acl, self.controller_id, self.endpoint
+                )
+                if leadership is None:
+                    wait_for_vacancy(self.zk, self.paths, self._wake, timeout=5.0)
+                    self._wake.clear()
+                    continue
+                self._lead(leadership)
+            except Exception:
+                if self._stop.is_set():
+                    break
+                log.exception("controller loop error; retrying")
+                self._wake.wait(0.5)
+                self._wake.clear()
+        self._leading.clear()
+
+    def _lead(self, leadership: Leadership) -> None:
+        assert self.zk is not None
+        log.info("controller %s leads with epoch %d", self.controller_id, leadership.epoch)
+        self.leadership = leadership
+        writer = FencedWriter(self.zk, self.paths.epoch, leadership.epoch, self.acl)
+        self.signals.reset()
+        pipeline = Pipeline(self.zk, self.paths, writer, self.signals)
+        try:
+            pipeline.load()
+            self.state = RunState.LEADING
+            self._leading.set()
+            failures = 0
+            while True:
+                self._check_term()
+                if self._paused.is_set():
+                    self.state = RunState.PAUSED
+                    self._wake.wait(0.5)
+                    self._wake.clear()
+                    continue
+                self.state = RunState.LEADING
+                try:
+                    wakeup = pipeline.run_pass()
+                    failures = 0
+                except Fenced:
+                    raise
+                except Exception:
+                    # A pass that failed left its dirty state in place; the next one retries.
+                    failures += 1
+                    log.exception("pipeline pass failed (%d in a row)", failures)
+                    self._wake.wait(min(0.1 * 2**failures, 2.0))
+                    self.signals.wake()
+                    continue
+                timeout = None if wakeup is None else max(0.0, wakeup - time.time())
+                # Bounded anyway: a periodic pass re-checks timers and the session.
+                self.signals.wait(5.0 if timeout is None else min(timeout, 5.0))
+        except Fenced as exc:
+            log.warning("controller %s fenced, stepping down: %s", self.controller_id, exc)
+        except _TermEnded:
+            log.info("controller %s leadership term ended", self.controller_id)
+        finally:
+            self._leading.clear()
+            self.leadership = None
+            for cmd in self.signals.reset():
+                if not cmd.future.done():
+                    cmd.future.set_exception(Fenced("leadership ended"))
+            self._resign(leadership)
+
+    def _check_term(self) -> None:
+        if self._stop.is_set() or self._lost.is_set():
+            raise _TermEnded()
+
+    def _resign(self, leadership: Leadership) -> None:
+        """Delete our LEADER node if it is still ours (a clean stop lets standbys in fast)."""
+        assert self.zk is not None
+        try:
+            current = read_leader(self.zk, self.paths)
+            if (
+                current
+                and current.get("id") == self.controller_id
+                and current.get("epoch") == leadership.epoch
+            ):
+                self.zk.delete(self.paths.leader)
+        except Exception as exc:
+            log.debug("could not resign cleanly: %s", exc)

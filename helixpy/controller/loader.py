@@ -1,0 +1,102 @@
+"""Rebuilding the leader's runtime from ZooKeeper (on takeover) and building new ones."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from helixpy.controller.runtime import JobRuntime, WorkflowRuntime, rebuild_indexes
+from helixpy.errors import CorruptNode, NotFound
+from helixpy.model import JobConfig, TaskContextInfo, TaskState
+from helixpy.store.paths import Paths
+from helixpy.store.records import (
+    StoredWorkflow,
+    read_job_config,
+    read_job_context,
+    read_stored_workflow,
+    read_workflow_context,
+)
+
+log = logging.getLogger(__name__)
+
+
+def new_job_runtime(wf: str, name: str, cfg: JobConfig) -> JobRuntime:
+    tasks = [TaskContextInfo(task_id=cfg.task_id(p)) for p in range(cfg.task_count)]
+    job = JobRuntime(workflow=wf, name=name, config=cfg, tasks=tasks)
+    rebuild_indexes(job, 0.0)
+    return job
+
+
+def new_workflow_runtime(stored: StoredWorkflow, jobs: dict[str, JobConfig]) -> WorkflowRuntime:
+    return WorkflowRuntime(
+        stored=stored,
+        jobs={name: new_job_runtime(stored.name, name, cfg) for name, cfg in jobs.items()},
+    )
+
+
+class Broken:
+    """A workflow whose znodes could not be read: it is marked FAILED with the reason."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
+
+def load_workflows(zk: KazooClient, paths: Paths) -> Iterator[WorkflowRuntime | Broken | str]:
+    """Every stored workflow: a runtime, a ``Broken`` one, or a bare name (half-written)."""
+    try:
+        names = sorted(zk.get_children(paths.workflows))
+    except NoNodeError:
+        return
+    now = datetime.now(UTC).timestamp()
+    for name in names:
+        try:
+            stored = read_stored_workflow(zk, paths, name)
+        except NotFound:
+            # CONFIG is written last at start and deleted first at delete: its absence marks
+            # a start or delete cut short by a leader change.
+            yield name
+            continue
+        except CorruptNode as exc:
+            yield Broken(name, str(exc))
+            continue
+        try:
+            ctx = read_workflow_context(zk, paths, name)
+            jobs: dict[str, JobRuntime] = {}
+            for job_name in stored.parents:
+                cfg = read_job_config(zk, paths, name, job_name)
+                jctx = read_job_context(zk, paths, name, job_name)
+                tasks = [
+                    jctx.tasks.get(p) or TaskContextInfo(task_id=cfg.task_id(p))
+                    for p in range(cfg.task_count)
+                ]
+                job = JobRuntime(
+                    workflow=name,
+                    name=job_name,
+                    config=cfg,
+                    tasks=tasks,
+                    state=jctx.state,
+                    start_time=jctx.start_time,
+                    finish_time=jctx.finish_time,
+                    info=jctx.info,
+                )
+                rebuild_indexes(job, now)
+                jobs[job_name] = job
+        except (CorruptNode, NotFound, KeyError, TypeError, ValueError) as exc:
+            yield Broken(name, f"unreadable: {exc}")
+            continue
+        wf = WorkflowRuntime(
+            stored=stored,
+            jobs=jobs,
+            state=ctx.state,
+            start_time=ctx.start_time,
+            finish_time=ctx.finish_time,
+            info=ctx.info,
+        )
+        if wf.state is TaskState.NOT_STARTED:
+            wf.context_dirty = True
+        yield wf

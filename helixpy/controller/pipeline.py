@@ -1,0 +1,294 @@
+"""One pipeline pass: read what changed, decide, write contexts first, then assignments.
+
+Runs on the leader's single pipeline thread; nothing else touches the runtime. Every write
+goes through the leader's :class:`~helixpy.store.fencing.FencedWriter`, so a deposed leader's
+pass fails with :class:`~helixpy.errors.Fenced` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from helixpy.controller import rules
+from helixpy.controller.commands import CommandHandler
+from helixpy.controller.loader import Broken, load_workflows
+from helixpy.controller.runtime import ABORT, RUN, JobRuntime, LiveInstance, WorkflowRuntime
+from helixpy.controller.signals import Signals
+from helixpy.errors import CorruptNode
+from helixpy.model import JobContext, TaskPartitionState, TaskState, WorkflowContext
+from helixpy.model.context import from_epoch
+from helixpy.store.codec import decode, encode
+from helixpy.store.fencing import FencedWriter
+from helixpy.store.ops import Op, SetData
+from helixpy.store.paths import Paths, parse_task_key
+from helixpy.store.records import job_context_ops
+
+log = logging.getLogger(__name__)
+
+
+class Pipeline:
+    """The leader's state and its pass. Created per leadership term."""
+
+    def __init__(
+        self, zk: KazooClient, paths: Paths, writer: FencedWriter, signals: Signals
+    ) -> None:
+        self.zk = zk
+        self.paths = paths
+        self.writer = writer
+        self.signals = signals
+        self.workflows: dict[str, WorkflowRuntime] = {}
+        self.instances: dict[str, LiveInstance] = {}
+        #: what each ASSIGNMENT node holds now (as last read or written)
+        self.assignments: dict[str, dict[str, Any]] = {}
+        self.commands = CommandHandler(self)
+        self.next_wakeup: float | None = None
+        self.passes = 0
+
+    # --- takeover -------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Rebuild everything from ZooKeeper; half-written workflows are finished off."""
+        now = datetime.now(UTC)
+        for item in load_workflows(self.zk, self.paths):
+            if isinstance(item, str):
+                log.warning("workflow %s was half written or half deleted; removing it", item)
+                self.commands.remove_tree(self.paths.workflow(item))
+            elif isinstance(item, Broken):
+                self.mark_broken(item.name, item.reason, now)
+            else:
+                self.workflows[item.name] = item
+        try:
+            for inst in self.zk.get_children(self.paths.instances):
+                try:
+                    data, _ = self.zk.get(self.paths.assignment(inst))
+                    self.assignments[inst] = dict(decode(data) or {})
+                except (NoNodeError, CorruptNode):
+                    continue
+        except NoNodeError:
+            pass
+
+    def mark_broken(self, name: str, reason: str, now: datetime) -> None:
+        """Record FAILED with ``reason`` for a workflow whose znodes cannot be read."""
+        log.error("workflow %s is unreadable and marked FAILED: %s", name, reason)
+        path = self.paths.workflow_context(name)
+        body = {
+            "state": TaskState.FAILED.value,
+            "jobs": {},
+            "finish": now.timestamp(),
+            "info": reason[:500],
+        }
+        try:
+            current = decode(self.zk.get(path)[0], path=path) or {}
+        except (NoNodeError, CorruptNode):
+            current = {}
+        if current.get("state") != TaskState.FAILED.value:
+            if self.zk.exists(path) is None:
+                return
+            self.writer.commit([SetData(path, encode(body, path=path))])
+
+    # --- the pass -------------------------------------------------------------------------
+
+    def run_pass(self) -> float | None:
+        """One pass over everything pending; returns when the next timer must fire."""
+        self.passes += 1
+        dirty, membership, commands = self.signals.drain()
+        now = datetime.now(UTC)
+        if membership:
+            dirty |= self._refresh_membership(now)
+        for inst in sorted(dirty):
+            if inst in self.instances:
+                self._fold_state(self.instances[inst], now)
+        for cmd in commands:
+            self.commands.handle(cmd, now)
+        wakeups = [
+            w
+            for w in (rules.evaluate_workflow(wf, now) for wf in self.workflows.values())
+            if w is not None
+        ]
+        placed = rules.assign(
+            rules.schedulable_jobs(self.workflows.values()),
+            self.instances,
+            rules.instance_load(self._all_jobs()),
+        )
+        for job, p, target in placed:
+            rules.schedule(job, p, target, now)
+        self._write(now)
+        self.next_wakeup = min(wakeups) if wakeups else None
+        return self.next_wakeup
+
+    def _all_jobs(self) -> Iterable[JobRuntime]:
+        for wf in self.workflows.values():
+            yield from wf.jobs.values()
+
+    # --- membership and reports -----------------------------------------------------------
+
+    def _refresh_membership(self, now: datetime) -> set[str]:
+        """Re-read live nodes; drop attempts of instances that left or restarted."""
+        try:
+            names = self.zk.get_children(
+                self.paths.live_instances, watch=self.signals.mark_membership
+            )
+        except NoNodeError:
+            names = []
+        live: dict[str, LiveInstance] = {}
+        for name in names:
+            try:
+                data, stat = self.zk.get(self.paths.live_instance(name))
+                body = decode(data) or {}
+                live[name] = LiveInstance(
+                    name=name,
+                    incarnation=int(body["incarnation"]),
+                    session=int(stat.ephemeralOwner),
+                    tags=frozenset(body.get("tags") or ()),
+                    capacity=int(body.get("capacity", 0)),
+                )
+            except NoNodeError:
+                continue
+            except (CorruptNode, KeyError, TypeError, ValueError) as exc:
+                log.error("live instance %s has an unreadable live node, ignored: %s", name, exc)
+        changed: set[str] = set()
+        for name, old in list(self.instances.items()):
+            new = live.get(name)
+            if new is None or new.incarnation != old.incarnation:
+                # Fold the final reports of the old incarnation before dropping the rest, so a
+                # task that finished just before a graceful exit is not retried.
+                self._fold_state(old, now)
+                kept = None if new is None else new.incarnation
+                n = rules.drop_instance(self._all_jobs(), name, kept, now)
+                log.info(
+                    "instance %s %s; %d attempt(s) dropped",
+                    name,
+                    "left" if new is None else "restarted",
+                    n,
+                )
+        for name, new in live.items():
+            if name not in self.instances or self.instances[name] != new:
+                changed.add(name)
+        # Attempts assigned to an instance this leader never saw live (it died during a
+        # leader change) are dropped as well.
+        for job in self._all_jobs():
+            for p, inst in list(job.active.items()):
+                cur = live.get(inst)
+                if cur is None or job.tasks[p].incarnation != cur.incarnation:
+                    rules.finish_attempt(
+                        job, p, TaskPartitionState.DROPPED, f"instance gone: {inst}", now
+                    )
+        self.instances = live
+        return changed
+
+    def _fold_state(self, inst: LiveInstance, now: datetime) -> None:
+        path = self.paths.state(inst.name, inst.incarnation)
+        watch = (
+            self.signals.instance_watcher(inst.name)
+            if self.instances.get(inst.name) == inst or inst.name not in self.instances
+            else None
+        )
+        try:
+            data, _ = self.zk.get(path, watch=watch)
+            reports = decode(data, path=path) or {}
+        except NoNodeError:
+            return
+        except CorruptNode as exc:
+            log.error("%s", exc)
+            return
+        for key, rep in reports.items():
+            try:
+                wf_name, job_name, p = parse_task_key(key)
+                wf = self.workflows.get(wf_name)
+                job = wf.jobs.get(job_name) if wf is not None else None
+                if job is None:
+                    continue
+                rules.apply_report(
+                    job,
+                    p,
+                    inst.name,
+                    inst.incarnation,
+                    int(rep["a"]),
+                    TaskPartitionState(rep["s"]),
+                    str(rep.get("i", "")),
+                    from_epoch(rep.get("st")),
+                    now,
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("instance %s: bad report %r: %s", inst.name, key, exc)
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def _write(self, now: datetime) -> None:
+        """Contexts first, then assignments, in fenced multis; only what changed."""
+        ops: list[Op] = []
+        for wf in self.workflows.values():
+            for job in wf.jobs.values():
+                if job.header_dirty or job.dirty_chunks:
+                    ops += job_context_ops(
+                        self.paths,
+                        wf.name,
+                        job.name,
+                        _job_header(job),
+                        job.tasks,
+                        job.dirty_chunks,
+                        create=False,
+                        include_header=job.header_dirty,
+                    )
+            if wf.context_dirty or any(j.header_dirty for j in wf.jobs.values()):
+                path = self.paths.workflow_context(wf.name)
+                ops.append(SetData(path, encode(_workflow_context(wf), path=path)))
+        assignment_ops = self._assignment_ops()
+        ops += [op for _, op in assignment_ops]
+        if ops:
+            self.writer.commit(ops)
+        for wf in self.workflows.values():
+            wf.context_dirty = False
+            for job in wf.jobs.values():
+                job.header_dirty = False
+                job.dirty_chunks.clear()
+        for inst, op in assignment_ops:
+            self.assignments[inst] = decode(op.data)
+
+    def _assignment_ops(self) -> list[tuple[str, SetData]]:
+        desired: dict[str, dict[str, Any]] = {
+            name: {"inc": inst.incarnation, "tasks": {}} for name, inst in self.instances.items()
+        }
+        for wf in self.workflows.values():
+            for job in wf.jobs.values():
+                for p, inst in job.active.items():
+                    live = self.instances.get(inst)
+                    t = job.tasks[p]
+                    if live is None or t.incarnation != live.incarnation:
+                        continue
+                    desired[inst]["tasks"][job.key(p)] = {
+                        "a": t.num_attempts,
+                        "t": ABORT if p in job.aborting else RUN,
+                        "u": wf.stored.uid,
+                    }
+        for inst, current in self.assignments.items():
+            if inst not in desired and current.get("tasks"):
+                desired[inst] = {"inc": current.get("inc"), "tasks": {}}
+        out: list[tuple[str, SetData]] = []
+        for inst, body in sorted(desired.items()):
+            if self.assignments.get(inst) != body:
+                path = self.paths.assignment(inst)
+                out.append((inst, SetData(path, encode(body, path=path))))
+        return out
+
+
+def _job_header(job: JobRuntime) -> dict[str, Any]:
+    return JobContext(
+        state=job.state, start_time=job.start_time, finish_time=job.finish_time, info=job.info
+    ).header_dict()
+
+
+def _workflow_context(wf: WorkflowRuntime) -> dict[str, Any]:
+    return WorkflowContext(
+        state=wf.state,
+        job_states={name: j.state for name, j in wf.jobs.items()},
+        start_time=wf.start_time,
+        finish_time=wf.finish_time,
+        info=wf.info,
+    ).to_dict()

@@ -1,0 +1,285 @@
+"""The controller's decisions, as functions over the in-memory runtime. No I/O.
+
+Semantics follow Helix's task framework (HELIX-NOTES "Failure semantics"):
+attempts are counted when a task is scheduled; TASK_ERROR, TIMED_OUT and DROPPED are retried
+while attempts < max_attempts_per_task; TASK_ABORTED and ERROR are never retried; a job is
+COMPLETED when every task is COMPLETED or given up and given-up <= failure_threshold, else it
+goes FAILING (running tasks aborted) then FAILED; a child of a FAILED or TIMED_OUT job fails
+unless it ignores dependent failures; a workflow FAILS when its failed and timed-out jobs
+exceed its failure_threshold, and its running jobs become ABORTED.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime
+
+from helixpy.controller.runtime import JobRuntime, LiveInstance, WorkflowRuntime
+from helixpy.model import JobConfig, TaskContextInfo, TaskPartitionState, TaskState
+from helixpy.model.context import cap_info
+
+P = TaskPartitionState
+S = TaskState
+
+_RETRIABLE = frozenset({P.TASK_ERROR, P.TIMED_OUT, P.DROPPED})
+_NEVER_RETRIED = frozenset({P.TASK_ABORTED, P.ERROR})
+#: States a participant may report for an attempt.
+REPORTABLE = frozenset(
+    {P.RUNNING, P.COMPLETED, P.TASK_ERROR, P.TASK_ABORTED, P.ERROR, P.TIMED_OUT, P.STOPPED}
+)
+_JOB_FAILURES = frozenset({S.FAILED, S.TIMED_OUT})
+
+
+def is_given_up(t: TaskContextInfo, cfg: JobConfig) -> bool:
+    """Whether a finished attempt ends the task for good without success."""
+    if t.state in _NEVER_RETRIED:
+        return True
+    return t.state in _RETRIABLE and t.num_attempts >= cfg.max_attempts_per_task
+
+
+def retry_ready_at(t: TaskContextInfo, cfg: JobConfig) -> float | None:
+    """When a retriable task may be scheduled again (epoch seconds), None for now."""
+    if cfg.task_retry_delay is None or t.finish_time is None:
+        return None
+    return t.finish_time.timestamp() + cfg.task_retry_delay
+
+
+def schedule(job: JobRuntime, partition: int, inst: LiveInstance, now: datetime) -> None:
+    """Record a new attempt of ``partition`` on ``inst`` (attempts count at scheduling)."""
+    t = job.tasks[partition]
+    job.set_task(
+        partition,
+        replace(
+            t,
+            state=P.INIT,
+            num_attempts=t.num_attempts + 1,
+            assigned_participant=inst.name,
+            incarnation=inst.incarnation,
+            info="",
+            start_time=now,
+            finish_time=None,
+            next_retry_time=None,
+        ),
+    )
+    job.active[partition] = inst.name
+
+
+def finish_attempt(
+    job: JobRuntime, partition: int, state: TaskPartitionState, info: str, now: datetime
+) -> None:
+    """End the active attempt of ``partition`` in ``state`` and queue a retry if one is due."""
+    if partition in job.aborting and state is not P.COMPLETED:
+        state = P.TASK_ABORTED  # cancelled because the job or workflow is failing
+    job.aborting.discard(partition)
+    job.active.pop(partition, None)
+    t = replace(job.tasks[partition], state=state, info=cap_info(info), finish_time=now)
+    if state is P.COMPLETED:
+        job.completed += 1
+    elif is_given_up(t, job.config):
+        job.given_up += 1
+    else:
+        at = retry_ready_at(t, job.config)
+        if at is not None and at > now.timestamp():
+            t = replace(t, next_retry_time=datetime.fromtimestamp(at, tz=now.tzinfo))
+            job.delayed[partition] = at
+        else:
+            job.pending.append(partition)
+    job.set_task(partition, t)
+
+
+def apply_report(
+    job: JobRuntime,
+    partition: int,
+    inst: str,
+    incarnation: int,
+    attempt: int,
+    state: TaskPartitionState,
+    info: str,
+    start: datetime | None,
+    now: datetime,
+) -> bool:
+    """Fold one participant report in; False when it is stale or already folded."""
+    if not 0 <= partition < len(job.tasks):
+        return False
+    t = job.tasks[partition]
+    if (
+        t.state is None
+        or not t.state.is_active
+        or t.num_attempts != attempt
+        or t.assigned_participant != inst
+        or t.incarnation != incarnation
+        or state not in REPORTABLE
+    ):
+        return False
+    if state is P.RUNNING:
+        if t.state is P.RUNNING:
+            return False
+        job.set_task(partition, replace(t, state=P.RUNNING, start_time=start or t.start_time))
+        return True
+    if start is not None:
+        job.tasks[partition] = replace(t, start_time=start)
+    finish_attempt(job, partition, state, info, now)
+    return True
+
+
+def drop_instance(
+    jobs: Iterable[JobRuntime], inst: str, keep_incarnation: int | None, now: datetime
+) -> int:
+    """Mark DROPPED every active attempt on ``inst`` not of ``keep_incarnation``."""
+    dropped = 0
+    for job in jobs:
+        for p in [p for p, i in job.active.items() if i == inst]:
+            if keep_incarnation is not None and job.tasks[p].incarnation == keep_incarnation:
+                continue
+            reason = "instance left" if keep_incarnation is None else "instance restarted"
+            finish_attempt(job, p, P.DROPPED, f"{reason}: {inst}", now)
+            dropped += 1
+    return dropped
+
+
+def _abort_active(job: JobRuntime) -> None:
+    job.aborting.update(job.active)
+
+
+def _parents_verdict(wf: WorkflowRuntime, job: JobRuntime) -> tuple[bool, str | None]:
+    """(all parents done, the failed parent that fails this job or None)."""
+    done = True
+    for parent in sorted(wf.stored.parents.get(job.name, ())):
+        ps = wf.jobs[parent].state
+        if ps in _JOB_FAILURES or ps is S.ABORTED:
+            if not job.config.ignore_dependent_job_failure:
+                return True, parent
+        elif ps is not S.COMPLETED:
+            done = False
+    return done, None
+
+
+def evaluate_workflow(wf: WorkflowRuntime, now: datetime) -> float | None:
+    """Advance job and workflow states; return the next time a timer must wake the pass."""
+    if wf.state.is_final:
+        return None
+    now_s = now.timestamp()
+    wakeups: list[float] = []
+    wf.set_state(S.IN_PROGRESS, now)
+    order = _topological(wf)
+    for name in order:
+        job = wf.jobs[name]
+        _release_delayed(job, now_s, wakeups)
+        if job.state is S.IN_PROGRESS and job.given_up > job.config.failure_threshold:
+            job.set_state(S.FAILING, now)
+            _abort_active(job)
+        if job.state is S.FAILING and not job.active:
+            job.set_state(S.FAILED, now)
+        elif job.state is S.IN_PROGRESS and job.finished_tasks == len(job.tasks):
+            job.set_state(S.COMPLETED, now)
+    running = sum(1 for j in wf.jobs.values() if j.state in (S.IN_PROGRESS, S.FAILING))
+    for name in order:
+        job = wf.jobs[name]
+        if job.state is not S.NOT_STARTED:
+            continue
+        done, failed_parent = _parents_verdict(wf, job)
+        if failed_parent is not None:
+            job.info = f"parent job {failed_parent} failed"
+            job.set_state(S.FAILED, now)
+            continue
+        if not done:
+            continue
+        if job.ready_time is None:
+            job.ready_time = now_s
+        start_at = job.ready_time + (job.config.execution_delay or 0.0)
+        if job.config.execution_start is not None:
+            start_at = max(start_at, job.config.execution_start.timestamp())
+        if start_at > now_s:
+            wakeups.append(start_at)
+            continue
+        if running >= wf.stored.config.parallel_jobs:
+            continue
+        job.set_state(S.IN_PROGRESS, now)
+        running += 1
+    failed = sum(1 for j in wf.jobs.values() if j.state in _JOB_FAILURES)
+    if failed > wf.stored.config.failure_threshold:
+        for job in wf.jobs.values():
+            if job.state in (S.IN_PROGRESS, S.FAILING):
+                _abort_active(job)
+                job.set_state(S.ABORTED, now)
+        wf.set_state(S.FAILED, now, info=f"{failed} job(s) failed")
+    elif all(j.state.is_final for j in wf.jobs.values()) and wf.stored.config.terminable:
+        wf.set_state(S.COMPLETED, now)
+    return min(wakeups) if wakeups else None
+
+
+def _release_delayed(job: JobRuntime, now_s: float, wakeups: list[float]) -> None:
+    for p, at in sorted(job.delayed.items(), key=lambda kv: kv[1]):
+        if at <= now_s:
+            del job.delayed[p]
+            job.pending.append(p)
+        else:
+            wakeups.append(at)
+            break
+
+
+def _topological(wf: WorkflowRuntime) -> list[str]:
+    remaining = {k: set(wf.stored.parents.get(k, ())) for k in wf.jobs}
+    order: list[str] = []
+    while remaining:
+        ready = sorted(k for k, v in remaining.items() if not v) or sorted(remaining)
+        for k in ready:
+            del remaining[k]
+            for v in remaining.values():
+                v.discard(k)
+        order.extend(ready)
+    return order
+
+
+def schedulable_jobs(workflows: Iterable[WorkflowRuntime]) -> list[JobRuntime]:
+    """Jobs with pending tasks that may be assigned now, in scheduling order."""
+    out: list[JobRuntime] = []
+    for wf in sorted(workflows, key=lambda w: (w.start_time is None, w.start_time, w.name)):
+        if wf.state is not S.IN_PROGRESS:
+            continue
+        out.extend(
+            wf.jobs[name]
+            for name in _topological(wf)
+            if wf.jobs[name].state is S.IN_PROGRESS and wf.jobs[name].pending
+        )
+    return out
+
+
+def instance_load(jobs: Iterable[JobRuntime]) -> Counter[str]:
+    """Active attempts per instance across ``jobs``."""
+    load: Counter[str] = Counter()
+    for job in jobs:
+        load.update(job.active.values())
+    return load
+
+
+def assign(
+    jobs: Iterable[JobRuntime], instances: Mapping[str, LiveInstance], load: Mapping[str, int]
+) -> list[tuple[JobRuntime, int, LiveInstance]]:
+    """Place pending tasks: the eligible instance with the most free capacity first.
+
+    Eligible: carries the job's ``instance_group_tag`` (if any), has free capacity, and runs
+    fewer than ``num_concurrent_tasks_per_instance`` of the job's tasks. Pops what it places
+    from each job's ``pending``; the caller records the attempts.
+    """
+    free = {name: inst.capacity - load.get(name, 0) for name, inst in instances.items()}
+    placed: list[tuple[JobRuntime, int, LiveInstance]] = []
+    for job in jobs:
+        tag = job.config.instance_group_tag
+        eligible = sorted(n for n, i in instances.items() if tag is None or tag in i.tags)
+        per_job = Counter(job.active.values())
+        limit = job.config.num_concurrent_tasks_per_instance
+        while job.pending:
+            best: str | None = None
+            for n in eligible:
+                if free[n] > 0 and per_job[n] < limit and (best is None or free[n] > free[best]):
+                    best = n
+            if best is None:
+                break
+            p = job.pending.popleft()
+            placed.append((job, p, instances[best]))
+            free[best] -= 1
+            per_job[best] += 1
+    return placed

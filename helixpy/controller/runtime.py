@@ -1,0 +1,137 @@
+"""The leader's in-memory picture of the cluster, rebuilt from ZooKeeper on takeover.
+
+While it leads, the controller is the only writer of configs, contexts and assignments, so
+this picture is authoritative: a pass reads only what participants changed (their STATE
+nodes and live nodes) and writes only what it changed (dirty chunks and headers). Nothing
+here does I/O; :mod:`helixpy.controller.rules` makes the decisions over these objects.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from helixpy.model import JobConfig, TaskContextInfo, TaskPartitionState, TaskState
+from helixpy.store.paths import task_key
+from helixpy.store.records import StoredWorkflow, chunk_of
+
+#: Target of an assignment entry: run the attempt, or cancel it (job failing, workflow
+#: failed). A removed entry means "forget it" (deleted, or folded in).
+RUN = "RUN"
+ABORT = "ABORT"
+
+
+@dataclass
+class JobRuntime:
+    """One job: its config, its tasks' records and the indexes a pass needs."""
+
+    workflow: str
+    name: str
+    config: JobConfig
+    tasks: list[TaskContextInfo]
+    state: TaskState = TaskState.NOT_STARTED
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    info: str = ""
+    #: partitions waiting to be scheduled, in order
+    pending: deque[int] = field(default_factory=deque)
+    #: partitions waiting for their retry delay: partition -> not-before (epoch seconds)
+    delayed: dict[int, float] = field(default_factory=dict)
+    #: partitions with an attempt on an instance: partition -> instance
+    active: dict[int, str] = field(default_factory=dict)
+    #: partitions whose active attempt is being cancelled
+    aborting: set[int] = field(default_factory=set)
+    completed: int = 0
+    given_up: int = 0
+    dirty_chunks: set[int] = field(default_factory=set)
+    header_dirty: bool = False
+    #: when the job became ready to schedule (parents done); drives execution_delay
+    ready_time: float | None = None
+
+    def key(self, partition: int) -> str:
+        return task_key(self.workflow, self.name, partition)
+
+    def set_task(self, partition: int, info: TaskContextInfo) -> None:
+        self.tasks[partition] = info
+        self.dirty_chunks.add(chunk_of(partition))
+
+    def set_state(self, state: TaskState, now: datetime) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        if state is TaskState.IN_PROGRESS and self.start_time is None:
+            self.start_time = now
+        if state.is_final:
+            self.finish_time = now
+        self.header_dirty = True
+
+    @property
+    def finished_tasks(self) -> int:
+        return self.completed + self.given_up
+
+
+@dataclass
+class WorkflowRuntime:
+    """One workflow: its stored definition, its jobs and its context."""
+
+    stored: StoredWorkflow
+    jobs: dict[str, JobRuntime]
+    state: TaskState = TaskState.NOT_STARTED
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    info: str = ""
+    context_dirty: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.stored.name
+
+    def set_state(self, state: TaskState, now: datetime, info: str = "") -> None:
+        if state is self.state:
+            return
+        self.state = state
+        if state is TaskState.IN_PROGRESS and self.start_time is None:
+            self.start_time = now
+        if state.is_final:
+            self.finish_time = now
+        if info:
+            self.info = info
+        self.context_dirty = True
+
+
+@dataclass(frozen=True)
+class LiveInstance:
+    """What a participant's live node advertises."""
+
+    name: str
+    incarnation: int
+    session: int
+    tags: frozenset[str]
+    capacity: int
+
+
+def rebuild_indexes(job: JobRuntime, now_epoch: float) -> None:
+    """Derive pending/delayed/active/counters from the task records (after a load)."""
+    from helixpy.controller.rules import is_given_up, retry_ready_at
+
+    job.pending.clear()
+    job.delayed.clear()
+    job.active.clear()
+    job.completed = job.given_up = 0
+    for p, t in enumerate(job.tasks):
+        if t.state is None:
+            job.pending.append(p)
+        elif t.state.is_active:
+            assert t.assigned_participant is not None
+            job.active[p] = t.assigned_participant
+        elif t.state is TaskPartitionState.COMPLETED:
+            job.completed += 1
+        elif is_given_up(t, job.config):
+            job.given_up += 1
+        else:
+            at = retry_ready_at(t, job.config)
+            if at is None or at <= now_epoch:
+                job.pending.append(p)
+            else:
+                job.delayed[p] = at

@@ -1,0 +1,346 @@
+"""Task, job and workflow configuration: frozen, keyword-constructed, validated.
+
+Defaults are Helix's (see HELIX-NOTES). Durations are float seconds (``None`` where Helix
+uses -1 for "unset"); absolute times are timezone-aware ``datetime`` objects. Each class
+validates itself on construction and has ``to_dict`` / ``from_dict`` for the JSON wire and
+store formats; ``from_dict`` rejects unknown fields so a typo is an error, not a default.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from helixpy.errors import InvalidConfig
+from helixpy.model.names import check_name
+
+#: Helix's per-instance task thread count: the default participant capacity.
+DEFAULT_CAPACITY = 40
+
+JOB_TYPE_PRIORITIES: Mapping[str, int] = {
+    "realtime": 75,
+    "batch": 50,
+    "compaction": 25,
+}
+
+
+def _check_duration(name: str, value: float | None, *, allow_none: bool = True) -> None:
+    if value is None:
+        if not allow_none:
+            raise InvalidConfig(name, "is required")
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidConfig(name, f"must be a number of seconds (got {value!r})")
+    if value != value or value < 0:  # NaN compares unequal to itself
+        raise InvalidConfig(name, f"must be >= 0 seconds (got {value!r})")
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidConfig(name, f"must be an integer (got {value!r})")
+    if value < minimum:
+        raise InvalidConfig(name, f"must be >= {minimum} (got {value!r})")
+
+
+def _check_str_map(name: str, value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise InvalidConfig(name, f"must be a mapping of strings (got {type(value).__name__})")
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise InvalidConfig(f"{name}.{k}", "keys and values must be strings")
+        out[k] = v
+    return out
+
+
+def _check_aware(name: str, value: datetime | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, datetime):
+        raise InvalidConfig(name, f"must be a datetime (got {value!r})")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidConfig(name, "must be timezone-aware")
+
+
+def _check_optional_str(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidConfig(name, f"must be a string (got {value!r})")
+
+
+def _parse_time(name: str, value: object) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidConfig(name, f"must be an ISO-8601 time (got {value!r})") from None
+    raise InvalidConfig(name, f"must be an ISO-8601 time (got {value!r})")
+
+
+def _reject_unknown(prefix: str, data: Mapping[str, Any], cls: type) -> None:
+    if not isinstance(data, Mapping):
+        raise InvalidConfig(prefix, f"must be a mapping (got {type(data).__name__})")
+    known = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            raise InvalidConfig(f"{prefix}.{key}", "unknown field")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskConfig:
+    """One task of a job: an optional command overriding the job's, and a user map."""
+
+    command: str | None = None
+    id: str | None = None
+    target_partition: str | None = None
+    config: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.id is None:
+            object.__setattr__(self, "id", str(uuid.uuid4()))
+        check_name("task.id", self.id)
+        _check_optional_str("task.command", self.command)
+        if self.command is not None and not self.command:
+            raise InvalidConfig("task.command", "must not be empty")
+        _check_optional_str("task.target_partition", self.target_partition)
+        object.__setattr__(self, "config", _check_str_map("task.config", self.config))
+
+    @property
+    def task_id(self) -> str:
+        """The task's id (never None after construction)."""
+        assert self.id is not None
+        return self.id
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id}
+        if self.command is not None:
+            out["command"] = self.command
+        if self.target_partition is not None:
+            out["target_partition"] = self.target_partition
+        if self.config:
+            out["config"] = dict(self.config)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], prefix: str = "task") -> TaskConfig:
+        _reject_unknown(prefix, data, cls)
+        try:
+            return cls(**data)
+        except InvalidConfig as exc:
+            raise _reprefix(exc, "task", prefix) from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobConfig:
+    """A job: ``num_tasks`` copies of ``command``, or an explicit list of ``tasks``."""
+
+    command: str | None = None
+    num_tasks: int = 0
+    tasks: Sequence[TaskConfig] = ()
+    command_config: Mapping[str, str] = field(default_factory=dict)
+    max_attempts_per_task: int = 10
+    num_concurrent_tasks_per_instance: int = 1
+    failure_threshold: int = 0
+    timeout_per_task: float = 3600.0
+    timeout: float | None = None
+    task_retry_delay: float | None = None
+    ignore_dependent_job_failure: bool = False
+    execution_delay: float | None = None
+    execution_start: datetime | None = None
+    instance_group_tag: str | None = None
+    job_type: str | None = None
+    priority: int | None = None
+    expiry: float | None = None
+    terminal_state_expiry: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_optional_str("job.command", self.command)
+        if self.command is not None and not self.command:
+            raise InvalidConfig("job.command", "must not be empty")
+        _check_int("job.num_tasks", self.num_tasks, 0)
+        if isinstance(self.tasks, str | bytes) or not isinstance(self.tasks, Sequence):
+            raise InvalidConfig("job.tasks", "must be a list of TaskConfig")
+        tasks = tuple(self.tasks)
+        for i, task in enumerate(tasks):
+            if not isinstance(task, TaskConfig):
+                raise InvalidConfig(f"job.tasks[{i}]", "must be a TaskConfig")
+        object.__setattr__(self, "tasks", tasks)
+        object.__setattr__(
+            self, "command_config", _check_str_map("job.command_config", self.command_config)
+        )
+        if tasks:
+            if self.num_tasks not in (0, len(tasks)):
+                raise InvalidConfig(
+                    "job.num_tasks",
+                    "must be 0 or equal to the number of tasks when tasks are given",
+                )
+            seen: set[str] = set()
+            for i, task in enumerate(tasks):
+                if task.command is None and self.command is None:
+                    raise InvalidConfig(
+                        f"job.tasks[{i}].command",
+                        "every task needs a command (its own or the job's)",
+                    )
+                if task.task_id in seen:
+                    raise InvalidConfig(f"job.tasks[{i}].id", f"duplicate task id {task.id!r}")
+                seen.add(task.task_id)
+        else:
+            if self.num_tasks == 0:
+                raise InvalidConfig(
+                    "job.tasks",
+                    "a job needs at least one task (tasks, or command and num_tasks > 0)",
+                )
+            if self.command is None:
+                raise InvalidConfig("job.command", "is required when num_tasks is used")
+        _check_int("job.max_attempts_per_task", self.max_attempts_per_task, 1)
+        _check_int(
+            "job.num_concurrent_tasks_per_instance", self.num_concurrent_tasks_per_instance, 1
+        )
+        _check_int("job.failure_threshold", self.failure_threshold, 0)
+        _check_duration("job.timeout_per_task", self.timeout_per_task, allow_none=False)
+        for name in (
+            "timeout",
+            "task_retry_delay",
+            "execution_delay",
+            "expiry",
+            "terminal_state_expiry",
+        ):
+            _check_duration(f"job.{name}", getattr(self, name))
+        if not isinstance(self.ignore_dependent_job_failure, bool):
+            raise InvalidConfig("job.ignore_dependent_job_failure", "must be a boolean")
+        _check_aware("job.execution_start", self.execution_start)
+        if self.instance_group_tag is not None:
+            check_name("job.instance_group_tag", self.instance_group_tag)
+        _check_optional_str("job.job_type", self.job_type)
+        if self.priority is not None:
+            _check_int("job.priority", self.priority, 0)
+
+    @property
+    def task_count(self) -> int:
+        """How many tasks (partitions) the job has."""
+        return len(self.tasks) if self.tasks else self.num_tasks
+
+    def task_id(self, partition: int) -> str:
+        """The id of the task in ``partition``: its TaskConfig's id, else the partition."""
+        if self.tasks:
+            return self.tasks[partition].task_id
+        return str(partition)
+
+    def task_command(self, partition: int) -> str:
+        """The command that runs ``partition``: the task's own, else the job's."""
+        if self.tasks and self.tasks[partition].command is not None:
+            cmd = self.tasks[partition].command
+        else:
+            cmd = self.command
+        assert cmd is not None
+        return cmd
+
+    def effective_priority(self) -> int:
+        """The lock priority: ``priority``, else the ``job_type`` default, else 0."""
+        if self.priority is not None:
+            return self.priority
+        return JOB_TYPE_PRIORITIES.get((self.job_type or "").lower(), 0)
+
+    def to_dict(self, *, include_tasks: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "tasks":
+                if include_tasks and value:
+                    out["tasks"] = [t.to_dict() for t in value]
+                continue
+            if value == _default_of(f):
+                continue
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], prefix: str = "job") -> JobConfig:
+        _reject_unknown(prefix, data, cls)
+        kwargs = dict(data)
+        raw_tasks = kwargs.pop("tasks", None) or []
+        if not isinstance(raw_tasks, list):
+            raise InvalidConfig(f"{prefix}.tasks", "must be a list")
+        kwargs["tasks"] = [
+            TaskConfig.from_dict(t, f"{prefix}.tasks[{i}]") for i, t in enumerate(raw_tasks)
+        ]
+        kwargs["execution_start"] = _parse_time(
+            f"{prefix}.execution_start", kwargs.get("execution_start")
+        )
+        try:
+            return cls(**kwargs)
+        except InvalidConfig as exc:
+            raise _reprefix(exc, "job", prefix) from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowConfig:
+    """Workflow-wide settings. Never touches the DAG (that is the ``Workflow``'s)."""
+
+    failure_threshold: int = 0
+    expiry: float = 86400.0
+    timeout: float | None = None
+    parallel_jobs: int = 1
+    capacity: int | None = None
+    terminable: bool = True
+    job_purge_interval: float = 1800.0
+    workflow_type: str | None = None
+    target_state: str = "START"
+
+    def __post_init__(self) -> None:
+        _check_int("workflow.failure_threshold", self.failure_threshold, 0)
+        _check_duration("workflow.expiry", self.expiry, allow_none=False)
+        _check_duration("workflow.timeout", self.timeout)
+        _check_int("workflow.parallel_jobs", self.parallel_jobs, 1)
+        if self.capacity is not None:
+            _check_int("workflow.capacity", self.capacity, 1)
+        if not isinstance(self.terminable, bool):
+            raise InvalidConfig("workflow.terminable", "must be a boolean")
+        _check_duration("workflow.job_purge_interval", self.job_purge_interval, allow_none=False)
+        _check_optional_str("workflow.workflow_type", self.workflow_type)
+        if self.target_state not in ("START", "STOP", "DELETE"):
+            raise InvalidConfig(
+                "workflow.target_state",
+                f"must be START, STOP or DELETE (got {self.target_state!r})",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) != _default_of(f)
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], prefix: str = "workflow") -> WorkflowConfig:
+        _reject_unknown(prefix, data, cls)
+        try:
+            return cls(**data)
+        except InvalidConfig as exc:
+            raise _reprefix(exc, "workflow", prefix) from None
+
+
+def _default_of(f: Any) -> Any:
+    from dataclasses import MISSING
+
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return MISSING
+
+
+def _reprefix(exc: InvalidConfig, old: str, new: str) -> InvalidConfig:
+    """Re-root a field path (``job.x`` -> ``jobs.etl.x``) so errors name the real place."""
+    name = exc.field
+    if new != old and (name == old or name.startswith(old + ".") or name.startswith(old + "[")):
+        name = new + name[len(old) :]
+    return InvalidConfig(name, exc.rule)

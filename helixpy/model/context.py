@@ -1,0 +1,159 @@
+"""Run-time contexts: what the controller records about workflows, jobs and tasks.
+
+The controller owns these; the driver reads them. Times are timezone-aware UTC datetimes
+(stored as epoch seconds). ``to_dict`` / ``from_dict`` are the compact store encodings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from helixpy.model.states import TaskPartitionState, TaskState, TaskStatus
+
+#: The most characters of a task's ``info`` kept in its job context (keeps chunks bounded).
+INFO_CAP = 200
+
+
+def to_epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def from_epoch(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+def cap_info(info: str, cap: int = INFO_CAP) -> str:
+    """Truncate ``info`` to ``cap`` characters, marking the cut."""
+    return info if len(info) <= cap else info[: cap - 3] + "..."
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a task's ``run()`` returns: a status and a free-text ``info``."""
+
+    status: TaskStatus
+    info: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskContextInfo:
+    """One task's record in its job context.
+
+    ``state`` is None until the task is first scheduled. ``num_attempts`` counts
+    schedulings (Helix counts attempts when a task is scheduled). ``incarnation`` is the
+    assigned participant's incarnation, used to recognise stale reports.
+    """
+
+    task_id: str
+    state: TaskPartitionState | None = None
+    num_attempts: int = 0
+    assigned_participant: str | None = None
+    incarnation: int | None = None
+    info: str = ""
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    next_retry_time: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.task_id}
+        if self.state is not None:
+            out["s"] = self.state.value
+        if self.num_attempts:
+            out["a"] = self.num_attempts
+        if self.assigned_participant is not None:
+            out["p"] = self.assigned_participant
+        if self.incarnation is not None:
+            out["n"] = self.incarnation
+        if self.info:
+            out["i"] = self.info
+        for key, value in (
+            ("st", self.start_time),
+            ("f", self.finish_time),
+            ("r", self.next_retry_time),
+        ):
+            if value is not None:
+                out[key] = value.timestamp()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskContextInfo:
+        state = data.get("s")
+        return cls(
+            task_id=str(data["id"]),
+            state=TaskPartitionState(state) if state is not None else None,
+            num_attempts=int(data.get("a", 0)),
+            assigned_participant=data.get("p"),
+            incarnation=data.get("n"),
+            info=str(data.get("i", "")),
+            start_time=from_epoch(data.get("st")),
+            finish_time=from_epoch(data.get("f")),
+            next_retry_time=from_epoch(data.get("r")),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobContext:
+    """A job's state and its tasks' records, keyed by partition number."""
+
+    state: TaskState = TaskState.NOT_STARTED
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    info: str = ""
+    tasks: Mapping[int, TaskContextInfo] = field(default_factory=dict)
+
+    def header_dict(self) -> dict[str, Any]:
+        """Everything but the tasks (the job's CONTEXT node; tasks live in chunks)."""
+        out: dict[str, Any] = {"state": self.state.value}
+        if self.start_time is not None:
+            out["start"] = self.start_time.timestamp()
+        if self.finish_time is not None:
+            out["finish"] = self.finish_time.timestamp()
+        if self.info:
+            out["info"] = self.info
+        return out
+
+    @staticmethod
+    def header_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "state": TaskState(data.get("state", TaskState.NOT_STARTED.value)),
+            "start_time": from_epoch(data.get("start")),
+            "finish_time": from_epoch(data.get("finish")),
+            "info": str(data.get("info", "")),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowContext:
+    """A workflow's state and its jobs' states (keyed by short job name)."""
+
+    state: TaskState = TaskState.NOT_STARTED
+    job_states: Mapping[str, TaskState] = field(default_factory=dict)
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    info: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "state": self.state.value,
+            "jobs": {k: v.value for k, v in self.job_states.items()},
+        }
+        if self.start_time is not None:
+            out["start"] = self.start_time.timestamp()
+        if self.finish_time is not None:
+            out["finish"] = self.finish_time.timestamp()
+        if self.info:
+            out["info"] = self.info
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkflowContext:
+        return cls(
+            state=TaskState(data.get("state", TaskState.NOT_STARTED.value)),
+            job_states={k: TaskState(v) for k, v in (data.get("jobs") or {}).items()},
+            start_time=from_epoch(data.get("start")),
+            finish_time=from_epoch(data.get("finish")),
+            info=str(data.get("info", "")),
+        )

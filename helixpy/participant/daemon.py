@@ -1,0 +1,405 @@
+"""The participant daemon: registration, the assignment source, workers, self-fencing.
+
+Registration bumps INCARNATION and creates the live node; everything this incarnation writes
+carries ``check(INCARNATION, incarnation)``. The ASSIGNMENT watch only marks work pending: the
+source thread reads the node and starts or cancels attempts, so kazoo's event thread never
+blocks. Self-fencing: kazoo reports LOST only once it reconnects, and a stalled connection
+can look alive, so a heartbeat thread tracks the last confirmed contact with the server; after
+2/3 of the session timeout without one, the participant cancels its attempts, stops writing,
+and later re-registers under a new incarnation (the controller then drops and retries what the
+old incarnation held).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import NodeExistsError, NoNodeError
+
+from helixpy.errors import CorruptNode, Fenced, NotFound
+from helixpy.model import DEFAULT_CAPACITY, JobConfig, Scope, TaskPartitionState
+from helixpy.model.context import cap_info
+from helixpy.model.names import check_name
+from helixpy.participant.attempt import Attempt, run_attempt
+from helixpy.participant.registry import TaskContext, TaskRegistry
+from helixpy.participant.reporter import StateReporter
+from helixpy.store.acl import AclProvider, OpenAclProvider
+from helixpy.store.client import connect
+from helixpy.store.codec import decode, encode
+from helixpy.store.content import get_content_map, put_content
+from helixpy.store.fencing import FencedWriter, MultiFailed, run_multi
+from helixpy.store.ops import Check, Create, Delete
+from helixpy.store.paths import Paths, parse_task_key
+from helixpy.store.records import read_job_config
+
+log = logging.getLogger(__name__)
+P = TaskPartitionState
+
+
+class RunState(enum.Enum):
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    FENCED = "FENCED"
+    DRAINING = "DRAINING"
+    STOPPED = "STOPPED"
+
+
+class Participant:
+    """One participant instance running tasks from ``registry``."""
+
+    def __init__(
+        self,
+        zk_hosts: str,
+        cluster: str,
+        instance: str,
+        registry: TaskRegistry,
+        *,
+        tags: tuple[str, ...] = (),
+        capacity: int | None = None,
+        session_timeout: float = 10.0,
+        acl: AclProvider | None = None,
+    ) -> None:
+        self.paths = Paths(cluster)
+        self.instance = check_name("instance", instance)
+        self.tags = tuple(check_name("tag", t) for t in tags)
+        self.capacity = capacity or DEFAULT_CAPACITY
+        self.registry = registry
+        self.zk_hosts = zk_hosts
+        self.session_timeout = session_timeout
+        self.acl = acl or OpenAclProvider()
+        self.state = RunState.STARTING
+        self.zk: KazooClient | None = None
+        self.incarnation = -1
+        self._writer: FencedWriter | None = None
+        self._reporter: StateReporter | None = None
+        self._attempts: dict[str, Attempt] = {}  # running, by task key
+        self._finished: dict[str, int] = {}  # key -> attempt, reported and awaiting prune
+        self._lock = threading.Lock()
+        self._pending = threading.Event()
+        self._stop = threading.Event()
+        self._draining = threading.Event()
+        self._fence_now = threading.Event()
+        self._last_contact = time.monotonic()
+        self._job_configs: dict[tuple[str, str, str], JobConfig] = {}
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.capacity, thread_name_prefix=f"task-{instance}"
+        )
+        self._threads: list[threading.Thread] = []
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.zk = connect(self.zk_hosts, session_timeout=self.session_timeout)
+        self.zk.add_listener(self._on_session)
+        self._register()
+        for target, name in ((self._source_loop, "source"), (self._heartbeat_loop, "heartbeat")):
+            t = threading.Thread(target=target, name=f"{name}-{self.instance}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        self.state = RunState.RUNNING
+
+    def shutdown(self, grace: float = 30.0) -> None:
+        """Graceful stop: take no new work, let running tasks finish within ``grace`` seconds,
+        cancel the rest, report, deregister."""
+        self.state = RunState.DRAINING
+        self._draining.set()
+        deadline = time.monotonic() + grace
+        while self._running_count() and time.monotonic() < deadline:
+            self._pending.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+            self._pending.clear()
+        with self._lock:
+            leftovers = list(self._attempts.values())
+        for attempt in leftovers:
+            attempt.cancel()
+        # Cancelled tasks get a moment to return and report before we leave.
+        end = time.monotonic() + 5.0
+        while self._running_count() and time.monotonic() < end:
+            self._pending.wait(0.1)
+            self._pending.clear()
+        if self._reporter is not None:
+            self._reporter.flush(5.0)
+        self.close()
+
+    def close(self) -> None:
+        """Stop at once: deregister (delete the live node) and close the session."""
+        self._stop.set()
+        self._pending.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._reporter is not None:
+            self._reporter.close()
+        if self.zk is not None:
+            try:
+                self.zk.delete(self.paths.live_instance(self.instance))
+            except Exception as exc:  # gone already, or the session is gone
+                log.debug("live node not deleted: %s", exc)
+            self.zk.stop()
+            self.zk.close()
+        self.state = RunState.STOPPED
+
+    def _running_count(self) -> int:
+        with self._lock:
+            return len(self._attempts)
+
+    # --- registration ---------------------------------------------------------------------
+
+    def _register(self) -> None:
+        """Bump INCARNATION, create STATE/<inc> and the live node in one fenced multi."""
+        zk = self.zk
+        assert zk is not None
+        paths, inst = self.paths, self.instance
+        for path in (paths.live_instances, paths.instance(inst)):
+            zk.ensure_path(path, acl=self.acl.acl_for(path))
+        config = {"tags": list(self.tags), "capacity": self.capacity, "enabled": True}
+        for path, body in (
+            (paths.instance_config(inst), config),
+            (paths.incarnation(inst), None),
+            (paths.assignment(inst), {}),
+            (paths.states(inst), None),
+        ):
+            try:
+                zk.create(path, b"" if body is None else encode(body), acl=self.acl.acl_for(path))
+            except NodeExistsError:
+                if path == paths.instance_config(inst):
+                    zk.set(path, encode(config))
+        stat = zk.set(paths.incarnation(inst), b"")
+        incarnation = stat.version
+        for child in zk.get_children(paths.states(inst)):
+            if child != str(incarnation):
+                try:
+                    zk.delete(paths.state(inst, int(child)))
+                except (NoNodeError, ValueError):
+                    continue
+        live = paths.live_instance(inst)
+        live_body = encode(
+            {
+                "incarnation": incarnation,
+                "tags": list(self.tags),
+                "capacity": self.capacity,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+            }
+        )
+        fence = Check(paths.incarnation(inst), incarnation)
+        for _ in range(20):
+            try:
+                run_multi(
+                    zk,
+                    [
+                        fence,
+                        Create(paths.state(inst, incarnation), encode({})),
+                        Create(live, live_body, ephemeral=True),
+                    ],
+                    self.acl,
+                )
+                break
+            except MultiFailed as exc:
+                if exc.op is fence:
+                    raise Fenced(f"{inst}: another process registered this instance") from None
+                if isinstance(exc.error, NodeExistsError) and exc.op.path == live:
+                    # A previous process of this instance whose session has not expired yet:
+                    # we replace it; its incarnation is fenced off already.
+                    try:
+                        run_multi(zk, [fence, Delete(live)], self.acl)
+                    except MultiFailed as inner:
+                        log.debug("old live node: %s", inner)
+                    continue
+                if isinstance(exc.error, NodeExistsError):
+                    zk.delete(paths.state(inst, incarnation))
+                    continue
+                raise
+        else:
+            raise RuntimeError(f"{inst}: could not create the live node")
+        self.incarnation = incarnation
+        self._writer = FencedWriter(zk, fence.path, incarnation, self.acl)
+        self._reporter = StateReporter(zk, paths.state(inst, incarnation), self._writer)
+        self._reporter.start()
+        self._last_contact = time.monotonic()
+        self._fence_now.clear()
+        self._pending.set()
+        log.info("participant %s registered, incarnation %d", inst, incarnation)
+
+    # --- session and heartbeat ------------------------------------------------------------
+
+    def _on_session(self, state: str) -> None:
+        if state == KazooState.LOST:
+            self._fence_now.set()
+        self._pending.set()
+
+    def _heartbeat_loop(self) -> None:
+        interval = self.session_timeout / 6
+        while not self._stop.is_set():
+            zk = self.zk
+            assert zk is not None
+            try:
+                zk.sync_async("/").get(timeout=interval)
+                self._last_contact = time.monotonic()
+            except Exception as exc:
+                log.debug("heartbeat failed: %s", exc)
+            silent = time.monotonic() - self._last_contact
+            if self.state is RunState.RUNNING and (
+                self._fence_now.is_set() or silent > self.session_timeout * 2 / 3
+            ):
+                self._self_fence(f"no contact with ZooKeeper for {silent:.1f}s")
+            recovered = time.monotonic() - self._last_contact < interval * 2
+            if self.state is RunState.FENCED and zk.state == KazooState.CONNECTED and recovered:
+                try:
+                    self._register()
+                    self.state = RunState.RUNNING
+                except Exception:
+                    log.exception("re-registration failed; retrying")
+            self._stop.wait(interval)
+
+    def _self_fence(self, why: str) -> None:
+        log.warning("participant %s fences itself: %s", self.instance, why)
+        self.state = RunState.FENCED
+        if self._reporter is not None:
+            self._reporter.close()
+        with self._lock:
+            attempts = list(self._attempts.values())
+            self._attempts.clear()
+            self._finished.clear()
+        for attempt in attempts:
+            attempt.cancel()
+
+    # --- the source: assignments -> attempts ----------------------------------------------
+
+    def _on_assignment(self, _event: Any) -> None:
+        self._pending.set()
+
+    def _source_loop(self) -> None:
+        while not self._stop.is_set():
+            self._pending.wait(1.0)
+            self._pending.clear()
+            if self._stop.is_set() or self.state is RunState.FENCED:
+                continue
+            try:
+                self._sync_assignment()
+            except Exception:
+                log.exception("reading the assignment failed; retrying")
+
+    def _sync_assignment(self) -> None:
+        zk = self.zk
+        assert zk is not None
+        path = self.paths.assignment(self.instance)
+        try:
+            data, _ = zk.get(path, watch=self._on_assignment)
+            body = decode(data, path=path) or {}
+        except (NoNodeError, CorruptNode) as exc:
+            log.warning("assignment unreadable: %s", exc)
+            body = {}
+        # An assignment written for an earlier incarnation is stale: never run it.
+        tasks: dict[str, Any] = body.get("tasks", {}) if body.get("inc") == self.incarnation else {}
+        with self._lock:
+            running = dict(self._attempts)
+            finished = dict(self._finished)
+        for key, attempt in running.items():
+            entry = tasks.get(key)
+            if entry is None or entry.get("a") != attempt.attempt or entry.get("t") == "ABORT":
+                attempt.cancel()
+        prune = [k for k, a in finished.items() if k not in tasks or tasks[k].get("a") != a]
+        if prune:
+            with self._lock:
+                for k in prune:
+                    self._finished.pop(k, None)
+            assert self._reporter is not None
+            self._reporter.remove(prune)
+        if self._draining.is_set():
+            return
+        for key, entry in tasks.items():
+            a = int(entry.get("a", 0))
+            if entry.get("t") != "RUN" or key in running or finished.get(key) == a:
+                continue
+            try:
+                self._launch(key, a, str(entry.get("u", "")))
+            except Exception as exc:
+                log.exception("%s: cannot start attempt %d", key, a)
+                self._report(key, a, P.ERROR, f"cannot start: {exc}", time.time())
+
+    def _launch(self, key: str, attempt_no: int, uid: str) -> None:
+        wf, job, partition = parse_task_key(key)
+        cfg = self._job_config(wf, job, uid)
+        task_cfg = cfg.tasks[partition] if cfg.tasks else None
+        merged = dict(cfg.command_config)
+        if task_cfg is not None:
+            merged.update(task_cfg.config)
+        ctx = TaskContext(
+            workflow=wf,
+            job=job,
+            task_id=cfg.task_id(partition),
+            partition=partition,
+            attempt=attempt_no,
+            instance=self.instance,
+            job_config=cfg,
+            task_config=merged,
+            command=cfg.task_command(partition),
+            _content=_Content(self),
+        )
+        attempt = Attempt(key=key, attempt=attempt_no, ctx=ctx)
+        with self._lock:
+            self._attempts[key] = attempt
+        self._report(key, attempt_no, P.RUNNING, "", attempt.start)
+        self._pool.submit(self._run, attempt, self.incarnation)
+
+    def _job_config(self, wf: str, job: str, uid: str) -> JobConfig:
+        cache_key = (wf, job, uid)
+        cfg = self._job_configs.get(cache_key)
+        if cfg is None:
+            assert self.zk is not None
+            cfg = read_job_config(self.zk, self.paths, wf, job)
+            self._job_configs[cache_key] = cfg
+        return cfg
+
+    def _run(self, attempt: Attempt, incarnation: int) -> None:
+        state, info = run_attempt(self.registry, attempt)
+        with self._lock:
+            current = self._attempts.get(attempt.key)
+            if current is not attempt or incarnation != self.incarnation:
+                return  # dropped, deleted, or fenced meanwhile: nobody wants this result
+            del self._attempts[attempt.key]
+            self._finished[attempt.key] = attempt.attempt
+        self._report(attempt.key, attempt.attempt, state, info, attempt.start, time.time())
+        self._pending.set()
+
+    def _report(
+        self, key: str, attempt: int, state: P, info: str, start: float, finish: float | None = None
+    ) -> None:
+        entry: dict[str, Any] = {"a": attempt, "s": state.value, "st": start}
+        if info:
+            entry["i"] = cap_info(info)
+        if finish is not None:
+            entry["f"] = finish
+        if self._reporter is not None and self.state is not RunState.FENCED:
+            self._reporter.report(key, entry)
+
+
+class _Content:
+    """User content for a participant's tasks, fenced by the participant's incarnation."""
+
+    def __init__(self, participant: Participant) -> None:
+        self.p = participant
+        self.incarnation = participant.incarnation
+
+    def put(self, ctx: TaskContext, key: str, value: str, scope: Scope) -> None:
+        p = self.p
+        assert p.zk is not None
+        fence = Check(p.paths.incarnation(p.instance), self.incarnation)
+        put_content(
+            p.zk, p.paths, p.acl, fence, scope, ctx.workflow, ctx.job, ctx.task_id, key, value
+        )
+
+    def get(self, ctx: TaskContext, key: str, scope: Scope) -> str | None:
+        assert self.p.zk is not None
+        try:
+            return get_content_map(
+                self.p.zk, self.p.paths, scope, ctx.workflow, ctx.job, ctx.task_id
+            ).get(key)
+        except NotFound:
+            return None

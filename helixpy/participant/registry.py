@@ -1,0 +1,114 @@
+"""User tasks: the ``Task`` interface, the ``TaskContext`` they receive, and ``TaskRegistry``."""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from helixpy.errors import InvalidConfig
+from helixpy.model import JobConfig, Scope, TaskResult, TaskStatus
+
+
+class Task(abc.ABC):
+    """A unit of user work. ``run`` returns a ``TaskResult``; ``cancel`` asks it to stop.
+
+    ``cancel`` is called from another thread; a task should return soon after, typically
+    with ``TaskResult(TaskStatus.CANCELED)``.
+    """
+
+    @abc.abstractmethod
+    def run(self) -> TaskResult: ...
+
+    def cancel(self) -> None:  # noqa: B027 - optional hook; the context's event is the default
+        """Ask the task to stop. The default relies on ``ctx.cancelled`` being polled."""
+
+
+class ContentStore(Protocol):
+    """How a context reaches user content (fenced by the participant's incarnation)."""
+
+    def put(self, ctx: TaskContext, key: str, value: str, scope: Scope) -> None: ...
+
+    def get(self, ctx: TaskContext, key: str, scope: Scope) -> str | None: ...
+
+
+@dataclass
+class TaskContext:
+    """What a running attempt knows about itself.
+
+    ``task_config`` is the job's ``command_config`` overlaid with the task's own ``config``.
+    ``cancelled`` is set the moment the controller (or a timeout, or shutdown) asks the
+    attempt to stop.
+    """
+
+    workflow: str
+    job: str
+    task_id: str
+    partition: int
+    attempt: int
+    instance: str
+    job_config: JobConfig
+    task_config: Mapping[str, str]
+    command: str
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    _content: ContentStore | None = None
+
+    def put_user_content(self, key: str, value: str, scope: Scope = Scope.TASK) -> None:
+        """Store ``key`` = ``value`` at ``scope``; durable in ZooKeeper when this returns."""
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidConfig("user_content", "keys and values must be strings")
+        if self._content is None:
+            raise RuntimeError("this context has no content store")
+        self._content.put(self, key, value, Scope(scope))
+
+    def get_user_content(self, key: str, scope: Scope = Scope.TASK) -> str | None:
+        """The value stored under ``key`` at ``scope``, or None."""
+        if self._content is None:
+            raise RuntimeError("this context has no content store")
+        return self._content.get(self, key, Scope(scope))
+
+
+TaskFactory = Callable[[TaskContext], Task]
+TaskFunction = Callable[[TaskContext], TaskResult | None]
+
+
+class _FunctionTask(Task):
+    def __init__(self, fn: TaskFunction, ctx: TaskContext) -> None:
+        self._fn = fn
+        self._ctx = ctx
+
+    def run(self) -> TaskResult:
+        result = self._fn(self._ctx)
+        return TaskResult(TaskStatus.COMPLETED) if result is None else result
+
+
+class TaskRegistry:
+    """Maps commands to task factories (Helix's TaskFactory registry)."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, TaskFactory] = {}
+
+    def register(self, command: str, factory: TaskFactory) -> None:
+        """Register ``factory(ctx) -> Task`` for ``command``."""
+        if not isinstance(command, str) or not command:
+            raise InvalidConfig("command", "must be a non-empty string")
+        if command in self._factories:
+            raise InvalidConfig("command", f"{command!r} is registered already")
+        self._factories[command] = factory
+
+    def task(self, command: str) -> Callable[[TaskFunction], TaskFunction]:
+        """Decorator: register ``fn(ctx)`` returning None (COMPLETED) or a ``TaskResult``."""
+
+        def decorate(fn: TaskFunction) -> TaskFunction:
+            self.register(command, lambda ctx: _FunctionTask(fn, ctx))
+            return fn
+
+        return decorate
+
+    def get(self, command: str) -> TaskFactory | None:
+        return self._factories.get(command)
+
+    def commands(self) -> list[str]:
+        return sorted(self._factories)

@@ -1,0 +1,43 @@
+"""Znode payload encoding: JSON, gzip-compressed above a threshold, with hard size limits.
+
+ZooKeeper refuses requests above ~1 MB (``jute.maxbuffer``), and a whole ``multi`` counts as
+one request, so helixpy keeps every payload under :data:`MAX_PAYLOAD` and every multi under
+:data:`MAX_MULTI`; callers split large writes (see :mod:`helixpy.store.fencing`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+from helixpy.errors import CorruptNode, PayloadTooLarge
+
+MAX_PAYLOAD = 128 * 1024
+MAX_MULTI = 512 * 1024
+#: Payloads larger than this are gzip-compressed; smaller ones stay readable in zkCli.
+COMPRESS_ABOVE = 4 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def encode(value: Any, *, path: str = "<payload>") -> bytes:
+    """Encode ``value`` as compact JSON, compressed when large; enforce :data:`MAX_PAYLOAD`."""
+    raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(raw) > COMPRESS_ABOVE:
+        # mtime=0 keeps equal values byte-identical, so "unchanged" is detectable.
+        raw = gzip.compress(raw, compresslevel=6, mtime=0)
+    if len(raw) > MAX_PAYLOAD:
+        raise PayloadTooLarge(f"{path}: {len(raw)} bytes exceeds the {MAX_PAYLOAD}-byte limit")
+    return raw
+
+
+def decode(data: bytes | None, *, path: str = "<payload>") -> Any:
+    """Decode what :func:`encode` wrote; empty data decodes to None."""
+    if not data:
+        return None
+    try:
+        if data[:2] == _GZIP_MAGIC:
+            data = gzip.decompress(data)
+        return json.loads(data)
+    except (OSError, EOFError, ValueError) as exc:
+        raise CorruptNode(f"{path}: cannot decode payload: {exc}") from exc

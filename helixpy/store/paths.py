@@ -1,0 +1,138 @@
+"""The ZooKeeper path layout (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from helixpy.model.names import check_name
+
+#: How many tasks one job-context chunk holds (fixed; see store.contexts).
+CONTEXT_CHUNK = 250
+#: How many task configs one task-config chunk holds.
+TASKCONFIG_CHUNK = 200
+
+
+def task_key(workflow: str, job: str, partition: int) -> str:
+    """The key naming one task in assignments and state reports."""
+    return f"{workflow}/{job}/{partition}"
+
+
+def parse_task_key(key: str) -> tuple[str, str, int]:
+    workflow, job, partition = key.split("/")
+    return workflow, job, int(partition)
+
+
+def content_shard(task_id: str) -> str:
+    """The shard (two hex digits) under which a task's user content lives."""
+    return hashlib.sha1(task_id.encode(), usedforsecurity=False).hexdigest()[:2]
+
+
+class Paths:
+    """Every path of one cluster. Pure string building; validates names on the way in."""
+
+    def __init__(self, cluster: str) -> None:
+        self.cluster = check_name("cluster", cluster)
+        self.root = f"/{cluster}"
+
+    # cluster-wide
+    @property
+    def config(self) -> str:
+        return f"{self.root}/CONFIG"
+
+    @property
+    def controller(self) -> str:
+        return f"{self.root}/CONTROLLER"
+
+    @property
+    def leader(self) -> str:
+        return f"{self.root}/CONTROLLER/LEADER"
+
+    @property
+    def epoch(self) -> str:
+        return f"{self.root}/CONTROLLER/EPOCH"
+
+    @property
+    def requests(self) -> str:
+        return f"{self.root}/CONTROLLER/REQUESTS"
+
+    def request(self, request_id: str) -> str:
+        return f"{self.requests}/{request_id}"
+
+    @property
+    def live_instances(self) -> str:
+        return f"{self.root}/LIVEINSTANCES"
+
+    def live_instance(self, inst: str) -> str:
+        return f"{self.live_instances}/{inst}"
+
+    @property
+    def instances(self) -> str:
+        return f"{self.root}/INSTANCES"
+
+    def instance(self, inst: str) -> str:
+        return f"{self.instances}/{inst}"
+
+    def instance_config(self, inst: str) -> str:
+        return f"{self.instance(inst)}/CONFIG"
+
+    def incarnation(self, inst: str) -> str:
+        return f"{self.instance(inst)}/INCARNATION"
+
+    def assignment(self, inst: str) -> str:
+        return f"{self.instance(inst)}/ASSIGNMENT"
+
+    def states(self, inst: str) -> str:
+        return f"{self.instance(inst)}/STATE"
+
+    def state(self, inst: str, incarnation: int) -> str:
+        return f"{self.states(inst)}/{incarnation}"
+
+    # workflows
+    @property
+    def workflows(self) -> str:
+        return f"{self.root}/WORKFLOWS"
+
+    def workflow(self, wf: str) -> str:
+        return f"{self.workflows}/{wf}"
+
+    def workflow_config(self, wf: str) -> str:
+        return f"{self.workflow(wf)}/CONFIG"
+
+    def workflow_context(self, wf: str) -> str:
+        return f"{self.workflow(wf)}/CONTEXT"
+
+    def workflow_content(self, wf: str) -> str:
+        return f"{self.workflow(wf)}/CONTENT"
+
+    def jobs(self, wf: str) -> str:
+        return f"{self.workflow(wf)}/JOBS"
+
+    def job(self, wf: str, job: str) -> str:
+        return f"{self.jobs(wf)}/{job}"
+
+    def job_config(self, wf: str, job: str) -> str:
+        return f"{self.job(wf, job)}/CONFIG"
+
+    def task_configs(self, wf: str, job: str) -> str:
+        return f"{self.job(wf, job)}/TASKCONFIGS"
+
+    def task_config_chunk(self, wf: str, job: str, chunk: int) -> str:
+        return f"{self.task_configs(wf, job)}/{chunk}"
+
+    def job_context(self, wf: str, job: str) -> str:
+        return f"{self.job(wf, job)}/CONTEXT"
+
+    def job_context_chunk(self, wf: str, job: str, chunk: int) -> str:
+        return f"{self.job_context(wf, job)}/{chunk}"
+
+    def job_content(self, wf: str, job: str) -> str:
+        return f"{self.job(wf, job)}/CONTENT"
+
+    def task_contents(self, wf: str, job: str) -> str:
+        return f"{self.job_content(wf, job)}/TASKS"
+
+    def task_content_shard(self, wf: str, job: str, task_id: str) -> str:
+        return f"{self.task_contents(wf, job)}/{content_shard(task_id)}"
+
+    def task_content(self, wf: str, job: str, task_id: str) -> str:
+        return f"{self.task_content_shard(wf, job, task_id)}/{task_id}"

@@ -1,0 +1,203 @@
+"""Reading and encoding the stored records: configs, contexts (chunked) and cluster config.
+
+The encoders return ops (see :mod:`helixpy.store.ops`) so the controller can put many
+records in one fenced multi; the readers are used by the driver and by a new leader
+rebuilding its state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from helixpy.errors import CorruptNode, InvalidConfig, NotFound
+from helixpy.model import (
+    JobConfig,
+    JobContext,
+    TaskConfig,
+    TaskContextInfo,
+    WorkflowConfig,
+    WorkflowContext,
+)
+from helixpy.store.codec import decode, encode
+from helixpy.store.ops import Create, Op, SetData
+from helixpy.store.paths import CONTEXT_CHUNK, TASKCONFIG_CHUNK, Paths
+
+
+@dataclass(frozen=True)
+class StoredWorkflow:
+    """A workflow's stored definition: config, DAG parents and a unique id per start."""
+
+    name: str
+    config: WorkflowConfig
+    parents: Mapping[str, frozenset[str]]
+    uid: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "parents": {k: sorted(v) for k, v in self.parents.items()},
+            "uid": self.uid,
+        }
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> StoredWorkflow:
+        return cls(
+            name=name,
+            config=WorkflowConfig.from_dict(data.get("config") or {}),
+            parents={k: frozenset(v) for k, v in (data.get("parents") or {}).items()},
+            uid=str(data.get("uid", "")),
+        )
+
+
+def get_json(zk: KazooClient, path: str) -> Any:
+    """The decoded payload at ``path``; :class:`NotFound` when absent."""
+    try:
+        data, _ = zk.get(path)
+    except NoNodeError:
+        raise NotFound(path) from None
+    return decode(data, path=path)
+
+
+# --- job configs ------------------------------------------------------------------------
+
+
+def job_config_ops(paths: Paths, wf: str, job: str, cfg: JobConfig) -> list[Op]:
+    """Creates for a job's config; task configs go in fixed-size chunks beside it."""
+    head = cfg.to_dict(include_tasks=False)
+    tasks = [t.to_dict() for t in cfg.tasks]
+    chunks = [tasks[i : i + TASKCONFIG_CHUNK] for i in range(0, len(tasks), TASKCONFIG_CHUNK)]
+    head["task_chunks"] = len(chunks)
+    config_path = paths.job_config(wf, job)
+    ops: list[Op] = [
+        Create(paths.job(wf, job)),
+        Create(config_path, encode(head, path=config_path)),
+    ]
+    if chunks:
+        ops.append(Create(paths.task_configs(wf, job)))
+        for i, chunk in enumerate(chunks):
+            path = paths.task_config_chunk(wf, job, i)
+            ops.append(Create(path, encode(chunk, path=path)))
+    return ops
+
+
+def read_job_config(zk: KazooClient, paths: Paths, wf: str, job: str) -> JobConfig:
+    head = get_json(zk, paths.job_config(wf, job))
+    if not isinstance(head, dict):
+        raise CorruptNode(f"{paths.job_config(wf, job)}: not a mapping")
+    head = dict(head)
+    n_chunks = int(head.pop("task_chunks", 0))
+    tasks: list[dict[str, Any]] = []
+    for i in range(n_chunks):
+        tasks.extend(get_json(zk, paths.task_config_chunk(wf, job, i)))
+    if tasks:
+        head["tasks"] = tasks
+    try:
+        return JobConfig.from_dict(head, f"jobs.{job}")
+    except InvalidConfig as exc:
+        raise CorruptNode(f"{paths.job_config(wf, job)}: {exc}") from exc
+
+
+def read_task_config(
+    zk: KazooClient, paths: Paths, wf: str, job: str, partition: int
+) -> TaskConfig | None:
+    """One task's config from its chunk (participants read only the chunk they need)."""
+    chunk = get_json(zk, paths.task_config_chunk(wf, job, partition // TASKCONFIG_CHUNK))
+    return TaskConfig.from_dict(chunk[partition % TASKCONFIG_CHUNK])
+
+
+# --- workflow records -------------------------------------------------------------------
+
+
+def read_stored_workflow(zk: KazooClient, paths: Paths, wf: str) -> StoredWorkflow:
+    data = get_json(zk, paths.workflow_config(wf))
+    if not isinstance(data, dict):
+        raise CorruptNode(f"{paths.workflow_config(wf)}: not a mapping")
+    try:
+        return StoredWorkflow.from_dict(wf, data)
+    except (InvalidConfig, TypeError, ValueError) as exc:
+        raise CorruptNode(f"{paths.workflow_config(wf)}: {exc}") from exc
+
+
+def read_workflow_context(zk: KazooClient, paths: Paths, wf: str) -> WorkflowContext:
+    return WorkflowContext.from_dict(get_json(zk, paths.workflow_context(wf)) or {})
+
+
+# --- job contexts (chunked) -------------------------------------------------------------
+
+
+def chunk_of(partition: int) -> int:
+    return partition // CONTEXT_CHUNK
+
+
+def num_chunks(task_count: int) -> int:
+    return (task_count + CONTEXT_CHUNK - 1) // CONTEXT_CHUNK
+
+
+def encode_chunk(
+    tasks: Sequence[TaskContextInfo] | Mapping[int, TaskContextInfo],
+    chunk: int,
+    task_count: int,
+    path: str,
+) -> bytes:
+    """One chunk: the records of partitions ``chunk*CONTEXT_CHUNK`` onwards, as a list."""
+    lo = chunk * CONTEXT_CHUNK
+    hi = min(lo + CONTEXT_CHUNK, task_count)
+    return encode([tasks[p].to_dict() for p in range(lo, hi)], path=path)
+
+
+def job_context_ops(
+    paths: Paths,
+    wf: str,
+    job: str,
+    header: Mapping[str, Any],
+    tasks: Sequence[TaskContextInfo] | Mapping[int, TaskContextInfo],
+    chunks: Iterable[int] | None,
+    *,
+    create: bool,
+    include_header: bool = True,
+) -> list[Op]:
+    """Ops writing a job context: its header and the given chunks (all when None).
+
+    ``header`` is :meth:`JobContext.header_dict`; the chunk count is added here.
+    """
+    task_count = len(tasks)
+    op_cls = Create if create else SetData
+    ops: list[Op] = []
+    if include_header:
+        header_path = paths.job_context(wf, job)
+        body = dict(header)
+        body["chunks"] = num_chunks(task_count)
+        ops.append(op_cls(header_path, encode(body, path=header_path)))
+    todo = range(num_chunks(task_count)) if chunks is None else sorted(chunks)
+    for c in todo:
+        path = paths.job_context_chunk(wf, job, c)
+        ops.append(op_cls(path, encode_chunk(tasks, c, task_count, path)))
+    return ops
+
+
+def read_job_context(zk: KazooClient, paths: Paths, wf: str, job: str) -> JobContext:
+    """A job's context: the header plus every chunk, in partition order."""
+    header = get_json(zk, paths.job_context(wf, job)) or {}
+    tasks: dict[int, TaskContextInfo] = {}
+    for c in range(int(header.get("chunks", 0))):
+        records = get_json(zk, paths.job_context_chunk(wf, job, c))
+        base = c * CONTEXT_CHUNK
+        for i, rec in enumerate(records):
+            tasks[base + i] = TaskContextInfo.from_dict(rec)
+    return JobContext(**JobContext.header_from_dict(header), tasks=tasks)
+
+
+# --- cluster config ---------------------------------------------------------------------
+
+
+def read_cluster_config(zk: KazooClient, paths: Paths) -> dict[str, Any]:
+    try:
+        data = get_json(zk, paths.config)
+    except NotFound:
+        return {}
+    return dict(data or {})

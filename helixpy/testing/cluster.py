@@ -1,0 +1,304 @@
+"""``LocalCluster``: a real cluster on this machine for tests and demos.
+
+ZooKeeper (a local server unless ``zk`` is given), controllers and participants each run as
+separate OS processes (``python -m helixpy.cli ...``) that inherit the environment, so
+``PYTHONPATH`` reaches task modules. Every wait is bounded and driven by watches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from kazoo.client import KazooClient
+
+from helixpy.driver import TaskDriver
+from helixpy.errors import ClusterUnavailable
+from helixpy.store.client import connect
+from helixpy.store.codec import decode
+from helixpy.store.paths import Paths
+from helixpy.testing.zookeeper import local_zookeeper
+
+START_TIMEOUT = 60.0
+
+
+class _Proc:
+    def __init__(self, name: str, args: list[str], log_dir: Path) -> None:
+        self.name = name
+        self.args = args
+        self.log_path = log_dir / f"{name}.log"
+        self._log: IO[bytes] | None = None
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "helixpy.cli", *self.args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive:
+            assert self.popen is not None
+            os.kill(self.popen.pid, sig)
+
+    def wait(self, timeout: float) -> None:
+        if self.popen is not None:
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class LocalCluster:
+    """A ZooKeeper, ``controllers`` controllers and ``participants`` participants."""
+
+    def __init__(
+        self,
+        tasks: str = "helixpy.testing.tasks:registry",
+        participants: int = 3,
+        controllers: int = 1,
+        cluster: str | None = None,
+        zk: str | None = None,
+        session_timeout: float = 6.0,
+        cluster_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.tasks = tasks
+        self.cluster = cluster or f"c{uuid.uuid4().hex[:8]}"
+        self.paths = Paths(self.cluster)
+        self.session_timeout = session_timeout
+        self._n_participants = participants
+        self._n_controllers = controllers
+        self._zk_arg = zk
+        self._cluster_config = cluster_config
+        self._stack = contextlib.ExitStack()
+        self._procs: dict[str, _Proc] = {}
+        self._controllers: list[str] = []
+        self.instances: list[str] = []
+        self.zk_address = ""
+        self._zk: KazooClient | None = None
+        self._driver: TaskDriver | None = None
+        self.log_dir = Path(tempfile.mkdtemp(prefix="helixpy-cluster-"))
+
+    # --- context manager ------------------------------------------------------------------
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.zk_address = self._zk_arg or self._stack.enter_context(local_zookeeper())
+            self._zk = connect(self.zk_address)
+            for _ in range(self._n_controllers):
+                self.start_controller()
+            self.wait_for_leader()
+            for _ in range(self._n_participants):
+                self.add_participant()
+            self._driver = TaskDriver(self.zk_address, self.cluster)
+            if self._cluster_config:
+                self._driver.set_cluster_config(**self._cluster_config)
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if et is not None:
+            sys.stderr.write(self.logs())
+        if self._driver is not None:
+            self._driver.close()
+        # Participants first, so the controller does not spend its last passes rescheduling
+        # the work of participants that are shutting down anyway.
+        for name in [n for n in self._procs if n not in self._controllers] + self._controllers:
+            self._procs[name].signal(signal.SIGKILL)
+        for proc in self._procs.values():
+            proc.wait(10)
+        if self._zk is not None:
+            self._zk.stop()
+            self._zk.close()
+        self._stack.close()
+
+    @property
+    def driver(self) -> TaskDriver:
+        assert self._driver is not None, "use LocalCluster as a context manager"
+        return self._driver
+
+    def logs(self) -> str:
+        """Every process's log, for a failing test's output."""
+        out = []
+        for proc in self._procs.values():
+            with contextlib.suppress(OSError):
+                out.append(f"==== {proc.name} ====\n{proc.log_path.read_text(errors='replace')}")
+        return "\n".join(out)
+
+    # --- controllers ----------------------------------------------------------------------
+
+    def start_controller(self, controller_id: str | None = None) -> str:
+        """Start a controller process (a stopped one again when ``controller_id`` is given)."""
+        if controller_id is None:
+            controller_id = next(
+                (c for c in self._controllers if not self._procs[c].alive),
+                f"controller-{len(self._controllers)}",
+            )
+        if controller_id not in self._procs:
+            self._controllers.append(controller_id)
+            self._procs[controller_id] = _Proc(
+                controller_id,
+                [
+                    "--zk",
+                    self.zk_address,
+                    "--cluster",
+                    self.cluster,
+                    "controller",
+                    "--id",
+                    controller_id,
+                    "--session-timeout",
+                    str(self.session_timeout),
+                ],
+                self.log_dir,
+            )
+        self._procs[controller_id].start()
+        return controller_id
+
+    def leader(self) -> str:
+        """The id of the current leader controller (waits for one, bounded)."""
+        return self.wait_for_leader()
+
+    def wait_for_leader(self, exclude: str | None = None, timeout: float = START_TIMEOUT) -> str:
+        def read() -> str | None:
+            assert self._zk is not None
+            try:
+                data, _ = self._zk.get(self.paths.leader, watch=wake)
+            except Exception:
+                self._zk.exists(self.paths.leader, watch=wake)
+                return None
+            leader = str(decode(data).get("id"))
+            return None if leader == exclude else leader
+
+        event = threading.Event()
+
+        def wake(_e: Any) -> None:
+            event.set()
+
+        return self._wait(read, event, timeout, "a leader controller")
+
+    def kill_controller(self) -> str:
+        """SIGKILL the leader controller; returns its id."""
+        leader = self.leader()
+        self._procs[leader].signal(signal.SIGKILL)
+        self._procs[leader].wait(10)
+        return leader
+
+    def freeze_controller(self, controller_id: str) -> None:
+        """SIGSTOP a controller (it keeps its sockets but cannot act)."""
+        self._procs[controller_id].signal(signal.SIGSTOP)
+
+    def thaw_controller(self, controller_id: str) -> None:
+        self._procs[controller_id].signal(signal.SIGCONT)
+
+    # --- participants ---------------------------------------------------------------------
+
+    def add_participant(
+        self, tags: tuple[str, ...] | list[str] = (), capacity: int | None = None
+    ) -> str:
+        """Start a new participant; returns its id once its live node exists."""
+        inst = f"participant-{len(self.instances)}"
+        args = [
+            "--zk",
+            self.zk_address,
+            "--cluster",
+            self.cluster,
+            "participant",
+            "--tasks",
+            self.tasks,
+            "--instance",
+            inst,
+            "--session-timeout",
+            str(self.session_timeout),
+        ]
+        if tags:
+            args += ["--tags", ",".join(tags)]
+        if capacity is not None:
+            args += ["--capacity", str(capacity)]
+        self.instances.append(inst)
+        self._procs[inst] = _Proc(inst, args, self.log_dir)
+        self.start_participant(inst)
+        return inst
+
+    def start_participant(self, inst: str) -> None:
+        """Start ``inst`` again (same id, a new incarnation); returns once it is live."""
+        before = self.incarnation(inst)
+        self._procs[inst].start()
+        self._wait_live(inst, lambda inc: inc is not None and inc != before)
+
+    def kill_participant(self, inst: str) -> None:
+        """SIGKILL ``inst`` (its live node lasts until its session expires)."""
+        self._procs[inst].signal(signal.SIGKILL)
+        self._procs[inst].wait(10)
+
+    def stop_participant(self, inst: str, timeout: float = START_TIMEOUT) -> None:
+        """SIGTERM ``inst`` (graceful); returns once its live node is gone."""
+        self._procs[inst].signal(signal.SIGTERM)
+        self._wait_live(inst, lambda inc: inc is None, timeout)
+        self._procs[inst].wait(timeout)
+
+    def incarnation(self, inst: str) -> int | None:
+        """The incarnation in ``inst``'s live node, None when it is not live."""
+        assert self._zk is not None
+        try:
+            data, _ = self._zk.get(self.paths.live_instance(inst))
+        except Exception:
+            return None
+        return int(decode(data)["incarnation"])
+
+    def _wait_live(
+        self, inst: str, ok: Callable[[int | None], bool], timeout: float = START_TIMEOUT
+    ) -> None:
+        event = threading.Event()
+
+        def wake(_e: Any) -> None:
+            event.set()
+
+        def read() -> bool | None:
+            assert self._zk is not None
+            self._zk.exists(self.paths.live_instance(inst), watch=wake)
+            if not self._procs[inst].alive and not ok(None):
+                raise ClusterUnavailable(f"{inst} exited:\n{self.logs()}")
+            return True if ok(self.incarnation(inst)) else None
+
+        self._wait(read, event, timeout, f"{inst} live state")
+
+    def _wait(
+        self, read: Callable[[], Any], event: threading.Event, timeout: float, what: str
+    ) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            event.clear()
+            value = read()
+            if value is not None:
+                return value
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ClusterUnavailable(f"timed out waiting for {what}")
+            # The watch wakes us; the bound only guards against a watch lost to a reconnect.
+            event.wait(min(left, 1.0))

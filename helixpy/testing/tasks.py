@@ -1,0 +1,106 @@
+"""Sample tasks for demos and tests: ``helixpy.testing.tasks:registry``.
+
+Commands (their ``task_config`` keys in brackets):
+
+- ``Noop``: completes at once.
+- ``Sleep`` [seconds]: waits, returning CANCELED early when cancelled.
+- ``Fail`` / ``Fatal``: return FAILED / FATAL_FAILED [info].
+- ``Raise`` [message]: raises RuntimeError(message).
+- ``Record`` [seconds]: records what a test needs in its TASK-scope user content: the
+  instance, attempt, start and finish times, and the most tasks of its job seen running at
+  once on this participant (``max_concurrent``).
+- ``WriteContent``: writes ``"<job>"`` at WORKFLOW scope key ``written_by``, the job name at JOB
+  scope key ``job``, and its task id at TASK scope key ``task``.
+- ``ReadContent``: copies the WORKFLOW-scope ``written_by`` it sees into its TASK scope
+  ``saw``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+from helixpy.model import Scope, TaskResult, TaskStatus
+from helixpy.participant.registry import TaskContext, TaskRegistry
+
+
+class _Gauge:
+    """Counts running tasks per job in this process (one participant per process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: Counter[tuple[str, str]] = Counter()
+
+    def enter(self, key: tuple[str, str]) -> int:
+        with self._lock:
+            self._running[key] += 1
+            return self._running[key]
+
+    def leave(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._running[key] -= 1
+
+
+def make_registry() -> TaskRegistry:
+    """A fresh registry of the sample commands."""
+    reg = TaskRegistry()
+    gauge = _Gauge()
+
+    @reg.task("Noop")
+    def noop(ctx: TaskContext) -> None:
+        return None
+
+    @reg.task("Sleep")
+    def sleep(ctx: TaskContext) -> TaskResult | None:
+        if ctx.cancelled.wait(float(ctx.task_config.get("seconds", "1"))):
+            return TaskResult(TaskStatus.CANCELED, "cancelled while sleeping")
+        return None
+
+    @reg.task("Fail")
+    def fail(ctx: TaskContext) -> TaskResult:
+        return TaskResult(TaskStatus.FAILED, ctx.task_config.get("info", "failed on purpose"))
+
+    @reg.task("Fatal")
+    def fatal(ctx: TaskContext) -> TaskResult:
+        return TaskResult(TaskStatus.FATAL_FAILED, ctx.task_config.get("info", "fatal on purpose"))
+
+    @reg.task("Raise")
+    def raise_(ctx: TaskContext) -> None:
+        raise RuntimeError(ctx.task_config.get("message", "boom"))
+
+    @reg.task("Record")
+    def record(ctx: TaskContext) -> TaskResult | None:
+        key = (ctx.workflow, ctx.job)
+        start = time.time()
+        peak = gauge.enter(key)
+        try:
+            if ctx.cancelled.wait(float(ctx.task_config.get("seconds", "0.05"))):
+                return TaskResult(TaskStatus.CANCELED, "cancelled")
+            finish = time.time()
+        finally:
+            gauge.leave(key)
+        for k, v in (
+            ("instance", ctx.instance),
+            ("attempt", str(ctx.attempt)),
+            ("start", repr(start)),
+            ("finish", repr(finish)),
+            ("max_concurrent", str(peak)),
+        ):
+            ctx.put_user_content(k, v)
+        return None
+
+    @reg.task("WriteContent")
+    def write_content(ctx: TaskContext) -> None:
+        ctx.put_user_content("written_by", ctx.job, Scope.WORKFLOW)
+        ctx.put_user_content("job", ctx.job, Scope.JOB)
+        ctx.put_user_content("task", ctx.task_id, Scope.TASK)
+
+    @reg.task("ReadContent")
+    def read_content(ctx: TaskContext) -> None:
+        ctx.put_user_content("saw", ctx.get_user_content("written_by", Scope.WORKFLOW) or "")
+
+    return reg
+
+
+registry = make_registry()
