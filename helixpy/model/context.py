@@ -6,6 +6,7 @@ The controller owns these; the driver reads them. Times are timezone-aware UTC d
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,8 +14,8 @@ from typing import Any
 
 from helixpy.model.states import TaskPartitionState, TaskState, TaskStatus
 
-#: The most characters of a task's ``info`` kept in its job context (keeps chunks bounded).
-INFO_CAP = 200
+#: The most bytes a task's ``info`` may take in its JSON encoding (keeps chunks bounded).
+INFO_CAP = 256
 
 
 def to_epoch(value: datetime | None) -> float | None:
@@ -25,9 +26,22 @@ def from_epoch(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
 
+def _json_size(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode())
+
+
 def cap_info(info: str, cap: int = INFO_CAP) -> str:
-    """Truncate ``info`` to ``cap`` characters, marking the cut."""
-    return info if len(info) <= cap else info[: cap - 3] + "..."
+    """Truncate ``info`` so its JSON encoding takes at most ``cap`` bytes, marking the cut.
+
+    Counted in encoded bytes, not characters: escapes and multi-byte characters would
+    otherwise let a few hundred characters blow a context chunk past its size bound.
+    """
+    if _json_size(info) <= cap:
+        return info
+    cut = min(len(info), cap)
+    while cut > 0 and _json_size(info[:cut] + "...") > cap:
+        cut = cut * 3 // 4
+    return info[:cut] + "..."
 
 
 @dataclass(frozen=True)

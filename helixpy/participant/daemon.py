@@ -24,7 +24,7 @@ from typing import Any
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
-from helixpy.errors import CorruptNode, Fenced, NotFound
+from helixpy.errors import CorruptNode, Fenced, InvalidConfig, NotFound
 from helixpy.model import DEFAULT_CAPACITY, JobConfig, Scope, TaskPartitionState
 from helixpy.model.context import cap_info
 from helixpy.model.names import check_name
@@ -42,6 +42,8 @@ from helixpy.store.records import read_job_config
 
 log = logging.getLogger(__name__)
 P = TaskPartitionState
+#: The most concurrent attempts one participant may advertise.
+MAX_CAPACITY = 100
 
 
 class RunState(enum.Enum):
@@ -70,7 +72,11 @@ class Participant:
         self.paths = Paths(cluster)
         self.instance = check_name("instance", instance)
         self.tags = tuple(check_name("tag", t) for t in tags)
-        self.capacity = capacity or DEFAULT_CAPACITY
+        self.capacity = DEFAULT_CAPACITY if capacity is None else capacity
+        if not 1 <= self.capacity <= MAX_CAPACITY:
+            # The STATE node holds one entry per running or unpruned attempt; the bound keeps
+            # it under the payload limit.
+            raise InvalidConfig("capacity", f"must be between 1 and {MAX_CAPACITY}")
         self.registry = registry
         self.zk_hosts = zk_hosts
         self.session_timeout = session_timeout

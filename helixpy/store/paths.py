@@ -6,8 +6,10 @@ import hashlib
 
 from helixpy.model.names import check_name
 
-#: How many tasks one job-context chunk holds (fixed; see store.contexts).
-CONTEXT_CHUNK = 250
+#: How many tasks one job-context chunk holds. Fixed, and small enough that a chunk of
+#: worst-case records (128-character ids and instance names, a full ``info``) stays under
+#: the payload limit even uncompressed; tests/unit/test_store_limits.py checks it.
+CONTEXT_CHUNK = 160
 #: How many task configs one task-config chunk holds.
 TASKCONFIG_CHUNK = 200
 

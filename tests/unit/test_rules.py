@@ -1,0 +1,218 @@
+"""The controller's decisions as pure functions: no ZooKeeper, no threads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from helixpy.controller import rules
+from helixpy.controller.loader import new_workflow_runtime
+from helixpy.controller.runtime import JobRuntime, LiveInstance, WorkflowRuntime
+from helixpy.model import JobConfig, TaskPartitionState, TaskState, Workflow, WorkflowConfig
+from helixpy.store.records import StoredWorkflow
+
+P = TaskPartitionState
+S = TaskState
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def runtime(wf: Workflow) -> WorkflowRuntime:
+    stored = StoredWorkflow(name=wf.name, config=wf.config, parents=wf.parents, uid="u")
+    return new_workflow_runtime(stored, dict(wf.jobs))
+
+
+def inst(name: str, capacity: int = 40, tags: tuple[str, ...] = (), inc: int = 1) -> LiveInstance:
+    return LiveInstance(name=name, incarnation=inc, session=1, tags=frozenset(tags),
+                        capacity=capacity)
+
+
+def run_all(job: JobRuntime, instances: dict[str, LiveInstance], now: datetime = NOW) -> None:
+    for j, p, target in rules.assign([job], instances, rules.instance_load([job])):
+        rules.schedule(j, p, target, now)
+
+
+def report(job: JobRuntime, p: int, state: P, now: datetime = NOW) -> bool:
+    t = job.tasks[p]
+    assert t.assigned_participant is not None and t.incarnation is not None
+    return rules.apply_report(job, p, t.assigned_participant, t.incarnation, t.num_attempts,
+                              state, "", None, now)
+
+
+def chain(n_tasks: int = 2, **job_kw: object) -> WorkflowRuntime:
+    job_kw.setdefault("num_concurrent_tasks_per_instance", 10)
+    b = Workflow.builder("w")
+    b.add_job("a", JobConfig(command="x", num_tasks=n_tasks, **job_kw))  # type: ignore[arg-type]
+    b.add_job("b", JobConfig(command="x", num_tasks=n_tasks))
+    b.add_parent_child_dependency("a", "b")
+    return runtime(b.build())
+
+
+def test_attempts_are_counted_when_scheduled() -> None:
+    # Given a started job and one instance
+    wf = chain()
+    rules.evaluate_workflow(wf, NOW)
+    job = wf.jobs["a"]
+    # When its tasks are assigned
+    run_all(job, {"i": inst("i")})
+    # Then each task has one attempt, INIT, on that instance, before anything ran
+    assert [(t.state, t.num_attempts, t.assigned_participant) for t in job.tasks] == [
+        (P.INIT, 1, "i"), (P.INIT, 1, "i")]
+
+
+def test_child_starts_only_after_parent_completes() -> None:
+    wf = chain()
+    rules.evaluate_workflow(wf, NOW)
+    assert wf.jobs["a"].state is S.IN_PROGRESS and wf.jobs["b"].state is S.NOT_STARTED
+    job = wf.jobs["a"]
+    run_all(job, {"i": inst("i", capacity=10)})
+    report(job, 0, P.COMPLETED)
+    rules.evaluate_workflow(wf, NOW)
+    assert wf.jobs["b"].state is S.NOT_STARTED
+    report(job, 1, P.COMPLETED)
+    rules.evaluate_workflow(wf, NOW)
+    assert wf.jobs["a"].state is S.COMPLETED and wf.jobs["b"].state is S.IN_PROGRESS
+
+
+def test_failed_task_is_retried_until_attempts_are_exhausted() -> None:
+    wf = chain(n_tasks=1, max_attempts_per_task=3)
+    rules.evaluate_workflow(wf, NOW)
+    job = wf.jobs["a"]
+    for attempt in (1, 2, 3):
+        run_all(job, {"i": inst("i")})
+        assert job.tasks[0].num_attempts == attempt
+        report(job, 0, P.TASK_ERROR)
+    # Then it is given up after the third attempt: nothing pending, the job fails (threshold 0)
+    assert not job.pending and job.given_up == 1
+    rules.evaluate_workflow(wf, NOW)
+    assert job.state is S.FAILED
+    assert wf.jobs["b"].state is S.FAILED  # child of a failed job
+    assert wf.state is S.FAILED
+
+
+def test_fatal_and_error_are_never_retried() -> None:
+    for state in (P.TASK_ABORTED, P.ERROR):
+        wf = chain(n_tasks=1)
+        rules.evaluate_workflow(wf, NOW)
+        job = wf.jobs["a"]
+        run_all(job, {"i": inst("i")})
+        report(job, 0, state)
+        assert job.tasks[0].num_attempts == 1 and not job.pending and job.given_up == 1
+
+
+def test_failure_threshold_tolerates_given_up_tasks() -> None:
+    wf = chain(n_tasks=3, failure_threshold=1)
+    rules.evaluate_workflow(wf, NOW)
+    job = wf.jobs["a"]
+    run_all(job, {"i": inst("i", capacity=10), "j": inst("j", capacity=10)})
+    run_all(job, {"i": inst("i", capacity=10), "j": inst("j", capacity=10)})
+    run_all(job, {"i": inst("i", capacity=10), "j": inst("j", capacity=10)})
+    report(job, 0, P.ERROR)
+    report(job, 1, P.COMPLETED)
+    report(job, 2, P.COMPLETED)
+    rules.evaluate_workflow(wf, NOW)
+    assert job.state is S.COMPLETED
+
+
+def test_job_over_threshold_goes_failing_and_aborts_running_tasks() -> None:
+    wf = chain(n_tasks=2)
+    rules.evaluate_workflow(wf, NOW)
+    job = wf.jobs["a"]
+    run_all(job, {"i": inst("i", capacity=10), "j": inst("j", capacity=10)})
+    report(job, 0, P.ERROR)
+    rules.evaluate_workflow(wf, NOW)
+    # Then FAILING while task 1 still runs; it is being aborted
+    assert job.state is S.FAILING and job.aborting == {1}
+    report(job, 1, P.TASK_ERROR)
+    assert job.tasks[1].state is P.TASK_ABORTED  # cancelled because the job is failing
+    rules.evaluate_workflow(wf, NOW)
+    assert job.state is S.FAILED
+
+
+def test_ignore_dependent_job_failure_lets_child_run() -> None:
+    b = Workflow.builder("w").set_config(WorkflowConfig(failure_threshold=1))
+    b.add_job("a", JobConfig(command="x", num_tasks=1, max_attempts_per_task=1))
+    b.add_job("b", JobConfig(command="x", num_tasks=1, ignore_dependent_job_failure=True))
+    wf = runtime(b.add_parent_child_dependency("a", "b").build())
+    rules.evaluate_workflow(wf, NOW)
+    run_all(wf.jobs["a"], {"i": inst("i")})
+    report(wf.jobs["a"], 0, P.TASK_ERROR)
+    rules.evaluate_workflow(wf, NOW)
+    assert wf.jobs["a"].state is S.FAILED and wf.jobs["b"].state is S.IN_PROGRESS
+    assert wf.state is S.IN_PROGRESS
+
+
+def test_stale_reports_are_ignored() -> None:
+    wf = chain(n_tasks=1)
+    rules.evaluate_workflow(wf, NOW)
+    job = wf.jobs["a"]
+    run_all(job, {"i": inst("i")})
+    # a report for another attempt, instance or incarnation changes nothing
+    assert not rules.apply_report(job, 0, "i", 1, 2, P.COMPLETED, "", None, NOW)
+    assert not rules.apply_report(job, 0, "other", 1, 1, P.COMPLETED, "", None, NOW)
+    assert not rules.apply_report(job, 0, "i", 7, 1, P.COMPLETED, "", None, NOW)
+    assert job.tasks[0].state is P.INIT
+    assert report(job, 0, P.RUNNING)
+    assert not report(job, 0, P.RUNNING)  # already folded
+    assert report(job, 0, P.COMPLETED)
+    assert not report(job, 0, P.COMPLETED)
+
+
+def test_dropped_instance_tasks_are_retried_on_new_attempts() -> None:
+    wf = chain(n_tasks=2)
+    rules.evaluate_workflow(wf, NOW)
+    job = wf.jobs["a"]
+    run_all(job, {"i": inst("i", capacity=10)})
+    # When the instance restarts (new incarnation)
+    assert rules.drop_instance([job], "i", keep_incarnation=2, now=NOW) == 2
+    assert [t.state for t in job.tasks] == [P.DROPPED, P.DROPPED]
+    run_all(job, {"i": inst("i", capacity=10, inc=2)})
+    assert [(t.num_attempts, t.incarnation) for t in job.tasks] == [(2, 2), (2, 2)]
+
+
+def test_assignment_honours_concurrency_capacity_and_tags() -> None:
+    b = Workflow.builder("w")
+    b.add_job("a", JobConfig(command="x", num_tasks=20, num_concurrent_tasks_per_instance=2))
+    b.add_job("t", JobConfig(command="x", num_tasks=5, instance_group_tag="gpu"))
+    wf = runtime(b.build())
+    wf.stored = StoredWorkflow(name="w", config=WorkflowConfig(parallel_jobs=2),
+                               parents=wf.stored.parents, uid="u")
+    rules.evaluate_workflow(wf, NOW)
+    instances = {"i": inst("i", capacity=3), "j": inst("j", capacity=40, tags=("gpu",))}
+    placed = rules.assign(rules.schedulable_jobs([wf]), instances, {})
+    per = {(j.name, i.name): 0 for j, _, i in placed}
+    for j, _, i in placed:
+        per[(j.name, i.name)] += 1
+    # job a: at most 2 per instance; job t only on the tagged instance
+    assert per[("a", "i")] == 2 and per[("a", "j")] == 2
+    assert ("t", "i") not in per and per[("t", "j")] == 1
+    # capacity: instance i (capacity 3) already has 2; one more fits at most
+    assert sum(1 for _, _, i in placed if i.name == "i") <= 3
+
+
+def test_assignment_prefers_the_instance_with_most_free_capacity() -> None:
+    wf = chain(n_tasks=1)
+    rules.evaluate_workflow(wf, NOW)
+    instances = {"busy": inst("busy", capacity=5), "idle": inst("idle", capacity=5)}
+    placed = rules.assign([wf.jobs["a"]], instances, {"busy": 3})
+    assert [i.name for _, _, i in placed] == ["idle"]
+
+
+def test_retry_delay_holds_retry_until_due() -> None:
+    wf = chain(n_tasks=1, task_retry_delay=10.0)
+    rules.evaluate_workflow(wf, NOW)
+    job = wf.jobs["a"]
+    run_all(job, {"i": inst("i")})
+    report(job, 0, P.TASK_ERROR, NOW)
+    assert not job.pending and 0 in job.delayed
+    wake = rules.evaluate_workflow(wf, NOW + timedelta(seconds=5))
+    assert wake == (NOW + timedelta(seconds=10)).timestamp() and not job.pending
+    rules.evaluate_workflow(wf, NOW + timedelta(seconds=10))
+    assert list(job.pending) == [0]
+
+
+def test_parallel_jobs_limits_concurrent_jobs() -> None:
+    b = Workflow.builder("w")
+    for name in "abc":
+        b.add_job(name, JobConfig(command="x", num_tasks=1))
+    wf = runtime(b.build())
+    rules.evaluate_workflow(wf, NOW)
+    assert [j.state for j in wf.jobs.values()].count(S.IN_PROGRESS) == 1
