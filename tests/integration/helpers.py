@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from helixpy import JobConfig, TaskState
+import threading
+import time
+from collections.abc import Callable
+
+from helixpy import JobConfig, TaskPartitionState, TaskState
 from helixpy.driver import TaskDriver
+from helixpy.model import JobContext
+from helixpy.store.client import connect
+from helixpy.testing import LocalCluster
 
 FINAL = (TaskState.COMPLETED, TaskState.FAILED, TaskState.TIMED_OUT, TaskState.ABORTED)
 
@@ -23,3 +30,35 @@ def task_records(driver: TaskDriver, wf: str, job: str) -> list[dict[str, str]]:
     ctx = driver.get_job_context(wf, job)
     return [driver.get_task_user_content_map(wf, job, t.task_id)
             for _, t in sorted(ctx.tasks.items())]
+
+
+def wait_job(cluster: LocalCluster, wf: str, job: str, ok: Callable[[JobContext], bool],
+             what: str, timeout: float = 60.0) -> JobContext:
+    """Block until ``ok(job context)``, woken by watches on the context's znodes."""
+    zk = connect(cluster.zk_address)
+    event = threading.Event()
+
+    def wake(_event: object) -> None:
+        event.set()
+
+    path = cluster.paths.job_context(wf, job)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            event.clear()
+            if zk.exists(path, watch=wake) is not None:
+                for chunk in zk.get_children(path):
+                    zk.exists(f"{path}/{chunk}", watch=wake)
+                ctx = cluster.driver.get_job_context(wf, job)
+                if ok(ctx):
+                    return ctx
+            left = deadline - time.monotonic()
+            assert left > 0, f"timed out waiting for {what} in {wf}/{job}"
+            event.wait(min(left, 1.0))  # the bound only guards against a lost watch
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def count(ctx: JobContext, state: TaskPartitionState) -> int:
+    return sum(1 for t in ctx.tasks.values() if t.state is state)
