@@ -1,0 +1,165 @@
+"""The store on a real ZooKeeper: fencing, chunked contexts, user content, bad znodes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from kazoo.client import KazooClient
+
+from helixpy import JobConfig, Scope, TaskPartitionState, TaskState, Workflow
+from helixpy.errors import Fenced, NotFound
+from helixpy.model import TaskContextInfo
+from helixpy.store.acl import OpenAclProvider
+from helixpy.store.client import connect
+from helixpy.store.content import get_content_map, put_content
+from helixpy.store.fencing import FencedWriter
+from helixpy.store.ops import Check, Create, SetData
+from helixpy.store.paths import Paths
+from helixpy.store.records import job_context_ops, read_job_context
+from helixpy.testing import LocalCluster
+from tests.integration.helpers import count, wait_final, wait_job
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def zk(zk_address: str) -> Iterator[KazooClient]:
+    client = connect(zk_address)
+    yield client
+    client.stop()
+    client.close()
+
+
+def test_a_stale_epoch_cannot_write_and_a_current_one_can(zk: KazooClient) -> None:
+    # Given EPOCH bumped once after writer A got its version
+    zk.ensure_path("/fence-test")
+    zk.create("/fence-test/EPOCH", b"0")
+    zk.create("/fence-test/data", b"old")
+    a = FencedWriter(zk, "/fence-test/EPOCH", 0)
+    zk.set("/fence-test/EPOCH", b"1")
+    b = FencedWriter(zk, "/fence-test/EPOCH", 1)
+    # When A writes, Then it is fenced and nothing changes
+    with pytest.raises(Fenced):
+        a.commit([SetData("/fence-test/data", b"from A"), Create("/fence-test/new")])
+    assert zk.get("/fence-test/data")[0] == b"old"
+    assert zk.exists("/fence-test/new") is None
+    # while B's write lands
+    b.commit([SetData("/fence-test/data", b"from B")])
+    assert zk.get("/fence-test/data")[0] == b"from B"
+
+
+def test_a_100k_task_context_stores_and_loads(zk: KazooClient) -> None:
+    # Given a job context of 100,000 tasks with varied records
+    paths = Paths("ctx100k")
+    zk.ensure_path(paths.job("w", "j"))
+    zk.ensure_path("/ctx100k/EPOCH")
+    tasks = [TaskContextInfo(task_id=f"t{p}", state=TaskPartitionState.COMPLETED,
+                             num_attempts=1 + p % 3, assigned_participant=f"p{p % 7}",
+                             info=f"done {p}") for p in range(100_000)]
+    writer = FencedWriter(zk, "/ctx100k/EPOCH", 0)
+    # When it is written in fenced, size-split multis
+    writer.commit(job_context_ops(paths, "w", "j", {"state": "COMPLETED"}, tasks, None,
+                                  create=True))
+    # Then it loads back identical, and took several multis
+    ctx = read_job_context(zk, paths, "w", "j")
+    assert ctx.state is TaskState.COMPLETED
+    assert [ctx.tasks[p] for p in range(100_000)] == tasks
+    assert writer.multis >= 1
+
+
+def test_user_content_cas_keeps_every_concurrent_write(zk: KazooClient, zk_address: str) -> None:
+    # Given a job's content node and a fence
+    paths = Paths("content")
+    zk.ensure_path(paths.job_content("w", "j"))
+    zk.ensure_path(paths.task_contents("w", "j"))
+    zk.ensure_path(paths.workflow_content("w"))
+    zk.ensure_path("/content/INC")
+    fence = Check("/content/INC", 0)
+    clients = [connect(zk_address) for _ in range(4)]
+    try:
+        # When four writers each put 25 keys into the same JOB map at once
+        def writer(i: int) -> None:
+            for k in range(25):
+                put_content(clients[i], paths, OpenAclProvider(), fence, Scope.JOB, "w", "j",
+                            None, f"k{i}-{k}", str(k))
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        # Then no write was lost
+        assert len(get_content_map(zk, paths, Scope.JOB, "w", "j")) == 100
+    finally:
+        for c in clients:
+            c.stop()
+            c.close()
+    # and task scope starts empty and is sharded under TASKS/
+    assert get_content_map(zk, paths, Scope.TASK, "w", "j", "t1") == {}
+    put_content(zk, paths, OpenAclProvider(), fence, Scope.TASK, "w", "j", "t1", "a", "b")
+    assert get_content_map(zk, paths, Scope.TASK, "w", "j", "t1") == {"a": "b"}
+    assert zk.exists(paths.task_content("w", "j", "t1")) is not None
+    # and a stale fence cannot write
+    zk.set("/content/INC", b"1")
+    with pytest.raises(Fenced):
+        put_content(zk, paths, OpenAclProvider(), fence, Scope.TASK, "w", "j", "t1", "a", "c")
+    # and a write after the job was deleted does not recreate it
+    zk.delete(paths.workflow("w"), recursive=True)
+    with pytest.raises(NotFound):
+        put_content(zk, paths, OpenAclProvider(), Check("/content/INC", 1), Scope.JOB, "w",
+                    "j", None, "a", "b")
+    assert zk.exists(paths.workflow("w")) is None
+
+
+def test_a_100k_task_job_runs_through_the_controller_and_survives_failover(
+        zk_address: str) -> None:
+    # Given a cluster with no participants and a standby controller
+    with LocalCluster(participants=0, controllers=2, zk=zk_address) as cluster:
+        driver = cluster.driver
+        wf = Workflow.builder("big").add_job(
+            "j", JobConfig(command="Noop", num_tasks=100_000)).build()
+        # When a 100,000-task job is started
+        driver.start(wf)
+        ctx = driver.get_job_context("big", "j")
+        assert len(ctx.tasks) == 100_000
+        assert ctx.tasks[99_999].task_id == "99999"
+        # Then a new leader loads it after the old one dies
+        old = cluster.kill_controller()
+        cluster.wait_for_leader(exclude=old)
+        # and runs it once a participant joins (a few hundred tasks show it is live)
+        cluster.add_participant(capacity=100)
+        ctx = wait_job(cluster, "big", "j",
+                       lambda c: count(c, TaskPartitionState.COMPLETED) >= 300, "300 done")
+        assert {t.num_attempts for t in ctx.tasks.values()
+                if t.state is TaskPartitionState.COMPLETED} == {1}
+        driver.delete("big")
+        with pytest.raises(NotFound):
+            driver.get_job_context("big", "j")
+
+
+def test_an_unreadable_workflow_is_failed_while_others_run(zk_address: str) -> None:
+    with LocalCluster(participants=1, controllers=2, zk=zk_address) as cluster:
+        driver = cluster.driver
+        bad = Workflow.builder("bad").add_job("j", JobConfig(command="Sleep", num_tasks=1,
+                                              command_config={"seconds": "30"})).build()
+        driver.start(bad)
+        zk = connect(cluster.zk_address)
+        try:
+            # Given a workflow whose job config got corrupted in ZooKeeper
+            zk.set(cluster.paths.job_config("bad", "j"), b"\x1f\x8bgarbage")
+        finally:
+            zk.stop()
+            zk.close()
+        # When a new leader has to load it
+        old = cluster.kill_controller()
+        cluster.wait_for_leader(exclude=old)
+        # Then it is FAILED with the reason, and another workflow still runs to completion
+        assert driver.poll_for_workflow_state("bad", TaskState.FAILED,
+                                              timeout=30) is TaskState.FAILED
+        assert "unreadable" in driver.get_workflow_context("bad").info
+        good = Workflow.builder("good").add_job("j", JobConfig(command="Noop",
+                                                               num_tasks=3)).build()
+        driver.start(good)
+        assert wait_final(driver, "good") is TaskState.COMPLETED
