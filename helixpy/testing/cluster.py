@@ -100,6 +100,8 @@ class LocalCluster:
         self._zk: KazooClient | None = None
         self._driver: TaskDriver | None = None
         self.log_dir = Path(tempfile.mkdtemp(prefix="helixpy-cluster-"))
+        #: Stop with SIGTERM (participants drain, controllers resign) instead of SIGKILL.
+        self.graceful_exit = False
 
     # --- context manager ------------------------------------------------------------------
 
@@ -127,12 +129,15 @@ class LocalCluster:
             sys.stderr.write(self.logs())
         if self._driver is not None:
             self._driver.close()
-        # Participants first, so the controller does not spend its last passes rescheduling
-        # the work of participants that are shutting down anyway.
-        for name in [n for n in self._procs if n not in self._controllers] + self._controllers:
-            self._procs[name].signal(signal.SIGKILL)
-        for proc in self._procs.values():
-            proc.wait(10)
+        # Participants first, so the controllers do not spend their last passes
+        # rescheduling the work of participants that are shutting down anyway.
+        sig = signal.SIGTERM if self.graceful_exit else signal.SIGKILL
+        participants = [n for n in self._procs if n not in self._controllers]
+        for group in (participants, self._controllers):
+            for name in group:
+                self._procs[name].signal(sig)
+            for name in group:
+                self._procs[name].wait(40 if self.graceful_exit else 10)
         if self._zk is not None:
             self._zk.stop()
             self._zk.close()

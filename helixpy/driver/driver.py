@@ -1,0 +1,496 @@
+"""The TaskDriver: submit, delete and observe the workflows of one cluster.
+
+Mutations go over gRPC to the leader controller, found through its LEADER znode; all the
+retries of one mutation carry the same request id, so a retry after a leader change applies
+it once. Reads go straight to ZooKeeper after a ``sync``, so a client reads its own writes.
+Polls wait on ZooKeeper watches, with a bounded wait as a safety net for a watch lost while
+the session reconnects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import grpc
+from kazoo.client import KazooClient
+from kazoo.exceptions import ConnectionLoss, NoNodeError, OperationTimeoutError, SessionExpiredError
+
+from helixpy.errors import (
+    AlreadyExists,
+    ClusterUnavailable,
+    CorruptNode,
+    HelixpyError,
+    InvalidConfig,
+    NotFound,
+    PollTimeout,
+)
+from helixpy.model import (
+    JobConfig,
+    JobContext,
+    Scope,
+    TaskState,
+    Workflow,
+    WorkflowConfig,
+    WorkflowContext,
+)
+from helixpy.model.names import check_name
+from helixpy.proto.helixpy.v1 import controller_pb2 as pb
+from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
+from helixpy.store import records
+from helixpy.store.client import connect
+from helixpy.store.codec import decode
+from helixpy.store.content import get_content_map
+from helixpy.store.paths import Paths
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+#: Longest single RPC: above the controller's 30 s apply timeout, so that it answers first.
+_RPC_DEADLINE = 35.0
+#: Longest wait without re-reading: a watch can be lost while the session reconnects.
+_SAFETY_WAKE = 1.0
+_RETRYABLE_RPC = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+#: What a reconnecting kazoo client raises; it goes away once the client is back.
+_TRANSIENT_ZK = (ConnectionLoss, OperationTimeoutError, SessionExpiredError)
+# gRPC's default reconnect backoff grows to two minutes; a controller restarted on the same
+# endpoint must be reachable again well within the driver's timeout.
+_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+class _Watcher:
+    """One kazoo watcher for every node the driver waits on, plus the session state.
+
+    kazoo keeps watchers in a set, so re-arming with this one bound method never piles up
+    callbacks however often a waiter wakes. Any event bumps a generation counter; a waiter
+    takes the generation before it reads and blocks until it moves (a spurious wake-up only
+    costs a re-read).
+    """
+
+    def __init__(self, zk: KazooClient) -> None:
+        self._zk = zk
+        self._cond = threading.Condition()
+        self._generation = 0
+
+    def fire(self, _event: object = None) -> None:
+        # Runs on kazoo's threads (watches and session listener): never block here.
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    def generation(self) -> int:
+        with self._cond:
+            return self._generation
+
+    def arm(self, path: str) -> bool:
+        """Watch ``path`` for creation, change or deletion; return whether it exists."""
+        return self._zk.exists(path, watch=self.fire) is not None
+
+    def wait(self, generation: int, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._generation != generation, max(timeout, 0.0))
+
+    def wait_connected(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: bool(self._zk.connected), max(timeout, 0.0))
+
+
+class _LeaderClient:
+    """Sends mutations to the leader controller, following it across leader changes."""
+
+    def __init__(self, zk: KazooClient, paths: Paths, watcher: _Watcher, timeout: float) -> None:
+        self._zk = zk
+        self._paths = paths
+        self._watcher = watcher
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._stubs: dict[str, tuple[grpc.Channel, Any]] = {}  # by endpoint
+
+    def call(self, method: str, request: Any) -> Any:
+        """``method(request)`` on the leader, retried until it answers or the timeout passes.
+
+        Retries resend the same request, so the same request id: the controller stores each
+        applied mutation's reply under that id and answers a repeat with it.
+        """
+        deadline = time.monotonic() + self._timeout
+        backoff = 0.05
+        while True:
+            generation = self._watcher.generation()
+            endpoint, problem = self._resolve(deadline)
+            if endpoint is not None:
+                rpc = getattr(self._stub(endpoint), method)
+                rpc_timeout = min(deadline - time.monotonic(), _RPC_DEADLINE)
+                try:
+                    return rpc(request, timeout=max(rpc_timeout, 0.001))
+                except grpc.RpcError as exc:
+                    problem = f"{method} at {endpoint}: {exc.code().name}: {exc.details()}"
+                    if exc.code() not in _RETRYABLE_RPC:
+                        raise HelixpyError(f"cluster {self._paths.cluster}: {problem}") from exc
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ClusterUnavailable(
+                    f"cluster {self._paths.cluster}: no leader controller answered within "
+                    f"{self._timeout:g}s ({problem})"
+                )
+            # Wake on a LEADER change, or after a short backoff: a new leader answers
+            # UNAVAILABLE until it has loaded its state, and its node does not change again.
+            self._watcher.wait(generation, min(remaining, backoff))
+            backoff = min(backoff * 2, _SAFETY_WAKE)
+
+    def _resolve(self, deadline: float) -> tuple[str | None, str]:
+        """(endpoint, "") of the leader, else (None, why); LEADER is watched either way."""
+        if not self._watcher.wait_connected(deadline - time.monotonic()):
+            return None, "ZooKeeper is not reachable"
+        path = self._paths.leader
+        try:
+            # The exists-watch fires on creation too, so an election ends the wait at once.
+            if not self._watcher.arm(path):
+                return None, "no leader controller is elected"
+            data, _ = self._zk.get(path)
+        except NoNodeError:
+            return None, "no leader controller is elected"
+        except _TRANSIENT_ZK as exc:
+            return None, f"ZooKeeper: {exc!r}"
+        try:
+            endpoint = json.loads(data)["endpoint"]
+        except (ValueError, TypeError, KeyError):
+            endpoint = None
+        if not isinstance(endpoint, str) or not endpoint:
+            return None, f"{path} names no endpoint"
+        return endpoint, ""
+
+    def _stub(self, endpoint: str) -> Any:
+        with self._lock:
+            if endpoint not in self._stubs:
+                channel = grpc.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
+                self._stubs[endpoint] = (channel, pb_grpc.ControllerStub(channel))
+            return self._stubs[endpoint][1]
+
+    def close(self) -> None:
+        with self._lock:
+            for channel, _ in self._stubs.values():
+                channel.close()
+            self._stubs.clear()
+
+
+class TaskDriver:
+    """A client of one helixpy cluster: start and delete workflows, read and poll state.
+
+    ``zk`` is a ZooKeeper connect string (a chroot may follow the hosts) and ``cluster`` the
+    cluster's name. ``timeout`` bounds connecting, each mutation (waiting for a leader
+    included) and each read; polls take their own timeout. Use it as a context manager or
+    call :meth:`close`. One driver may be shared between threads.
+    """
+
+    def __init__(self, zk: str, cluster: str, *, timeout: float = 10.0) -> None:
+        if not _is_seconds(timeout) or not 0 < timeout < math.inf:
+            raise InvalidConfig("timeout", f"must be a finite number of seconds > 0: {timeout!r}")
+        self._paths = Paths(cluster)
+        self._timeout = float(timeout)
+        self._closed = threading.Event()
+        try:
+            self._zk = connect(zk, connect_timeout=self._timeout)
+        except ClusterUnavailable as exc:
+            raise ClusterUnavailable(f"cluster {cluster}: {exc}") from exc
+        self._watcher = _Watcher(self._zk)
+        self._zk.add_listener(self._watcher.fire)
+        self._leader = _LeaderClient(self._zk, self._paths, self._watcher, self._timeout)
+
+    def __enter__(self) -> TaskDriver:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the gRPC channels and the ZooKeeper session; idempotent."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._leader.close()
+        self._zk.remove_listener(self._watcher.fire)
+        self._zk.stop()
+        self._zk.close()
+
+    # --- mutations ------------------------------------------------------------------------
+
+    def start(self, workflow: Workflow) -> None:
+        """Start ``workflow``; :class:`AlreadyExists` if one of that name exists."""
+        self._check_open()
+        if not isinstance(workflow, Workflow):
+            raise InvalidConfig("workflow", f"must be a Workflow (got {type(workflow).__name__})")
+        data = workflow.to_dict()
+        # The object validated itself, but the controller sees only the dict: check that the
+        # round trip holds here, where the error is cheap and names the field.
+        Workflow.from_dict(data)
+        body = json.dumps(data)
+        self._mutate(
+            "StartWorkflow", pb.StartWorkflowRequest(request_id=_rid(), workflow_json=body)
+        )
+
+    def delete(self, name: str) -> None:
+        """Delete workflow ``name`` and everything under it; :class:`NotFound` if absent."""
+        self._check_open()
+        self._mutate("DeleteWorkflow", pb.DeleteWorkflowRequest(request_id=_rid(), name=_wf(name)))
+
+    def set_cluster_config(self, **settings: Any) -> None:
+        """Merge ``settings`` into the cluster config; the controller checks each one."""
+        self._check_open()
+        try:
+            body = json.dumps(settings)
+        except (TypeError, ValueError) as exc:
+            raise InvalidConfig("cluster_config", f"must be JSON-serializable: {exc}") from None
+        self._mutate(
+            "SetClusterConfig", pb.SetClusterConfigRequest(request_id=_rid(), settings_json=body)
+        )
+
+    def _mutate(self, method: str, request: Any) -> None:
+        reply = self._leader.call(method, request)
+        if reply.code == pb.OK:
+            return
+        if reply.code == pb.INVALID_CONFIG:
+            raise InvalidConfig(reply.field or "request", reply.rule or reply.message)
+        if reply.code == pb.NOT_FOUND:
+            raise NotFound(reply.message)
+        if reply.code == pb.ALREADY_EXISTS:
+            raise AlreadyExists(reply.message)
+        raise HelixpyError(f"{method} failed (reply code {reply.code}): {reply.message}")
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def get_cluster_config(self) -> dict[str, Any]:
+        """The cluster config; empty when nothing was ever set."""
+        return self._read(self._paths.config, "", records.read_cluster_config)
+
+    def get_workflows(self) -> dict[str, WorkflowConfig]:
+        """Every workflow's config by name (workflows being started or deleted left out)."""
+        return self._read(self._paths.workflows, "", _read_workflows)
+
+    def get_workflow_config(self, name: str) -> WorkflowConfig:
+        """Workflow ``name``'s config; :class:`NotFound` if it does not exist."""
+        path, what = self._paths.workflow_config(_wf(name)), f"workflow {name}"
+        return self._read(path, what, _read_workflow_config, name)
+
+    def get_job_config(self, name: str, job: str) -> JobConfig:
+        """The config of job ``job`` (its short name) of workflow ``name``."""
+        path, what = self._paths.job_config(_wf(name), _job(job)), f"job {name}/{job}"
+        return self._read(path, what, records.read_job_config, name, job)
+
+    def get_workflow_context(self, name: str) -> WorkflowContext:
+        """Workflow ``name``'s state and its jobs' states; :class:`NotFound` if absent."""
+        path, what = self._paths.workflow_context(_wf(name)), f"workflow {name}"
+        return self._read(path, what, records.read_workflow_context, name)
+
+    def get_job_context(self, name: str, job: str) -> JobContext:
+        """Job ``job``'s state and its tasks' records (``.tasks`` by partition number)."""
+        path, what = self._paths.job_context(_wf(name), _job(job)), f"job {name}/{job}"
+        return self._read(path, what, records.read_job_context, name, job)
+
+    def get_workflow_user_content_map(self, name: str) -> dict[str, str]:
+        """The user content written at the scope of workflow ``name``."""
+        path, what = self._paths.workflow_content(_wf(name)), f"workflow {name}"
+        return self._read(path, what, get_content_map, Scope.WORKFLOW, name)
+
+    def get_job_user_content_map(self, name: str, job: str) -> dict[str, str]:
+        """The user content written at the scope of job ``job`` of workflow ``name``."""
+        path, what = self._paths.job_content(_wf(name), _job(job)), f"job {name}/{job}"
+        return self._read(path, what, get_content_map, Scope.JOB, name, job)
+
+    def get_task_user_content_map(self, name: str, job: str, task_id: str | int) -> dict[str, str]:
+        """The user content written by task ``task_id`` (empty if it wrote none)."""
+        # A job of num_tasks copies names its tasks by partition: accept the number too.
+        tid = str(task_id) if isinstance(task_id, int) else task_id
+        path = self._paths.task_content(_wf(name), _job(job), check_name("task.id", tid))
+        return self._read(path, f"job {name}/{job}", get_content_map, Scope.TASK, name, job, tid)
+
+    def _read(
+        self,
+        path: str,
+        what: str,
+        read: Callable[Concatenate[KazooClient, Paths, _P], _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
+        """``read(zk, paths, *args)`` after syncing ``path``, retried across reconnects.
+
+        ``what`` names the thing for a :class:`NotFound` ("" lets the store's error pass).
+        """
+        self._check_open()
+        deadline = time.monotonic() + self._timeout
+        backoff = 0.05
+        while True:
+            if not self._watcher.wait_connected(deadline - time.monotonic()):
+                raise self._unavailable("ZooKeeper is not reachable")
+            try:
+                self._sync(path)
+                return read(self._zk, self._paths, *args, **kwargs)
+            except NotFound:
+                if not what:
+                    raise
+                raise NotFound(f"{what} does not exist in cluster {self._paths.cluster}") from None
+            except _TRANSIENT_ZK as exc:
+                if time.monotonic() + backoff >= deadline:
+                    raise self._unavailable(f"ZooKeeper failed ({exc!r})") from exc
+            # kazoo fails the pending requests before it tells listeners the connection is
+            # gone, so back off briefly instead of trusting wait_connected at once.
+            self._closed.wait(backoff)
+            backoff = min(backoff * 2, _SAFETY_WAKE)
+
+    def _sync(self, path: str) -> None:
+        # sync brings our ZooKeeper server up to date with the ZooKeeper leader, so what the
+        # controller committed before answering us is visible to the reads that follow.
+        with contextlib.suppress(NoNodeError):
+            self._zk.sync(path)
+
+    # --- polls ----------------------------------------------------------------------------
+
+    def poll_for_workflow_state(
+        self, name: str, *states: TaskState | str, timeout: float = 300.0
+    ) -> TaskState:
+        """Wait until workflow ``name`` is in one of ``states``; return the state reached.
+
+        A workflow not yet visible counts as "not yet". Raises :class:`PollTimeout` (with
+        ``last_state``) when none of ``states`` is seen within ``timeout`` seconds.
+        """
+        path = self._paths.workflow_context(_wf(name))
+        return self._poll(f"workflow {name}", path, _workflow_state, states, timeout)
+
+    def poll_for_job_state(
+        self, name: str, job: str, *states: TaskState | str, timeout: float = 300.0
+    ) -> TaskState:
+        """Wait until job ``job`` of workflow ``name`` is in one of ``states``.
+
+        Same contract as :meth:`poll_for_workflow_state`.
+        """
+        path = self._paths.job_context(_wf(name), _job(job))
+        return self._poll(f"job {name}/{job}", path, _job_state, states, timeout)
+
+    def _poll(
+        self,
+        what: str,
+        path: str,
+        state_of: Callable[[bytes], TaskState],
+        states: tuple[TaskState | str, ...],
+        timeout: float,
+    ) -> TaskState:
+        self._check_open()
+        wanted = _wanted_states(states)
+        if not _is_seconds(timeout) or not timeout >= 0:
+            raise InvalidConfig("timeout", f"must be a number of seconds >= 0: {timeout!r}")
+        deadline = time.monotonic() + timeout
+        last: TaskState | None = None
+        synced = False
+        while True:
+            # Take the generation before arming and reading: an event landing in between
+            # then ends the wait below at once.
+            generation = self._watcher.generation()
+            state = None
+            if self._zk.connected:
+                try:
+                    if not synced:
+                        self._sync(path)
+                        synced = True
+                    state = self._read_state(path, state_of)
+                except _TRANSIENT_ZK:
+                    pass  # reconnecting: the session event or the safety wake retries
+            if state is not None:
+                last = state
+                if state in wanted:
+                    return state
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = last.value if last is not None else None
+                raise PollTimeout(
+                    f"{what} in cluster {self._paths.cluster} did not reach {' or '.join(wanted)} "
+                    f"within {timeout:g}s; last state seen: {seen or 'none (not visible yet)'}",
+                    seen,
+                )
+            self._watcher.wait(generation, min(remaining, _SAFETY_WAKE))
+
+    def _read_state(self, path: str, state_of: Callable[[bytes], TaskState]) -> TaskState | None:
+        # An exists-watch fires on creation too, so a workflow that is not there yet wakes
+        # us the moment the controller writes it.
+        if not self._watcher.arm(path):
+            return None
+        try:
+            data, _ = self._zk.get(path)
+        except NoNodeError:
+            return None  # deleted just now; the armed watch has fired already
+        try:
+            return state_of(data)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise CorruptNode(f"{path}: no readable state: {exc}") from exc
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise HelixpyError("the TaskDriver is closed")
+
+    def _unavailable(self, why: str) -> ClusterUnavailable:
+        return ClusterUnavailable(f"cluster {self._paths.cluster}: {why} within {self._timeout:g}s")
+
+
+def _rid() -> str:
+    return uuid.uuid4().hex
+
+
+def _wf(name: str) -> str:
+    return check_name("workflow.name", name)
+
+
+def _job(name: str) -> str:
+    return check_name("job.name", name)
+
+
+def _is_seconds(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _workflow_state(data: bytes) -> TaskState:
+    return WorkflowContext.from_dict(decode(data) or {}).state
+
+
+def _job_state(data: bytes) -> TaskState:
+    # The job's CONTEXT header alone: its task chunks may be many and are not needed here.
+    return TaskState(JobContext.header_from_dict(decode(data) or {})["state"])
+
+
+def _read_workflow_config(zk: KazooClient, paths: Paths, name: str) -> WorkflowConfig:
+    return records.read_stored_workflow(zk, paths, name).config
+
+
+def _read_workflows(zk: KazooClient, paths: Paths) -> dict[str, WorkflowConfig]:
+    try:
+        names = zk.get_children(paths.workflows)
+    except NoNodeError:
+        return {}
+    out: dict[str, WorkflowConfig] = {}
+    for name in sorted(names):
+        try:
+            out[name] = _read_workflow_config(zk, paths, name)
+        except NotFound:
+            continue  # no CONFIG: a start or delete is under way
+    return out
+
+
+def _wanted_states(states: tuple[TaskState | str, ...]) -> tuple[TaskState, ...]:
+    if not states:
+        raise InvalidConfig("states", "name at least one TaskState to wait for")
+    try:
+        return tuple(dict.fromkeys(TaskState(s) for s in states))
+    except ValueError as exc:
+        known = ", ".join(t.value for t in TaskState)
+        raise InvalidConfig("states", f"{exc} (known: {known})") from None

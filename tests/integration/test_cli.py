@@ -1,0 +1,152 @@
+"""The command line, run as a user would: real processes, real ZooKeeper."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+
+from helixpy.proto.helixpy.v1 import controller_pb2 as pb
+from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
+from helixpy.store.client import connect
+from helixpy.store.codec import decode
+from helixpy.testing import LocalCluster
+from helixpy.testing.zookeeper import free_port
+from tests.integration.helpers import wait_final
+
+pytestmark = pytest.mark.cluster
+
+
+def helixpy(*args: str, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "helixpy.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                          check=False)
+
+
+WORKFLOW_YAML = """\
+name: from-yaml
+jobs:
+  first:
+    command: Noop
+    num_tasks: 3
+  second:
+    command: Record
+    num_tasks: 2
+    parents: [first]
+"""
+
+
+def test_workflow_start_and_status_from_yaml(zk_address: str, tmp_path: Path) -> None:
+    with LocalCluster(participants=2, zk=zk_address) as cluster:
+        spec = tmp_path / "wf.yaml"
+        spec.write_text(WORKFLOW_YAML)
+        env = {"HELIXPY_ZK": cluster.zk_address, "HELIXPY_CLUSTER": cluster.cluster}
+        # When a user starts a workflow from YAML (zk and cluster from the environment)
+        out = helixpy("workflow", "start", str(spec), env=env)
+        assert out.returncode == 0, out.stderr
+        assert "started from-yaml" in out.stdout
+        wait_final(cluster.driver, "from-yaml")
+        # Then status shows it and its jobs
+        status = helixpy("workflow", "status", "from-yaml", env=env)
+        assert status.returncode == 0, status.stderr
+        assert "workflow from-yaml: COMPLETED" in status.stdout
+        assert "second" in status.stdout and "2/2 tasks completed" in status.stdout
+        # and a bad file is refused with the line and field named, changing nothing
+        spec.write_text(WORKFLOW_YAML.replace("num_tasks: 3", "num_tasks: -3"))
+        bad = helixpy("workflow", "start", str(spec), env=env)
+        assert bad.returncode != 0
+        assert "jobs.first.num_tasks (line 5)" in bad.stderr
+        missing = helixpy("workflow", "status", "nope", env=env)
+        assert missing.returncode != 0 and "nope" in missing.stderr
+
+
+def test_controller_rejects_invalid_specs_and_keeps_running(zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        zk = connect(cluster.zk_address)
+        try:
+            endpoint = decode(zk.get(cluster.paths.leader)[0])["endpoint"]
+        finally:
+            zk.stop()
+            zk.close()
+        bad_specs = [
+            "not json",
+            json.dumps({"name": "x", "jobs": {"j": {"num_tasks": 1}}}),
+            json.dumps({"name": "../etc", "jobs": {}}),
+            json.dumps({"name": "x", "jobs": {"j": {"command": "Noop", "num_tasks": 1,
+                                                    "parents": ["zz"]}}}),
+        ]
+        with grpc.insecure_channel(endpoint) as channel:
+            stub = pb_grpc.ControllerStub(channel)
+            for spec in bad_specs:
+                # When a raw client sends an invalid spec (bypassing the driver's checks)
+                reply = stub.StartWorkflow(pb.StartWorkflowRequest(
+                    request_id=uuid.uuid4().hex, workflow_json=spec), timeout=30)
+                # Then the controller answers INVALID_CONFIG naming the field
+                assert reply.code == pb.INVALID_CONFIG, spec
+                assert reply.field
+        # and it still serves
+        from helixpy import JobConfig, TaskState, Workflow
+
+        wf = Workflow.builder("ok").add_job("j", JobConfig(command="Noop", num_tasks=1)).build()
+        cluster.driver.start(wf)
+        assert wait_final(cluster.driver, "ok") is TaskState.COMPLETED
+
+
+def test_zk_start_runs_a_server_in_the_foreground(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "helixpy.cli", "zk", "start", "--port",
+                             str(port), "--data-dir", str(tmp_path / "zk")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = connect(f"127.0.0.1:{port}", connect_timeout=30)
+        client.create("/hello", b"world")
+        assert client.get("/hello")[0] == b"world"
+        client.stop()
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_demo_runs_a_dag_and_exits_zero() -> None:
+    out = helixpy("demo", timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "summary: workflow demo COMPLETED" in out.stdout
+    assert "publish" in out.stdout
+
+
+def test_up_runs_a_cluster_until_interrupted() -> None:
+    # Given `helixpy up` with its own ZooKeeper
+    proc = subprocess.Popen([sys.executable, "-m", "helixpy.cli", "--cluster", "upc", "up",
+                             "--participants", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        line = ""
+        for line in proc.stdout:  # blocks until the cluster prints its address
+            if line.startswith("export "):
+                break
+        env = dict(kv.split("=", 1) for kv in line.split()[1:])
+        # When a workflow is started against it
+        from helixpy import JobConfig, TaskState, Workflow
+        from helixpy.driver import TaskDriver
+
+        with TaskDriver(env["HELIXPY_ZK"], env["HELIXPY_CLUSTER"]) as driver:
+            driver.start(Workflow.builder("up").add_job(
+                "j", JobConfig(command="Noop", num_tasks=4)).build())
+            assert wait_final(driver, "up") is TaskState.COMPLETED
+        # Then Ctrl-C stops everything and it exits cleanly
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
