@@ -10,6 +10,7 @@ without CONFIG is a start or delete cut short, which a new leader finishes remov
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -19,7 +20,7 @@ from kazoo.exceptions import NoNodeError, NotEmptyError
 
 from helixpy.controller.loader import new_workflow_runtime
 from helixpy.controller.signals import Command
-from helixpy.errors import AlreadyExists, InvalidConfig, NotFound
+from helixpy.errors import AlreadyExists, InvalidConfig, NotFound, PayloadTooLarge
 from helixpy.model import JobContext, Workflow
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed
@@ -73,7 +74,11 @@ class CommandHandler:
         self.p = pipeline
 
     def handle(self, cmd: Command, now: datetime) -> None:
-        """Apply ``cmd`` and answer its future; a failure answers, never escapes, unless fenced."""
+        """Apply ``cmd`` and answer its future.
+
+        Bad input is answered (INVALID_CONFIG, NOT_FOUND, ALREADY_EXISTS); anything else
+        fails the future and propagates, so the pass is retried and the driver retries.
+        """
         try:
             stored = self._stored_reply(cmd.request_id)
             if stored is not None:
@@ -94,7 +99,11 @@ class CommandHandler:
             result = reply("ALREADY_EXISTS", str(exc))
         except NotFound as exc:
             result = reply("NOT_FOUND", str(exc))
+        except PayloadTooLarge as exc:
+            result = reply("INVALID_CONFIG", str(exc), field="workflow", rule=str(exc))
         except BaseException as exc:
+            # Fenced, a lost session, a ZooKeeper error: the pass fails and is retried; the
+            # caller hears UNAVAILABLE and retries with the same request id.
             if not cmd.future.done():
                 cmd.future.set_exception(exc)
             raise
@@ -198,6 +207,27 @@ class CommandHandler:
                     raise
                 log.info("retrying removal of %s: %s", root, exc)
         raise RuntimeError(f"could not remove {root}: it keeps changing")
+
+    def prune_requests(self, max_age: float) -> int:
+        """Delete request nodes older than ``max_age`` seconds; returns how many.
+
+        A driver retries a mutation for at most its timeout, so a request id older than
+        that will never be seen again.
+        """
+        paths = self.p.paths
+        now_ms = time.time() * 1000
+        old: list[Op] = []
+        for rid in self.p.zk.get_children(paths.requests):
+            stat = self.p.zk.exists(paths.request(rid))
+            if stat is not None and now_ms - stat.ctime > max_age * 1000:
+                old.append(Delete(paths.request(rid)))
+        if old:
+            try:
+                self.p.writer.commit(old)
+            except MultiFailed as exc:
+                log.info("request pruning raced: %s", exc)
+                return 0
+        return len(old)
 
     def _walk(self, root: str) -> list[str]:
         out: list[str] = []

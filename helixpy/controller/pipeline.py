@@ -8,6 +8,7 @@ pass fails with :class:`~helixpy.errors.Fenced` and changes nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,9 @@ from helixpy.store.records import job_context_ops
 
 log = logging.getLogger(__name__)
 
+#: How long a mutation's request id is remembered (far above any driver's retry window).
+REQUEST_TTL = 3600.0
+
 
 class Pipeline:
     """The leader's state and its pass. Created per leadership term."""
@@ -49,6 +53,7 @@ class Pipeline:
         self.commands = CommandHandler(self)
         self.next_wakeup: float | None = None
         self.passes = 0
+        self._next_request_prune = 0.0
 
     # --- takeover -------------------------------------------------------------------------
 
@@ -119,6 +124,9 @@ class Pipeline:
         for job, p, target in placed:
             rules.schedule(job, p, target, now)
         self._write(now)
+        if time.monotonic() >= self._next_request_prune:
+            self.commands.prune_requests(REQUEST_TTL)
+            self._next_request_prune = time.monotonic() + REQUEST_TTL / 10
         self.next_wakeup = min(wakeups) if wakeups else None
         return self.next_wakeup
 

@@ -72,8 +72,11 @@ class ControllerService(pb_grpc.ControllerServicer):
         return self._apply(Command("cluster_config", request.request_id, settings), context)
 
     def _apply(self, cmd: Command, context: grpc.ServicerContext) -> pb.MutationReply:
-        if not cmd.request_id:
-            return _invalid(InvalidConfig("request_id", "is required"))
+        try:
+            # Request ids become znode names (CONTROLLER/REQUESTS/<id>).
+            check_name("request_id", cmd.request_id)
+        except InvalidConfig as exc:
+            return _invalid(exc)
         if not self._submit(cmd):
             context.abort(grpc.StatusCode.UNAVAILABLE, "not the leader")
         try:

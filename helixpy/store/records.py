@@ -18,7 +18,6 @@ from helixpy.errors import CorruptNode, InvalidConfig, NotFound
 from helixpy.model import (
     JobConfig,
     JobContext,
-    TaskConfig,
     TaskContextInfo,
     WorkflowConfig,
     WorkflowContext,
@@ -102,14 +101,6 @@ def read_job_config(zk: KazooClient, paths: Paths, wf: str, job: str) -> JobConf
         raise CorruptNode(f"{paths.job_config(wf, job)}: {exc}") from exc
 
 
-def read_task_config(
-    zk: KazooClient, paths: Paths, wf: str, job: str, partition: int
-) -> TaskConfig | None:
-    """One task's config from its chunk (participants read only the chunk they need)."""
-    chunk = get_json(zk, paths.task_config_chunk(wf, job, partition // TASKCONFIG_CHUNK))
-    return TaskConfig.from_dict(chunk[partition % TASKCONFIG_CHUNK])
-
-
 # --- workflow records -------------------------------------------------------------------
 
 
@@ -183,6 +174,8 @@ def job_context_ops(
 def read_job_context(zk: KazooClient, paths: Paths, wf: str, job: str) -> JobContext:
     """A job's context: the header plus every chunk, in partition order."""
     header = get_json(zk, paths.job_context(wf, job)) or {}
+    if not isinstance(header, dict):
+        raise CorruptNode(f"{paths.job_context(wf, job)}: not a mapping")
     tasks: dict[int, TaskContextInfo] = {}
     for c in range(int(header.get("chunks", 0))):
         records = get_json(zk, paths.job_context_chunk(wf, job, c))

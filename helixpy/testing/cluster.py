@@ -205,7 +205,7 @@ class LocalCluster:
         def wake(_e: Any) -> None:
             event.set()
 
-        return self._wait(read, event, timeout, "a leader controller")
+        return str(self._wait(read, event, timeout, "a leader controller"))
 
     def kill_controller(self) -> str:
         """SIGKILL the leader controller; returns its id."""

@@ -92,6 +92,12 @@ def test_controller_rejects_invalid_specs_and_keeps_running(zk_address: str) -> 
                 # Then the controller answers INVALID_CONFIG naming the field
                 assert reply.code == pb.INVALID_CONFIG, spec
                 assert reply.field
+            # and a request id that is not a valid name is refused too
+            reply = stub.StartWorkflow(pb.StartWorkflowRequest(
+                request_id="../../x", workflow_json=json.dumps(
+                    {"name": "x", "jobs": {"j": {"command": "Noop", "num_tasks": 1}}})),
+                timeout=30)
+            assert reply.code == pb.INVALID_CONFIG and reply.field == "request_id"
         # and it still serves
         from helixpy import JobConfig, TaskState, Workflow
 
