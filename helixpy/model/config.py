@@ -8,6 +8,7 @@ store formats; ``from_dict`` rejects unknown fields so a typo is an error, not a
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -34,8 +35,8 @@ def _check_duration(name: str, value: float | None, *, allow_none: bool = True) 
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidConfig(name, f"must be a number of seconds (got {value!r})")
-    if value != value or value < 0:  # NaN compares unequal to itself
-        raise InvalidConfig(name, f"must be >= 0 seconds (got {value!r})")
+    if not math.isfinite(value) or value < 0:
+        raise InvalidConfig(name, f"must be a finite number >= 0 seconds (got {value!r})")
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:

@@ -102,7 +102,9 @@ class Workflow:
                 raise InvalidConfig(str(key), "unknown field (expected name, config, jobs)")
         if "name" not in data:
             raise InvalidConfig("name", "is required")
-        builder = cls.builder(data["name"])
+        # Names and parents are checked here, against document paths, so a YAML error can
+        # point at the line (the builder's own errors name builder arguments instead).
+        builder = cls.builder(check_name("name", data["name"]))
         builder.set_config(WorkflowConfig.from_dict(data.get("config") or {}, "config"))
         jobs = data.get("jobs") or {}
         if not isinstance(jobs, Mapping):
@@ -112,10 +114,14 @@ class Workflow:
             prefix = f"jobs.{job_name}"
             if not isinstance(raw, Mapping):
                 raise InvalidConfig(prefix, "must be a mapping")
+            check_name(prefix, job_name)
             body = dict(raw)
             parents = body.pop("parents", None) or []
             if isinstance(parents, str) or not isinstance(parents, list):
                 raise InvalidConfig(f"{prefix}.parents", "must be a list of job names")
+            for parent in parents:
+                if parent not in jobs:
+                    raise InvalidConfig(f"{prefix}.parents", f"unknown job {parent!r}")
             builder.add_job(str(job_name), JobConfig.from_dict(body, prefix))
             deps.extend((str(p), str(job_name)) for p in parents)
         for parent, child in deps:
