@@ -239,8 +239,9 @@ def up(obj: dict[str, str], participants: int, tasks_spec: str) -> None:
             f"cluster {cluster.cluster} up: zk={cluster.zk_address} "
             f"participants={','.join(cluster.instances)}"
         )
-        click.echo(f"export HELIXPY_ZK={cluster.zk_address} HELIXPY_CLUSTER={cluster.cluster}",
-                   nl=True)
+        click.echo(
+            f"export HELIXPY_ZK={cluster.zk_address} HELIXPY_CLUSTER={cluster.cluster}", nl=True
+        )
         sys.stdout.flush()
         _wait_for_signal(threading.Event())
         click.echo("stopping")

@@ -155,6 +155,7 @@ class Pipeline:
                     session=int(stat.ephemeralOwner),
                     tags=frozenset(body.get("tags") or ()),
                     capacity=int(body.get("capacity", 0)),
+                    enabled=self._instance_enabled(name),
                 )
             except NoNodeError:
                 continue
@@ -189,6 +190,18 @@ class Pipeline:
                     )
         self.instances = live
         return changed
+
+    def _instance_enabled(self, name: str) -> bool:
+        """The ``enabled`` flag of an instance's CONFIG (watched: a change re-reads members)."""
+        path = self.paths.instance_config(name)
+        try:
+            data, _ = self.zk.get(path, watch=self.signals.mark_membership)
+            return bool((decode(data, path=path) or {}).get("enabled", True))
+        except NoNodeError:
+            return True
+        except CorruptNode as exc:
+            log.error("instance %s: unreadable config, treated as enabled: %s", name, exc)
+            return True
 
     def _fold_state(self, inst: LiveInstance, now: datetime) -> None:
         path = self.paths.state(inst.name, inst.incarnation)

@@ -260,7 +260,7 @@ def assign(
 ) -> list[tuple[JobRuntime, int, LiveInstance]]:
     """Place pending tasks: the eligible instance with the most free capacity first.
 
-    Eligible: carries the job's ``instance_group_tag`` (if any), has free capacity, and runs
+    Eligible: enabled, carries the job's ``instance_group_tag`` (if any), has free capacity, runs
     fewer than ``num_concurrent_tasks_per_instance`` of the job's tasks. Pops what it places
     from each job's ``pending``; the caller records the attempts.
     """
@@ -268,7 +268,9 @@ def assign(
     placed: list[tuple[JobRuntime, int, LiveInstance]] = []
     for job in jobs:
         tag = job.config.instance_group_tag
-        eligible = sorted(n for n, i in instances.items() if tag is None or tag in i.tags)
+        eligible = sorted(
+            n for n, i in instances.items() if i.enabled and (tag is None or tag in i.tags)
+        )
         per_job = Counter(job.active.values())
         limit = job.config.num_concurrent_tasks_per_instance
         while job.pending:

@@ -109,6 +109,8 @@ class LiveInstance:
     session: int
     tags: frozenset[str]
     capacity: int
+    #: from INSTANCES/<inst>/CONFIG; a disabled instance gets no new attempts
+    enabled: bool = True
 
 
 def rebuild_indexes(job: JobRuntime, now_epoch: float) -> None:

@@ -38,7 +38,7 @@ from helixpy.store.content import get_content_map, put_content
 from helixpy.store.fencing import FencedWriter, MultiFailed, run_multi
 from helixpy.store.ops import Check, Create, Delete
 from helixpy.store.paths import Paths, parse_task_key
-from helixpy.store.records import read_job_config
+from helixpy.store.records import read_cluster_config, read_job_config
 
 log = logging.getLogger(__name__)
 P = TaskPartitionState
@@ -72,11 +72,9 @@ class Participant:
         self.paths = Paths(cluster)
         self.instance = check_name("instance", instance)
         self.tags = tuple(check_name("tag", t) for t in tags)
-        self.capacity = DEFAULT_CAPACITY if capacity is None else capacity
-        if not 1 <= self.capacity <= MAX_CAPACITY:
-            # The STATE node holds one entry per running or unpruned attempt; the bound keeps
-            # it under the payload limit.
-            raise InvalidConfig("capacity", f"must be between 1 and {MAX_CAPACITY}")
+        #: None until start(): then the given capacity, else the cluster's default_capacity
+        self._capacity_arg = _check_capacity(capacity) if capacity is not None else None
+        self.capacity = capacity or DEFAULT_CAPACITY
         self.registry = registry
         self.zk_hosts = zk_hosts
         self.session_timeout = session_timeout
@@ -95,9 +93,7 @@ class Participant:
         self._fence_now = threading.Event()
         self._last_contact = time.monotonic()
         self._job_configs: dict[tuple[str, str, str], JobConfig] = {}
-        self._pool = ThreadPoolExecutor(
-            max_workers=self.capacity, thread_name_prefix=f"task-{instance}"
-        )
+        self._pool: ThreadPoolExecutor | None = None
         self._threads: list[threading.Thread] = []
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -105,6 +101,12 @@ class Participant:
     def start(self) -> None:
         self.zk = connect(self.zk_hosts, session_timeout=self.session_timeout)
         self.zk.add_listener(self._on_session)
+        if self._capacity_arg is None:
+            default = read_cluster_config(self.zk, self.paths).get("default_capacity")
+            self.capacity = _check_capacity(int(default or DEFAULT_CAPACITY))
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.capacity, thread_name_prefix=f"task-{self.instance}"
+        )
         self._register()
         for target, name in ((self._source_loop, "source"), (self._heartbeat_loop, "heartbeat")):
             t = threading.Thread(target=target, name=f"{name}-{self.instance}", daemon=True)
@@ -138,7 +140,8 @@ class Participant:
         """Stop at once: deregister (delete the live node) and close the session."""
         self._stop.set()
         self._pending.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         if self._reporter is not None:
             self._reporter.close()
         if self.zk is not None:
@@ -352,6 +355,7 @@ class Participant:
         with self._lock:
             self._attempts[key] = attempt
         self._report(key, attempt_no, P.RUNNING, "", attempt.start)
+        assert self._pool is not None
         self._pool.submit(self._run, attempt, self.incarnation)
 
     def _job_config(self, wf: str, job: str, uid: str) -> JobConfig:
@@ -384,6 +388,18 @@ class Participant:
             entry["f"] = finish
         if self._reporter is not None and self.state is not RunState.FENCED:
             self._reporter.report(key, entry)
+
+
+def _check_capacity(capacity: int) -> int:
+    # The STATE node holds one entry per running or unpruned attempt; the bound keeps it
+    # under the payload limit.
+    if (
+        isinstance(capacity, bool)
+        or not isinstance(capacity, int)
+        or not 1 <= capacity <= MAX_CAPACITY
+    ):
+        raise InvalidConfig("capacity", f"must be an integer from 1 to {MAX_CAPACITY}")
+    return capacity
 
 
 class _Content:

@@ -6,6 +6,7 @@ Commands (their ``task_config`` keys in brackets):
 - ``Sleep`` [seconds]: waits, returning CANCELED early when cancelled.
 - ``Fail`` / ``Fatal``: return FAILED / FATAL_FAILED [info].
 - ``Raise`` [message]: raises RuntimeError(message).
+- ``CancelUnasked``: returns CANCELED without being asked to cancel.
 - ``Record`` [seconds]: records what a test needs in its TASK-scope user content: the
   instance, attempt, start and finish times, and the most tasks of its job seen running at
   once on this participant (``max_concurrent``).
@@ -64,6 +65,10 @@ def make_registry() -> TaskRegistry:
     @reg.task("Fatal")
     def fatal(ctx: TaskContext) -> TaskResult:
         return TaskResult(TaskStatus.FATAL_FAILED, ctx.task_config.get("info", "fatal on purpose"))
+
+    @reg.task("CancelUnasked")
+    def cancel_unasked(ctx: TaskContext) -> TaskResult:
+        return TaskResult(TaskStatus.CANCELED, "gave up by itself")
 
     @reg.task("Raise")
     def raise_(ctx: TaskContext) -> None:

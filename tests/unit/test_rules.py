@@ -216,3 +216,12 @@ def test_parallel_jobs_limits_concurrent_jobs() -> None:
     wf = runtime(b.build())
     rules.evaluate_workflow(wf, NOW)
     assert [j.state for j in wf.jobs.values()].count(S.IN_PROGRESS) == 1
+
+
+def test_disabled_instances_get_no_new_attempts() -> None:
+    wf = chain(n_tasks=4)
+    rules.evaluate_workflow(wf, NOW)
+    off = LiveInstance(name="off", incarnation=1, session=1, tags=frozenset(), capacity=40,
+                       enabled=False)
+    placed = rules.assign([wf.jobs["a"]], {"off": off, "on": inst("on")}, {})
+    assert {i.name for _, _, i in placed} == {"on"}
