@@ -1,8 +1,9 @@
 """Driver mutations, applied on the pipeline thread.
 
 Each carries a request id. The reply of a successful mutation is stored in a request node
-written in the same fenced multi as the mutation's first batch, so a driver that retries
-after a leader change (same id) gets the stored reply instead of applying it twice.
+written in the same fenced multi as the mutation's decisive batch (start: the last, with
+CONFIG; delete: the first, removing CONFIG), so a driver that retries after a leader change
+(same id) gets the stored reply instead of applying it twice.
 Start writes the workflow's CONFIG last and delete removes it first: a workflow directory
 without CONFIG is a start or delete cut short, which a new leader finishes removing.
 """
@@ -83,6 +84,9 @@ class CommandHandler:
             stored = self._stored_reply(cmd.request_id)
             if stored is not None:
                 result = stored
+                if cmd.kind == "delete" and self.p.zk.exists(self.p.paths.workflow(cmd.payload)):
+                    # The first attempt was cut short after its first batch: finish it.
+                    self.remove_tree(self.p.paths.workflow(cmd.payload))
             elif cmd.kind == "start":
                 result = self._start(cmd, now)
             elif cmd.kind == "delete":

@@ -23,10 +23,10 @@ from helixpy.controller.runtime import ABORT, RUN, JobRuntime, LiveInstance, Wor
 from helixpy.controller.signals import Signals
 from helixpy.errors import CorruptNode
 from helixpy.model import JobContext, TaskPartitionState, TaskState, WorkflowContext
-from helixpy.model.context import from_epoch
+from helixpy.model.context import cap_info, from_epoch
 from helixpy.store.codec import decode, encode
-from helixpy.store.fencing import FencedWriter
-from helixpy.store.ops import Op, SetData
+from helixpy.store.fencing import FencedWriter, MultiFailed
+from helixpy.store.ops import Delete, Op, SetData
 from helixpy.store.paths import Paths, parse_task_key
 from helixpy.store.records import job_context_ops
 
@@ -86,7 +86,7 @@ class Pipeline:
             "state": TaskState.FAILED.value,
             "jobs": {},
             "finish": now.timestamp(),
-            "info": reason[:500],
+            "info": cap_info(reason),
         }
         try:
             current = decode(self.zk.get(path)[0], path=path) or {}
@@ -161,35 +161,47 @@ class Pipeline:
                 continue
             except (CorruptNode, KeyError, TypeError, ValueError) as exc:
                 log.error("live instance %s has an unreadable live node, ignored: %s", name, exc)
-        changed: set[str] = set()
-        for name, old in list(self.instances.items()):
-            new = live.get(name)
-            if new is None or new.incarnation != old.incarnation:
-                # Fold the final reports of the old incarnation before dropping the rest, so a
-                # task that finished just before a graceful exit is not retried.
-                self._fold_state(old, now)
-                kept = None if new is None else new.incarnation
-                n = rules.drop_instance(self._all_jobs(), name, kept, now)
-                log.info(
-                    "instance %s %s; %d attempt(s) dropped",
-                    name,
-                    "left" if new is None else "restarted",
-                    n,
-                )
-        for name, new in live.items():
-            if name not in self.instances or self.instances[name] != new:
-                changed.add(name)
-        # Attempts assigned to an instance this leader never saw live (it died during a
-        # leader change) are dropped as well.
+        # Every active attempt whose (instance, incarnation) is no longer live: fold that
+        # incarnation's last reports first, so a task that finished just before its
+        # participant exited or restarted is not retried, then drop what is still active.
+        # This also covers instances that died while no controller was leading.
+        stale: set[tuple[str, int | None]] = set()
         for job in self._all_jobs():
-            for p, inst in list(job.active.items()):
+            for p, inst in job.active.items():
                 cur = live.get(inst)
                 if cur is None or job.tasks[p].incarnation != cur.incarnation:
-                    rules.finish_attempt(
-                        job, p, TaskPartitionState.DROPPED, f"instance gone: {inst}", now
-                    )
+                    stale.add((inst, job.tasks[p].incarnation))
+        for inst, inc in sorted(stale, key=str):
+            if inc is not None:
+                self._fold_reports(inst, inc, now, watch=False)
+        for inst in sorted({inst for inst, _ in stale}):
+            kept = live[inst].incarnation if inst in live else None
+            n = rules.drop_instance(self._all_jobs(), inst, kept, now)
+            if n:
+                log.info(
+                    "instance %s %s; %d attempt(s) dropped",
+                    inst,
+                    "left" if kept is None else "restarted",
+                    n,
+                )
+        changed = {name for name, new in live.items() if self.instances.get(name) != new}
         self.instances = live
+        for name in sorted(changed):
+            self._prune_states(live[name])
         return changed
+
+    def _prune_states(self, inst: LiveInstance) -> None:
+        """Delete STATE nodes of an instance's earlier incarnations (their reports are in)."""
+        path = self.paths.states(inst.name)
+        try:
+            old = [c for c in self.zk.get_children(path) if c != str(inst.incarnation)]
+        except NoNodeError:
+            return
+        if old:
+            try:
+                self.writer.commit([Delete(f"{path}/{c}") for c in old])
+            except MultiFailed as exc:
+                log.info("pruning %s raced: %s", path, exc)
 
     def _instance_enabled(self, name: str) -> bool:
         """The ``enabled`` flag of an instance's CONFIG (watched: a change re-reads members)."""
@@ -204,14 +216,15 @@ class Pipeline:
             return True
 
     def _fold_state(self, inst: LiveInstance, now: datetime) -> None:
-        path = self.paths.state(inst.name, inst.incarnation)
-        watch = (
-            self.signals.instance_watcher(inst.name)
-            if self.instances.get(inst.name) == inst or inst.name not in self.instances
-            else None
-        )
+        """Fold a live instance's reports and re-arm the watch on its STATE node."""
+        self._fold_reports(inst.name, inst.incarnation, now, watch=True)
+
+    def _fold_reports(self, inst: str, incarnation: int, now: datetime, *, watch: bool) -> None:
+        path = self.paths.state(inst, incarnation)
         try:
-            data, _ = self.zk.get(path, watch=watch)
+            data, _ = self.zk.get(
+                path, watch=self.signals.instance_watcher(inst) if watch else None
+            )
             reports = decode(data, path=path) or {}
         except NoNodeError:
             return
@@ -228,8 +241,8 @@ class Pipeline:
                 rules.apply_report(
                     job,
                     p,
-                    inst.name,
-                    inst.incarnation,
+                    inst,
+                    incarnation,
                     int(rep["a"]),
                     TaskPartitionState(rep["s"]),
                     str(rep.get("i", "")),
@@ -237,7 +250,7 @@ class Pipeline:
                     now,
                 )
             except (KeyError, TypeError, ValueError) as exc:
-                log.error("instance %s: bad report %r: %s", inst.name, key, exc)
+                log.error("instance %s: bad report %r: %s", inst, key, exc)
 
     # --- writes ---------------------------------------------------------------------------
 

@@ -77,6 +77,8 @@ def finish_attempt(
     t = replace(job.tasks[partition], state=state, info=cap_info(info), finish_time=now)
     if state is P.COMPLETED:
         job.completed += 1
+    elif state is P.STOPPED:
+        pass  # neither retried nor given up: a stopped task waits for a resume
     elif is_given_up(t, job.config):
         job.given_up += 1
     else:

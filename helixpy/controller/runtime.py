@@ -129,6 +129,8 @@ def rebuild_indexes(job: JobRuntime, now_epoch: float) -> None:
             job.active[p] = t.assigned_participant
         elif t.state is TaskPartitionState.COMPLETED:
             job.completed += 1
+        elif t.state is TaskPartitionState.STOPPED:
+            continue  # waits for a resume
         elif is_given_up(t, job.config):
             job.given_up += 1
         else:

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 P = TaskPartitionState
 #: The most concurrent attempts one participant may advertise.
 MAX_CAPACITY = 100
+#: Job configs kept in memory (keyed by workflow, job and the workflow's start uid).
+JOB_CONFIG_CACHE = 256
 
 
 class RunState(enum.Enum):
@@ -180,12 +182,8 @@ class Participant:
                     zk.set(path, encode(config))
         stat = zk.set(paths.incarnation(inst), b"")
         incarnation = stat.version
-        for child in zk.get_children(paths.states(inst)):
-            if child != str(incarnation):
-                try:
-                    zk.delete(paths.state(inst, int(child)))
-                except (NoNodeError, ValueError):
-                    continue
+        # STATE nodes of earlier incarnations stay: the controller folds their last reports
+        # (a task that finished just before a restart is not retried) and then deletes them.
         live = paths.live_instance(inst)
         live_body = encode(
             {
@@ -354,7 +352,6 @@ class Participant:
         attempt = Attempt(key=key, attempt=attempt_no, ctx=ctx)
         with self._lock:
             self._attempts[key] = attempt
-        self._report(key, attempt_no, P.RUNNING, "", attempt.start)
         assert self._pool is not None
         self._pool.submit(self._run, attempt, self.incarnation)
 
@@ -364,10 +361,16 @@ class Participant:
         if cfg is None:
             assert self.zk is not None
             cfg = read_job_config(self.zk, self.paths, wf, job)
+            if len(self._job_configs) >= JOB_CONFIG_CACHE:
+                # Oldest first (dicts keep insertion order): finished jobs age out.
+                del self._job_configs[next(iter(self._job_configs))]
             self._job_configs[cache_key] = cfg
         return cfg
 
     def _run(self, attempt: Attempt, incarnation: int) -> None:
+        # RUNNING is reported from the worker thread, when the task really starts.
+        attempt.start = time.time()
+        self._report(attempt.key, attempt.attempt, P.RUNNING, "", attempt.start)
         state, info = run_attempt(self.registry, attempt)
         with self._lock:
             current = self._attempts.get(attempt.key)

@@ -34,6 +34,8 @@ from pathlib import Path
 from types import FrameType
 
 __all__ = [
+    "CLASSPATH_ENV",
+    "HOME_ENV",
     "NOT_FOUND_MESSAGE",
     "Ensemble",
     "QuorumMember",
@@ -93,14 +95,22 @@ _KILL_REAP_TIMEOUT = 5.0
 _PORT_ATTEMPTS = 3
 _LOG_TAIL_LINES = 200
 _NOT_SERVING = "not currently serving requests"
+# An Error escaping ZooKeeperServerMain.main (e.g. NoClassDefFoundError from an incomplete
+# classpath) kills only the main thread: the JVM lingers on its non-daemon NIO threads and
+# never serves. The uncaught-exception handler logs this line, so we can fail at once
+# instead of at the deadline.
+_MAIN_THREAD_DIED = "Thread[main,"
 
 _LOG_PATTERN = "%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n"
 # Every server logs to stdout; the supervisor decides where stdout goes (a file for the
 # background servers, the terminal for run_foreground). One config per backend, because
 # which one applies depends on the ZooKeeper build: log4j 1.2 for Debian and upstream
 # <= 3.7, logback for upstream >= 3.8. Passing both system properties is harmless.
+# NIOServerCnxn logs every four-letter word at INFO; our start-up and leader polls would
+# drown the interesting lines of a failing test's log tail in "Processing srvr command".
 _LOG4J_PROPERTIES = f"""\
 log4j.rootLogger=INFO, CONSOLE
+log4j.logger.org.apache.zookeeper.server.NIOServerCnxn=WARN
 log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
 log4j.appender.CONSOLE.Target=System.out
 log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
@@ -111,6 +121,7 @@ _LOGBACK_XML = f"""\
   <appender name="CONSOLE" class="ch.qos.logback.core.ConsoleAppender">
     <encoder><pattern>{_LOG_PATTERN}</pattern></encoder>
   </appender>
+  <logger name="org.apache.zookeeper.server.NIOServerCnxn" level="WARN"/>
   <root level="INFO"><appender-ref ref="CONSOLE"/></root>
 </configuration>
 """
@@ -395,6 +406,8 @@ class ZooKeeperServer:
         self.name = name
         self._work_dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        # Where this run's output starts in the (appended-to) log file.
+        self._log_offset = 0
 
     def __repr__(self) -> str:
         return f"<ZooKeeperServer {self.name} {self.connection_string} pid={self.pid}>"
@@ -425,9 +438,13 @@ class ZooKeeperServer:
 
     @property
     def work_dir(self) -> Path:
-        """The server's temporary directory (created on first access)."""
+        """The server's temporary directory.
+
+        Raises:
+            RuntimeError: before the first :meth:`launch` or after :meth:`close`.
+        """
         if self._work_dir is None:
-            self._work_dir = Path(tempfile.mkdtemp(prefix=f"helixpy-{self.name}-"))
+            raise RuntimeError(f"{self.name} has no directory: not launched yet, or closed")
         return self._work_dir
 
     @property
@@ -479,6 +496,7 @@ class ZooKeeperServer:
             str(self.config_path),
         ]
         with self.log_path.open("ab") as out:
+            self._log_offset = out.tell()
             out.write(f"--- helixpy: launching {' '.join(command)}\n".encode())
             out.flush()
             # A new session keeps a terminal Ctrl-C away from the servers: the supervisor
@@ -515,8 +533,15 @@ class ZooKeeperServer:
                     f"{self.name} ({self.connection_string}) exited with code {code} before"
                     f" serving; log tail:\n{self.log_tail()}"
                 )
+            if self._main_thread_died():
+                raise ZooKeeperStartError(
+                    f"{self.name} ({self.connection_string}): the server's main thread died"
+                    f" (incomplete classpath?); log tail:\n{self.log_tail()}"
+                )
+            # One probe may not overrun the caller's deadline by more than a poll interval.
+            probe_timeout = min(1.0, max(_POLL_INTERVAL, deadline - time.monotonic()))
             try:
-                reply = four_letter_word(self.connection_string, "srvr", timeout=1.0)
+                reply = four_letter_word(self.connection_string, "srvr", timeout=probe_timeout)
                 _mode_from_srvr(self.connection_string, reply)
                 return
             except (OSError, ZooKeeperNotServing) as exc:
@@ -535,6 +560,12 @@ class ZooKeeperServer:
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.terminate()
+
+    def _main_thread_died(self) -> bool:
+        with self.log_path.open("rb") as log_file:
+            log_file.seek(self._log_offset)
+            this_run = log_file.read().decode("utf-8", errors="replace")
+        return any(_MAIN_THREAD_DIED in line and "died" in line for line in this_run.splitlines())
 
     def stop(self, timeout: float = _DEFAULT_STOP_TIMEOUT) -> None:
         """Stop gracefully: SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
@@ -634,6 +665,8 @@ class ZooKeeperServer:
         return lines
 
     def _write_files(self) -> None:
+        if self._work_dir is None:
+            self._work_dir = Path(tempfile.mkdtemp(prefix=f"helixpy-{self.name}-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text("\n".join(self._config_lines()) + "\n", encoding="utf-8")
         (self.work_dir / "log4j.properties").write_text(_LOG4J_PROPERTIES, encoding="utf-8")
@@ -660,7 +693,7 @@ def _print_logs_to_stderr(servers: Sequence[ZooKeeperServer]) -> None:
     for server in servers:
         print(
             f"----- {server.name} ({server.connection_string}) log, last {_LOG_TAIL_LINES}"
-            f" lines: {server.log_path} -----\n{server.log_tail()}",
+            f" lines -----\n{server.log_tail()}",
             file=sys.stderr,
         )
 
@@ -716,8 +749,9 @@ def _start_retrying_ports(make: Callable[[], ZooKeeperServer]) -> ZooKeeperServe
         try:
             server.start()
             return server
-        except ZooKeeperStartError:
-            conflict = _bind_conflict(server.log_text())
+        except BaseException as exc:
+            # Whatever stopped the start (even Ctrl-C), leave no process or directory behind.
+            conflict = isinstance(exc, ZooKeeperStartError) and _bind_conflict(server.log_text())
             server.close()
             if not conflict or attempt == _PORT_ATTEMPTS:
                 raise
@@ -819,12 +853,13 @@ class Ensemble:
         deadline = time.monotonic() + timeout
         while True:
             seen: list[str] = []
+            now = time.monotonic()
             for i, server in enumerate(self.servers):
                 if not server.running:
                     seen.append(f"{i}: not running")
                     continue
                 try:
-                    mode = server.mode(timeout=1.0)
+                    mode = server.mode(timeout=min(1.0, max(_POLL_INTERVAL, deadline - now)))
                 except (OSError, ZooKeeperNotServing) as exc:
                     # A peer mid-election refuses or says "not serving"; look again below.
                     seen.append(f"{i}: {type(exc).__name__}: {exc}")
@@ -876,8 +911,11 @@ def local_ensemble(
             candidate.start_all()
             ensemble = candidate
             break
-        except ZooKeeperStartError:
-            conflict = any(_bind_conflict(s.log_text()) for s in candidate.servers)
+        except BaseException as exc:
+            # Whatever stopped the start (even Ctrl-C), leave no process or directory behind.
+            conflict = isinstance(exc, ZooKeeperStartError) and any(
+                _bind_conflict(s.log_text()) for s in candidate.servers
+            )
             candidate.close()
             if not conflict or attempt == _PORT_ATTEMPTS:
                 raise
