@@ -179,6 +179,10 @@ class Participant:
                 zk.create(path, b"" if body is None else encode(body), acl=self.acl.acl_for(path))
             except NodeExistsError:
                 if path == paths.instance_config(inst):
+                    # Tags and capacity come from this process's flags; ``enabled`` is the
+                    # operator's and survives restarts.
+                    current = decode(zk.get(path)[0], path=path) or {}
+                    config["enabled"] = bool(current.get("enabled", True))
                     zk.set(path, encode(config))
         stat = zk.set(paths.incarnation(inst), b"")
         incarnation = stat.version

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -80,3 +81,28 @@ def test_participants_take_the_cluster_default_capacity(zk_address: str) -> None
         peaks = [int(cluster.driver.get_task_user_content_map("cap", "j", t.task_id)
                      ["max_concurrent"]) for t in ctx.tasks.values()]
         assert max(peaks) <= 3
+
+
+def test_a_disabled_instance_gets_no_work_and_stays_disabled_across_restarts(
+        zk_address: str) -> None:
+    with LocalCluster(participants=2, zk=zk_address) as cluster:
+        off, on = cluster.instances
+        # Given one instance disabled by an operator (its CONFIG's enabled flag)
+        zk = connect(cluster.zk_address)
+        try:
+            path = cluster.paths.instance_config(off)
+            zk.set(path, json.dumps({**decode(zk.get(path)[0]), "enabled": False}).encode())
+            # When it restarts and a job runs
+            cluster.kill_participant(off)
+            cluster.start_participant(off)
+            assert decode(zk.get(path)[0])["enabled"] is False
+        finally:
+            zk.stop()
+            zk.close()
+        wf = Workflow.builder("off").add_job("j", JobConfig(
+            command="Noop", num_tasks=6, num_concurrent_tasks_per_instance=6)).build()
+        cluster.driver.start(wf)
+        assert wait_final(cluster.driver, "off") is TaskState.COMPLETED
+        # Then every task ran on the enabled instance
+        ctx = cluster.driver.get_job_context("off", "j")
+        assert {t.assigned_participant for t in ctx.tasks.values()} == {on}
