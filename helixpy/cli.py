@@ -6,6 +6,7 @@ Every command takes ``--zk`` and ``--cluster`` (environment: ``HELIXPY_ZK``,
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import logging
 import os
@@ -24,6 +25,8 @@ from helixpy.model import TaskState, Workflow
 
 
 def _setup_logging(name: str, level: str) -> None:
+    # SIGUSR1 dumps every thread's stack to stderr: how to see what a stuck daemon waits on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",

@@ -114,7 +114,6 @@ class Participant:
             t = threading.Thread(target=target, name=f"{name}-{self.instance}", daemon=True)
             t.start()
             self._threads.append(t)
-        self.state = RunState.RUNNING
 
     def shutdown(self, grace: float = 30.0) -> None:
         """Graceful stop: take no new work, let running tasks finish within ``grace`` seconds,
@@ -228,10 +227,15 @@ class Participant:
                 raise
         else:
             raise RuntimeError(f"{inst}: could not create the live node")
-        self.incarnation = incarnation
-        self._writer = FencedWriter(zk, fence.path, incarnation, self.acl)
-        self._reporter = StateReporter(zk, paths.state(inst, incarnation), self._writer)
-        self._reporter.start()
+        writer = FencedWriter(zk, fence.path, incarnation, self.acl)
+        reporter = StateReporter(zk, paths.state(inst, incarnation), writer)
+        reporter.start()
+        with self._lock:
+            self.incarnation = incarnation
+            self._writer = writer
+            self._reporter = reporter
+            if self.state is not RunState.DRAINING:
+                self.state = RunState.RUNNING
         self._last_contact = time.monotonic()
         self._fence_now.clear()
         self._pending.set()
@@ -263,20 +267,19 @@ class Participant:
             if self.state is RunState.FENCED and zk.state == KazooState.CONNECTED and recovered:
                 try:
                     self._register()
-                    self.state = RunState.RUNNING
                 except Exception:
                     log.exception("re-registration failed; retrying")
             self._stop.wait(interval)
 
     def _self_fence(self, why: str) -> None:
         log.warning("participant %s fences itself: %s", self.instance, why)
-        self.state = RunState.FENCED
-        if self._reporter is not None:
-            self._reporter.close()
         with self._lock:
+            self.state = RunState.FENCED
             attempts = list(self._attempts.values())
             self._attempts.clear()
             self._finished.clear()
+        if self._reporter is not None:
+            self._reporter.close()
         for attempt in attempts:
             attempt.cancel()
 
@@ -300,6 +303,9 @@ class Participant:
         zk = self.zk
         assert zk is not None
         path = self.paths.assignment(self.instance)
+        # The incarnation this read is for: a fence and re-registration may happen while the
+        # read is in flight, and an attempt must never start under the wrong one.
+        incarnation = self.incarnation
         try:
             data, _ = zk.get(path, watch=self._on_assignment)
             body = decode(data, path=path) or {}
@@ -307,7 +313,7 @@ class Participant:
             log.warning("assignment unreadable: %s", exc)
             body = {}
         # An assignment written for an earlier incarnation is stale: never run it.
-        tasks: dict[str, Any] = body.get("tasks", {}) if body.get("inc") == self.incarnation else {}
+        tasks: dict[str, Any] = body.get("tasks", {}) if body.get("inc") == incarnation else {}
         with self._lock:
             running = dict(self._attempts)
             finished = dict(self._finished)
@@ -329,12 +335,12 @@ class Participant:
             if entry.get("t") != "RUN" or key in running or finished.get(key) == a:
                 continue
             try:
-                self._launch(key, a, str(entry.get("u", "")))
+                self._launch(key, a, str(entry.get("u", "")), incarnation)
             except Exception as exc:
                 log.exception("%s: cannot start attempt %d", key, a)
                 self._report(key, a, P.ERROR, f"cannot start: {exc}", time.time())
 
-    def _launch(self, key: str, attempt_no: int, uid: str) -> None:
+    def _launch(self, key: str, attempt_no: int, uid: str, incarnation: int) -> None:
         wf, job, partition = parse_task_key(key)
         cfg = self._job_config(wf, job, uid)
         task_cfg = cfg.tasks[partition] if cfg.tasks else None
@@ -355,9 +361,12 @@ class Participant:
         )
         attempt = Attempt(key=key, attempt=attempt_no, ctx=ctx)
         with self._lock:
+            # Checked under the lock _self_fence takes: nothing starts once fenced.
+            if self.state is not RunState.RUNNING or incarnation != self.incarnation:
+                return
             self._attempts[key] = attempt
         assert self._pool is not None
-        self._pool.submit(self._run, attempt, self.incarnation)
+        self._pool.submit(self._run, attempt, incarnation)
 
     def _job_config(self, wf: str, job: str, uid: str) -> JobConfig:
         cache_key = (wf, job, uid)
@@ -378,10 +387,16 @@ class Participant:
         state, info = run_attempt(self.registry, attempt)
         with self._lock:
             current = self._attempts.get(attempt.key)
-            if current is not attempt or incarnation != self.incarnation:
-                return  # dropped, deleted, or fenced meanwhile: nobody wants this result
-            del self._attempts[attempt.key]
-            self._finished[attempt.key] = attempt.attempt
+            if current is attempt:
+                del self._attempts[attempt.key]
+            stale = current is not attempt or incarnation != self.incarnation
+            if not stale:
+                self._finished[attempt.key] = attempt.attempt
+        if stale:
+            # Fenced or superseded meanwhile: nobody wants this result, but the key is free
+            # again for a newer attempt, which the source may start now.
+            self._pending.set()
+            return
         self._report(attempt.key, attempt.attempt, state, info, attempt.start, time.time())
         self._pending.set()
 

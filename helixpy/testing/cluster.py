@@ -192,6 +192,8 @@ class LocalCluster:
     def wait_for_leader(self, exclude: str | None = None, timeout: float = START_TIMEOUT) -> str:
         def read() -> str | None:
             assert self._zk is not None
+            if self._controllers and not any(self._procs[c].alive for c in self._controllers):
+                raise ClusterUnavailable(f"every controller exited:\n{self.logs()}")
             try:
                 data, _ = self._zk.get(self.paths.leader, watch=wake)
             except Exception:
