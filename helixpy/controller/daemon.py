@@ -31,6 +31,9 @@ from helixpy.store.paths import Paths
 
 log = logging.getLogger(__name__)
 
+#: How long a mutation waits for a newly elected leader to finish loading.
+LOAD_WAIT = 10.0
+
 
 class RunState(enum.Enum):
     STARTING = "STARTING"
@@ -73,6 +76,8 @@ class Controller:
         self._lost = threading.Event()
         self._paused = threading.Event()
         self._leading = threading.Event()
+        #: set from winning an election until the term ends; LEADING only after the load
+        self._elected = threading.Event()
         self._thread: threading.Thread | None = None
         self._server: grpc.Server | None = None
         self.zk: KazooClient | None = None
@@ -148,6 +153,10 @@ class Controller:
         self.signals.wake()
 
     def _submit(self, cmd: Command) -> bool:
+        # A request that reaches a freshly elected leader while it rebuilds its state waits
+        # for the load (bounded) rather than bouncing: LEADER already names this endpoint.
+        if self._elected.is_set() and not self._leading.is_set():
+            self._leading.wait(LOAD_WAIT)
         if not self._leading.is_set() or self._paused.is_set():
             return False
         self.signals.submit(cmd)
@@ -185,6 +194,7 @@ class Controller:
         assert self.zk is not None
         log.info("controller %s leads with epoch %d", self.controller_id, leadership.epoch)
         self.leadership = leadership
+        self._elected.set()
         writer = FencedWriter(self.zk, self.paths.epoch, leadership.epoch, self.acl)
         self.signals.reset()
         pipeline = Pipeline(self.zk, self.paths, writer, self.signals)
@@ -222,6 +232,7 @@ class Controller:
             log.info("controller %s leadership term ended", self.controller_id)
         finally:
             self._leading.clear()
+            self._elected.clear()
             self.leadership = None
             for cmd in self.signals.reset():
                 if not cmd.future.done():

@@ -165,7 +165,7 @@ def evaluate_workflow(wf: WorkflowRuntime, now: datetime) -> float | None:
     now_s = now.timestamp()
     wakeups: list[float] = []
     wf.set_state(S.IN_PROGRESS, now)
-    order = _topological(wf)
+    order = wf.order
     for name in order:
         job = wf.jobs[name]
         _release_delayed(job, now_s, wakeups)
@@ -222,19 +222,6 @@ def _release_delayed(job: JobRuntime, now_s: float, wakeups: list[float]) -> Non
             break
 
 
-def _topological(wf: WorkflowRuntime) -> list[str]:
-    remaining = {k: set(wf.stored.parents.get(k, ())) for k in wf.jobs}
-    order: list[str] = []
-    while remaining:
-        ready = sorted(k for k, v in remaining.items() if not v) or sorted(remaining)
-        for k in ready:
-            del remaining[k]
-            for v in remaining.values():
-                v.discard(k)
-        order.extend(ready)
-    return order
-
-
 def schedulable_jobs(workflows: Iterable[WorkflowRuntime]) -> list[JobRuntime]:
     """Jobs with pending tasks that may be assigned now, in scheduling order."""
     out: list[JobRuntime] = []
@@ -243,7 +230,7 @@ def schedulable_jobs(workflows: Iterable[WorkflowRuntime]) -> list[JobRuntime]:
             continue
         out.extend(
             wf.jobs[name]
-            for name in _topological(wf)
+            for name in wf.order
             if wf.jobs[name].state is S.IN_PROGRESS and wf.jobs[name].pending
         )
     return out

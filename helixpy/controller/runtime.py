@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from helixpy.model import JobConfig, TaskContextInfo, TaskPartitionState, TaskState
+from helixpy.model.workflow import topological_order
 from helixpy.store.paths import task_key
 from helixpy.store.records import StoredWorkflow, chunk_of
 
@@ -86,6 +88,11 @@ class WorkflowRuntime:
     @property
     def name(self) -> str:
         return self.stored.name
+
+    @cached_property
+    def order(self) -> list[str]:
+        """The jobs in dependency order (the DAG never changes after start)."""
+        return topological_order({name: self.stored.parents.get(name, ()) for name in self.jobs})
 
     def set_state(self, state: TaskState, now: datetime, info: str = "") -> None:
         if state is self.state:

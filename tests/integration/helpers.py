@@ -10,6 +10,7 @@ from helixpy import JobConfig, TaskPartitionState, TaskState
 from helixpy.driver import TaskDriver
 from helixpy.model import JobContext
 from helixpy.store.client import connect
+from helixpy.store.codec import decode
 from helixpy.testing import LocalCluster
 
 FINAL = (TaskState.COMPLETED, TaskState.FAILED, TaskState.TIMED_OUT, TaskState.ABORTED)
@@ -62,3 +63,13 @@ def wait_job(cluster: LocalCluster, wf: str, job: str, ok: Callable[[JobContext]
 
 def count(ctx: JobContext, state: TaskPartitionState) -> int:
     return sum(1 for t in ctx.tasks.values() if t.state is state)
+
+
+def leader_endpoint(cluster: LocalCluster) -> str:
+    """The gRPC endpoint the current leader published in LEADER."""
+    zk = connect(cluster.zk_address)
+    try:
+        return str(decode(zk.get(cluster.paths.leader)[0])["endpoint"])
+    finally:
+        zk.stop()
+        zk.close()

@@ -16,10 +16,9 @@ import pytest
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
 from helixpy.store.client import connect
-from helixpy.store.codec import decode
 from helixpy.testing import LocalCluster
 from helixpy.testing.zookeeper import free_port
-from tests.integration.helpers import wait_final
+from tests.integration.helpers import leader_endpoint, wait_final
 
 pytestmark = pytest.mark.cluster
 
@@ -70,12 +69,7 @@ def test_workflow_start_and_status_from_yaml(zk_address: str, tmp_path: Path) ->
 
 def test_controller_rejects_invalid_specs_and_keeps_running(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
-        zk = connect(cluster.zk_address)
-        try:
-            endpoint = decode(zk.get(cluster.paths.leader)[0])["endpoint"]
-        finally:
-            zk.stop()
-            zk.close()
+        endpoint = leader_endpoint(cluster)
         bad_specs = [
             "not json",
             json.dumps({"name": "x", "jobs": {"j": {"num_tasks": 1}}}),

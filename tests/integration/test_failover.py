@@ -13,9 +13,15 @@ from helixpy import JobConfig, TaskPartitionState, TaskState, Workflow
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
 from helixpy.store.client import connect
-from helixpy.store.codec import decode
 from helixpy.testing import LocalCluster
-from tests.integration.helpers import count, record_job, task_records, wait_final, wait_job
+from tests.integration.helpers import (
+    count,
+    leader_endpoint,
+    record_job,
+    task_records,
+    wait_final,
+    wait_job,
+)
 
 pytestmark = pytest.mark.cluster
 P = TaskPartitionState
@@ -124,13 +130,7 @@ def test_a_retried_request_id_applies_once_across_a_leader_change(zk_address: st
                                           workflow_json=json.dumps(wf.to_dict()))
 
         def send() -> Any:
-            zk = connect(cluster.zk_address)
-            try:
-                endpoint = decode(zk.get(cluster.paths.leader)[0])["endpoint"]
-            finally:
-                zk.stop()
-                zk.close()
-            with grpc.insecure_channel(endpoint) as channel:
+            with grpc.insecure_channel(leader_endpoint(cluster)) as channel:
                 return pb_grpc.ControllerStub(channel).StartWorkflow(request, timeout=30)
 
         # Given a start applied by the first leader
