@@ -7,6 +7,7 @@ Every command takes ``--zk`` and ``--cluster`` (environment: ``HELIXPY_ZK``,
 from __future__ import annotations
 
 import faulthandler
+import functools
 import importlib
 import logging
 import os
@@ -14,14 +15,17 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import click
 
 from helixpy.errors import HelixpyError
 from helixpy.model import TaskState, Workflow
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _setup_logging(name: str, level: str) -> None:
@@ -65,7 +69,37 @@ def _load_registry(spec: str) -> Any:
 @click.pass_context
 def main(ctx: click.Context, zk: str, cluster: str, log_level: str) -> None:
     """helixpy: a cluster task framework on ZooKeeper."""
-    ctx.obj = {"zk": zk, "cluster": cluster, "log_level": log_level}
+    ctx.obj = {"zk": zk, "cluster": cluster, "log_level": log_level, "zk_explicit": False}
+
+
+def cluster_options(fn: F) -> F:
+    """``--zk`` and ``--cluster`` on a command too, overriding the group's (and the env)."""
+
+    @click.option(
+        "--cluster",
+        "cluster_override",
+        default=None,
+        help="Cluster name (overrides HELIXPY_CLUSTER).",
+    )
+    @click.option(
+        "--zk",
+        "zk_override",
+        default=None,
+        help="ZooKeeper connection string (overrides HELIXPY_ZK).",
+    )
+    @functools.wraps(fn)
+    def wrapper(
+        *args: Any, zk_override: str | None, cluster_override: str | None, **kwargs: Any
+    ) -> Any:
+        obj = click.get_current_context().find_object(dict)
+        assert obj is not None
+        if zk_override:
+            obj["zk"], obj["zk_explicit"] = zk_override, True
+        if cluster_override:
+            obj["cluster"] = cluster_override
+        return fn(*args, **kwargs)
+
+    return cast(F, wrapper)
 
 
 @main.group()
@@ -97,6 +131,7 @@ def _wait_for_signal(stop: threading.Event) -> None:
 
 
 @main.command()
+@cluster_options
 @click.option("--id", "controller_id", default=None, help="Controller id (default: host-pid).")
 @click.option("--session-timeout", type=float, default=10.0, show_default=True)
 @click.option("--grpc-host", default="127.0.0.1", show_default=True)
@@ -131,6 +166,7 @@ def controller(
 
 
 @main.command()
+@cluster_options
 @click.option("--tasks", "tasks_spec", required=True, help="MODULE:ATTR of a TaskRegistry.")
 @click.option("--instance", required=True, help="Instance id (stable across restarts).")
 @click.option("--tags", default="", help="Comma-separated instance group tags.")
@@ -183,6 +219,7 @@ def workflow() -> None:
 
 
 @workflow.command("start")
+@cluster_options
 @click.argument("file", type=click.File("r"))
 @click.pass_obj
 def workflow_start(obj: dict[str, str], file: Any) -> None:
@@ -199,6 +236,7 @@ def workflow_start(obj: dict[str, str], file: Any) -> None:
 
 
 @workflow.command("status")
+@cluster_options
 @click.argument("name")
 @click.pass_obj
 def workflow_status(obj: dict[str, str], name: str) -> None:
@@ -225,16 +263,18 @@ def _status_text(driver: Any, name: str) -> str:
 
 
 @main.command()
+@cluster_options
 @click.option("--participants", type=int, default=3, show_default=True)
 @click.option("--tasks", "tasks_spec", default="helixpy.testing.tasks:registry", show_default=True)
 @click.pass_obj
-def up(obj: dict[str, str], participants: int, tasks_spec: str) -> None:
+def up(obj: dict[str, Any], participants: int, tasks_spec: str) -> None:
     """Run a whole local cluster (ZooKeeper unless --zk is given) until Ctrl-C."""
     from helixpy.testing.cluster import LocalCluster
 
     _setup_logging("up", obj["log_level"])
-    zk_given = click.get_current_context().parent
-    zk_arg = obj["zk"] if zk_given is not None and _explicit(zk_given, "zk") else None
+    group = click.get_current_context().parent
+    explicit = obj.get("zk_explicit") or (group is not None and _explicit(group, "zk"))
+    zk_arg = obj["zk"] if explicit else None
     with LocalCluster(
         tasks=tasks_spec, participants=participants, zk=zk_arg, cluster=obj["cluster"]
     ) as cluster:

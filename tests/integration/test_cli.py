@@ -54,7 +54,9 @@ def test_workflow_start_and_status_from_yaml(zk_address: str, tmp_path: Path) ->
         assert "started from-yaml" in out.stdout
         wait_final(cluster.driver, "from-yaml")
         # Then status shows it and its jobs
-        status = helixpy("workflow", "status", "from-yaml", env=env)
+        # (here with --zk and --cluster on the command itself)
+        status = helixpy("workflow", "status", "from-yaml", "--zk", cluster.zk_address,
+                         "--cluster", cluster.cluster)
         assert status.returncode == 0, status.stderr
         assert "workflow from-yaml: COMPLETED" in status.stdout
         assert "second" in status.stdout and "2/2 tasks completed" in status.stdout
