@@ -216,6 +216,20 @@ class LocalCluster:
         self._procs[leader].wait(10)
         return leader
 
+    def send_signal(self, process_id: str, sig: int) -> None:
+        """Send ``sig`` to a controller or participant process by its id."""
+        self._procs[process_id].signal(sig)
+
+    def exit_code(self, process_id: str, timeout: float) -> int | None:
+        """Wait (bounded) for a process to exit; its exit code, None if still running."""
+        popen = self._procs[process_id].popen
+        if popen is None:
+            return None
+        try:
+            return popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def freeze_controller(self, controller_id: str) -> None:
         """SIGSTOP a controller (it keeps its sockets but cannot act)."""
         self._procs[controller_id].signal(signal.SIGSTOP)

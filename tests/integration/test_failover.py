@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import uuid
 from typing import Any
 
@@ -146,3 +147,19 @@ def test_a_retried_request_id_applies_once_across_a_leader_change(zk_address: st
         request = pb.StartWorkflowRequest(request_id=uuid.uuid4().hex,
                                           workflow_json=json.dumps(wf.to_dict()))
         assert send().code == pb.ALREADY_EXISTS
+
+
+def test_a_second_sigterm_exits_at_once(zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        inst = cluster.instances[0]
+        # Given a task that would keep a graceful stop waiting for its whole grace period
+        wf = Workflow.builder("impatient").add_job("j", JobConfig(
+            command="Sleep", num_tasks=1, command_config={"seconds": "120"})).build()
+        cluster.driver.start(wf)
+        wait_job(cluster, "impatient", "j", lambda c: count(c, P.RUNNING) == 1, "running")
+        # When the participant gets SIGTERM (grace 30 s) and then a second SIGTERM
+        cluster.send_signal(inst, signal.SIGTERM)
+        assert cluster.exit_code(inst, timeout=1.0) is None  # still draining
+        cluster.send_signal(inst, signal.SIGTERM)
+        # Then it exits at once, with a failure code
+        assert cluster.exit_code(inst, timeout=10.0) not in (None, 0)
