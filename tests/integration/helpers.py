@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from helixpy import JobConfig, TaskPartitionState, TaskState
 from helixpy.driver import TaskDriver
@@ -73,3 +74,12 @@ def leader_endpoint(cluster: LocalCluster) -> str:
     finally:
         zk.stop()
         zk.close()
+
+
+def wait_for_line(path: Path, text: str | tuple[str, ...], timeout: float) -> None:
+    """Block until ``text`` (or any of several) appears in the log at ``path`` (bounded)."""
+    wanted = (text,) if isinstance(text, str) else text
+    deadline = time.monotonic() + timeout
+    while not any(w in path.read_text(errors="replace") for w in wanted):
+        assert time.monotonic() < deadline, f"{text!r} never appeared in {path.name}"
+        time.sleep(0.05)  # polling a file: there is no event to wait on

@@ -21,6 +21,7 @@ from tests.integration.helpers import (
     record_job,
     task_records,
     wait_final,
+    wait_for_line,
     wait_job,
 )
 
@@ -80,9 +81,9 @@ def test_frozen_leader_that_wakes_after_takeover_cannot_write(zk_address: str) -
             zk.stop()
             zk.close()
         # and the old leader stood down when it woke (session expired, or fenced on a write)
-        log = (cluster.log_dir / f"{old}.log").read_text()
-        assert "leadership term ended" in log or "fenced, stepping down" in log
-        assert log.count("leads with epoch") == 1
+        log_path = cluster.log_dir / f"{old}.log"
+        wait_for_line(log_path, ("leadership term ended", "fenced, stepping down"), timeout=30)
+        assert log_path.read_text().count("leads with epoch") == 1
 
 
 def test_restarted_participant_does_not_rerun_stale_assignments(zk_address: str) -> None:

@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from pathlib import Path
 
 import pytest
 
 from helixpy import TaskPartitionState, TaskState, Workflow
 from helixpy.testing import LocalCluster
 from helixpy.testing.zookeeper import ZooKeeperServer
-from tests.integration.helpers import count, record_job, task_records, wait_final, wait_job
+from tests.integration.helpers import (
+    count,
+    record_job,
+    task_records,
+    wait_final,
+    wait_for_line,
+    wait_job,
+)
 
 pytestmark = pytest.mark.cluster
 P = TaskPartitionState
-
-
-def wait_for_line(path: Path, text: str, timeout: float) -> None:
-    """Block until ``text`` appears in the log at ``path`` (bounded)."""
-    deadline = time.monotonic() + timeout
-    while text not in path.read_text(errors="replace"):
-        assert time.monotonic() < deadline, f"{text!r} never appeared in {path.name}"
-        time.sleep(0.05)  # polling a file: there is no event to wait on
 
 
 def test_participant_fences_itself_when_zookeeper_goes_silent() -> None:
