@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
@@ -14,6 +15,15 @@ log = logging.getLogger(__name__)
 P = TaskPartitionState
 
 
+class CancelReason(enum.Enum):
+    """Why an attempt was cancelled; it decides the state a CANCELED result gets."""
+
+    TIMEOUT = "TIMEOUT"  # timeout_per_task -> TIMED_OUT (retried like a failure)
+    STOP = "STOP"  # the workflow is stopping -> STOPPED (runs again on resume)
+    ABORT = "ABORT"  # job failing / timing out, workflow failed -> TASK_ABORTED
+    DROP = "DROP"  # no longer assigned (deleted, superseded): nobody reads the result
+
+
 @dataclass
 class Attempt:
     """One attempt of one task on this participant."""
@@ -24,9 +34,15 @@ class Attempt:
     start: float = field(default_factory=time.time)
     task: Task | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: the first reason given wins: a timed-out attempt later told to stop stays TIMED_OUT
+    reason: CancelReason | None = None
 
-    def cancel(self) -> None:
-        """Set ``ctx.cancelled`` at once, then ask the task object itself."""
+    def cancel(self, reason: CancelReason) -> None:
+        """Set ``ctx.cancelled`` at once, then ask the task object itself (once)."""
+        with self.lock:
+            if self.reason is not None:
+                return
+            self.reason = reason
         self.ctx.cancelled.set()
         with self.lock:
             task = self.task
@@ -37,8 +53,20 @@ class Attempt:
                 log.exception("%s: cancel() raised", self.key)
 
 
-def outcome(result: object, cancel_requested: bool) -> tuple[TaskPartitionState, str]:
-    """Map what ``run`` returned to (state, info), per Helix's TaskResult semantics."""
+_CANCELED_AS = {
+    CancelReason.TIMEOUT: (P.TIMED_OUT, "timed out"),
+    CancelReason.STOP: (P.STOPPED, "stopped"),
+    CancelReason.ABORT: (P.TASK_ABORTED, "aborted"),
+    CancelReason.DROP: (P.TASK_ABORTED, "dropped"),
+}
+
+
+def outcome(result: object, reason: CancelReason | None) -> tuple[TaskPartitionState, str]:
+    """Map what ``run`` returned to (state, info), per Helix's TaskResult semantics.
+
+    COMPLETED always counts (a task that finishes while stopping is COMPLETED); CANCELED
+    takes its state from why the attempt was cancelled, and is TASK_ERROR when nobody asked.
+    """
     if not isinstance(result, TaskResult):
         return P.TASK_ERROR, f"run() returned {type(result).__name__}, not a TaskResult"
     if result.status is TaskStatus.COMPLETED:
@@ -47,9 +75,9 @@ def outcome(result: object, cancel_requested: bool) -> tuple[TaskPartitionState,
         return P.TASK_ERROR, result.info
     if result.status is TaskStatus.FATAL_FAILED:
         return P.TASK_ABORTED, result.info
-    if cancel_requested:
-        # Cancelled on the controller's request: it knows why and records the final state.
-        return P.TASK_ABORTED, result.info or "cancelled"
+    if reason is not None:
+        state, default_info = _CANCELED_AS[reason]
+        return state, result.info or default_info
     return P.TASK_ERROR, result.info or "returned CANCELED without being asked to cancel"
 
 
@@ -68,4 +96,4 @@ def run_attempt(registry: TaskRegistry, attempt: Attempt) -> tuple[TaskPartition
     except Exception as exc:
         log.info("%s attempt %d raised: %s", attempt.key, attempt.attempt, exc)
         return P.TASK_ERROR, f"Exception happened in running task: {type(exc).__name__}: {exc}"
-    return outcome(result, attempt.ctx.cancelled.is_set())
+    return outcome(result, attempt.reason)

@@ -28,9 +28,10 @@ from helixpy.errors import CorruptNode, Fenced, InvalidConfig, NotFound
 from helixpy.model import DEFAULT_CAPACITY, JobConfig, Scope, TaskPartitionState
 from helixpy.model.context import cap_info
 from helixpy.model.names import check_name
-from helixpy.participant.attempt import Attempt, run_attempt
+from helixpy.participant.attempt import Attempt, CancelReason, run_attempt
 from helixpy.participant.registry import TaskContext, TaskRegistry
 from helixpy.participant.reporter import StateReporter
+from helixpy.participant.timeouts import Deadlines
 from helixpy.store.acl import AclProvider, OpenAclProvider
 from helixpy.store.client import connect
 from helixpy.store.codec import decode, encode
@@ -97,6 +98,7 @@ class Participant:
         self._job_configs: dict[tuple[str, str, str], JobConfig] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._threads: list[threading.Thread] = []
+        self._deadlines = Deadlines(self._on_deadline, name=f"timeouts-{instance}")
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -110,6 +112,7 @@ class Participant:
             max_workers=self.capacity, thread_name_prefix=f"task-{self.instance}"
         )
         self._register()
+        self._deadlines.start()
         for target, name in ((self._source_loop, "source"), (self._heartbeat_loop, "heartbeat")):
             t = threading.Thread(target=target, name=f"{name}-{self.instance}", daemon=True)
             t.start()
@@ -127,7 +130,9 @@ class Participant:
         with self._lock:
             leftovers = list(self._attempts.values())
         for attempt in leftovers:
-            attempt.cancel()
+            # Not reported unless they complete anyway: the controller marks them DROPPED
+            # when the live node goes, and retries them elsewhere.
+            attempt.cancel(CancelReason.DROP)
         # Cancelled tasks get a moment to return and report before we leave.
         end = time.monotonic() + 5.0
         while self._running_count() and time.monotonic() < end:
@@ -141,6 +146,7 @@ class Participant:
         """Stop at once: deregister (delete the live node) and close the session."""
         self._stop.set()
         self._pending.set()
+        self._deadlines.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._reporter is not None:
@@ -271,6 +277,14 @@ class Participant:
                     log.exception("re-registration failed; retrying")
             self._stop.wait(interval)
 
+    def _on_deadline(self, item: object) -> None:
+        assert isinstance(item, Attempt)
+        with self._lock:
+            running = self._attempts.get(item.key) is item
+        if running:
+            log.info("%s attempt %d timed out", item.key, item.attempt)
+            item.cancel(CancelReason.TIMEOUT)
+
     def _self_fence(self, why: str) -> None:
         log.warning("participant %s fences itself: %s", self.instance, why)
         with self._lock:
@@ -281,7 +295,7 @@ class Participant:
         if self._reporter is not None:
             self._reporter.close()
         for attempt in attempts:
-            attempt.cancel()
+            attempt.cancel(CancelReason.DROP)
 
     # --- the source: assignments -> attempts ----------------------------------------------
 
@@ -319,8 +333,12 @@ class Participant:
             finished = dict(self._finished)
         for key, attempt in running.items():
             entry = tasks.get(key)
-            if entry is None or entry.get("a") != attempt.attempt or entry.get("t") == "ABORT":
-                attempt.cancel()
+            if entry is None or entry.get("a") != attempt.attempt:
+                attempt.cancel(CancelReason.DROP)
+            elif entry.get("t") == "ABORT":
+                attempt.cancel(CancelReason.ABORT)
+            elif entry.get("t") == "STOP":
+                attempt.cancel(CancelReason.STOP)
         prune = [k for k, a in finished.items() if k not in tasks or tasks[k].get("a") != a]
         if prune:
             with self._lock:
@@ -381,15 +399,21 @@ class Participant:
         return cfg
 
     def _run(self, attempt: Attempt, incarnation: int) -> None:
-        # RUNNING is reported from the worker thread, when the task really starts.
+        # RUNNING is reported from the worker thread, when the task really starts; the
+        # per-task timeout counts from here.
         attempt.start = time.time()
         self._report(attempt.key, attempt.attempt, P.RUNNING, "", attempt.start)
+        self._deadlines.add(time.monotonic() + attempt.ctx.job_config.timeout_per_task, attempt)
         state, info = run_attempt(self.registry, attempt)
         with self._lock:
             current = self._attempts.get(attempt.key)
             if current is attempt:
                 del self._attempts[attempt.key]
-            stale = current is not attempt or incarnation != self.incarnation
+            stale = (
+                current is not attempt
+                or incarnation != self.incarnation
+                or (attempt.reason is CancelReason.DROP and state is not P.COMPLETED)
+            )
             if not stale:
                 self._finished[attempt.key] = attempt.attempt
         if stale:

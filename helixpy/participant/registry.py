@@ -81,7 +81,11 @@ class _FunctionTask(Task):
 
     def run(self) -> TaskResult:
         result = self._fn(self._ctx)
-        return TaskResult(TaskStatus.COMPLETED) if result is None else result
+        if result is None:
+            # A function that returns after observing ``ctx.cancelled`` was cancelled.
+            status = TaskStatus.CANCELED if self._ctx.cancelled.is_set() else TaskStatus.COMPLETED
+            return TaskResult(status)
+        return result
 
 
 class TaskRegistry:
