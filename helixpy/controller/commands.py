@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,8 @@ class CommandHandler:
                 result = self._start(cmd, now)
             elif cmd.kind == "delete":
                 result = self._delete(cmd)
+            elif cmd.kind == "target_state":
+                result = self._target_state(cmd)
             elif cmd.kind == "cluster_config":
                 result = self._cluster_config(cmd)
             else:
@@ -177,6 +180,29 @@ class CommandHandler:
         # participants cancel them when their entries disappear.
         self.remove_tree(paths.workflow(name))
         log.info("workflow %s deleted", name)
+        return result
+
+    def _target_state(self, cmd: Command) -> dict[str, str]:
+        """Stop (STOP) or resume (START) a workflow: persisted in its CONFIG, acted on by
+        the same pass's evaluation."""
+        name, target = cmd.payload
+        runtime = self.p.workflows.get(name)
+        if runtime is None:
+            raise NotFound(f"workflow {name} does not exist")
+        verb = "stopped" if target == "STOP" else "resumed"
+        result = reply(OK, f"workflow {name} {verb}")
+        if runtime.state.is_final or runtime.stored.config.target_state == target:
+            return result  # nothing to change; finished state is never rewritten
+        stored = replace(runtime.stored, config=replace(runtime.stored.config, target_state=target))
+        path = self.p.paths.workflow_config(name)
+        self.p.writer.commit(
+            [
+                SetData(path, encode(stored.to_dict(), path=path)),
+                self._request_op(cmd.request_id, result),
+            ]
+        )
+        runtime.stored = stored
+        log.info("workflow %s %s", name, verb)
         return result
 
     def _cluster_config(self, cmd: Command) -> dict[str, str]:

@@ -19,7 +19,7 @@ from kazoo.exceptions import NoNodeError
 from helixpy.controller import rules
 from helixpy.controller.commands import CommandHandler
 from helixpy.controller.loader import Broken, load_workflows
-from helixpy.controller.runtime import ABORT, RUN, JobRuntime, LiveInstance, WorkflowRuntime
+from helixpy.controller.runtime import ABORT, RUN, STOP, JobRuntime, LiveInstance, WorkflowRuntime
 from helixpy.controller.signals import Signals
 from helixpy.errors import CorruptNode
 from helixpy.model import JobContext, TaskPartitionState, TaskState, WorkflowContext
@@ -31,6 +31,7 @@ from helixpy.store.paths import Paths, parse_task_key
 from helixpy.store.records import job_context_ops
 
 log = logging.getLogger(__name__)
+_STOPPED = (TaskState.STOPPING, TaskState.STOPPED)
 
 #: How long a mutation's request id is remembered (far above any driver's retry window).
 REQUEST_TTL = 3600.0
@@ -298,7 +299,7 @@ class Pipeline:
                         continue
                     desired[inst]["tasks"][job.key(p)] = {
                         "a": t.num_attempts,
-                        "t": ABORT if p in job.aborting else RUN,
+                        "t": ABORT if p in job.aborting else STOP if job.state in _STOPPED else RUN,
                         "u": wf.stored.uid,
                     }
         for inst, current in self.assignments.items():

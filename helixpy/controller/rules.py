@@ -78,7 +78,9 @@ def finish_attempt(
     if state is P.COMPLETED:
         job.completed += 1
     elif state is P.STOPPED:
-        pass  # neither retried nor given up: a stopped task waits for a resume
+        # Not a failure: pending again, scheduled once the job is resumed (a stopping or
+        # stopped job schedules nothing).
+        job.pending.append(partition)
     elif is_given_up(t, job.config):
         job.given_up += 1
     else:
@@ -158,26 +160,83 @@ def _parents_verdict(wf: WorkflowRuntime, job: JobRuntime) -> tuple[bool, str | 
     return done, None
 
 
+#: Job states that hold tasks (count against ``parallel_jobs``).
+_ACTIVE_JOB = frozenset({S.IN_PROGRESS, S.FAILING, S.STOPPING, S.TIMING_OUT})
+
+
 def evaluate_workflow(wf: WorkflowRuntime, now: datetime) -> float | None:
     """Advance job and workflow states; return the next time a timer must wake the pass."""
     if wf.state.is_final:
         return None
     now_s = now.timestamp()
     wakeups: list[float] = []
-    wf.set_state(S.IN_PROGRESS, now)
-    order = wf.order
-    for name in order:
-        job = wf.jobs[name]
-        _release_delayed(job, now_s, wakeups)
-        if job.state is S.IN_PROGRESS and job.given_up > job.config.failure_threshold:
-            job.set_state(S.FAILING, now)
+    if wf.state is S.NOT_STARTED:
+        wf.set_state(S.IN_PROGRESS, now)
+    cfg = wf.stored.config
+    if cfg.timeout is not None and cfg.terminable and wf.start_time is not None:
+        # The workflow timeout runs from its start, also while STOPPED; 0 times out at once.
+        deadline = wf.start_time.timestamp() + cfg.timeout
+        if deadline <= now_s:
+            _end_workflow(wf, S.TIMED_OUT, now, f"timed out after {cfg.timeout}s")
+            return None
+        wakeups.append(deadline)
+    stop = cfg.target_state == "STOP"
+    for name in wf.order:
+        _advance_job(wf.jobs[name], stop, now, wakeups)
+    if not stop:
+        _start_ready_jobs(wf, now, wakeups)
+    failed = sum(1 for j in wf.jobs.values() if j.state in _JOB_FAILURES)
+    if failed > cfg.failure_threshold and cfg.terminable:
+        _end_workflow(wf, S.FAILED, now, f"{failed} job(s) failed")
+    elif all(j.state.is_final for j in wf.jobs.values()) and cfg.terminable:
+        wf.set_state(S.COMPLETED, now)
+    elif stop:
+        busy = any(j.state in _ACTIVE_JOB for j in wf.jobs.values())
+        wf.set_state(S.STOPPING if busy else S.STOPPED, now)
+    else:
+        wf.set_state(S.IN_PROGRESS, now)
+    return min(wakeups) if wakeups else None
+
+
+def _advance_job(job: JobRuntime, stop: bool, now: datetime, wakeups: list[float]) -> None:
+    now_s = now.timestamp()
+    _release_delayed(job, now_s, wakeups)
+    if (
+        job.config.timeout is not None
+        and job.start_time is not None
+        and not job.state.is_final
+        and job.state is not S.TIMING_OUT
+    ):
+        deadline = job.start_time.timestamp() + job.config.timeout
+        if deadline <= now_s:
+            job.info = f"timed out after {job.config.timeout}s"
+            job.set_state(S.TIMING_OUT, now)
             _abort_active(job)
-        if job.state is S.FAILING and not job.active:
-            job.set_state(S.FAILED, now)
-        elif job.state is S.IN_PROGRESS and job.finished_tasks == len(job.tasks):
-            job.set_state(S.COMPLETED, now)
-    running = sum(1 for j in wf.jobs.values() if j.state in (S.IN_PROGRESS, S.FAILING))
-    for name in order:
+        else:
+            wakeups.append(deadline)
+    if stop and job.state is S.IN_PROGRESS:
+        job.set_state(S.STOPPING, now)
+    elif not stop and job.state in (S.STOPPING, S.STOPPED):
+        job.set_state(S.IN_PROGRESS, now)  # resumed: stopped tasks are pending again
+    if job.state is S.IN_PROGRESS and job.given_up > job.config.failure_threshold:
+        job.set_state(S.FAILING, now)
+        _abort_active(job)
+    if job.state is S.FAILING and not job.active:
+        job.set_state(S.FAILED, now)
+    elif job.state is S.TIMING_OUT and not job.active:
+        job.set_state(S.TIMED_OUT, now)
+    elif job.state is S.STOPPING and not job.active:
+        # STOP wins over completion: even with every task done the job is STOPPED, and
+        # becomes COMPLETED after a resume.
+        job.set_state(S.STOPPED, now)
+    elif job.state is S.IN_PROGRESS and job.finished_tasks == len(job.tasks):
+        job.set_state(S.COMPLETED, now)
+
+
+def _start_ready_jobs(wf: WorkflowRuntime, now: datetime, wakeups: list[float]) -> None:
+    now_s = now.timestamp()
+    running = sum(1 for j in wf.jobs.values() if j.state in _ACTIVE_JOB)
+    for name in wf.order:
         job = wf.jobs[name]
         if job.state is not S.NOT_STARTED:
             continue
@@ -200,16 +259,15 @@ def evaluate_workflow(wf: WorkflowRuntime, now: datetime) -> float | None:
             continue
         job.set_state(S.IN_PROGRESS, now)
         running += 1
-    failed = sum(1 for j in wf.jobs.values() if j.state in _JOB_FAILURES)
-    if failed > wf.stored.config.failure_threshold:
-        for job in wf.jobs.values():
-            if job.state in (S.IN_PROGRESS, S.FAILING):
-                _abort_active(job)
-                job.set_state(S.ABORTED, now)
-        wf.set_state(S.FAILED, now, info=f"{failed} job(s) failed")
-    elif all(j.state.is_final for j in wf.jobs.values()) and wf.stored.config.terminable:
-        wf.set_state(S.COMPLETED, now)
-    return min(wakeups) if wakeups else None
+
+
+def _end_workflow(wf: WorkflowRuntime, state: TaskState, now: datetime, info: str) -> None:
+    """FAILED or TIMED_OUT: running jobs become ABORTED and their attempts are aborted."""
+    for job in wf.jobs.values():
+        if job.state in _ACTIVE_JOB or job.state is S.STOPPED:
+            _abort_active(job)
+            job.set_state(S.ABORTED, now)
+    wf.set_state(state, now, info=info)
 
 
 def _release_delayed(job: JobRuntime, now_s: float, wakeups: list[float]) -> None:

@@ -18,10 +18,12 @@ from helixpy.model.workflow import topological_order
 from helixpy.store.paths import task_key
 from helixpy.store.records import StoredWorkflow, chunk_of
 
-#: Target of an assignment entry: run the attempt, or cancel it (job failing, workflow
-#: failed). A removed entry means "forget it" (deleted, or folded in).
+#: Target of an assignment entry: run the attempt, cancel it because the job or workflow is
+#: failing or timing out (ABORT), or because the workflow is stopping (STOP). A removed
+#: entry means "forget it" (deleted, or folded in).
 RUN = "RUN"
 ABORT = "ABORT"
+STOP = "STOP"
 
 
 @dataclass
@@ -137,7 +139,7 @@ def rebuild_indexes(job: JobRuntime, now_epoch: float) -> None:
         elif t.state is TaskPartitionState.COMPLETED:
             job.completed += 1
         elif t.state is TaskPartitionState.STOPPED:
-            continue  # waits for a resume
+            job.pending.append(p)  # scheduled again once the job runs
         elif is_given_up(t, job.config):
             job.given_up += 1
         else:

@@ -60,6 +60,25 @@ class ControllerService(pb_grpc.ControllerServicer):
             return _invalid(exc)
         return self._apply(Command("delete", request.request_id, name), context)
 
+    def StopWorkflow(
+        self, request: pb.WorkflowRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        return self._target_state("STOP", request, context)
+
+    def ResumeWorkflow(
+        self, request: pb.WorkflowRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        return self._target_state("START", request, context)
+
+    def _target_state(
+        self, target: str, request: pb.WorkflowRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        try:
+            name = check_name("workflow.name", request.name)
+        except InvalidConfig as exc:
+            return _invalid(exc)
+        return self._apply(Command("target_state", request.request_id, (name, target)), context)
+
     def SetClusterConfig(
         self, request: pb.SetClusterConfigRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:

@@ -240,10 +240,77 @@ class TaskDriver:
             "StartWorkflow", pb.StartWorkflowRequest(request_id=_rid(), workflow_json=body)
         )
 
-    def delete(self, name: str) -> None:
-        """Delete workflow ``name`` and everything under it; :class:`NotFound` if absent."""
+    def delete(self, name: str, force: bool = False) -> None:
+        """Delete workflow ``name`` and everything under it; :class:`NotFound` if absent.
+
+        The leader cancels its running tasks and removes every znode (configs, contexts,
+        user content) before answering. ``force=True`` removes the znodes directly from
+        ZooKeeper and works while no controller runs; a controller that leads later finds
+        no trace of it, and participants cancel its tasks when their assignments are
+        recomputed.
+        """
         self._check_open()
+        if force:
+            self._force_delete(_wf(name))
+            return
         self._mutate("DeleteWorkflow", pb.DeleteWorkflowRequest(request_id=_rid(), name=_wf(name)))
+
+    def delete_and_wait(self, name: str, timeout: float = 300.0) -> None:
+        """Delete ``name`` and wait until no znode of it is left; :class:`PollTimeout` naming
+        the state last seen if it is still there after ``timeout`` seconds."""
+        self.delete(name)
+        self._wait_gone(_wf(name), timeout)
+
+    def stop(self, name: str) -> None:
+        """Stop workflow ``name``: running tasks are cancelled, no new task starts; jobs go
+        STOPPING, then STOPPED once nothing of theirs runs. Returns once accepted."""
+        self._check_open()
+        self._mutate("StopWorkflow", pb.WorkflowRequest(request_id=_rid(), name=_wf(name)))
+
+    def resume(self, name: str) -> None:
+        """Resume a stopped workflow: stopped tasks run again."""
+        self._check_open()
+        self._mutate("ResumeWorkflow", pb.WorkflowRequest(request_id=_rid(), name=_wf(name)))
+
+    def wait_to_stop(self, name: str, timeout: float = 300.0) -> None:
+        """Stop ``name`` and wait until it is STOPPED; :class:`PollTimeout` (naming the state
+        it saw) when a task ignores its cancel past ``timeout`` seconds."""
+        self.stop(name)
+        self.poll_for_workflow_state(name, TaskState.STOPPED, timeout=timeout)
+
+    def _force_delete(self, name: str) -> None:
+        root = self._paths.workflow(name)
+        try:
+            # CONFIG first: a leader finding the rest treats it as a cut-short delete.
+            self._zk.delete(self._paths.workflow_config(name))
+        except NoNodeError:
+            if self._zk.exists(root) is None:
+                raise NotFound(
+                    f"workflow {name} does not exist in cluster {self._paths.cluster}"
+                ) from None
+        self._zk.delete(root, recursive=True)
+
+    def _wait_gone(self, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        path = self._paths.workflow(name)
+        while True:
+            generation = self._watcher.generation()
+            self._sync(path)
+            if not self._watcher.arm(path):
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                last: str | None
+                try:
+                    last = self.get_workflow_context(name).state.value
+                except NotFound:
+                    last = None
+                raise PollTimeout(
+                    f"workflow {name} in cluster {self._paths.cluster} was not deleted within "
+                    f"{timeout}s; last state seen: {last}",
+                    last,
+                )
+            self._watcher.wait(generation, min(left, _SAFETY_WAKE))
 
     def set_cluster_config(self, **settings: Any) -> None:
         """Merge ``settings`` into the cluster config; the controller checks each one."""

@@ -7,6 +7,7 @@ Commands (their ``task_config`` keys in brackets):
 - ``Fail`` / ``Fatal``: return FAILED / FATAL_FAILED [info].
 - ``Raise`` [message]: raises RuntimeError(message).
 - ``CancelUnasked``: returns CANCELED without being asked to cancel.
+- ``Stubborn`` [seconds]: ignores cancel, sleeps, then completes.
 - ``Record`` [seconds]: records what a test needs in its TASK-scope user content: the
   instance, attempt, start and finish times, and the most tasks of its job seen running at
   once on this participant (``max_concurrent``).
@@ -65,6 +66,11 @@ def make_registry() -> TaskRegistry:
     @reg.task("Fatal")
     def fatal(ctx: TaskContext) -> TaskResult:
         return TaskResult(TaskStatus.FATAL_FAILED, ctx.task_config.get("info", "fatal on purpose"))
+
+    @reg.task("Stubborn")
+    def stubborn(ctx: TaskContext) -> TaskResult:
+        time.sleep(float(ctx.task_config.get("seconds", "1")))  # ignores cancel on purpose
+        return TaskResult(TaskStatus.COMPLETED, "finished regardless")
 
     @reg.task("CancelUnasked")
     def cancel_unasked(ctx: TaskContext) -> TaskResult:

@@ -225,3 +225,51 @@ def test_disabled_instances_get_no_new_attempts() -> None:
                        enabled=False)
     placed = rules.assign([wf.jobs["a"]], {"off": off, "on": inst("on")}, {})
     assert {i.name for _, _, i in placed} == {"on"}
+
+
+def with_config(wf: WorkflowRuntime, **cfg: object) -> WorkflowRuntime:
+    from dataclasses import replace
+
+    wf.stored = replace(wf.stored, config=replace(wf.stored.config, **cfg))  # type: ignore[arg-type]
+    return wf
+
+
+def test_stop_moves_jobs_through_stopping_to_stopped_and_resume_runs_them_again() -> None:
+    wf = chain(n_tasks=2)
+    rules.evaluate_workflow(wf, NOW)
+    job = wf.jobs["a"]
+    run_all(job, {"i": inst("i")})
+    # When stopped: the job is STOPPING while its attempts run, nothing new is scheduled
+    with_config(wf, target_state="STOP")
+    rules.evaluate_workflow(wf, NOW)
+    assert (job.state, wf.state) == (S.STOPPING, S.STOPPING)
+    assert rules.schedulable_jobs([wf]) == []
+    report(job, 0, P.STOPPED)
+    report(job, 1, P.COMPLETED)  # a task finishing while stopping stays COMPLETED
+    rules.evaluate_workflow(wf, NOW)
+    assert (job.state, wf.state) == (S.STOPPED, S.STOPPED)
+    # When resumed: the stopped task is pending again
+    with_config(wf, target_state="START")
+    rules.evaluate_workflow(wf, NOW)
+    assert job.state is S.IN_PROGRESS and list(job.pending) == [0]
+
+
+def test_job_timeout_goes_timing_out_then_timed_out() -> None:
+    wf = chain(n_tasks=1, timeout=10.0)
+    rules.evaluate_workflow(wf, NOW)
+    job = wf.jobs["a"]
+    run_all(job, {"i": inst("i")})
+    wake = rules.evaluate_workflow(wf, NOW + timedelta(seconds=1))
+    assert wake == (NOW + timedelta(seconds=10)).timestamp()
+    rules.evaluate_workflow(wf, NOW + timedelta(seconds=10))
+    assert job.state is S.TIMING_OUT and job.aborting == {0}
+    report(job, 0, P.TASK_ERROR, NOW + timedelta(seconds=11))
+    rules.evaluate_workflow(wf, NOW + timedelta(seconds=11))
+    assert job.state is S.TIMED_OUT and job.tasks[0].state is P.TASK_ABORTED
+    assert wf.jobs["b"].state is S.FAILED
+
+
+def test_workflow_timeout_of_zero_times_out_at_once() -> None:
+    wf = with_config(chain(n_tasks=1), timeout=0.0)
+    rules.evaluate_workflow(wf, NOW)
+    assert wf.state is S.TIMED_OUT

@@ -40,6 +40,8 @@ class ControllerStub:
     StartWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.StartWorkflowRequest, _controller_pb2.MutationReply]
     DeleteWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DeleteWorkflowRequest, _controller_pb2.MutationReply]
     SetClusterConfig: _grpc.UnaryUnaryMultiCallable[_controller_pb2.SetClusterConfigRequest, _controller_pb2.MutationReply]
+    StopWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
+    ResumeWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
 
 @_typing.type_check_only
 class ControllerAsyncStub(ControllerStub):
@@ -47,6 +49,8 @@ class ControllerAsyncStub(ControllerStub):
     StartWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.StartWorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     DeleteWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.DeleteWorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     SetClusterConfig: _aio.UnaryUnaryMultiCallable[_controller_pb2.SetClusterConfigRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    StopWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    ResumeWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
 
 class ControllerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -67,6 +71,20 @@ class ControllerServicer(metaclass=_abc_1.ABCMeta):
     def SetClusterConfig(
         self,
         request: _controller_pb2.SetClusterConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def StopWorkflow(
+        self,
+        request: _controller_pb2.WorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def ResumeWorkflow(
+        self,
+        request: _controller_pb2.WorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
 
