@@ -69,6 +69,7 @@ class Pipeline:
                 self.mark_broken(item.name, item.reason, now)
             else:
                 self.workflows[item.name] = item
+                self._remove_orphan_jobs(item)
         try:
             for inst in self.zk.get_children(self.paths.instances):
                 try:
@@ -78,6 +79,33 @@ class Pipeline:
                     continue
         except NoNodeError:
             pass
+
+    def _remove_orphan_jobs(self, wf: WorkflowRuntime) -> None:
+        """Job directories outside the workflow's DAG (left by an interrupted write) go."""
+        try:
+            children = self.zk.get_children(self.paths.jobs(wf.name))
+        except NoNodeError:
+            return
+        for job in children:
+            if job not in wf.jobs:
+                log.warning("removing orphaned job context %s/%s", wf.name, job)
+                self.commands.remove_tree(self.paths.job(wf.name, job))
+
+    def _expire(self, now: datetime) -> float | None:
+        """Purge finished terminable workflows at finish + expiry; the next expiry time."""
+        wakeup: float | None = None
+        for wf in list(self.workflows.values()):
+            if not wf.state.is_final or not wf.stored.config.terminable or wf.finish_time is None:
+                continue
+            due = wf.finish_time.timestamp() + wf.stored.config.expiry
+            busy = any(job.active for job in wf.jobs.values())
+            if due <= now.timestamp() and not busy:
+                log.info("workflow %s expired; purging it", wf.name)
+                del self.workflows[wf.name]
+                self.commands.remove_tree(self.paths.workflow(wf.name))
+            elif not busy:
+                wakeup = due if wakeup is None else min(wakeup, due)
+        return wakeup
 
     def mark_broken(self, name: str, reason: str, now: datetime) -> None:
         """Record FAILED with ``reason`` for a workflow whose znodes cannot be read."""
@@ -125,6 +153,9 @@ class Pipeline:
         for job, p, target in placed:
             rules.schedule(job, p, target, now)
         self._write(now)
+        expiry = self._expire(now)
+        if expiry is not None:
+            wakeups.append(expiry)
         if time.monotonic() >= self._next_request_prune:
             self.commands.prune_requests(REQUEST_TTL)
             self._next_request_prune = time.monotonic() + REQUEST_TTL / 10

@@ -43,6 +43,7 @@ class Attempt:
             if self.reason is not None:
                 return
             self.reason = reason
+        log.info("%s attempt %d cancelled: %s", self.key, self.attempt, reason.value)
         self.ctx.cancelled.set()
         with self.lock:
             task = self.task

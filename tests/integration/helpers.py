@@ -83,3 +83,19 @@ def wait_for_line(path: Path, text: str | tuple[str, ...], timeout: float) -> No
     while not any(w in path.read_text(errors="replace") for w in wanted):
         assert time.monotonic() < deadline, f"{text!r} never appeared in {path.name}"
         time.sleep(0.05)  # polling a file: there is no event to wait on
+
+
+def wait_gone(cluster: LocalCluster, path: str, timeout: float = 60.0) -> None:
+    """Block until ``path`` does not exist, woken by an exists-watch."""
+    zk = connect(cluster.zk_address)
+    event = threading.Event()
+    deadline = time.monotonic() + timeout
+    try:
+        while zk.exists(path, watch=lambda _e: event.set()) is not None:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{path} still exists"
+            event.wait(min(left, 1.0))
+            event.clear()
+    finally:
+        zk.stop()
+        zk.close()
