@@ -94,6 +94,8 @@ class CommandHandler:
                 result = self._delete(cmd)
             elif cmd.kind == "target_state":
                 result = self._target_state(cmd)
+            elif cmd.kind == "instance_enabled":
+                result = self._instance_enabled(cmd)
             elif cmd.kind == "cluster_config":
                 result = self._cluster_config(cmd)
             else:
@@ -203,6 +205,27 @@ class CommandHandler:
         )
         runtime.stored = stored
         log.info("workflow %s %s", name, verb)
+        return result
+
+    def _instance_enabled(self, cmd: Command) -> dict[str, str]:
+        """Set an instance's ``enabled`` flag in its CONFIG (CAS, fenced); the CONFIG watch
+        brings the change into the next pass."""
+        name, enabled = cmd.payload
+        path = self.p.paths.instance_config(name)
+        try:
+            data, stat = self.p.zk.get(path)
+        except NoNodeError:
+            raise NotFound(f"instance {name} has never registered") from None
+        body = dict(decode(data, path=path) or {})
+        body["enabled"] = bool(enabled)
+        result = reply(OK, f"instance {name} {'enabled' if enabled else 'disabled'}")
+        self.p.writer.commit(
+            [
+                SetData(path, encode(body, path=path), stat.version),
+                self._request_op(cmd.request_id, result),
+            ]
+        )
+        self.p.signals.mark_membership()
         return result
 
     def _cluster_config(self, cmd: Command) -> dict[str, str]:

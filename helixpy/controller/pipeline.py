@@ -19,7 +19,15 @@ from kazoo.exceptions import NoNodeError
 from helixpy.controller import rules
 from helixpy.controller.commands import CommandHandler
 from helixpy.controller.loader import Broken, load_workflows
-from helixpy.controller.runtime import ABORT, RUN, STOP, JobRuntime, LiveInstance, WorkflowRuntime
+from helixpy.controller.runtime import (
+    ABORT,
+    DROP,
+    RUN,
+    STOP,
+    JobRuntime,
+    LiveInstance,
+    WorkflowRuntime,
+)
 from helixpy.controller.signals import Signals
 from helixpy.errors import CorruptNode
 from helixpy.model import JobContext, TaskPartitionState, TaskState, WorkflowContext
@@ -330,7 +338,7 @@ class Pipeline:
                         continue
                     desired[inst]["tasks"][job.key(p)] = {
                         "a": t.num_attempts,
-                        "t": ABORT if p in job.aborting else STOP if job.state in _STOPPED else RUN,
+                        "t": _target(job, p, live),
                         "u": wf.stored.uid,
                     }
         for inst, current in self.assignments.items():
@@ -342,6 +350,17 @@ class Pipeline:
                 path = self.paths.assignment(inst)
                 out.append((inst, SetData(path, encode(body, path=path))))
         return out
+
+
+def _target(job: JobRuntime, partition: int, inst: LiveInstance) -> str:
+    """What an active attempt should do: run, or be cancelled and why."""
+    if partition in job.aborting:
+        return ABORT
+    if not inst.enabled:
+        return DROP  # cancelled here first; retried elsewhere once it reports
+    if job.state in _STOPPED:
+        return STOP
+    return RUN
 
 
 def _job_header(job: JobRuntime) -> dict[str, Any]:

@@ -27,7 +27,16 @@ _RETRIABLE = frozenset({P.TASK_ERROR, P.TIMED_OUT, P.DROPPED})
 _NEVER_RETRIED = frozenset({P.TASK_ABORTED, P.ERROR})
 #: States a participant may report for an attempt.
 REPORTABLE = frozenset(
-    {P.RUNNING, P.COMPLETED, P.TASK_ERROR, P.TASK_ABORTED, P.ERROR, P.TIMED_OUT, P.STOPPED}
+    {
+        P.RUNNING,
+        P.COMPLETED,
+        P.TASK_ERROR,
+        P.TASK_ABORTED,
+        P.ERROR,
+        P.TIMED_OUT,
+        P.STOPPED,
+        P.DROPPED,
+    }  # DROPPED: cancelled on a disabled instance
 )
 _JOB_FAILURES = frozenset({S.FAILED, S.TIMED_OUT})
 

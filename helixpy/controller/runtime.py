@@ -20,10 +20,12 @@ from helixpy.store.records import StoredWorkflow, chunk_of
 
 #: Target of an assignment entry: run the attempt, cancel it because the job or workflow is
 #: failing or timing out (ABORT), or because the workflow is stopping (STOP). A removed
-#: entry means "forget it" (deleted, or folded in).
+#: entry means "forget it" (deleted, or folded in). DROP: the instance was disabled; the
+#: attempt is cancelled there and reported DROPPED, then retried elsewhere.
 RUN = "RUN"
 ABORT = "ABORT"
 STOP = "STOP"
+DROP = "DROP"
 
 
 @dataclass

@@ -79,6 +79,16 @@ class ControllerService(pb_grpc.ControllerServicer):
             return _invalid(exc)
         return self._apply(Command("target_state", request.request_id, (name, target)), context)
 
+    def SetInstanceEnabled(
+        self, request: pb.InstanceEnabledRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        try:
+            name = check_name("instance", request.instance)
+        except InvalidConfig as exc:
+            return _invalid(exc)
+        cmd = Command("instance_enabled", request.request_id, (name, request.enabled))
+        return self._apply(cmd, context)
+
     def SetClusterConfig(
         self, request: pb.SetClusterConfigRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:

@@ -272,6 +272,38 @@ class TaskDriver:
         self._check_open()
         self._mutate("ResumeWorkflow", pb.WorkflowRequest(request_id=_rid(), name=_wf(name)))
 
+    def set_instance_enabled(self, instance: str, enabled: bool) -> None:
+        """Enable or disable ``instance``. A disabled instance gets no new attempts; its
+        running ones are cancelled there first and only then retried elsewhere."""
+        self._check_open()
+        request = pb.InstanceEnabledRequest(
+            request_id=_rid(), instance=check_name("instance", instance), enabled=enabled
+        )
+        self._mutate("SetInstanceEnabled", request)
+
+    def get_instances(self) -> dict[str, dict[str, Any]]:
+        """Every instance that ever registered: ``{id: {live, enabled, tags, capacity}}``."""
+        self._check_open()
+        self._sync(self._paths.instances)
+        out: dict[str, dict[str, Any]] = {}
+        try:
+            names = sorted(self._zk.get_children(self._paths.instances))
+        except NoNodeError:
+            return out
+        for name in names:
+            try:
+                cfg = decode(self._zk.get(self._paths.instance_config(name))[0]) or {}
+            except NoNodeError:
+                continue
+            live = self._zk.exists(self._paths.live_instance(name)) is not None
+            out[name] = {
+                "live": live,
+                "enabled": bool(cfg.get("enabled", True)),
+                "tags": list(cfg.get("tags") or []),
+                "capacity": cfg.get("capacity"),
+            }
+        return out
+
     def wait_to_stop(self, name: str, timeout: float = 300.0) -> None:
         """Stop ``name`` and wait until it is STOPPED; :class:`PollTimeout` (naming the state
         it saw) when a task ignores its cancel past ``timeout`` seconds."""

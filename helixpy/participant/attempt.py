@@ -22,6 +22,7 @@ class CancelReason(enum.Enum):
     STOP = "STOP"  # the workflow is stopping -> STOPPED (runs again on resume)
     ABORT = "ABORT"  # job failing / timing out, workflow failed -> TASK_ABORTED
     DROP = "DROP"  # no longer assigned (deleted, superseded): nobody reads the result
+    DISABLED = "DISABLED"  # the instance was disabled -> DROPPED, retried elsewhere
 
 
 @dataclass
@@ -59,6 +60,7 @@ _CANCELED_AS = {
     CancelReason.STOP: (P.STOPPED, "stopped"),
     CancelReason.ABORT: (P.TASK_ABORTED, "aborted"),
     CancelReason.DROP: (P.TASK_ABORTED, "dropped"),
+    CancelReason.DISABLED: (P.DROPPED, "instance disabled"),
 }
 
 

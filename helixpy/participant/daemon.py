@@ -339,6 +339,8 @@ class Participant:
                 attempt.cancel(CancelReason.ABORT)
             elif entry.get("t") == "STOP":
                 attempt.cancel(CancelReason.STOP)
+            elif entry.get("t") == "DROP":
+                attempt.cancel(CancelReason.DISABLED)
         prune = [k for k, a in finished.items() if k not in tasks or tasks[k].get("a") != a]
         if prune:
             with self._lock:

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhelixpy/v1/controller.proto\x12\nhelixpy.v1\"b\n\rMutationReply\x12#\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x15.helixpy.v1.ReplyCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\"A\n\x14StartWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rworkflow_json\x18\x02 \x01(\t\"9\n\x15\x44\x65leteWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"3\n\x0fWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"D\n\x17SetClusterConfigRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rsettings_json\x18\x02 \x01(\t*t\n\tReplyCode\x12\x1a\n\x16REPLY_CODE_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x12\n\x0eINVALID_CONFIG\x10\x02\x12\r\n\tNOT_FOUND\x10\x03\x12\x12\n\x0e\x41LREADY_EXISTS\x10\x04\x12\x0c\n\x08INTERNAL\x10\x05\x32\x90\x03\n\nController\x12L\n\rStartWorkflow\x12 .helixpy.v1.StartWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12N\n\x0e\x44\x65leteWorkflow\x12!.helixpy.v1.DeleteWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12R\n\x10SetClusterConfig\x12#.helixpy.v1.SetClusterConfigRequest\x1a\x19.helixpy.v1.MutationReply\x12\x46\n\x0cStopWorkflow\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0eResumeWorkflow\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhelixpy/v1/controller.proto\x12\nhelixpy.v1\"b\n\rMutationReply\x12#\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x15.helixpy.v1.ReplyCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\"A\n\x14StartWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rworkflow_json\x18\x02 \x01(\t\"9\n\x15\x44\x65leteWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"3\n\x0fWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"O\n\x16InstanceEnabledRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\"D\n\x17SetClusterConfigRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rsettings_json\x18\x02 \x01(\t*t\n\tReplyCode\x12\x1a\n\x16REPLY_CODE_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x12\n\x0eINVALID_CONFIG\x10\x02\x12\r\n\tNOT_FOUND\x10\x03\x12\x12\n\x0e\x41LREADY_EXISTS\x10\x04\x12\x0c\n\x08INTERNAL\x10\x05\x32\xe5\x03\n\nController\x12L\n\rStartWorkflow\x12 .helixpy.v1.StartWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12N\n\x0e\x44\x65leteWorkflow\x12!.helixpy.v1.DeleteWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12R\n\x10SetClusterConfig\x12#.helixpy.v1.SetClusterConfigRequest\x1a\x19.helixpy.v1.MutationReply\x12\x46\n\x0cStopWorkflow\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0eResumeWorkflow\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12S\n\x12SetInstanceEnabled\x12\".helixpy.v1.InstanceEnabledRequest\x1a\x19.helixpy.v1.MutationReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'helixpy.v1.controller_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REPLYCODE']._serialized_start=392
-  _globals['_REPLYCODE']._serialized_end=508
+  _globals['_REPLYCODE']._serialized_start=473
+  _globals['_REPLYCODE']._serialized_end=589
   _globals['_MUTATIONREPLY']._serialized_start=43
   _globals['_MUTATIONREPLY']._serialized_end=141
   _globals['_STARTWORKFLOWREQUEST']._serialized_start=143
@@ -41,8 +41,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEWORKFLOWREQUEST']._serialized_end=267
   _globals['_WORKFLOWREQUEST']._serialized_start=269
   _globals['_WORKFLOWREQUEST']._serialized_end=320
-  _globals['_SETCLUSTERCONFIGREQUEST']._serialized_start=322
-  _globals['_SETCLUSTERCONFIGREQUEST']._serialized_end=390
-  _globals['_CONTROLLER']._serialized_start=511
-  _globals['_CONTROLLER']._serialized_end=911
+  _globals['_INSTANCEENABLEDREQUEST']._serialized_start=322
+  _globals['_INSTANCEENABLEDREQUEST']._serialized_end=401
+  _globals['_SETCLUSTERCONFIGREQUEST']._serialized_start=403
+  _globals['_SETCLUSTERCONFIGREQUEST']._serialized_end=471
+  _globals['_CONTROLLER']._serialized_start=592
+  _globals['_CONTROLLER']._serialized_end=1077
 # @@protoc_insertion_point(module_scope)

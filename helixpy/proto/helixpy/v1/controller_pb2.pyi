@@ -145,6 +145,35 @@ class WorkflowRequest(_message.Message):
 Global___WorkflowRequest: _TypeAlias = WorkflowRequest  # noqa: Y015
 
 @_typing.final
+class InstanceEnabledRequest(_message.Message):
+    """Enable or disable an instance: a disabled instance gets no new attempts, and its running
+    ones are cancelled there first and only then retried elsewhere.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    INSTANCE_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    instance: _builtins.str
+    enabled: _builtins.bool
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        instance: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "instance", b"instance", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstanceEnabledRequest: _TypeAlias = InstanceEnabledRequest  # noqa: Y015
+
+@_typing.final
 class SetClusterConfigRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

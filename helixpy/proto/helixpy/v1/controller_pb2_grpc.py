@@ -59,6 +59,11 @@ class ControllerStub:
                 request_serializer=helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.SerializeToString,
                 response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
                 _registered_method=True)
+        self.SetInstanceEnabled = channel.unary_unary(
+                '/helixpy.v1.Controller/SetInstanceEnabled',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.InstanceEnabledRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -94,6 +99,12 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetInstanceEnabled(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +131,11 @@ def add_ControllerServicer_to_server(servicer, server):
             'ResumeWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.ResumeWorkflow,
                     request_deserializer=helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'SetInstanceEnabled': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetInstanceEnabled,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.InstanceEnabledRequest.FromString,
                     response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
             ),
     }
@@ -257,6 +273,33 @@ class Controller:
             target,
             '/helixpy.v1.Controller/ResumeWorkflow',
             helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetInstanceEnabled(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/SetInstanceEnabled',
+            helixpy_dot_v1_dot_controller__pb2.InstanceEnabledRequest.SerializeToString,
             helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
             options,
             channel_credentials,

@@ -42,6 +42,7 @@ class ControllerStub:
     SetClusterConfig: _grpc.UnaryUnaryMultiCallable[_controller_pb2.SetClusterConfigRequest, _controller_pb2.MutationReply]
     StopWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
     ResumeWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
+    SetInstanceEnabled: _grpc.UnaryUnaryMultiCallable[_controller_pb2.InstanceEnabledRequest, _controller_pb2.MutationReply]
 
 @_typing.type_check_only
 class ControllerAsyncStub(ControllerStub):
@@ -51,6 +52,7 @@ class ControllerAsyncStub(ControllerStub):
     SetClusterConfig: _aio.UnaryUnaryMultiCallable[_controller_pb2.SetClusterConfigRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     StopWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     ResumeWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    SetInstanceEnabled: _aio.UnaryUnaryMultiCallable[_controller_pb2.InstanceEnabledRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
 
 class ControllerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -85,6 +87,13 @@ class ControllerServicer(metaclass=_abc_1.ABCMeta):
     def ResumeWorkflow(
         self,
         request: _controller_pb2.WorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def SetInstanceEnabled(
+        self,
+        request: _controller_pb2.InstanceEnabledRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
 
