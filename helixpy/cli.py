@@ -6,6 +6,7 @@ Every command takes ``--zk`` and ``--cluster`` (environment: ``HELIXPY_ZK``,
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import functools
 import importlib
@@ -248,6 +249,147 @@ def workflow_status(obj: dict[str, str], name: str) -> None:
             click.echo(_status_text(driver, name))
     except HelixpyError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _driver_call(obj: dict[str, Any], fn: Callable[[Any], str | None]) -> None:
+    """Run ``fn(driver)`` and echo what it returns; helixpy errors become clean CLI errors."""
+    from helixpy.driver import TaskDriver
+
+    try:
+        with TaskDriver(obj["zk"], obj["cluster"]) as driver:
+            out = fn(driver)
+    except HelixpyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if out:
+        click.echo(out)
+
+
+@workflow.command("stop")
+@cluster_options
+@click.argument("name")
+@click.option("--wait", "wait", type=float, default=None, help="Wait up to SECONDS for STOPPED.")
+@click.pass_obj
+def workflow_stop(obj: dict[str, Any], name: str, wait: float | None) -> None:
+    """Stop a workflow: running tasks are cancelled, nothing new starts."""
+
+    def run(driver: Any) -> str:
+        if wait is None:
+            driver.stop(name)
+            return f"stopping {name}"
+        driver.wait_to_stop(name, timeout=wait)
+        return f"stopped {name}"
+
+    _driver_call(obj, run)
+
+
+@workflow.command("resume")
+@cluster_options
+@click.argument("name")
+@click.pass_obj
+def workflow_resume(obj: dict[str, Any], name: str) -> None:
+    """Resume a stopped workflow."""
+    _driver_call(obj, lambda d: d.resume(name) or f"resumed {name}")
+
+
+@workflow.command("delete")
+@cluster_options
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Remove it from ZooKeeper directly (no controller).")
+@click.pass_obj
+def workflow_delete(obj: dict[str, Any], name: str, force: bool) -> None:
+    """Delete a workflow and everything it stored."""
+    _driver_call(obj, lambda d: d.delete(name, force=force) or f"deleted {name}")
+
+
+@workflow.command("list")
+@cluster_options
+@click.pass_obj
+def workflow_list(obj: dict[str, Any]) -> None:
+    """List workflows with their states."""
+
+    def run(driver: Any) -> str:
+        rows = []
+        for name in sorted(driver.get_workflows()):
+            try:
+                state = driver.get_workflow_context(name).state.value
+            except HelixpyError:
+                state = "?"
+            rows.append(f"{name:<40} {state}")
+        return "\n".join(rows) or "(no workflows)"
+
+    _driver_call(obj, run)
+
+
+@workflow.command("watch")
+@cluster_options
+@click.argument("name")
+@click.option("--timeout", type=float, default=3600.0, show_default=True)
+@click.pass_obj
+def workflow_watch(obj: dict[str, Any], name: str, timeout: float) -> None:
+    """Show a workflow's progress as it changes, until it finishes."""
+
+    def run(driver: Any) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            text = _status_text(driver, name)
+            if text != last:
+                click.echo(text)
+                last = text
+            state = driver.get_workflow_context(name).state
+            if state.is_final or time.monotonic() >= deadline:
+                return
+            others = [s for s in TaskState if s is not state]
+            # Wakes on a workflow state change; the 1 s bound refreshes task progress.
+            with contextlib.suppress(TimeoutError):
+                driver.poll_for_workflow_state(name, *others, timeout=1.0)
+
+    _driver_call(obj, run)
+
+
+@main.group()
+def instance() -> None:
+    """List, enable and disable participant instances."""
+
+
+@instance.command("list")
+@cluster_options
+@click.pass_obj
+def instance_list(obj: dict[str, Any]) -> None:
+    """List instances: live, enabled, tags, capacity."""
+
+    def run(driver: Any) -> str:
+        rows = [
+            f"{name:<24} {'live' if i['live'] else 'down':<5} "
+            f"{'enabled' if i['enabled'] else 'disabled':<9} cap={i['capacity']} "
+            f"tags={','.join(i['tags'])}"
+            for name, i in driver.get_instances().items()
+        ]
+        return "\n".join(rows) or "(no instances)"
+
+    _driver_call(obj, run)
+
+
+@instance.command("enable")
+@cluster_options
+@click.argument("instance_id")
+@click.pass_obj
+def instance_enable(obj: dict[str, Any], instance_id: str) -> None:
+    """Let an instance take work again."""
+    _driver_call(
+        obj, lambda d: d.set_instance_enabled(instance_id, True) or f"enabled {instance_id}"
+    )
+
+
+@instance.command("disable")
+@cluster_options
+@click.argument("instance_id")
+@click.pass_obj
+def instance_disable(obj: dict[str, Any], instance_id: str) -> None:
+    """Stop giving an instance work; its running tasks move elsewhere."""
+    _driver_call(
+        obj, lambda d: d.set_instance_enabled(instance_id, False) or f"disabled {instance_id}"
+    )
 
 
 def _status_text(driver: Any, name: str) -> str:

@@ -152,3 +152,35 @@ def test_up_runs_a_cluster_until_interrupted() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_workflow_and_instance_commands(zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        env = {"HELIXPY_ZK": cluster.zk_address, "HELIXPY_CLUSTER": cluster.cluster}
+        from helixpy import JobConfig, TaskState, Workflow
+
+        cluster.driver.start(Workflow.builder("cli").add_job("j", JobConfig(
+            command="Sleep", num_tasks=1, command_config={"seconds": "60"})).build())
+        cluster.driver.poll_for_workflow_state("cli", TaskState.IN_PROGRESS, timeout=30)
+        # stop (waiting), list, resume, watch nothing final yet, delete
+        out = helixpy("workflow", "stop", "cli", "--wait", "30", env=env)
+        assert out.returncode == 0 and "stopped cli" in out.stdout, out.stderr
+        listed = helixpy("workflow", "list", env=env)
+        assert "cli" in listed.stdout and "STOPPED" in listed.stdout
+        assert helixpy("workflow", "resume", "cli", env=env).returncode == 0
+        assert cluster.driver.poll_for_workflow_state("cli", TaskState.IN_PROGRESS,
+                                                      timeout=30) is TaskState.IN_PROGRESS
+        watch = helixpy("workflow", "watch", "cli", "--timeout", "1", env=env)
+        assert watch.returncode == 0 and "workflow cli: IN_PROGRESS" in watch.stdout
+        deleted = helixpy("workflow", "delete", "cli", env=env)
+        assert deleted.returncode == 0 and "deleted cli" in deleted.stdout
+        assert "cli" not in cluster.driver.get_workflows()
+        # instances: list, disable, enable
+        inst = cluster.instances[0]
+        assert inst in helixpy("instance", "list", env=env).stdout
+        assert helixpy("instance", "disable", inst, env=env).returncode == 0
+        assert "disabled" in helixpy("instance", "list", env=env).stdout
+        assert helixpy("instance", "enable", inst, env=env).returncode == 0
+        assert cluster.driver.get_instances()[inst]["enabled"] is True
+        missing = helixpy("instance", "disable", "nobody", env=env)
+        assert missing.returncode != 0 and "nobody" in missing.stderr
