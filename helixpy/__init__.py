@@ -5,6 +5,7 @@ The public API is re-exported here; see docs/architecture.md for how it fits tog
 
 from helixpy.model import (
     JobConfig,
+    JobQueue,
     Scope,
     TaskConfig,
     TaskPartitionState,
@@ -18,6 +19,7 @@ from helixpy.participant.registry import Task, TaskContext, TaskRegistry
 
 __all__ = [
     "JobConfig",
+    "JobQueue",
     "Scope",
     "Task",
     "TaskConfig",

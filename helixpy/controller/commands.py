@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
 from helixpy.controller.loader import new_workflow_runtime
+from helixpy.controller.queues import QUEUE_COMMANDS
+from helixpy.controller.runtime import JobRuntime
 from helixpy.controller.signals import Command
 from helixpy.errors import AlreadyExists, InvalidConfig, NotFound, PayloadTooLarge
-from helixpy.model import JobContext, Workflow
+from helixpy.model import JobContext, JobQueue, Workflow
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed
 from helixpy.store.ops import Create, Delete, Op, SetData
@@ -96,6 +98,8 @@ class CommandHandler:
                 result = self._target_state(cmd)
             elif cmd.kind == "instance_enabled":
                 result = self._instance_enabled(cmd)
+            elif cmd.kind in QUEUE_COMMANDS:
+                result = QUEUE_COMMANDS[cmd.kind](self, cmd, now)
             elif cmd.kind == "cluster_config":
                 result = self._cluster_config(cmd)
             else:
@@ -126,40 +130,55 @@ class CommandHandler:
             return None
         return dict(decode(data) or reply(OK))
 
-    def _request_op(self, request_id: str, result: dict[str, str]) -> Op:
+    def request_op(self, request_id: str, result: dict[str, str]) -> Op:
         path = self.p.paths.request(request_id)
         return Create(path, encode(result, path=path))
 
+    def new_job_ops(self, wf: str, job: JobRuntime) -> list[Op]:
+        """Creates for one new job: config (+ task-config chunks), content, empty context."""
+        paths = self.p.paths
+        ops = job_config_ops(paths, wf, job.name, job.config)
+        ops += [
+            Create(paths.job_content(wf, job.name), encode({})),
+            Create(paths.task_contents(wf, job.name)),
+        ]
+        header = JobContext().header_dict()
+        return ops + job_context_ops(paths, wf, job.name, header, job.tasks, None, create=True)
+
     def _start(self, cmd: Command, now: datetime) -> dict[str, str]:
-        wf: Workflow = cmd.payload
+        wf: Workflow | JobQueue = cmd.payload
+        kind = "queue" if isinstance(wf, JobQueue) else "workflow"
         paths = self.p.paths
         if wf.name in self.p.workflows or self.p.zk.exists(paths.workflow_config(wf.name)):
-            raise AlreadyExists(f"workflow {wf.name} already exists")
+            raise AlreadyExists(f"{kind} {wf.name} already exists")
         if self.p.zk.exists(paths.workflow(wf.name)):
             self.remove_tree(paths.workflow(wf.name))  # a half-written earlier start
-        stored = StoredWorkflow(
-            name=wf.name, config=wf.config, parents=wf.parents, uid=uuid.uuid4().hex
-        )
+        if isinstance(wf, JobQueue):
+            stored = StoredWorkflow(
+                name=wf.name,
+                config=wf.config,
+                parents={},
+                uid=uuid.uuid4().hex,
+                queue=tuple(wf.jobs),
+            )
+        else:
+            stored = StoredWorkflow(
+                name=wf.name, config=wf.config, parents=wf.parents, uid=uuid.uuid4().hex
+            )
         runtime = new_workflow_runtime(stored, dict(wf.jobs))
-        header = JobContext().header_dict()
         ops: list[Op] = [
             Create(paths.workflow(wf.name)),
             Create(paths.workflow_context(wf.name), encode({"state": "NOT_STARTED", "jobs": {}})),
             Create(paths.workflow_content(wf.name), encode({})),
             Create(paths.jobs(wf.name)),
         ]
-        for name, job in runtime.jobs.items():
-            ops += job_config_ops(paths, wf.name, name, job.config)
-            ops += [
-                Create(paths.job_content(wf.name, name), encode({})),
-                Create(paths.task_contents(wf.name, name)),
-            ]
-            ops += job_context_ops(paths, wf.name, name, header, job.tasks, None, create=True)
-        result = reply(OK, f"workflow {wf.name} started")
+        for job in runtime.jobs.values():
+            ops += self.new_job_ops(wf.name, job)
+        result = reply(OK, f"{kind} {wf.name} started")
         config_path = paths.workflow_config(wf.name)
         ops += [
             Create(config_path, encode(stored.to_dict(), path=config_path)),
-            self._request_op(cmd.request_id, result),
+            self.request_op(cmd.request_id, result),
         ]
         self.p.writer.commit(ops)
         runtime.context_dirty = True
@@ -174,7 +193,7 @@ class CommandHandler:
         if runtime is None and not self.p.zk.exists(paths.workflow(name)):
             raise NotFound(f"workflow {name} does not exist")
         result = reply(OK, f"workflow {name} deleted")
-        first: list[Op] = [self._request_op(cmd.request_id, result)]
+        first: list[Op] = [self.request_op(cmd.request_id, result)]
         if self.p.zk.exists(paths.workflow_config(name)):
             first.insert(0, Delete(paths.workflow_config(name)))
         self.p.writer.commit(first)
@@ -200,7 +219,7 @@ class CommandHandler:
         self.p.writer.commit(
             [
                 SetData(path, encode(stored.to_dict(), path=path)),
-                self._request_op(cmd.request_id, result),
+                self.request_op(cmd.request_id, result),
             ]
         )
         runtime.stored = stored
@@ -222,7 +241,7 @@ class CommandHandler:
         self.p.writer.commit(
             [
                 SetData(path, encode(body, path=path), stat.version),
-                self._request_op(cmd.request_id, result),
+                self.request_op(cmd.request_id, result),
             ]
         )
         self.p.signals.mark_membership()
@@ -239,7 +258,7 @@ class CommandHandler:
         except NoNodeError:
             op = Create(path, encode(settings, path=path))
         result = reply(OK, "cluster config updated")
-        self.p.writer.commit([op, self._request_op(cmd.request_id, result)])
+        self.p.writer.commit([op, self.request_op(cmd.request_id, result)])
         return result
 
     def remove_tree(self, root: str) -> None:

@@ -67,7 +67,7 @@ def load_workflows(zk: KazooClient, paths: Paths) -> Iterator[WorkflowRuntime | 
         try:
             ctx = read_workflow_context(zk, paths, name)
             jobs: dict[str, JobRuntime] = {}
-            for job_name in stored.parents:
+            for job_name in stored.job_names:
                 cfg = read_job_config(zk, paths, name, job_name)
                 jctx = read_job_context(zk, paths, name, job_name)
                 tasks = [

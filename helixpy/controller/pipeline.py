@@ -19,6 +19,7 @@ from kazoo.exceptions import NoNodeError
 from helixpy.controller import rules
 from helixpy.controller.commands import CommandHandler
 from helixpy.controller.loader import Broken, load_workflows
+from helixpy.controller.queues import purge_due
 from helixpy.controller.runtime import (
     ABORT,
     DROP,
@@ -103,6 +104,11 @@ class Pipeline:
         """Purge finished terminable workflows at finish + expiry; the next expiry time."""
         wakeup: float | None = None
         for wf in list(self.workflows.values()):
+            if wf.stored.queue is not None:
+                due = purge_due(self.commands, wf, now)
+                if due is not None:
+                    wakeup = due if wakeup is None else min(wakeup, due)
+                continue
             if not wf.state.is_final or not wf.stored.config.terminable or wf.finish_time is None:
                 continue
             due = wf.finish_time.timestamp() + wf.stored.config.expiry
@@ -160,10 +166,11 @@ class Pipeline:
         )
         for job, p, target in placed:
             rules.schedule(job, p, target, now)
-        self._write(now)
+        # Purges first: what they change (a queue's job list) rides in this pass's write.
         expiry = self._expire(now)
         if expiry is not None:
             wakeups.append(expiry)
+        self._write(now)
         if time.monotonic() >= self._next_request_prune:
             self.commands.prune_requests(REQUEST_TTL)
             self._next_request_prune = time.monotonic() + REQUEST_TTL / 10

@@ -242,14 +242,29 @@ def _advance_job(job: JobRuntime, stop: bool, now: datetime, wakeups: list[float
         job.set_state(S.COMPLETED, now)
 
 
+def _queue_verdict(wf: WorkflowRuntime, job: JobRuntime) -> tuple[bool, str | None]:
+    """Helix's queue rule: a job is ready once the job before it has *started*; it fails
+    when that job FAILED, TIMED_OUT or was ABORTED, unless it ignores dependent failure."""
+    order = wf.order
+    i = order.index(job.name)
+    if i == 0:
+        return True, None
+    prev = wf.jobs[order[i - 1]]
+    failed = prev.state in _JOB_FAILURES or prev.state is S.ABORTED
+    if failed and not job.config.ignore_dependent_job_failure:
+        return True, prev.name
+    return prev.state is not S.NOT_STARTED, None
+
+
 def _start_ready_jobs(wf: WorkflowRuntime, now: datetime, wakeups: list[float]) -> None:
     now_s = now.timestamp()
     running = sum(1 for j in wf.jobs.values() if j.state in _ACTIVE_JOB)
+    verdict = _queue_verdict if wf.stored.queue is not None else _parents_verdict
     for name in wf.order:
         job = wf.jobs[name]
         if job.state is not S.NOT_STARTED:
             continue
-        done, failed_parent = _parents_verdict(wf, job)
+        done, failed_parent = verdict(wf, job)
         if failed_parent is not None:
             job.info = f"parent job {failed_parent} failed"
             job.set_state(S.FAILED, now)

@@ -93,9 +93,16 @@ class WorkflowRuntime:
     def name(self) -> str:
         return self.stored.name
 
-    @cached_property
+    @property
     def order(self) -> list[str]:
-        """The jobs in dependency order (the DAG never changes after start)."""
+        """The jobs in dependency order; a queue's in enqueue order."""
+        if self.stored.queue is not None:
+            return list(self.stored.queue)
+        return self._dag_order
+
+    @cached_property
+    def _dag_order(self) -> list[str]:
+        # A workflow's DAG never changes after start: ordered once.
         return topological_order({name: self.stored.parents.get(name, ()) for name in self.jobs})
 
     def set_state(self, state: TaskState, now: datetime, info: str = "") -> None:

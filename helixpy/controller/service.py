@@ -13,7 +13,7 @@ import grpc
 from helixpy.controller.commands import validate_cluster_settings
 from helixpy.controller.signals import Command
 from helixpy.errors import InvalidConfig
-from helixpy.model import Workflow
+from helixpy.model import JobConfig, JobQueue, Workflow
 from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
@@ -50,6 +50,56 @@ class ControllerService(pb_grpc.ControllerServicer):
         except ValueError as exc:
             return _invalid(InvalidConfig("workflow_json", f"not valid JSON: {exc}"))
         return self._apply(Command("start", request.request_id, workflow), context)
+
+    def CreateQueue(
+        self, request: pb.CreateQueueRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        try:
+            queue = JobQueue.from_dict(json.loads(request.queue_json))
+        except InvalidConfig as exc:
+            return _invalid(exc)
+        except ValueError as exc:
+            return _invalid(InvalidConfig("queue_json", f"not valid JSON: {exc}"))
+        return self._apply(Command("start", request.request_id, queue), context)
+
+    def EnqueueJobs(
+        self, request: pb.EnqueueJobsRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        try:
+            name = check_name("queue.name", request.queue)
+            raw = json.loads(request.jobs_json)
+            if not isinstance(raw, list) or not raw:
+                raise InvalidConfig("jobs", "must be a non-empty list of [name, job] pairs")
+            jobs = [
+                (check_name("job.name", n), JobConfig.from_dict(j, f"jobs.{n}")) for n, j in raw
+            ]
+        except InvalidConfig as exc:
+            return _invalid(exc)
+        except (TypeError, ValueError) as exc:
+            return _invalid(InvalidConfig("jobs_json", f"not a list of [name, job] pairs: {exc}"))
+        return self._apply(Command("enqueue", request.request_id, (name, jobs)), context)
+
+    def DeleteJob(
+        self, request: pb.DeleteJobRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        try:
+            payload = (
+                check_name("queue.name", request.queue),
+                check_name("job.name", request.job),
+                request.force,
+            )
+        except InvalidConfig as exc:
+            return _invalid(exc)
+        return self._apply(Command("delete_job", request.request_id, payload), context)
+
+    def FlushQueue(
+        self, request: pb.WorkflowRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        try:
+            name = check_name("queue.name", request.name)
+        except InvalidConfig as exc:
+            return _invalid(exc)
+        return self._apply(Command("flush", request.request_id, name), context)
 
     def DeleteWorkflow(
         self, request: pb.DeleteWorkflowRequest, context: grpc.ServicerContext

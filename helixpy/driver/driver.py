@@ -15,7 +15,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -35,6 +35,7 @@ from helixpy.errors import (
 from helixpy.model import (
     JobConfig,
     JobContext,
+    JobQueue,
     Scope,
     TaskState,
     Workflow,
@@ -271,6 +272,43 @@ class TaskDriver:
         """Resume a stopped workflow: stopped tasks run again."""
         self._check_open()
         self._mutate("ResumeWorkflow", pb.WorkflowRequest(request_id=_rid(), name=_wf(name)))
+
+    # --- job queues -------------------------------------------------------------------------
+
+    def create_queue(self, queue: JobQueue) -> None:
+        """Create and start a job queue; :class:`AlreadyExists` if the name is taken."""
+        self._check_open()
+        queue = JobQueue.from_dict(queue.to_dict())  # re-validated before it leaves
+        request = pb.CreateQueueRequest(request_id=_rid(), queue_json=json.dumps(queue.to_dict()))
+        self._mutate("CreateQueue", request)
+
+    def enqueue_job(self, queue: str, job: str, job_config: JobConfig) -> None:
+        """Append one job to ``queue``."""
+        self.enqueue_jobs(queue, {job: job_config})
+
+    def enqueue_jobs(self, queue: str, jobs: Mapping[str, JobConfig]) -> None:
+        """Append jobs in the given order, atomically: a duplicate name raises
+        :class:`AlreadyExists` and a full ``capacity`` :class:`InvalidConfig`; either way
+        nothing is written."""
+        self._check_open()
+        pairs = [[_job(name), cfg.to_dict()] for name, cfg in jobs.items()]
+        request = pb.EnqueueJobsRequest(
+            request_id=_rid(), queue=_wf(queue), jobs_json=json.dumps(pairs)
+        )
+        self._mutate("EnqueueJobs", request)
+
+    def delete_job(self, queue: str, job: str, force: bool = False) -> None:
+        """Remove ``job`` from ``queue``; refused while the queue runs unless ``force``."""
+        self._check_open()
+        request = pb.DeleteJobRequest(
+            request_id=_rid(), queue=_wf(queue), job=_job(job), force=force
+        )
+        self._mutate("DeleteJob", request)
+
+    def flush_queue(self, queue: str) -> None:
+        """Remove the queue's COMPLETED, FAILED and ABORTED jobs."""
+        self._check_open()
+        self._mutate("FlushQueue", pb.WorkflowRequest(request_id=_rid(), name=_wf(queue)))
 
     def set_instance_enabled(self, instance: str, enabled: bool) -> None:
         """Enable or disable ``instance``. A disabled instance gets no new attempts; its

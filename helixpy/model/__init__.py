@@ -3,6 +3,7 @@
 from helixpy.model.config import DEFAULT_CAPACITY, JobConfig, TaskConfig, WorkflowConfig
 from helixpy.model.context import JobContext, TaskContextInfo, TaskResult, WorkflowContext
 from helixpy.model.names import check_name, is_valid_name
+from helixpy.model.queue import JobQueue, JobQueueBuilder
 from helixpy.model.states import Scope, TaskPartitionState, TaskState, TaskStatus
 from helixpy.model.workflow import Workflow, WorkflowBuilder
 
@@ -10,6 +11,8 @@ __all__ = [
     "DEFAULT_CAPACITY",
     "JobConfig",
     "JobContext",
+    "JobQueue",
+    "JobQueueBuilder",
     "Scope",
     "TaskConfig",
     "TaskContextInfo",

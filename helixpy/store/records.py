@@ -29,19 +29,31 @@ from helixpy.store.paths import CONTEXT_CHUNK, TASKCONFIG_CHUNK, Paths
 
 @dataclass(frozen=True)
 class StoredWorkflow:
-    """A workflow's stored definition: config, DAG parents and a unique id per start."""
+    """A workflow's stored definition: config, DAG parents and a unique id per start.
+
+    A job queue has ``queue``: its jobs in enqueue order (its ``parents`` are empty; order,
+    not completion, links queue jobs).
+    """
 
     name: str
     config: WorkflowConfig
     parents: Mapping[str, frozenset[str]]
     uid: str
+    queue: tuple[str, ...] | None = None
+
+    @property
+    def job_names(self) -> list[str]:
+        return list(self.queue) if self.queue is not None else list(self.parents)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "config": self.config.to_dict(),
             "parents": {k: sorted(v) for k, v in self.parents.items()},
             "uid": self.uid,
         }
+        if self.queue is not None:
+            out["queue"] = list(self.queue)
+        return out
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> StoredWorkflow:
@@ -50,6 +62,7 @@ class StoredWorkflow:
             config=WorkflowConfig.from_dict(data.get("config") or {}),
             parents={k: frozenset(v) for k, v in (data.get("parents") or {}).items()},
             uid=str(data.get("uid", "")),
+            queue=tuple(data["queue"]) if data.get("queue") is not None else None,
         )
 
 

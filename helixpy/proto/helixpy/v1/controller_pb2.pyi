@@ -174,6 +174,84 @@ class InstanceEnabledRequest(_message.Message):
 Global___InstanceEnabledRequest: _TypeAlias = InstanceEnabledRequest  # noqa: Y015
 
 @_typing.final
+class CreateQueueRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    QUEUE_JSON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    queue_json: _builtins.str
+    """JobQueue.to_dict() as JSON."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        queue_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["queue_json", b"queue_json", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateQueueRequest: _TypeAlias = CreateQueueRequest  # noqa: Y015
+
+@_typing.final
+class EnqueueJobsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    JOBS_JSON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    queue: _builtins.str
+    jobs_json: _builtins.str
+    """A JSON list of [job name, JobConfig.to_dict()] pairs, in enqueue order."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        queue: _builtins.str = ...,
+        jobs_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs_json", b"jobs_json", "queue", b"queue", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnqueueJobsRequest: _TypeAlias = EnqueueJobsRequest  # noqa: Y015
+
+@_typing.final
+class DeleteJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    JOB_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    queue: _builtins.str
+    job: _builtins.str
+    force: _builtins.bool
+    """Delete even while the queue runs (its tasks are cancelled)."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        queue: _builtins.str = ...,
+        job: _builtins.str = ...,
+        force: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["force", b"force", "job", b"job", "queue", b"queue", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteJobRequest: _TypeAlias = DeleteJobRequest  # noqa: Y015
+
+@_typing.final
 class SetClusterConfigRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

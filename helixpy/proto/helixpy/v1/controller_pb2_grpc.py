@@ -64,6 +64,26 @@ class ControllerStub:
                 request_serializer=helixpy_dot_v1_dot_controller__pb2.InstanceEnabledRequest.SerializeToString,
                 response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
                 _registered_method=True)
+        self.CreateQueue = channel.unary_unary(
+                '/helixpy.v1.Controller/CreateQueue',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.CreateQueueRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
+        self.EnqueueJobs = channel.unary_unary(
+                '/helixpy.v1.Controller/EnqueueJobs',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.EnqueueJobsRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/helixpy.v1.Controller/DeleteJob',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
+        self.FlushQueue = channel.unary_unary(
+                '/helixpy.v1.Controller/FlushQueue',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -105,6 +125,30 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateQueue(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnqueueJobs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FlushQueue(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -136,6 +180,26 @@ def add_ControllerServicer_to_server(servicer, server):
             'SetInstanceEnabled': grpc.unary_unary_rpc_method_handler(
                     servicer.SetInstanceEnabled,
                     request_deserializer=helixpy_dot_v1_dot_controller__pb2.InstanceEnabledRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'CreateQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateQueue,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.CreateQueueRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'EnqueueJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnqueueJobs,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.EnqueueJobsRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.DeleteJobRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'FlushQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.FlushQueue,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.FromString,
                     response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
             ),
     }
@@ -300,6 +364,114 @@ class Controller:
             target,
             '/helixpy.v1.Controller/SetInstanceEnabled',
             helixpy_dot_v1_dot_controller__pb2.InstanceEnabledRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/CreateQueue',
+            helixpy_dot_v1_dot_controller__pb2.CreateQueueRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnqueueJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/EnqueueJobs',
+            helixpy_dot_v1_dot_controller__pb2.EnqueueJobsRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/DeleteJob',
+            helixpy_dot_v1_dot_controller__pb2.DeleteJobRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FlushQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/FlushQueue',
+            helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.SerializeToString,
             helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
             options,
             channel_credentials,

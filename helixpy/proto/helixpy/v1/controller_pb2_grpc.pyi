@@ -43,6 +43,10 @@ class ControllerStub:
     StopWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
     ResumeWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
     SetInstanceEnabled: _grpc.UnaryUnaryMultiCallable[_controller_pb2.InstanceEnabledRequest, _controller_pb2.MutationReply]
+    CreateQueue: _grpc.UnaryUnaryMultiCallable[_controller_pb2.CreateQueueRequest, _controller_pb2.MutationReply]
+    EnqueueJobs: _grpc.UnaryUnaryMultiCallable[_controller_pb2.EnqueueJobsRequest, _controller_pb2.MutationReply]
+    DeleteJob: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DeleteJobRequest, _controller_pb2.MutationReply]
+    FlushQueue: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
 
 @_typing.type_check_only
 class ControllerAsyncStub(ControllerStub):
@@ -53,6 +57,10 @@ class ControllerAsyncStub(ControllerStub):
     StopWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     ResumeWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     SetInstanceEnabled: _aio.UnaryUnaryMultiCallable[_controller_pb2.InstanceEnabledRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    CreateQueue: _aio.UnaryUnaryMultiCallable[_controller_pb2.CreateQueueRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    EnqueueJobs: _aio.UnaryUnaryMultiCallable[_controller_pb2.EnqueueJobsRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    DeleteJob: _aio.UnaryUnaryMultiCallable[_controller_pb2.DeleteJobRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    FlushQueue: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
 
 class ControllerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -94,6 +102,34 @@ class ControllerServicer(metaclass=_abc_1.ABCMeta):
     def SetInstanceEnabled(
         self,
         request: _controller_pb2.InstanceEnabledRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateQueue(
+        self,
+        request: _controller_pb2.CreateQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def EnqueueJobs(
+        self,
+        request: _controller_pb2.EnqueueJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteJob(
+        self,
+        request: _controller_pb2.DeleteJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def FlushQueue(
+        self,
+        request: _controller_pb2.WorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
 

@@ -1,0 +1,158 @@
+"""Job-queue mutations on the pipeline thread: enqueue, delete a job, flush, purge.
+
+A queue's job order lives in its workflow CONFIG (``queue``). Every change writes the new
+jobs' znodes first and the CONFIG (with the new order) last, in fenced multis, so a job
+directory the order does not name is an interrupted write that a new leader removes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from helixpy.controller.loader import new_job_runtime
+from helixpy.controller.runtime import WorkflowRuntime
+from helixpy.controller.signals import Command
+from helixpy.errors import AlreadyExists, InvalidConfig, NotFound
+from helixpy.model import JobConfig, TaskState
+from helixpy.model.queue import check_capacity
+from helixpy.store.codec import encode
+from helixpy.store.ops import Op, SetData
+
+if TYPE_CHECKING:
+    from helixpy.controller.commands import CommandHandler
+
+log = logging.getLogger(__name__)
+
+#: Jobs ``flush_queue`` removes.
+FLUSHABLE = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.ABORTED})
+
+
+def _queue(h: CommandHandler, name: str) -> WorkflowRuntime:
+    wf = h.p.workflows.get(name)
+    if wf is None:
+        raise NotFound(f"queue {name} does not exist")
+    if wf.stored.queue is None:
+        raise InvalidConfig("queue", f"{name} is a workflow, not a job queue")
+    return wf
+
+
+def _config_op(h: CommandHandler, wf: WorkflowRuntime) -> Op:
+    path = h.p.paths.workflow_config(wf.name)
+    return SetData(path, encode(wf.stored.to_dict(), path=path))
+
+
+def enqueue(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
+    """Append jobs in the given order, atomically: all or nothing is written."""
+    name, jobs = cmd.payload
+    wf = _queue(h, name)
+    jobs_list: list[tuple[str, JobConfig]] = list(jobs)
+    seen: set[str] = set()
+    for job_name, _ in jobs_list:
+        if job_name in wf.jobs or job_name in seen:
+            raise AlreadyExists(f"queue {name} already has a job {job_name}")
+        seen.add(job_name)
+    check_capacity(wf.stored.config, len(wf.jobs), len(jobs_list))
+    runtimes = [new_job_runtime(name, job_name, cfg) for job_name, cfg in jobs_list]
+    ops: list[Op] = []
+    for job in runtimes:
+        ops += h.new_job_ops(name, job)
+    assert wf.stored.queue is not None
+    stored = replace(wf.stored, queue=wf.stored.queue + tuple(j.name for j in runtimes))
+    path = h.p.paths.workflow_config(name)
+    result = {"code": "OK", "message": f"enqueued {len(runtimes)} job(s) to {name}"}
+    ops += [
+        SetData(path, encode(stored.to_dict(), path=path)),
+        h.request_op(cmd.request_id, result),
+    ]
+    h.p.writer.commit(ops)
+    wf.stored = stored
+    for job in runtimes:
+        wf.jobs[job.name] = job
+    wf.context_dirty = True
+    return result
+
+
+def delete_job(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
+    """Remove one job; refused while the queue runs unless forced (its tasks are then
+    cancelled). The jobs around it become neighbours in the order."""
+    name, job, force = cmd.payload
+    wf = _queue(h, name)
+    if job not in wf.jobs:
+        raise NotFound(f"queue {name} has no job {job}")
+    if not force and wf.state not in (TaskState.STOPPED, TaskState.NOT_STARTED):
+        raise InvalidConfig(
+            "queue.state",
+            f"queue {name} is {wf.state.value}: stop it first, or delete with force=True",
+        )
+    result = {"code": "OK", "message": f"deleted job {job} from {name}"}
+    remove_jobs(h, wf, [job], cmd.request_id, result)
+    return result
+
+
+def flush(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
+    """Remove every COMPLETED, FAILED and ABORTED job."""
+    wf = _queue(h, cmd.payload)
+    done = [n for n in wf.order if wf.jobs[n].state in FLUSHABLE and not wf.jobs[n].active]
+    result = {"code": "OK", "message": f"flushed {len(done)} job(s) from {wf.name}"}
+    remove_jobs(h, wf, done, cmd.request_id, result)
+    return result
+
+
+def remove_jobs(
+    h: CommandHandler,
+    wf: WorkflowRuntime,
+    jobs: Iterable[str],
+    request_id: str | None,
+    result: dict[str, str] | None,
+) -> None:
+    """Drop ``jobs`` from the order (CONFIG first, with the request node), then their trees."""
+    gone = set(jobs)
+    assert wf.stored.queue is not None
+    wf.stored = replace(wf.stored, queue=tuple(n for n in wf.stored.queue if n not in gone))
+    ops = [_config_op(h, wf)]
+    if request_id is not None and result is not None:
+        ops.append(h.request_op(request_id, result))
+    h.p.writer.commit(ops)
+    for job in sorted(gone):
+        wf.jobs.pop(job, None)
+        h.remove_tree(h.p.paths.job(wf.name, job))
+    wf.context_dirty = True
+
+
+def purge_due(h: CommandHandler, wf: WorkflowRuntime, now: datetime) -> float | None:
+    """Purge queue jobs past their expiry: COMPLETED after ``expiry`` (the job's, else the
+    queue's), FAILED / TIMED_OUT after ``terminal_state_expiry``. The next due time."""
+    due_next: float | None = None
+    purge: list[str] = []
+    for job in wf.jobs.values():
+        if job.finish_time is None or job.active:
+            continue
+        ttl: float | None
+        if job.state is TaskState.COMPLETED:
+            ttl = job.config.expiry if job.config.expiry is not None else wf.stored.config.expiry
+        elif job.state in (TaskState.FAILED, TaskState.TIMED_OUT):
+            ttl = job.config.terminal_state_expiry  # None: kept until flushed
+        else:
+            continue
+        if ttl is None:
+            continue
+        due = job.finish_time.timestamp() + ttl
+        if due <= now.timestamp():
+            purge.append(job.name)
+        else:
+            due_next = due if due_next is None else min(due_next, due)
+    if purge:
+        log.info("queue %s: purging expired jobs %s", wf.name, ", ".join(sorted(purge)))
+        remove_jobs(h, wf, purge, None, None)
+    return due_next
+
+
+QUEUE_COMMANDS: dict[str, Callable[[CommandHandler, Command, datetime], dict[str, str]]] = {
+    "enqueue": enqueue,
+    "delete_job": delete_job,
+    "flush": flush,
+}
