@@ -184,3 +184,26 @@ def test_workflow_and_instance_commands(zk_address: str) -> None:
         assert cluster.driver.get_instances()[inst]["enabled"] is True
         missing = helixpy("instance", "disable", "nobody", env=env)
         assert missing.returncode != 0 and "nobody" in missing.stderr
+
+
+def test_queue_commands(zk_address: str, tmp_path: Path) -> None:
+    from helixpy import TaskState
+
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        env = {"HELIXPY_ZK": cluster.zk_address, "HELIXPY_CLUSTER": cluster.cluster}
+        out = helixpy("queue", "create", "cq", "--parallel-jobs", "1", "--capacity", "5", env=env)
+        assert out.returncode == 0 and "created queue cq" in out.stdout, out.stderr
+        jobs = tmp_path / "jobs.yaml"
+        jobs.write_text("first: {command: Noop, num_tasks: 1}\nsecond: {command: Noop, "
+                        "num_tasks: 2}\n")
+        out = helixpy("queue", "enqueue", "cq", str(jobs), env=env)
+        assert out.returncode == 0 and "enqueued first, second to cq" in out.stdout, out.stderr
+        assert cluster.driver.poll_for_job_state("cq", "second", TaskState.COMPLETED,
+                                                 timeout=60) is TaskState.COMPLETED
+        assert helixpy("queue", "flush", "cq", env=env).returncode == 0
+        assert cluster.driver.get_workflow_context("cq").job_states == {}
+        bad = helixpy("queue", "delete-job", "cq", "nope", env=env)
+        assert bad.returncode != 0 and "nope" in bad.stderr
+        jobs.write_text("x: {command: Noop, num_tasks: -1}\n")
+        bad = helixpy("queue", "enqueue", "cq", str(jobs), env=env)
+        assert bad.returncode != 0 and "jobs.x.num_tasks" in bad.stderr
