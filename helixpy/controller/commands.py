@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 OK = "OK"
 CLUSTER_SETTINGS: Mapping[str, str] = {
     "default_capacity": "an integer >= 1: capacity of participants that do not set one",
-    "quota_ratios": "a mapping of job type to an integer ratio >= 0",
+    "quota_types": "a mapping of job type to an integer ratio >= 0",
     "min_recurrence_interval": "seconds >= 0 between runs of a recurring workflow",
 }
 
@@ -57,7 +57,7 @@ def validate_cluster_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         rule = CLUSTER_SETTINGS[key]
         if key == "default_capacity":
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-        elif key == "quota_ratios":
+        elif key == "quota_types":
             ok = isinstance(value, Mapping) and all(
                 isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
                 for k, v in value.items()
@@ -256,9 +256,11 @@ class CommandHandler:
             current.update(settings)
             op: Op = SetData(path, encode(current, path=path), stat.version)
         except NoNodeError:
-            op = Create(path, encode(settings, path=path))
+            current = dict(settings)
+            op = Create(path, encode(current, path=path))
         result = reply(OK, "cluster config updated")
         self.p.writer.commit([op, self.request_op(cmd.request_id, result)])
+        self.p.set_cluster_config(current)
         return result
 
     def remove_tree(self, root: str) -> None:

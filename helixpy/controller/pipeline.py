@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from helixpy.controller import rules
 from helixpy.controller.commands import CommandHandler
 from helixpy.controller.loader import Broken, load_workflows
 from helixpy.controller.queues import purge_due
+from helixpy.controller.quota import Quotas
 from helixpy.controller.runtime import (
     ABORT,
     DROP,
@@ -37,7 +39,7 @@ from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import FencedWriter, MultiFailed
 from helixpy.store.ops import Delete, Op, SetData
 from helixpy.store.paths import Paths, parse_task_key
-from helixpy.store.records import job_context_ops
+from helixpy.store.records import job_context_ops, read_cluster_config
 
 log = logging.getLogger(__name__)
 _STOPPED = (TaskState.STOPPING, TaskState.STOPPED)
@@ -64,12 +66,18 @@ class Pipeline:
         self.next_wakeup: float | None = None
         self.passes = 0
         self._next_request_prune = 0.0
+        self.quotas = Quotas()
 
     # --- takeover -------------------------------------------------------------------------
+
+    def set_cluster_config(self, config: Mapping[str, Any]) -> None:
+        """Adopt cluster settings the pass acts on (quota types)."""
+        self.quotas = Quotas(dict(config.get("quota_types") or {}))
 
     def load(self) -> None:
         """Rebuild everything from ZooKeeper; half-written workflows are finished off."""
         now = datetime.now(UTC)
+        self.set_cluster_config(read_cluster_config(self.zk, self.paths))
         for item in load_workflows(self.zk, self.paths):
             if isinstance(item, str):
                 log.warning("workflow %s was half written or half deleted; removing it", item)
@@ -163,6 +171,9 @@ class Pipeline:
             rules.schedulable_jobs(self.workflows.values()),
             self.instances,
             rules.instance_load(self._all_jobs()),
+            self.quotas,
+            self._quota_type,
+            self._type_load(),
         )
         for job, p, target in placed:
             rules.schedule(job, p, target, now)
@@ -176,6 +187,19 @@ class Pipeline:
             self._next_request_prune = time.monotonic() + REQUEST_TTL / 10
         self.next_wakeup = min(wakeups) if wakeups else None
         return self.next_wakeup
+
+    def _quota_type(self, job: JobRuntime) -> str:
+        wf = self.workflows[job.workflow]
+        return self.quotas.type_of(wf.stored.config.workflow_type, job.config.job_type)
+
+    def _type_load(self) -> Counter[tuple[str, str]]:
+        load: Counter[tuple[str, str]] = Counter()
+        if self.quotas.ratios:
+            for job in self._all_jobs():
+                qtype = self._quota_type(job)
+                for inst in job.active.values():
+                    load[(inst, qtype)] += 1
+        return load
 
     def _all_jobs(self) -> Iterable[JobRuntime]:
         for wf in self.workflows.values():

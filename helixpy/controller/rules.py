@@ -12,10 +12,11 @@ exceed its failure_threshold, and its running jobs become ABORTED.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from helixpy.controller.quota import DEFAULT, Quotas
 from helixpy.controller.runtime import JobRuntime, LiveInstance, WorkflowRuntime
 from helixpy.model import JobConfig, TaskContextInfo, TaskPartitionState, TaskState
 from helixpy.model.context import cap_info
@@ -327,17 +328,30 @@ def instance_load(jobs: Iterable[JobRuntime]) -> Counter[str]:
 
 
 def assign(
-    jobs: Iterable[JobRuntime], instances: Mapping[str, LiveInstance], load: Mapping[str, int]
+    jobs: Iterable[JobRuntime],
+    instances: Mapping[str, LiveInstance],
+    load: Mapping[str, int],
+    quotas: Quotas | None = None,
+    type_of: Callable[[JobRuntime], str] | None = None,
+    type_load: Mapping[tuple[str, str], int] | None = None,
 ) -> list[tuple[JobRuntime, int, LiveInstance]]:
-    """Place pending tasks: the eligible instance with the most free capacity first.
+    """Place pending tasks: the eligible instance with the most free quota first.
 
-    Eligible: enabled, carries the job's ``instance_group_tag`` (if any), has free capacity, runs
-    fewer than ``num_concurrent_tasks_per_instance`` of the job's tasks. Pops what it places
-    from each job's ``pending``; the caller records the attempts.
+    Eligible: enabled, carries the job's ``instance_group_tag`` (if any), has free capacity
+    and free quota for the job's type, runs fewer than ``num_concurrent_tasks_per_instance``
+    of the job's tasks. Pops what it places from each job's ``pending``; the caller records
+    the attempts. A job that cannot place anything is skipped, never blocking the next.
     """
+    quotas = quotas or Quotas()
     free = {name: inst.capacity - load.get(name, 0) for name, inst in instances.items()}
+    typed: dict[tuple[str, str], int] = {}
     placed: list[tuple[JobRuntime, int, LiveInstance]] = []
     for job in jobs:
+        qtype = type_of(job) if type_of is not None else DEFAULT
+        for name, inst in instances.items():
+            if (name, qtype) not in typed:
+                used = (type_load or {}).get((name, qtype), 0)
+                typed[(name, qtype)] = quotas.share(inst.capacity, qtype) - used
         tag = job.config.instance_group_tag
         eligible = sorted(
             n for n, i in instances.items() if i.enabled and (tag is None or tag in i.tags)
@@ -347,12 +361,18 @@ def assign(
         while job.pending:
             best: str | None = None
             for n in eligible:
-                if free[n] > 0 and per_job[n] < limit and (best is None or free[n] > free[best]):
+                room = min(free[n], typed[(n, qtype)])
+                if (
+                    room > 0
+                    and per_job[n] < limit
+                    and (best is None or room > min(free[best], typed[(best, qtype)]))
+                ):
                     best = n
             if best is None:
                 break
             p = job.pending.popleft()
             placed.append((job, p, instances[best]))
             free[best] -= 1
+            typed[(best, qtype)] -= 1
             per_job[best] += 1
     return placed

@@ -70,3 +70,34 @@ def test_running_tasks_stay_put_when_an_instance_joins(zk_address: str) -> None:
         ctx = driver.get_job_context("stay", "j")
         assert {(t.num_attempts, t.assigned_participant) for t in ctx.tasks.values()} == {
             (1, cluster.instances[0])}
+
+
+def test_quota_types_split_capacity_and_an_unserved_type_blocks_nothing(
+        zk_address: str) -> None:
+    from helixpy import WorkflowConfig
+    from tests.integration.helpers import task_records
+
+    with LocalCluster(participants=1, zk=zk_address,
+                      cluster_config={"quota_types": {"A": 1, "B": 1}}) as cluster:
+        # Given an instance of capacity 4 shared by types A and B, and a job of a type
+        # that has no quota at all
+        inst = cluster.add_participant(capacity=4)
+        cluster.driver.set_instance_enabled(cluster.instances[0], False)
+        wf = (Workflow.builder("quota").set_config(WorkflowConfig(parallel_jobs=3))
+              .add_job("unserved", JobConfig(command="Noop", num_tasks=2, job_type="Z"))
+              .add_job("a", JobConfig(command="Record", num_tasks=6, job_type="A",
+                                      num_concurrent_tasks_per_instance=6,
+                                      command_config={"seconds": "0.3"}))
+              .add_job("b", JobConfig(command="Noop", num_tasks=3, job_type="B",
+                                      num_concurrent_tasks_per_instance=3))
+              .build())
+        cluster.driver.start(wf)
+        # Then A never runs more than its half, B completes, and Z waits without blocking
+        for job in ("a", "b"):
+            assert cluster.driver.poll_for_job_state("quota", job, S.COMPLETED,
+                                                     timeout=60) is S.COMPLETED
+        assert max(int(r["max_concurrent"]) for r in task_records(cluster.driver, "quota",
+                                                                   "a")) <= 2
+        assert {r["instance"] for r in task_records(cluster.driver, "quota", "a")} == {inst}
+        unserved = cluster.driver.get_job_context("quota", "unserved")
+        assert {(t.state, t.num_attempts) for t in unserved.tasks.values()} == {(None, 0)}

@@ -273,3 +273,31 @@ def test_workflow_timeout_of_zero_times_out_at_once() -> None:
     wf = with_config(chain(n_tasks=1), timeout=0.0)
     rules.evaluate_workflow(wf, NOW)
     assert wf.state is S.TIMED_OUT
+
+
+def test_quota_shares_and_types() -> None:
+    from helixpy.controller.quota import DEFAULT, Quotas
+
+    q = Quotas({"A": 3, "B": 1})
+    assert (q.share(40, "A"), q.share(40, "B"), q.share(40, DEFAULT)) == (30, 10, 0)
+    assert q.share(2, "B") == 1  # a positive ratio always gets a slot
+    assert q.type_of("A", "B") == "A"  # the workflow's type wins
+    assert q.type_of(None, "B") == "B"
+    assert q.type_of(None, "Z") == DEFAULT  # unknown types count as DEFAULT
+    assert Quotas().share(40, DEFAULT) == 40
+
+
+def test_a_type_without_quota_never_blocks_other_types() -> None:
+    from helixpy.controller.quota import Quotas
+
+    b = Workflow.builder("w").set_config(WorkflowConfig(parallel_jobs=2))
+    b.add_job("none", JobConfig(command="x", num_tasks=3, job_type="Z",
+                                num_concurrent_tasks_per_instance=3))
+    b.add_job("b", JobConfig(command="x", num_tasks=3, job_type="B",
+                             num_concurrent_tasks_per_instance=3))
+    wf = runtime(b.build())
+    rules.evaluate_workflow(wf, NOW)
+    quotas = Quotas({"B": 1})
+    placed = rules.assign(rules.schedulable_jobs([wf]), {"i": inst("i", capacity=4)}, {},
+                          quotas, lambda j: quotas.type_of(None, j.config.job_type), {})
+    assert [j.name for j, _, _ in placed] == ["b", "b", "b"]

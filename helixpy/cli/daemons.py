@@ -1,0 +1,214 @@
+"""Long-running commands: ``zk start``, ``controller``, ``participant``, ``up`` and ``demo``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from helixpy.cli import (
+    _explicit,
+    _load_registry,
+    _setup_logging,
+    _status_text,
+    _wait_for_signal,
+    cluster_options,
+    main,
+)
+from helixpy.model import TaskState, Workflow
+
+
+@main.group()
+def zk() -> None:
+    """A ZooKeeper server for people (tests start their own)."""
+
+
+@zk.command("start")
+@click.option("--port", type=int, default=2181, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), required=True)
+def zk_start(port: int, data_dir: str) -> None:
+    """Run a standalone ZooKeeper server in the foreground."""
+    from helixpy.testing.zookeeper import run_foreground
+
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    sys.exit(run_foreground(port, data_dir))
+
+
+@main.command()
+@cluster_options
+@click.option("--id", "controller_id", default=None, help="Controller id (default: host-pid).")
+@click.option("--session-timeout", type=float, default=10.0, show_default=True)
+@click.option("--grpc-host", default="127.0.0.1", show_default=True)
+@click.option("--grpc-port", type=int, default=0, help="0 picks a free port.")
+@click.pass_obj
+def controller(
+    obj: dict[str, str],
+    controller_id: str | None,
+    session_timeout: float,
+    grpc_host: str,
+    grpc_port: int,
+) -> None:
+    """Run a controller (leader or standby)."""
+    from helixpy.controller import Controller
+
+    cid = controller_id or f"{os.uname().nodename}-{os.getpid()}"
+    _setup_logging(cid, obj["log_level"])
+    ctl = Controller(
+        obj["zk"],
+        obj["cluster"],
+        cid,
+        grpc_host=grpc_host,
+        grpc_port=grpc_port,
+        session_timeout=session_timeout,
+    )
+    ctl.start()
+    stop = threading.Event()
+    try:
+        _wait_for_signal(stop)
+    finally:
+        ctl.stop()
+
+
+@main.command()
+@cluster_options
+@click.option("--tasks", "tasks_spec", required=True, help="MODULE:ATTR of a TaskRegistry.")
+@click.option("--instance", required=True, help="Instance id (stable across restarts).")
+@click.option("--tags", default="", help="Comma-separated instance group tags.")
+@click.option("--capacity", type=int, default=None, help="Concurrent tasks (default 40).")
+@click.option("--session-timeout", type=float, default=10.0, show_default=True)
+@click.option(
+    "--grace",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds running tasks get to finish on SIGTERM.",
+)
+@click.pass_obj
+def participant(
+    obj: dict[str, str],
+    tasks_spec: str,
+    instance: str,
+    tags: str,
+    capacity: int | None,
+    session_timeout: float,
+    grace: float,
+) -> None:
+    """Run a participant that executes tasks from a registry."""
+    from helixpy.participant import Participant
+
+    _setup_logging(instance, obj["log_level"])
+    registry = _load_registry(tasks_spec)
+    tag_list = tuple(t for t in tags.split(",") if t)
+    part = Participant(
+        obj["zk"],
+        obj["cluster"],
+        instance,
+        registry,
+        tags=tag_list,
+        capacity=capacity,
+        session_timeout=session_timeout,
+    )
+    part.start()
+    stop = threading.Event()
+    try:
+        _wait_for_signal(stop)
+    finally:
+        # SIGTERM: no new work, running tasks get --grace seconds, then cancel and leave.
+        part.shutdown(grace)
+
+
+@main.command()
+@cluster_options
+@click.option("--participants", type=int, default=3, show_default=True)
+@click.option("--tasks", "tasks_spec", default="helixpy.testing.tasks:registry", show_default=True)
+@click.pass_obj
+def up(obj: dict[str, Any], participants: int, tasks_spec: str) -> None:
+    """Run a whole local cluster (ZooKeeper unless --zk is given) until Ctrl-C."""
+    from helixpy.testing.cluster import LocalCluster
+
+    _setup_logging("up", obj["log_level"])
+    group = click.get_current_context().parent
+    explicit = obj.get("zk_explicit") or (group is not None and _explicit(group, "zk"))
+    zk_arg = obj["zk"] if explicit else None
+    with LocalCluster(
+        tasks=tasks_spec, participants=participants, zk=zk_arg, cluster=obj["cluster"]
+    ) as cluster:
+        click.echo(
+            f"cluster {cluster.cluster} up: zk={cluster.zk_address} "
+            f"participants={','.join(cluster.instances)}"
+        )
+        click.echo(
+            f"export HELIXPY_ZK={cluster.zk_address} HELIXPY_CLUSTER={cluster.cluster}", nl=True
+        )
+        sys.stdout.flush()
+        _wait_for_signal(threading.Event())
+        click.echo("stopping")
+
+
+DEMO_YAML = """\
+name: demo
+jobs:
+  extract:
+    command: Record
+    num_tasks: 6
+    num_concurrent_tasks_per_instance: 2
+    command_config: {seconds: "0.3"}
+  transform:
+    command: Record
+    num_tasks: 6
+    num_concurrent_tasks_per_instance: 2
+    command_config: {seconds: "0.2"}
+    parents: [extract]
+  report:
+    command: Record
+    num_tasks: 6
+    num_concurrent_tasks_per_instance: 2
+    command_config: {seconds: "0.2"}
+    parents: [extract]
+  publish:
+    command: Noop
+    num_tasks: 1
+    parents: [transform, report]
+config:
+  parallel_jobs: 2
+"""
+
+
+@main.command()
+@click.pass_obj
+def demo(obj: dict[str, str]) -> None:
+    """Run a sample DAG workflow on a local cluster, with live progress and a summary."""
+    from helixpy.testing.cluster import LocalCluster
+
+    wf = Workflow.from_yaml(DEMO_YAML)
+    started = time.monotonic()
+    with LocalCluster(participants=3) as cluster:
+        driver = cluster.driver
+        click.echo(
+            f"local cluster {cluster.cluster}: zk {cluster.zk_address}, "
+            f"participants {', '.join(cluster.instances)}"
+        )
+        driver.start(wf)
+        last = ""
+        while True:
+            state = driver.poll_for_workflow_state(
+                wf.name, TaskState.COMPLETED, TaskState.FAILED, TaskState.IN_PROGRESS, timeout=120.0
+            )
+            text = _status_text(driver, wf.name)
+            if text != last:
+                click.echo(text)
+                last = text
+            if state.is_final:
+                break
+            # Progress is shown as it changes; poll_for_job_state would block per job.
+            time.sleep(0.3)
+        ok = state is TaskState.COMPLETED
+        click.echo(
+            f"\nsummary: workflow {wf.name} {state.value} in {time.monotonic() - started:.1f}s"
+        )
+    sys.exit(0 if ok else 1)

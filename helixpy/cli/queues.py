@@ -1,0 +1,75 @@
+"""``helixpy queue ...``: create job queues and manage their jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from helixpy.cli import cluster_options, driver_call, main
+
+
+@main.group()
+def queue() -> None:
+    """Create job queues and manage their jobs."""
+
+
+@queue.command("create")
+@cluster_options
+@click.argument("name")
+@click.option("--parallel-jobs", type=int, default=1, show_default=True)
+@click.option("--capacity", type=int, default=None, help="Most jobs the queue may hold.")
+@click.pass_obj
+def queue_create(obj: dict[str, Any], name: str, parallel_jobs: int, capacity: int | None) -> None:
+    """Create and start a job queue."""
+    from helixpy.model import JobQueue, WorkflowConfig
+
+    def run(driver: Any) -> str:
+        cfg = WorkflowConfig(parallel_jobs=parallel_jobs, capacity=capacity)
+        driver.create_queue(JobQueue.builder(name).set_config(cfg).build())
+        return f"created queue {name}"
+
+    driver_call(obj, run)
+
+
+@queue.command("enqueue")
+@cluster_options
+@click.argument("name")
+@click.argument("file", type=click.File("r"))
+@click.pass_obj
+def queue_enqueue(obj: dict[str, Any], name: str, file: Any) -> None:
+    """Append the jobs of a YAML FILE (a mapping of job name to job fields), in order."""
+    import yaml
+
+    from helixpy.errors import InvalidConfig
+    from helixpy.model import JobConfig
+
+    def run(driver: Any) -> str:
+        raw = yaml.safe_load(file.read())
+        if not isinstance(raw, dict) or not raw:
+            raise InvalidConfig("jobs", "the file must map job names to job fields")
+        jobs = {str(n): JobConfig.from_dict(j, f"jobs.{n}") for n, j in raw.items()}
+        driver.enqueue_jobs(name, jobs)
+        return f"enqueued {', '.join(jobs)} to {name}"
+
+    driver_call(obj, run)
+
+
+@queue.command("delete-job")
+@cluster_options
+@click.argument("name")
+@click.argument("job")
+@click.option("--force", is_flag=True, help="Delete even while the queue runs.")
+@click.pass_obj
+def queue_delete_job(obj: dict[str, Any], name: str, job: str, force: bool) -> None:
+    """Remove a job from a queue."""
+    driver_call(obj, lambda d: d.delete_job(name, job, force=force) or f"deleted {job}")
+
+
+@queue.command("flush")
+@cluster_options
+@click.argument("name")
+@click.pass_obj
+def queue_flush(obj: dict[str, Any], name: str) -> None:
+    """Remove a queue's COMPLETED, FAILED and ABORTED jobs."""
+    driver_call(obj, lambda d: d.flush_queue(name) or f"flushed {name}")
