@@ -1,0 +1,150 @@
+"""The driver's connection to the leader controller, and the watcher its waits share.
+
+``LeaderClient`` finds the leader through its LEADER znode and follows it across leader
+changes, resending a mutation with the same request id until it is answered. ``Watcher`` is
+the one kazoo watcher every wait of a driver re-arms.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import grpc
+from kazoo.client import KazooClient
+from kazoo.exceptions import ConnectionLoss, NoNodeError, OperationTimeoutError, SessionExpiredError
+
+from helixpy.errors import ClusterUnavailable, HelixpyError
+from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
+from helixpy.store.paths import Paths
+
+#: Longest single RPC: above the controller's 30 s apply timeout, so that it answers first.
+_RPC_DEADLINE = 35.0
+#: Longest wait without re-reading: a watch can be lost while the session reconnects.
+SAFETY_WAKE = 1.0
+_RETRYABLE_RPC = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+#: What a reconnecting kazoo client raises; it goes away once the client is back.
+TRANSIENT_ZK = (ConnectionLoss, OperationTimeoutError, SessionExpiredError)
+# gRPC's default reconnect backoff grows to two minutes; a controller restarted on the same
+# endpoint must be reachable again well within the driver's timeout.
+_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+class Watcher:
+    """One kazoo watcher for every node the driver waits on, plus the session state.
+
+    kazoo keeps watchers in a set, so re-arming with this one bound method never piles up
+    callbacks however often a waiter wakes. Any event bumps a generation counter; a waiter
+    takes the generation before it reads and blocks until it moves (a spurious wake-up only
+    costs a re-read).
+    """
+
+    def __init__(self, zk: KazooClient) -> None:
+        self._zk = zk
+        self._cond = threading.Condition()
+        self._generation = 0
+
+    def fire(self, _event: object = None) -> None:
+        # Runs on kazoo's threads (watches and session listener): never block here.
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    def generation(self) -> int:
+        with self._cond:
+            return self._generation
+
+    def arm(self, path: str) -> bool:
+        """Watch ``path`` for creation, change or deletion; return whether it exists."""
+        return self._zk.exists(path, watch=self.fire) is not None
+
+    def wait(self, generation: int, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._generation != generation, max(timeout, 0.0))
+
+    def wait_connected(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: bool(self._zk.connected), max(timeout, 0.0))
+
+
+class LeaderClient:
+    """Sends mutations to the leader controller, following it across leader changes."""
+
+    def __init__(self, zk: KazooClient, paths: Paths, watcher: Watcher, timeout: float) -> None:
+        self._zk = zk
+        self._paths = paths
+        self._watcher = watcher
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._stubs: dict[str, tuple[grpc.Channel, Any]] = {}  # by endpoint
+
+    def call(self, method: str, request: Any) -> Any:
+        """``method(request)`` on the leader, retried until it answers or the timeout passes.
+
+        Retries resend the same request, so the same request id: the controller stores each
+        applied mutation's reply under that id and answers a repeat with it.
+        """
+        deadline = time.monotonic() + self._timeout
+        backoff = 0.05
+        while True:
+            generation = self._watcher.generation()
+            endpoint, problem = self._resolve(deadline)
+            if endpoint is not None:
+                rpc = getattr(self._stub(endpoint), method)
+                rpc_timeout = min(deadline - time.monotonic(), _RPC_DEADLINE)
+                try:
+                    return rpc(request, timeout=max(rpc_timeout, 0.001))
+                except grpc.RpcError as exc:
+                    problem = f"{method} at {endpoint}: {exc.code().name}: {exc.details()}"
+                    if exc.code() not in _RETRYABLE_RPC:
+                        raise HelixpyError(f"cluster {self._paths.cluster}: {problem}") from exc
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ClusterUnavailable(
+                    f"cluster {self._paths.cluster}: no leader controller answered within "
+                    f"{self._timeout:g}s ({problem})"
+                )
+            # Wake on a LEADER change, or after a short backoff: a new leader answers
+            # UNAVAILABLE until it has loaded its state, and its node does not change again.
+            self._watcher.wait(generation, min(remaining, backoff))
+            backoff = min(backoff * 2, SAFETY_WAKE)
+
+    def _resolve(self, deadline: float) -> tuple[str | None, str]:
+        """(endpoint, "") of the leader, else (None, why); LEADER is watched either way."""
+        if not self._watcher.wait_connected(deadline - time.monotonic()):
+            return None, "ZooKeeper is not reachable"
+        path = self._paths.leader
+        try:
+            # The exists-watch fires on creation too, so an election ends the wait at once.
+            if not self._watcher.arm(path):
+                return None, "no leader controller is elected"
+            data, _ = self._zk.get(path)
+        except NoNodeError:
+            return None, "no leader controller is elected"
+        except TRANSIENT_ZK as exc:
+            return None, f"ZooKeeper: {exc!r}"
+        try:
+            endpoint = json.loads(data)["endpoint"]
+        except (ValueError, TypeError, KeyError):
+            endpoint = None
+        if not isinstance(endpoint, str) or not endpoint:
+            return None, f"{path} names no endpoint"
+        return endpoint, ""
+
+    def _stub(self, endpoint: str) -> Any:
+        with self._lock:
+            if endpoint not in self._stubs:
+                channel = grpc.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
+                self._stubs[endpoint] = (channel, pb_grpc.ControllerStub(channel))
+            return self._stubs[endpoint][1]
+
+    def close(self) -> None:
+        with self._lock:
+            for channel, _ in self._stubs.values():
+                channel.close()
+            self._stubs.clear()
