@@ -40,115 +40,141 @@ class ControllerService(pb_grpc.ControllerServicer):
     def __init__(self, submit: Callable[[Command], bool]) -> None:
         self._submit = submit
 
+    # Each handler parses and validates its request, then hands it to the pipeline; bad
+    # input is answered INVALID_CONFIG here, before anything is queued.
+
     def StartWorkflow(
         self, request: pb.StartWorkflowRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:
-        try:
-            workflow = Workflow.from_dict(json.loads(request.workflow_json))
-        except InvalidConfig as exc:
-            return _invalid(exc)
-        except ValueError as exc:
-            return _invalid(InvalidConfig("workflow_json", f"not valid JSON: {exc}"))
-        return self._apply(Command("start", request.request_id, workflow), context)
+        return self._handle(
+            "start",
+            request.request_id,
+            context,
+            "workflow_json",
+            lambda: Workflow.from_dict(json.loads(request.workflow_json)),
+        )
 
     def CreateQueue(
         self, request: pb.CreateQueueRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:
-        try:
-            queue = JobQueue.from_dict(json.loads(request.queue_json))
-        except InvalidConfig as exc:
-            return _invalid(exc)
-        except ValueError as exc:
-            return _invalid(InvalidConfig("queue_json", f"not valid JSON: {exc}"))
-        return self._apply(Command("start", request.request_id, queue), context)
+        return self._handle(
+            "start",
+            request.request_id,
+            context,
+            "queue_json",
+            lambda: JobQueue.from_dict(json.loads(request.queue_json)),
+        )
 
     def EnqueueJobs(
         self, request: pb.EnqueueJobsRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:
-        try:
-            name = check_name("queue.name", request.queue)
+        def parse() -> object:
             raw = json.loads(request.jobs_json)
             if not isinstance(raw, list) or not raw:
                 raise InvalidConfig("jobs", "must be a non-empty list of [name, job] pairs")
             jobs = [
                 (check_name("job.name", n), JobConfig.from_dict(j, f"jobs.{n}")) for n, j in raw
             ]
-        except InvalidConfig as exc:
-            return _invalid(exc)
-        except (TypeError, ValueError) as exc:
-            return _invalid(InvalidConfig("jobs_json", f"not a list of [name, job] pairs: {exc}"))
-        return self._apply(Command("enqueue", request.request_id, (name, jobs)), context)
+            return check_name("queue.name", request.queue), jobs
+
+        return self._handle("enqueue", request.request_id, context, "jobs_json", parse)
 
     def DeleteJob(
         self, request: pb.DeleteJobRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:
-        try:
-            payload = (
+        return self._handle(
+            "delete_job",
+            request.request_id,
+            context,
+            "request",
+            lambda: (
                 check_name("queue.name", request.queue),
                 check_name("job.name", request.job),
                 request.force,
-            )
-        except InvalidConfig as exc:
-            return _invalid(exc)
-        return self._apply(Command("delete_job", request.request_id, payload), context)
+            ),
+        )
 
     def FlushQueue(
         self, request: pb.WorkflowRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:
-        try:
-            name = check_name("queue.name", request.name)
-        except InvalidConfig as exc:
-            return _invalid(exc)
-        return self._apply(Command("flush", request.request_id, name), context)
+        return self._handle(
+            "flush",
+            request.request_id,
+            context,
+            "request",
+            lambda: check_name("queue.name", request.name),
+        )
 
     def DeleteWorkflow(
         self, request: pb.DeleteWorkflowRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:
-        try:
-            name = check_name("workflow.name", request.name)
-        except InvalidConfig as exc:
-            return _invalid(exc)
-        return self._apply(Command("delete", request.request_id, name), context)
+        return self._handle(
+            "delete",
+            request.request_id,
+            context,
+            "request",
+            lambda: check_name("workflow.name", request.name),
+        )
 
     def StopWorkflow(
         self, request: pb.WorkflowRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:
-        return self._target_state("STOP", request, context)
+        return self._handle(
+            "target_state",
+            request.request_id,
+            context,
+            "request",
+            lambda: (check_name("workflow.name", request.name), "STOP"),
+        )
 
     def ResumeWorkflow(
         self, request: pb.WorkflowRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:
-        return self._target_state("START", request, context)
-
-    def _target_state(
-        self, target: str, request: pb.WorkflowRequest, context: grpc.ServicerContext
-    ) -> pb.MutationReply:
-        try:
-            name = check_name("workflow.name", request.name)
-        except InvalidConfig as exc:
-            return _invalid(exc)
-        return self._apply(Command("target_state", request.request_id, (name, target)), context)
+        return self._handle(
+            "target_state",
+            request.request_id,
+            context,
+            "request",
+            lambda: (check_name("workflow.name", request.name), "START"),
+        )
 
     def SetInstanceEnabled(
         self, request: pb.InstanceEnabledRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:
-        try:
-            name = check_name("instance", request.instance)
-        except InvalidConfig as exc:
-            return _invalid(exc)
-        cmd = Command("instance_enabled", request.request_id, (name, request.enabled))
-        return self._apply(cmd, context)
+        return self._handle(
+            "instance_enabled",
+            request.request_id,
+            context,
+            "request",
+            lambda: (check_name("instance", request.instance), request.enabled),
+        )
 
     def SetClusterConfig(
         self, request: pb.SetClusterConfigRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:
+        return self._handle(
+            "cluster_config",
+            request.request_id,
+            context,
+            "settings_json",
+            lambda: validate_cluster_settings(json.loads(request.settings_json)),
+        )
+
+    def _handle(
+        self,
+        kind: str,
+        request_id: str,
+        context: grpc.ServicerContext,
+        json_field: str,
+        parse: Callable[[], object],
+    ) -> pb.MutationReply:
         try:
-            settings = validate_cluster_settings(json.loads(request.settings_json))
+            payload = parse()
         except InvalidConfig as exc:
             return _invalid(exc)
-        except ValueError as exc:
-            return _invalid(InvalidConfig("settings_json", f"not valid JSON: {exc}"))
-        return self._apply(Command("cluster_config", request.request_id, settings), context)
+        except (TypeError, ValueError) as exc:
+            return _invalid(InvalidConfig(json_field, f"not valid: {exc}"))
+        return self._apply(Command(kind, request_id, payload), context)
 
     def _apply(self, cmd: Command, context: grpc.ServicerContext) -> pb.MutationReply:
         try:
