@@ -125,8 +125,6 @@ class LocalCluster:
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if et is not None:
-            sys.stderr.write(self.logs())
         if self._driver is not None:
             self._driver.close()
         # Participants first, so the controllers do not spend their last passes
@@ -142,6 +140,11 @@ class LocalCluster:
             self._zk.stop()
             self._zk.close()
         self._stack.close()
+        if et is not None:
+            # Only once every process is gone: a failing write here (a closed pipe) must not
+            # leave processes running.
+            with contextlib.suppress(OSError):
+                sys.stderr.write(self.logs())
 
     @property
     def driver(self) -> TaskDriver:
