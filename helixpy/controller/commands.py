@@ -97,7 +97,12 @@ class CommandHandler:
             elif cmd.kind == "target_state":
                 result = self._target_state(cmd)
             elif cmd.kind == "instance_enabled":
-                result = self._instance_enabled(cmd)
+                name, enabled = cmd.payload
+                verb = "enabled" if enabled else "disabled"
+                result = self._instance_config(cmd, name, {"enabled": bool(enabled)}, verb)
+            elif cmd.kind == "instance_tags":
+                name, tags = cmd.payload
+                result = self._instance_config(cmd, name, {"tags": sorted(set(tags))}, "retagged")
             elif cmd.kind in QUEUE_COMMANDS:
                 result = QUEUE_COMMANDS[cmd.kind](self, cmd, now)
             elif cmd.kind == "cluster_config":
@@ -226,18 +231,19 @@ class CommandHandler:
         log.info("workflow %s %s", name, verb)
         return result
 
-    def _instance_enabled(self, cmd: Command) -> dict[str, str]:
-        """Set an instance's ``enabled`` flag in its CONFIG (CAS, fenced); the CONFIG watch
-        brings the change into the next pass."""
-        name, enabled = cmd.payload
+    def _instance_config(
+        self, cmd: Command, name: str, changes: dict[str, Any], verb: str
+    ) -> dict[str, str]:
+        """Change fields of an instance's CONFIG (CAS, fenced); the CONFIG watch brings the
+        change into the next pass."""
         path = self.p.paths.instance_config(name)
         try:
             data, stat = self.p.zk.get(path)
         except NoNodeError:
             raise NotFound(f"instance {name} has never registered") from None
         body = dict(decode(data, path=path) or {})
-        body["enabled"] = bool(enabled)
-        result = reply(OK, f"instance {name} {'enabled' if enabled else 'disabled'}")
+        body.update(changes)
+        result = reply(OK, f"instance {name} {verb}")
         self.p.writer.commit(
             [
                 SetData(path, encode(body, path=path), stat.version),

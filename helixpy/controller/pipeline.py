@@ -220,13 +220,16 @@ class Pipeline:
             try:
                 data, stat = self.zk.get(self.paths.live_instance(name))
                 body = decode(data) or {}
+                config = self._instance_config(name)
                 live[name] = LiveInstance(
                     name=name,
                     incarnation=int(body["incarnation"]),
                     session=int(stat.ephemeralOwner),
-                    tags=frozenset(body.get("tags") or ()),
+                    # CONFIG is authoritative (an operator may retag a running instance);
+                    # the live node's tags serve until CONFIG is readable.
+                    tags=frozenset(config.get("tags", body.get("tags")) or ()),
                     capacity=int(body.get("capacity", 0)),
-                    enabled=self._instance_enabled(name),
+                    enabled=bool(config.get("enabled", True)),
                 )
             except NoNodeError:
                 continue
@@ -274,17 +277,17 @@ class Pipeline:
             except MultiFailed as exc:
                 log.info("pruning %s raced: %s", path, exc)
 
-    def _instance_enabled(self, name: str) -> bool:
-        """The ``enabled`` flag of an instance's CONFIG (watched: a change re-reads members)."""
+    def _instance_config(self, name: str) -> dict[str, Any]:
+        """An instance's CONFIG (enabled, tags), watched: a change re-reads the members."""
         path = self.paths.instance_config(name)
         try:
             data, _ = self.zk.get(path, watch=self.signals.mark_membership)
-            return bool((decode(data, path=path) or {}).get("enabled", True))
+            return dict(decode(data, path=path) or {})
         except NoNodeError:
-            return True
+            return {}
         except CorruptNode as exc:
-            log.error("instance %s: unreadable config, treated as enabled: %s", name, exc)
-            return True
+            log.error("instance %s: unreadable config, defaults used: %s", name, exc)
+            return {}
 
     def _fold_state(self, inst: LiveInstance, now: datetime) -> None:
         """Fold a live instance's reports and re-arm the watch on its STATE node."""

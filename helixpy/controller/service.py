@@ -149,6 +149,20 @@ class ControllerService(pb_grpc.ControllerServicer):
             lambda: (check_name("instance", request.instance), request.enabled),
         )
 
+    def SetInstanceTags(
+        self, request: pb.InstanceTagsRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        return self._handle(
+            "instance_tags",
+            request.request_id,
+            context,
+            "request",
+            lambda: (
+                check_name("instance", request.instance),
+                [check_name("tag", t) for t in request.tags],
+            ),
+        )
+
     def SetClusterConfig(
         self, request: pb.SetClusterConfigRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:

@@ -191,6 +191,18 @@ class TaskDriver:
         )
         self._mutate("SetInstanceEnabled", request)
 
+    def set_instance_tags(self, instance: str, tags: list[str] | tuple[str, ...]) -> None:
+        """Replace ``instance``'s tags. Tasks running there keep running; only new
+        assignments follow the new tags (so removing a tag lets its tasks finish there and
+        sends no new ones)."""
+        self._check_open()
+        request = pb.InstanceTagsRequest(
+            request_id=_rid(),
+            instance=check_name("instance", instance),
+            tags=[check_name("tag", t) for t in tags],
+        )
+        self._mutate("SetInstanceTags", request)
+
     def get_instances(self) -> dict[str, dict[str, Any]]:
         """Every instance that ever registered: ``{id: {live, enabled, tags, capacity}}``."""
         self._check_open()

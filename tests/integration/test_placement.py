@@ -101,3 +101,30 @@ def test_quota_types_split_capacity_and_an_unserved_type_blocks_nothing(
         assert {r["instance"] for r in task_records(cluster.driver, "quota", "a")} == {inst}
         unserved = cluster.driver.get_job_context("quota", "unserved")
         assert {(t.state, t.num_attempts) for t in unserved.tasks.values()} == {(None, 0)}
+
+
+def test_removing_a_tag_lets_running_tasks_finish_and_sends_no_new_ones(
+        zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        driver = cluster.driver
+        gpu = cluster.add_participant(tags=("gpu",))
+        wf = Workflow.builder("retag").add_job("j", JobConfig(
+            command="Record", num_tasks=4, instance_group_tag="gpu",
+            num_concurrent_tasks_per_instance=2, command_config={"seconds": "1"})).build()
+        driver.start(wf)
+        wait_job(cluster, "retag", "j", lambda c: count(c, P.RUNNING) == 2, "2 running")
+        # When the tag is removed from the instance running them
+        driver.set_instance_tags(gpu, [])
+        assert driver.get_instances()[gpu]["tags"] == []
+        # Then the two running ones finish there, and the other two are not sent anywhere
+        ctx = wait_job(cluster, "retag", "j", lambda c: count(c, P.COMPLETED) == 2, "2 done")
+        assert {(t.num_attempts, t.assigned_participant) for t in ctx.tasks.values()
+                if t.state is P.COMPLETED} == {(1, gpu)}
+        assert count(ctx, P.INIT) + count(ctx, P.RUNNING) == 0
+        # and once another instance carries the tag, the rest run there
+        other = cluster.instances[0]
+        driver.set_instance_tags(other, ["gpu"])
+        assert wait_final(driver, "retag") is S.COMPLETED
+        ctx = driver.get_job_context("retag", "j")
+        assert sorted(t.assigned_participant or "" for t in ctx.tasks.values()) == sorted(
+            [gpu, gpu, other, other])

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhelixpy/v1/controller.proto\x12\nhelixpy.v1\"b\n\rMutationReply\x12#\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x15.helixpy.v1.ReplyCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\"A\n\x14StartWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rworkflow_json\x18\x02 \x01(\t\"9\n\x15\x44\x65leteWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"3\n\x0fWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"O\n\x16InstanceEnabledRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\"<\n\x12\x43reateQueueRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nqueue_json\x18\x02 \x01(\t\"J\n\x12\x45nqueueJobsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x11\n\tjobs_json\x18\x03 \x01(\t\"Q\n\x10\x44\x65leteJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\"D\n\x17SetClusterConfigRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rsettings_json\x18\x02 \x01(\t*t\n\tReplyCode\x12\x1a\n\x16REPLY_CODE_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x12\n\x0eINVALID_CONFIG\x10\x02\x12\r\n\tNOT_FOUND\x10\x03\x12\x12\n\x0e\x41LREADY_EXISTS\x10\x04\x12\x0c\n\x08INTERNAL\x10\x05\x32\x85\x06\n\nController\x12L\n\rStartWorkflow\x12 .helixpy.v1.StartWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12N\n\x0e\x44\x65leteWorkflow\x12!.helixpy.v1.DeleteWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12R\n\x10SetClusterConfig\x12#.helixpy.v1.SetClusterConfigRequest\x1a\x19.helixpy.v1.MutationReply\x12\x46\n\x0cStopWorkflow\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0eResumeWorkflow\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12S\n\x12SetInstanceEnabled\x12\".helixpy.v1.InstanceEnabledRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0b\x43reateQueue\x12\x1e.helixpy.v1.CreateQueueRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0b\x45nqueueJobs\x12\x1e.helixpy.v1.EnqueueJobsRequest\x1a\x19.helixpy.v1.MutationReply\x12\x44\n\tDeleteJob\x12\x1c.helixpy.v1.DeleteJobRequest\x1a\x19.helixpy.v1.MutationReply\x12\x44\n\nFlushQueue\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhelixpy/v1/controller.proto\x12\nhelixpy.v1\"b\n\rMutationReply\x12#\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x15.helixpy.v1.ReplyCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\"A\n\x14StartWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rworkflow_json\x18\x02 \x01(\t\"9\n\x15\x44\x65leteWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"3\n\x0fWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"O\n\x16InstanceEnabledRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\"<\n\x12\x43reateQueueRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nqueue_json\x18\x02 \x01(\t\"J\n\x12\x45nqueueJobsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x11\n\tjobs_json\x18\x03 \x01(\t\"Q\n\x10\x44\x65leteJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\"I\n\x13InstanceTagsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\"D\n\x17SetClusterConfigRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rsettings_json\x18\x02 \x01(\t*t\n\tReplyCode\x12\x1a\n\x16REPLY_CODE_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x12\n\x0eINVALID_CONFIG\x10\x02\x12\r\n\tNOT_FOUND\x10\x03\x12\x12\n\x0e\x41LREADY_EXISTS\x10\x04\x12\x0c\n\x08INTERNAL\x10\x05\x32\xd4\x06\n\nController\x12L\n\rStartWorkflow\x12 .helixpy.v1.StartWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12N\n\x0e\x44\x65leteWorkflow\x12!.helixpy.v1.DeleteWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12R\n\x10SetClusterConfig\x12#.helixpy.v1.SetClusterConfigRequest\x1a\x19.helixpy.v1.MutationReply\x12\x46\n\x0cStopWorkflow\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0eResumeWorkflow\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12S\n\x12SetInstanceEnabled\x12\".helixpy.v1.InstanceEnabledRequest\x1a\x19.helixpy.v1.MutationReply\x12M\n\x0fSetInstanceTags\x12\x1f.helixpy.v1.InstanceTagsRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0b\x43reateQueue\x12\x1e.helixpy.v1.CreateQueueRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0b\x45nqueueJobs\x12\x1e.helixpy.v1.EnqueueJobsRequest\x1a\x19.helixpy.v1.MutationReply\x12\x44\n\tDeleteJob\x12\x1c.helixpy.v1.DeleteJobRequest\x1a\x19.helixpy.v1.MutationReply\x12\x44\n\nFlushQueue\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'helixpy.v1.controller_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REPLYCODE']._serialized_start=694
-  _globals['_REPLYCODE']._serialized_end=810
+  _globals['_REPLYCODE']._serialized_start=769
+  _globals['_REPLYCODE']._serialized_end=885
   _globals['_MUTATIONREPLY']._serialized_start=43
   _globals['_MUTATIONREPLY']._serialized_end=141
   _globals['_STARTWORKFLOWREQUEST']._serialized_start=143
@@ -49,8 +49,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENQUEUEJOBSREQUEST']._serialized_end=539
   _globals['_DELETEJOBREQUEST']._serialized_start=541
   _globals['_DELETEJOBREQUEST']._serialized_end=622
-  _globals['_SETCLUSTERCONFIGREQUEST']._serialized_start=624
-  _globals['_SETCLUSTERCONFIGREQUEST']._serialized_end=692
-  _globals['_CONTROLLER']._serialized_start=813
-  _globals['_CONTROLLER']._serialized_end=1586
+  _globals['_INSTANCETAGSREQUEST']._serialized_start=624
+  _globals['_INSTANCETAGSREQUEST']._serialized_end=697
+  _globals['_SETCLUSTERCONFIGREQUEST']._serialized_start=699
+  _globals['_SETCLUSTERCONFIGREQUEST']._serialized_end=767
+  _globals['_CONTROLLER']._serialized_start=888
+  _globals['_CONTROLLER']._serialized_end=1740
 # @@protoc_insertion_point(module_scope)

@@ -64,6 +64,11 @@ class ControllerStub:
                 request_serializer=helixpy_dot_v1_dot_controller__pb2.InstanceEnabledRequest.SerializeToString,
                 response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
                 _registered_method=True)
+        self.SetInstanceTags = channel.unary_unary(
+                '/helixpy.v1.Controller/SetInstanceTags',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.InstanceTagsRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
         self.CreateQueue = channel.unary_unary(
                 '/helixpy.v1.Controller/CreateQueue',
                 request_serializer=helixpy_dot_v1_dot_controller__pb2.CreateQueueRequest.SerializeToString,
@@ -125,6 +130,12 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetInstanceTags(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateQueue(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -180,6 +191,11 @@ def add_ControllerServicer_to_server(servicer, server):
             'SetInstanceEnabled': grpc.unary_unary_rpc_method_handler(
                     servicer.SetInstanceEnabled,
                     request_deserializer=helixpy_dot_v1_dot_controller__pb2.InstanceEnabledRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'SetInstanceTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetInstanceTags,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.InstanceTagsRequest.FromString,
                     response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
             ),
             'CreateQueue': grpc.unary_unary_rpc_method_handler(
@@ -364,6 +380,33 @@ class Controller:
             target,
             '/helixpy.v1.Controller/SetInstanceEnabled',
             helixpy_dot_v1_dot_controller__pb2.InstanceEnabledRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetInstanceTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/SetInstanceTags',
+            helixpy_dot_v1_dot_controller__pb2.InstanceTagsRequest.SerializeToString,
             helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
             options,
             channel_credentials,

@@ -43,6 +43,7 @@ class ControllerStub:
     StopWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
     ResumeWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
     SetInstanceEnabled: _grpc.UnaryUnaryMultiCallable[_controller_pb2.InstanceEnabledRequest, _controller_pb2.MutationReply]
+    SetInstanceTags: _grpc.UnaryUnaryMultiCallable[_controller_pb2.InstanceTagsRequest, _controller_pb2.MutationReply]
     CreateQueue: _grpc.UnaryUnaryMultiCallable[_controller_pb2.CreateQueueRequest, _controller_pb2.MutationReply]
     EnqueueJobs: _grpc.UnaryUnaryMultiCallable[_controller_pb2.EnqueueJobsRequest, _controller_pb2.MutationReply]
     DeleteJob: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DeleteJobRequest, _controller_pb2.MutationReply]
@@ -57,6 +58,7 @@ class ControllerAsyncStub(ControllerStub):
     StopWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     ResumeWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     SetInstanceEnabled: _aio.UnaryUnaryMultiCallable[_controller_pb2.InstanceEnabledRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    SetInstanceTags: _aio.UnaryUnaryMultiCallable[_controller_pb2.InstanceTagsRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     CreateQueue: _aio.UnaryUnaryMultiCallable[_controller_pb2.CreateQueueRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     EnqueueJobs: _aio.UnaryUnaryMultiCallable[_controller_pb2.EnqueueJobsRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     DeleteJob: _aio.UnaryUnaryMultiCallable[_controller_pb2.DeleteJobRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
@@ -102,6 +104,13 @@ class ControllerServicer(metaclass=_abc_1.ABCMeta):
     def SetInstanceEnabled(
         self,
         request: _controller_pb2.InstanceEnabledRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def SetInstanceTags(
+        self,
+        request: _controller_pb2.InstanceTagsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
 
