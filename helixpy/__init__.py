@@ -6,6 +6,7 @@ The public API is re-exported here; see docs/architecture.md for how it fits tog
 from helixpy.model import (
     JobConfig,
     JobQueue,
+    ScheduleConfig,
     Scope,
     TaskConfig,
     TaskPartitionState,
@@ -20,6 +21,7 @@ from helixpy.participant.registry import Task, TaskContext, TaskRegistry
 __all__ = [
     "JobConfig",
     "JobQueue",
+    "ScheduleConfig",
     "Scope",
     "Task",
     "TaskConfig",

@@ -22,10 +22,11 @@ from kazoo.exceptions import NoNodeError, NotEmptyError
 
 from helixpy.controller.loader import new_workflow_runtime
 from helixpy.controller.queues import QUEUE_COMMANDS
-from helixpy.controller.runtime import JobRuntime
+from helixpy.controller.runtime import JobRuntime, WorkflowRuntime
+from helixpy.controller.schedules import CLONE_SUFFIX_LEN
 from helixpy.controller.signals import Command
 from helixpy.errors import AlreadyExists, InvalidConfig, NotFound, PayloadTooLarge
-from helixpy.model import JobContext, JobQueue, Workflow
+from helixpy.model import JobConfig, JobContext, JobQueue, Workflow
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed
 from helixpy.store.ops import Create, Delete, Op, SetData
@@ -153,11 +154,21 @@ class CommandHandler:
     def _start(self, cmd: Command, now: datetime) -> dict[str, str]:
         wf: Workflow | JobQueue = cmd.payload
         kind = "queue" if isinstance(wf, JobQueue) else "workflow"
-        paths = self.p.paths
-        if wf.name in self.p.workflows or self.p.zk.exists(paths.workflow_config(wf.name)):
-            raise AlreadyExists(f"{kind} {wf.name} already exists")
-        if self.p.zk.exists(paths.workflow(wf.name)):
-            self.remove_tree(paths.workflow(wf.name))  # a half-written earlier start
+        schedule = wf.config.schedule
+        if schedule is not None and schedule.recurrence_interval is not None:
+            minimum = float(self.p.cluster_config.get("min_recurrence_interval", 60.0))
+            if schedule.recurrence_interval < minimum:
+                raise InvalidConfig(
+                    "schedule.recurrence_interval",
+                    f"must be >= the cluster's min_recurrence_interval ({minimum:g}s)",
+                )
+            if len(wf.name) > 128 - CLONE_SUFFIX_LEN:
+                raise InvalidConfig(
+                    "workflow.name",
+                    f"a recurring workflow's name is at most {128 - CLONE_SUFFIX_LEN} "
+                    "characters (its clones add a timestamp)",
+                )
+        result = reply(OK, f"{kind} {wf.name} started")
         if isinstance(wf, JobQueue):
             stored = StoredWorkflow(
                 name=wf.name,
@@ -170,26 +181,40 @@ class CommandHandler:
             stored = StoredWorkflow(
                 name=wf.name, config=wf.config, parents=wf.parents, uid=uuid.uuid4().hex
             )
-        runtime = new_workflow_runtime(stored, dict(wf.jobs))
+        self.create_workflow(stored, dict(wf.jobs), self.request_op(cmd.request_id, result))
+        return result
+
+    def create_workflow(
+        self, stored: StoredWorkflow, jobs: dict[str, JobConfig], request_op: Op | None
+    ) -> None:
+        """Write a new workflow (or queue, or clone) and add its runtime.
+
+        CONFIG goes last, with the request node: its presence marks a complete start.
+        """
+        paths, name = self.p.paths, stored.name
+        if self.p.zk.exists(paths.workflow_config(name)):
+            raise AlreadyExists(f"workflow {name} already exists")
+        # Known here but gone from ZooKeeper: force-deleted while we led. Forget it.
+        self.p.workflows.pop(name, None)
+        if self.p.zk.exists(paths.workflow(name)):
+            self.remove_tree(paths.workflow(name))  # a half-written earlier start
+        runtime = new_workflow_runtime(stored, jobs)
         ops: list[Op] = [
-            Create(paths.workflow(wf.name)),
-            Create(paths.workflow_context(wf.name), encode({"state": "NOT_STARTED", "jobs": {}})),
-            Create(paths.workflow_content(wf.name), encode({})),
-            Create(paths.jobs(wf.name)),
+            Create(paths.workflow(name)),
+            Create(paths.workflow_context(name), encode({"state": "NOT_STARTED", "jobs": {}})),
+            Create(paths.workflow_content(name), encode({})),
+            Create(paths.jobs(name)),
         ]
         for job in runtime.jobs.values():
-            ops += self.new_job_ops(wf.name, job)
-        result = reply(OK, f"{kind} {wf.name} started")
-        config_path = paths.workflow_config(wf.name)
-        ops += [
-            Create(config_path, encode(stored.to_dict(), path=config_path)),
-            self.request_op(cmd.request_id, result),
-        ]
+            ops += self.new_job_ops(name, job)
+        config_path = paths.workflow_config(name)
+        ops.append(Create(config_path, encode(stored.to_dict(), path=config_path)))
+        if request_op is not None:
+            ops.append(request_op)
         self.p.writer.commit(ops)
         runtime.context_dirty = True
-        self.p.workflows[wf.name] = runtime
-        log.info("workflow %s started (%d jobs)", wf.name, len(runtime.jobs))
-        return result
+        self.p.workflows[name] = runtime
+        log.info("workflow %s started (%d jobs)", name, len(runtime.jobs))
 
     def _delete(self, cmd: Command) -> dict[str, str]:
         name = str(cmd.payload)
@@ -198,13 +223,13 @@ class CommandHandler:
         if runtime is None and not self.p.zk.exists(paths.workflow(name)):
             raise NotFound(f"workflow {name} does not exist")
         result = reply(OK, f"workflow {name} deleted")
-        first: list[Op] = [self.request_op(cmd.request_id, result)]
-        if self.p.zk.exists(paths.workflow_config(name)):
-            first.insert(0, Delete(paths.workflow_config(name)))
-        self.p.writer.commit(first)
         # The workflow's attempts leave the assignments at the end of this pass; the
         # participants cancel them when their entries disappear.
-        self.remove_tree(paths.workflow(name))
+        self.remove_workflow(name, self.request_op(cmd.request_id, result))
+        # A recurring template takes its clones with it.
+        for clone in runtime.scheduled if runtime is not None else ():
+            self.p.workflows.pop(clone, None)
+            self.remove_workflow(clone)
         log.info("workflow %s deleted", name)
         return result
 
@@ -217,19 +242,24 @@ class CommandHandler:
             raise NotFound(f"workflow {name} does not exist")
         verb = "stopped" if target == "STOP" else "resumed"
         result = reply(OK, f"workflow {name} {verb}")
-        if runtime.state.is_final or runtime.stored.config.target_state == target:
-            return result  # nothing to change; finished state is never rewritten
-        stored = replace(runtime.stored, config=replace(runtime.stored.config, target_state=target))
-        path = self.p.paths.workflow_config(name)
-        self.p.writer.commit(
-            [
-                SetData(path, encode(stored.to_dict(), path=path)),
-                self.request_op(cmd.request_id, result),
-            ]
-        )
-        runtime.stored = stored
+        # On a recurring template, stop and resume apply to its last clone too.
+        last = self.p.workflows.get(runtime.scheduled[-1]) if runtime.scheduled else None
+        if last is not None:
+            self._set_target(last, target, None)
+        self._set_target(runtime, target, self.request_op(cmd.request_id, result))
         log.info("workflow %s %s", name, verb)
         return result
+
+    def _set_target(self, runtime: WorkflowRuntime, target: str, request_op: Op | None) -> None:
+        if runtime.state.is_final or runtime.stored.config.target_state == target:
+            return  # nothing to change; finished state is never rewritten
+        stored = replace(runtime.stored, config=replace(runtime.stored.config, target_state=target))
+        path = self.p.paths.workflow_config(runtime.name)
+        ops: list[Op] = [SetData(path, encode(stored.to_dict(), path=path))]
+        if request_op is not None:
+            ops.append(request_op)
+        self.p.writer.commit(ops)
+        runtime.stored = stored
 
     def _instance_config(
         self, cmd: Command, name: str, changes: dict[str, Any], verb: str
@@ -268,6 +298,17 @@ class CommandHandler:
         self.p.writer.commit([op, self.request_op(cmd.request_id, result)])
         self.p.set_cluster_config(current)
         return result
+
+    def remove_workflow(self, name: str, request_op: Op | None = None) -> None:
+        """Delete a workflow's CONFIG first (with ``request_op``), then the rest of its tree:
+        a delete cut short leaves a directory without CONFIG, which a new leader removes."""
+        paths = self.p.paths
+        first: list[Op] = [] if request_op is None else [request_op]
+        if self.p.zk.exists(paths.workflow_config(name)):
+            first.insert(0, Delete(paths.workflow_config(name)))
+        if first:
+            self.p.writer.commit(first)
+        self.remove_tree(paths.workflow(name))
 
     def remove_tree(self, root: str) -> None:
         """Delete ``root`` and everything below it, leaves first, in fenced batches.

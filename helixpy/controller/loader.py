@@ -15,6 +15,7 @@ from helixpy.model import JobConfig, TaskContextInfo, TaskState
 from helixpy.store.paths import Paths
 from helixpy.store.records import (
     StoredWorkflow,
+    get_json,
     read_job_config,
     read_job_context,
     read_stored_workflow,
@@ -66,6 +67,7 @@ def load_workflows(zk: KazooClient, paths: Paths) -> Iterator[WorkflowRuntime | 
             continue
         try:
             ctx = read_workflow_context(zk, paths, name)
+            ctx_raw = get_json(zk, paths.workflow_context(name)) or {}
             jobs: dict[str, JobRuntime] = {}
             for job_name in stored.job_names:
                 cfg = read_job_config(zk, paths, name, job_name)
@@ -96,6 +98,8 @@ def load_workflows(zk: KazooClient, paths: Paths) -> Iterator[WorkflowRuntime | 
             start_time=ctx.start_time,
             finish_time=ctx.finish_time,
             info=ctx.info,
+            scheduled=list(ctx.scheduled_workflows),
+            last_boundary=ctx_raw.get("last_boundary"),
         )
         if wf.state is TaskState.NOT_STARTED:
             wf.context_dirty = True

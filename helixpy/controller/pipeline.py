@@ -31,6 +31,7 @@ from helixpy.controller.runtime import (
     LiveInstance,
     WorkflowRuntime,
 )
+from helixpy.controller.schedules import run_schedules
 from helixpy.controller.signals import Signals
 from helixpy.errors import CorruptNode
 from helixpy.model import JobContext, TaskPartitionState, TaskState, WorkflowContext
@@ -67,11 +68,13 @@ class Pipeline:
         self.passes = 0
         self._next_request_prune = 0.0
         self.quotas = Quotas()
+        self.cluster_config: dict[str, Any] = {}
 
     # --- takeover -------------------------------------------------------------------------
 
     def set_cluster_config(self, config: Mapping[str, Any]) -> None:
-        """Adopt cluster settings the pass acts on (quota types)."""
+        """Adopt cluster settings the pass acts on (quota types, minimum recurrence)."""
+        self.cluster_config = dict(config)
         self.quotas = Quotas(dict(config.get("quota_types") or {}))
 
     def load(self) -> None:
@@ -124,7 +127,7 @@ class Pipeline:
             if due <= now.timestamp() and not busy:
                 log.info("workflow %s expired; purging it", wf.name)
                 del self.workflows[wf.name]
-                self.commands.remove_tree(self.paths.workflow(wf.name))
+                self.commands.remove_workflow(wf.name)
             elif not busy:
                 wakeup = due if wakeup is None else min(wakeup, due)
         return wakeup
@@ -162,7 +165,9 @@ class Pipeline:
                 self._fold_state(self.instances[inst], now)
         for cmd in commands:
             self.commands.handle(cmd, now)
-        wakeups = [
+        scheduled = run_schedules(self, now)
+        wakeups = [] if scheduled is None else [scheduled]
+        wakeups += [
             w
             for w in (rules.evaluate_workflow(wf, now) for wf in self.workflows.values())
             if w is not None
@@ -350,7 +355,18 @@ class Pipeline:
         assignment_ops = self._assignment_ops()
         ops += [op for _, op in assignment_ops]
         if ops:
-            self.writer.commit(ops)
+            try:
+                self.writer.commit(ops)
+            except MultiFailed as exc:
+                gone = self._vanished_workflow(exc)
+                if gone is None:
+                    raise
+                # Force-deleted behind our back (no controller was needed for that): forget
+                # it and write the rest in the next pass; dirty flags are still set.
+                log.warning("workflow %s was removed from ZooKeeper directly; forgetting it", gone)
+                self.workflows.pop(gone, None)
+                self.signals.wake()
+                return
         for wf in self.workflows.values():
             wf.context_dirty = False
             for job in wf.jobs.values():
@@ -358,6 +374,15 @@ class Pipeline:
                 job.dirty_chunks.clear()
         for inst, op in assignment_ops:
             self.assignments[inst] = decode(op.data)
+
+    def _vanished_workflow(self, exc: MultiFailed) -> str | None:
+        """The workflow whose znode a failed write found missing, if that was the failure."""
+        prefix = self.paths.workflows + "/"
+        if isinstance(exc.error, NoNodeError) and exc.op.path.startswith(prefix):
+            name = exc.op.path[len(prefix) :].split("/", 1)[0]
+            if name in self.workflows and self.zk.exists(self.paths.workflow_config(name)) is None:
+                return name
+        return None
 
     def _assignment_ops(self) -> list[tuple[str, SetData]]:
         desired: dict[str, dict[str, Any]] = {
@@ -404,10 +429,15 @@ def _job_header(job: JobRuntime) -> dict[str, Any]:
 
 
 def _workflow_context(wf: WorkflowRuntime) -> dict[str, Any]:
-    return WorkflowContext(
+    out = WorkflowContext(
         state=wf.state,
         job_states={name: j.state for name, j in wf.jobs.items()},
         start_time=wf.start_time,
         finish_time=wf.finish_time,
         info=wf.info,
+        scheduled_workflows=tuple(wf.scheduled),
+        last_scheduled_workflow=wf.scheduled[-1] if wf.scheduled else None,
     ).to_dict()
+    if wf.last_boundary is not None:
+        out["last_boundary"] = wf.last_boundary
+    return out

@@ -180,9 +180,17 @@ def evaluate_workflow(wf: WorkflowRuntime, now: datetime) -> float | None:
         return None
     now_s = now.timestamp()
     wakeups: list[float] = []
+    cfg = wf.stored.config
+    if cfg.schedule is not None:
+        if cfg.schedule.recurrence_interval is not None:
+            # A recurring template runs nothing itself: its clones do (controller.schedules).
+            wf.set_state(S.STOPPED if cfg.target_state == "STOP" else S.IN_PROGRESS, now)
+            return None
+        at = cfg.schedule.start_time
+        if wf.state is S.NOT_STARTED and at is not None and at.timestamp() > now_s:
+            return at.timestamp()  # a one-time delayed start
     if wf.state is S.NOT_STARTED:
         wf.set_state(S.IN_PROGRESS, now)
-    cfg = wf.stored.config
     if cfg.timeout is not None and cfg.terminable and wf.start_time is not None:
         # The workflow timeout runs from its start, also while STOPPED; 0 times out at once.
         deadline = wf.start_time.timestamp() + cfg.timeout
@@ -214,8 +222,7 @@ def _advance_job(job: JobRuntime, stop: bool, now: datetime, wakeups: list[float
     if (
         job.config.timeout is not None
         and job.start_time is not None
-        and not job.state.is_final
-        and job.state is not S.TIMING_OUT
+        and job.state in (S.IN_PROGRESS, S.STOPPING, S.STOPPED)
     ):
         deadline = job.start_time.timestamp() + job.config.timeout
         if deadline <= now_s:

@@ -88,6 +88,9 @@ class WorkflowRuntime:
     finish_time: datetime | None = None
     info: str = ""
     context_dirty: bool = False
+    #: recurring templates: clones oldest first, and the last period boundary scheduled
+    scheduled: list[str] = field(default_factory=list)
+    last_boundary: float | None = None
 
     @property
     def name(self) -> str:
@@ -157,3 +160,7 @@ def rebuild_indexes(job: JobRuntime, now_epoch: float) -> None:
                 job.pending.append(p)
             else:
                 job.delayed[p] = at
+    if job.state in (TaskState.FAILING, TaskState.TIMING_OUT, TaskState.ABORTED):
+        # Whatever still runs of a failing, timing-out or aborted job is being aborted: a
+        # new leader must keep sending ABORT, not RUN.
+        job.aborting = set(job.active)

@@ -230,7 +230,9 @@ class TaskDriver:
         """Stop ``name`` and wait until it is STOPPED; :class:`PollTimeout` (naming the state
         it saw) when a task ignores its cancel past ``timeout`` seconds."""
         self.stop(name)
-        self.poll_for_workflow_state(name, TaskState.STOPPED, timeout=timeout)
+        # A workflow that finishes meanwhile runs nothing either: no need to wait it out.
+        finished = (TaskState.COMPLETED, TaskState.FAILED, TaskState.TIMED_OUT, TaskState.ABORTED)
+        self.poll_for_workflow_state(name, TaskState.STOPPED, *finished, timeout=timeout)
 
     def _force_delete(self, name: str) -> None:
         root = self._paths.workflow(name)
@@ -393,10 +395,33 @@ class TaskDriver:
     ) -> TaskState:
         """Wait until job ``job`` of workflow ``name`` is in one of ``states``.
 
-        Same contract as :meth:`poll_for_workflow_state`.
+        Same contract as :meth:`poll_for_workflow_state`. On a recurring template it follows
+        the template's last clone (waiting, within ``timeout``, for the first one).
         """
-        path = self._paths.job_context(_wf(name), _job(job))
-        return self._poll(f"job {name}/{job}", path, _job_state, states, timeout)
+        deadline = time.monotonic() + timeout
+        target = self._last_clone_or_self(_wf(name), deadline)
+        path = self._paths.job_context(target, _job(job))
+        left = max(deadline - time.monotonic(), 0.0)
+        return self._poll(f"job {target}/{job}", path, _job_state, states, left)
+
+    def _last_clone_or_self(self, name: str, deadline: float) -> str:
+        try:
+            schedule = self.get_workflow_config(name).schedule
+        except NotFound:
+            return name  # not visible yet: polled as "not yet" like any workflow
+        if schedule is None or schedule.recurrence_interval is None:
+            return name
+        path = self._paths.workflow_context(name)
+        while True:
+            generation = self._watcher.generation()
+            self._watcher.arm(path)
+            last = self.get_workflow_context(name).last_scheduled_workflow
+            if last is not None:
+                return last
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PollTimeout(f"template {name} scheduled no workflow in time", None)
+            self._watcher.wait(generation, min(left, _SAFETY_WAKE))
 
     def _poll(
         self,

@@ -109,8 +109,8 @@ class LeaderClient:
                     f"cluster {self._paths.cluster}: no leader controller answered within "
                     f"{self._timeout:g}s ({problem})"
                 )
-            # Wake on a LEADER change, or after a short backoff: a new leader answers
-            # UNAVAILABLE until it has loaded its state, and its node does not change again.
+            # Wake on a LEADER change, or after a short backoff: a deposed controller answers
+            # UNAVAILABLE while LEADER may still name it until its session expires.
             self._watcher.wait(generation, min(remaining, backoff))
             backoff = min(backoff * 2, SAFETY_WAKE)
 

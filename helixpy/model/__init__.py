@@ -1,6 +1,12 @@
 """The pure domain model: configs, contexts, states, validation and codecs. No I/O."""
 
-from helixpy.model.config import DEFAULT_CAPACITY, JobConfig, TaskConfig, WorkflowConfig
+from helixpy.model.config import (
+    DEFAULT_CAPACITY,
+    JobConfig,
+    ScheduleConfig,
+    TaskConfig,
+    WorkflowConfig,
+)
 from helixpy.model.context import JobContext, TaskContextInfo, TaskResult, WorkflowContext
 from helixpy.model.names import check_name, is_valid_name
 from helixpy.model.queue import JobQueue, JobQueueBuilder
@@ -13,6 +19,7 @@ __all__ = [
     "JobContext",
     "JobQueue",
     "JobQueueBuilder",
+    "ScheduleConfig",
     "Scope",
     "TaskConfig",
     "TaskContextInfo",

@@ -12,7 +12,7 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from helixpy.errors import InvalidConfig
@@ -283,6 +283,65 @@ class JobConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScheduleConfig:
+    """When a workflow runs: once at ``start_time``, or every ``recurrence_interval`` seconds.
+
+    A recurring workflow is a *template*: at each period boundary (``start_time`` plus a
+    whole number of intervals) the controller clones it into ``<name>_<yyyyMMddTHHmmss>``,
+    but only once the previous clone has finished. The cluster setting
+    ``min_recurrence_interval`` (default 60 s) bounds the interval from below.
+    """
+
+    start_time: datetime | None = None
+    recurrence_interval: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_aware("schedule.start_time", self.start_time)
+        _check_duration("schedule.recurrence_interval", self.recurrence_interval)
+        if self.recurrence_interval is not None and self.recurrence_interval <= 0:
+            raise InvalidConfig("schedule.recurrence_interval", "must be > 0 seconds")
+        if self.start_time is None and self.recurrence_interval is None:
+            raise InvalidConfig("schedule", "needs a start_time, a recurrence_interval or both")
+
+    @classmethod
+    def one_time_delayed_start(cls, when: datetime) -> ScheduleConfig:
+        """Run once, not before ``when``."""
+        return cls(start_time=when)
+
+    @classmethod
+    def recurring_from_now(cls, interval: float) -> ScheduleConfig:
+        """Run every ``interval`` seconds, starting now."""
+        return cls(start_time=datetime.now(UTC), recurrence_interval=interval)
+
+    @classmethod
+    def recurring_from_date(cls, start: datetime, interval: float) -> ScheduleConfig:
+        """Run every ``interval`` seconds from ``start``."""
+        return cls(start_time=start, recurrence_interval=interval)
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.recurrence_interval is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.start_time is not None:
+            out["start_time"] = self.start_time.isoformat()
+        if self.recurrence_interval is not None:
+            out["recurrence_interval"] = self.recurrence_interval
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], prefix: str = "schedule") -> ScheduleConfig:
+        _reject_unknown(prefix, data, cls)
+        kwargs = dict(data)
+        kwargs["start_time"] = _parse_time(f"{prefix}.start_time", kwargs.get("start_time"))
+        try:
+            return cls(**kwargs)
+        except InvalidConfig as exc:
+            raise _reprefix(exc, "schedule", prefix) from None
+
+
+@dataclass(frozen=True, kw_only=True)
 class WorkflowConfig:
     """Workflow-wide settings. Never touches the DAG (that is the ``Workflow``'s)."""
 
@@ -295,8 +354,11 @@ class WorkflowConfig:
     job_purge_interval: float = 1800.0
     workflow_type: str | None = None
     target_state: str = "START"
+    schedule: ScheduleConfig | None = None
 
     def __post_init__(self) -> None:
+        if self.schedule is not None and not isinstance(self.schedule, ScheduleConfig):
+            raise InvalidConfig("workflow.schedule", "must be a ScheduleConfig")
         _check_int("workflow.failure_threshold", self.failure_threshold, 0)
         _check_duration("workflow.expiry", self.expiry, allow_none=False)
         _check_duration("workflow.timeout", self.timeout)
@@ -314,17 +376,23 @@ class WorkflowConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             f.name: getattr(self, f.name)
             for f in fields(self)
             if getattr(self, f.name) != _default_of(f)
         }
+        if self.schedule is not None:
+            out["schedule"] = self.schedule.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], prefix: str = "workflow") -> WorkflowConfig:
         _reject_unknown(prefix, data, cls)
+        kwargs = dict(data)
+        if kwargs.get("schedule") is not None:
+            kwargs["schedule"] = ScheduleConfig.from_dict(kwargs["schedule"], f"{prefix}.schedule")
         try:
-            return cls(**data)
+            return cls(**kwargs)
         except InvalidConfig as exc:
             raise _reprefix(exc, "workflow", prefix) from None
 

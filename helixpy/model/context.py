@@ -148,12 +148,19 @@ class WorkflowContext:
     start_time: datetime | None = None
     finish_time: datetime | None = None
     info: str = ""
+    #: a recurring template's clones, oldest first (at most 20), and the newest of them
+    scheduled_workflows: tuple[str, ...] = ()
+    last_scheduled_workflow: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "state": self.state.value,
             "jobs": {k: v.value for k, v in self.job_states.items()},
         }
+        if self.scheduled_workflows:
+            out["scheduled"] = list(self.scheduled_workflows)
+        if self.last_scheduled_workflow is not None:
+            out["last_scheduled"] = self.last_scheduled_workflow
         if self.start_time is not None:
             out["start"] = self.start_time.timestamp()
         if self.finish_time is not None:
@@ -170,4 +177,6 @@ class WorkflowContext:
             start_time=from_epoch(data.get("start")),
             finish_time=from_epoch(data.get("finish")),
             info=str(data.get("info", "")),
+            scheduled_workflows=tuple(data.get("scheduled") or ()),
+            last_scheduled_workflow=data.get("last_scheduled"),
         )

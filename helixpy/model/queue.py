@@ -17,7 +17,7 @@ class JobQueue:
 
     A queue never completes or fails and ignores its timeout and failure threshold, so
     ``config.terminable`` is always False. A queue job becomes ready once the job before it
-    has started and fewer than ``parallel_jobs`` jobs are incomplete.
+    has started and fewer than ``parallel_jobs`` of the queue's jobs are running.
     """
 
     name: str

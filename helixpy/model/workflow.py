@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from helixpy.errors import InvalidConfig
-from helixpy.model.config import JobConfig, WorkflowConfig
+from helixpy.model.config import JobConfig, ScheduleConfig, WorkflowConfig
 from helixpy.model.names import check_name
 
 
@@ -163,6 +163,13 @@ class WorkflowBuilder:
         if not isinstance(workflow_config, WorkflowConfig):
             raise InvalidConfig("workflow.config", "must be a WorkflowConfig")
         self._config = workflow_config
+        return self
+
+    def set_schedule_config(self, schedule: ScheduleConfig) -> WorkflowBuilder:
+        """Run the workflow on ``schedule`` (kept in its config; the DAG is untouched)."""
+        if not isinstance(schedule, ScheduleConfig):
+            raise InvalidConfig("workflow.schedule", "must be a ScheduleConfig")
+        self._config = replace(self._config, schedule=schedule)
         return self
 
     def build(self) -> Workflow:

@@ -405,8 +405,13 @@ class Participant:
         # per-task timeout counts from here.
         attempt.start = time.time()
         self._report(attempt.key, attempt.attempt, P.RUNNING, "", attempt.start)
-        self._deadlines.add(time.monotonic() + attempt.ctx.job_config.timeout_per_task, attempt)
-        state, info = run_attempt(self.registry, attempt)
+        token = self._deadlines.add(
+            time.monotonic() + attempt.ctx.job_config.timeout_per_task, attempt
+        )
+        try:
+            state, info = run_attempt(self.registry, attempt)
+        finally:
+            self._deadlines.discard(token)
         with self._lock:
             current = self._attempts.get(attempt.key)
             if current is attempt:

@@ -301,3 +301,36 @@ def test_a_type_without_quota_never_blocks_other_types() -> None:
     placed = rules.assign(rules.schedulable_jobs([wf]), {"i": inst("i", capacity=4)}, {},
                           quotas, lambda j: quotas.type_of(None, j.config.job_type), {})
     assert [j.name for j, _, _ in placed] == ["b", "b", "b"]
+
+
+def test_schedules_round_trip_through_yaml_and_validate() -> None:
+    from helixpy.errors import InvalidConfig
+    from helixpy.model import ScheduleConfig
+
+    start = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    wf = (Workflow.builder("s").set_schedule_config(ScheduleConfig.recurring_from_date(start, 90))
+          .add_job("j", JobConfig(command="x", num_tasks=1)).build())
+    text = wf.to_yaml()
+    assert "recurrence_interval: 90" in text
+    assert Workflow.from_yaml(text) == wf
+    bad = text.replace("recurrence_interval: 90", "recurrence_interval: -1")
+    try:
+        Workflow.from_yaml(bad)
+    except InvalidConfig as exc:
+        assert exc.field.startswith("config.schedule.recurrence_interval")
+    else:
+        raise AssertionError("a negative interval was accepted")
+
+
+def test_a_one_time_schedule_holds_the_start_and_a_template_runs_nothing() -> None:
+    from helixpy.model import ScheduleConfig
+
+    later = with_config(chain(n_tasks=1), schedule=ScheduleConfig.one_time_delayed_start(
+        NOW + timedelta(seconds=30)))
+    assert rules.evaluate_workflow(later, NOW) == (NOW + timedelta(seconds=30)).timestamp()
+    assert later.state is S.NOT_STARTED
+    rules.evaluate_workflow(later, NOW + timedelta(seconds=30))
+    assert later.state is S.IN_PROGRESS
+    template = with_config(chain(n_tasks=1), schedule=ScheduleConfig.recurring_from_now(60))
+    assert rules.evaluate_workflow(template, NOW) is None
+    assert template.state is S.IN_PROGRESS and rules.schedulable_jobs([template]) == []

@@ -1,0 +1,83 @@
+"""Recurring workflows: a template cloned into ``<name>_<yyyyMMddTHHmmss>`` each period.
+
+At each period boundary (the schedule's start plus a whole number of intervals) the leader
+clones the template, but only once the previous clone has finished; a boundary that passes
+while a clone still runs is skipped. The template's context records its clones (at most
+:data:`HISTORY`; older ones are deleted) and the last boundary scheduled, so a new leader
+neither repeats nor loses a period.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from helixpy.errors import AlreadyExists
+from helixpy.store.records import StoredWorkflow
+
+if TYPE_CHECKING:
+    from helixpy.controller.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+#: How many clones of a template are kept (Helix keeps 20).
+HISTORY = 20
+#: ``<template>_`` plus ``yyyyMMddTHHmmss`` must still be a valid name.
+CLONE_SUFFIX_LEN = 16
+
+
+def clone_name(template: str, boundary: float) -> str:
+    return f"{template}_{datetime.fromtimestamp(boundary, UTC):%Y%m%dT%H%M%S}"
+
+
+def run_schedules(p: Pipeline, now: datetime) -> float | None:
+    """Create the clones that are due; return when the next boundary comes."""
+    wake: float | None = None
+    now_s = now.timestamp()
+    for wf in list(p.workflows.values()):
+        sched = wf.stored.config.schedule
+        if sched is None or sched.recurrence_interval is None:
+            continue
+        if wf.stored.config.target_state == "STOP":
+            continue  # a stopped template schedules nothing until resumed
+        start = (
+            sched.start_time.timestamp()
+            if sched.start_time is not None
+            else (wf.start_time.timestamp() if wf.start_time is not None else now_s)
+        )
+        interval = sched.recurrence_interval
+        if now_s < start:
+            wake = start if wake is None else min(wake, start)
+            continue
+        boundary = start + math.floor((now_s - start) / interval) * interval
+        upcoming = boundary + interval
+        wake = upcoming if wake is None else min(wake, upcoming)
+        if wf.last_boundary is not None and boundary <= wf.last_boundary:
+            continue
+        last = p.workflows.get(wf.scheduled[-1]) if wf.scheduled else None
+        if last is not None and not last.state.is_final:
+            continue  # the previous clone still runs: this period is skipped
+        name = clone_name(wf.name, boundary)
+        stored = StoredWorkflow(
+            name=name,
+            config=replace(wf.stored.config, schedule=None, target_state="START"),
+            parents=wf.stored.parents,
+            uid=uuid.uuid4().hex,
+        )
+        try:
+            p.commands.create_workflow(stored, {n: j.config for n, j in wf.jobs.items()}, None)
+        except AlreadyExists:
+            log.info("clone %s exists already (written before a leader change)", name)
+        log.info("template %s scheduled %s", wf.name, name)
+        wf.scheduled.append(name)
+        wf.last_boundary = boundary
+        wf.context_dirty = True
+        while len(wf.scheduled) > HISTORY:
+            oldest = wf.scheduled.pop(0)
+            p.workflows.pop(oldest, None)
+            p.commands.remove_tree(p.paths.workflow(oldest))
+    return wake
