@@ -155,6 +155,8 @@ class CommandHandler:
         wf: Workflow | JobQueue = cmd.payload
         kind = "queue" if isinstance(wf, JobQueue) else "workflow"
         schedule = wf.config.schedule
+        if schedule is not None and isinstance(wf, JobQueue):
+            raise InvalidConfig("queue.config.schedule", "a job queue cannot be scheduled")
         if schedule is not None and schedule.recurrence_interval is not None:
             minimum = float(self.p.cluster_config.get("min_recurrence_interval", 60.0))
             if schedule.recurrence_interval < minimum:

@@ -158,6 +158,8 @@ class Pipeline:
         self.passes += 1
         dirty, membership, commands = self.signals.drain()
         now = datetime.now(UTC)
+        if self.signals.take_workflows():
+            self._forget_vanished_workflows()
         if membership:
             dirty |= self._refresh_membership(now)
         for inst in sorted(dirty):
@@ -374,6 +376,19 @@ class Pipeline:
                 job.dirty_chunks.clear()
         for inst, op in assignment_ops:
             self.assignments[inst] = decode(op.data)
+
+    def _forget_vanished_workflows(self) -> None:
+        """Drop workflows whose directory is gone (force-deleted with no controller involved):
+        their attempts leave the assignments in this pass, so participants cancel them."""
+        try:
+            present = set(
+                self.zk.get_children(self.paths.workflows, watch=self.signals.mark_workflows)
+            )
+        except NoNodeError:
+            present = set()
+        for name in [n for n in self.workflows if n not in present]:
+            log.warning("workflow %s was removed from ZooKeeper directly; forgetting it", name)
+            del self.workflows[name]
 
     def _vanished_workflow(self, exc: MultiFailed) -> str | None:
         """The workflow whose znode a failed write found missing, if that was the failure."""

@@ -62,6 +62,12 @@ def run_schedules(p: Pipeline, now: datetime) -> float | None:
         if last is not None and not last.state.is_final:
             continue  # the previous clone still runs: this period is skipped
         name = clone_name(wf.name, boundary)
+        if name in wf.scheduled:
+            # Two boundaries within one second (sub-second intervals) share a name: the
+            # period is taken by the clone already made.
+            wf.last_boundary = boundary
+            wf.context_dirty = True
+            continue
         stored = StoredWorkflow(
             name=name,
             config=replace(wf.stored.config, schedule=None, target_state="START"),

@@ -33,6 +33,7 @@ class Signals:
         self._wake = threading.Event()
         self._instances: set[str] = set()
         self._membership = True
+        self._workflows = True
         self._commands: list[Command] = []
         self._callbacks: dict[str, Callable[[Any], None]] = {}
 
@@ -58,6 +59,17 @@ class Signals:
             self._membership = True
         self._wake.set()
 
+    def mark_workflows(self, _event: Any = None) -> None:
+        """The set of workflow directories changed (ours, or a force delete)."""
+        with self._lock:
+            self._workflows = True
+        self._wake.set()
+
+    def take_workflows(self) -> bool:
+        with self._lock:
+            flagged, self._workflows = self._workflows, False
+            return flagged
+
     def submit(self, command: Command) -> None:
         with self._lock:
             self._commands.append(command)
@@ -82,5 +94,6 @@ class Signals:
         with self._lock:
             cmds = self._commands
             self._instances, self._membership, self._commands = set(), True, []
+            self._workflows = True
             self._callbacks.clear()
             return cmds

@@ -126,3 +126,19 @@ def test_orphaned_job_contexts_are_collected_on_takeover(zk_address: str) -> Non
         finally:
             zk.stop()
             zk.close()
+
+
+def test_force_delete_under_a_running_leader_cancels_at_once(zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        driver = cluster.driver
+        driver.start(Workflow.builder("yanked").add_job("j", long_job()).build())
+        wait_job(cluster, "yanked", "j", lambda c: count(c, P.RUNNING) == 1, "running")
+        # When it is removed from ZooKeeper directly while the leader runs
+        driver.delete("yanked", force=True)
+        # Then the leader notices, its task is cancelled long before it would have ended,
+        # and the name is usable again
+        wait_for_line(cluster.log_dir / f"{cluster.instances[0]}.log",
+                      "yanked/j/0 attempt 1 cancelled", timeout=20)
+        driver.start(Workflow.builder("yanked").add_job(
+            "j", JobConfig(command="Noop", num_tasks=1)).build())
+        assert wait_final(driver, "yanked") is S.COMPLETED

@@ -115,6 +115,14 @@ def test_recurrence_below_the_cluster_minimum_is_refused(zk_address: str) -> Non
         with pytest.raises(InvalidConfig) as exc:
             cluster.driver.start(wf)
         assert exc.value.field == "schedule.recurrence_interval" and "60" in exc.value.rule
+        # and a job queue cannot be scheduled at all
+        from helixpy import JobQueue, WorkflowConfig
+
+        queue = JobQueue.builder("sq").set_config(WorkflowConfig(
+            schedule=ScheduleConfig.recurring_from_now(120))).build()
+        with pytest.raises(InvalidConfig) as exc:
+            cluster.driver.create_queue(queue)
+        assert exc.value.field == "queue.config.schedule"
 
 
 def test_a_template_keeps_at_most_twenty_clones(zk_address: str) -> None:

@@ -334,3 +334,4 @@ def test_a_one_time_schedule_holds_the_start_and_a_template_runs_nothing() -> No
     template = with_config(chain(n_tasks=1), schedule=ScheduleConfig.recurring_from_now(60))
     assert rules.evaluate_workflow(template, NOW) is None
     assert template.state is S.IN_PROGRESS and rules.schedulable_jobs([template]) == []
+
