@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
+from helixpy.controller.dynamic import DYNAMIC_COMMANDS
 from helixpy.controller.loader import new_workflow_runtime
 from helixpy.controller.queues import QUEUE_COMMANDS
 from helixpy.controller.runtime import JobRuntime, WorkflowRuntime
@@ -106,6 +107,8 @@ class CommandHandler:
                 result = self._instance_config(cmd, name, {"tags": sorted(set(tags))}, "retagged")
             elif cmd.kind in QUEUE_COMMANDS:
                 result = QUEUE_COMMANDS[cmd.kind](self, cmd, now)
+            elif cmd.kind in DYNAMIC_COMMANDS:
+                result = DYNAMIC_COMMANDS[cmd.kind](self, cmd, now)
             elif cmd.kind == "cluster_config":
                 result = self._cluster_config(cmd)
             else:

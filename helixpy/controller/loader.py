@@ -16,8 +16,10 @@ from helixpy.store.paths import Paths
 from helixpy.store.records import (
     StoredWorkflow,
     get_json,
+    num_chunks,
     read_job_config,
     read_job_context,
+    read_job_meta,
     read_stored_workflow,
     read_workflow_context,
 )
@@ -27,7 +29,9 @@ log = logging.getLogger(__name__)
 
 def new_job_runtime(wf: str, name: str, cfg: JobConfig) -> JobRuntime:
     tasks = [TaskContextInfo(task_id=cfg.task_id(p)) for p in range(cfg.task_count)]
-    job = JobRuntime(workflow=wf, name=name, config=cfg, tasks=tasks)
+    job = JobRuntime(
+        workflow=wf, name=name, config=cfg, tasks=tasks, stored_chunks=num_chunks(len(tasks))
+    )
     rebuild_indexes(job, 0.0)
     return job
 
@@ -86,6 +90,8 @@ def load_workflows(zk: KazooClient, paths: Paths) -> Iterator[WorkflowRuntime | 
                     finish_time=jctx.finish_time,
                     info=jctx.info,
                 )
+                job.deleted, job.config_version = read_job_meta(zk, paths, name, job_name)
+                job.stored_chunks = num_chunks(len(tasks))
                 rebuild_indexes(job, now)
                 jobs[job_name] = job
         except (CorruptNode, NotFound, KeyError, TypeError, ValueError) as exc:

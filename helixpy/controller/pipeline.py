@@ -40,7 +40,7 @@ from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import FencedWriter, MultiFailed
 from helixpy.store.ops import Delete, Op, SetData
 from helixpy.store.paths import Paths, parse_task_key
-from helixpy.store.records import job_context_ops, read_cluster_config
+from helixpy.store.records import job_context_ops, num_chunks, read_cluster_config
 
 log = logging.getLogger(__name__)
 _STOPPED = (TaskState.STOPPING, TaskState.STOPPED)
@@ -350,6 +350,7 @@ class Pipeline:
                         job.dirty_chunks,
                         create=False,
                         include_header=job.header_dirty,
+                        existing_chunks=job.stored_chunks,
                     )
             if wf.context_dirty or any(j.header_dirty for j in wf.jobs.values()):
                 path = self.paths.workflow_context(wf.name)
@@ -374,6 +375,7 @@ class Pipeline:
             for job in wf.jobs.values():
                 job.header_dirty = False
                 job.dirty_chunks.clear()
+                job.stored_chunks = num_chunks(len(job.tasks))
         for inst, op in assignment_ops:
             self.assignments[inst] = decode(op.data)
 
@@ -413,7 +415,8 @@ class Pipeline:
                     desired[inst]["tasks"][job.key(p)] = {
                         "a": t.num_attempts,
                         "t": _target(job, p, live),
-                        "u": wf.stored.uid,
+                        # the job-config version makes participants re-read a changed job
+                        "u": f"{wf.stored.uid}.{job.config_version}",
                     }
         for inst, current in self.assignments.items():
             if inst not in desired and current.get("tasks"):
@@ -438,9 +441,12 @@ def _target(job: JobRuntime, partition: int, inst: LiveInstance) -> str:
 
 
 def _job_header(job: JobRuntime) -> dict[str, Any]:
-    return JobContext(
+    header = JobContext(
         state=job.state, start_time=job.start_time, finish_time=job.finish_time, info=job.info
     ).header_dict()
+    if job.deleted:
+        header["deleted"] = sorted(job.deleted)
+    return header
 
 
 def _workflow_context(wf: WorkflowRuntime) -> dict[str, Any]:

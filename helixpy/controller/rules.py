@@ -246,7 +246,7 @@ def _advance_job(job: JobRuntime, stop: bool, now: datetime, wakeups: list[float
         # STOP wins over completion: even with every task done the job is STOPPED, and
         # becomes COMPLETED after a resume.
         job.set_state(S.STOPPED, now)
-    elif job.state is S.IN_PROGRESS and job.finished_tasks == len(job.tasks):
+    elif job.state is S.IN_PROGRESS and job.finished_tasks == job.live_task_count:
         job.set_state(S.COMPLETED, now)
 
 

@@ -54,6 +54,12 @@ class JobRuntime:
     header_dirty: bool = False
     #: when the job became ready to schedule (parents done); drives execution_delay
     ready_time: float | None = None
+    #: partitions removed with delete_task (their slots stay, so partitions never move)
+    deleted: set[int] = field(default_factory=set)
+    #: bumped by add_task / delete_task so participants re-read a cached job config
+    config_version: int = 0
+    #: context chunks that exist in ZooKeeper (an added task may need a new one)
+    stored_chunks: int = 0
 
     def key(self, partition: int) -> str:
         return task_key(self.workflow, self.name, partition)
@@ -75,6 +81,11 @@ class JobRuntime:
     @property
     def finished_tasks(self) -> int:
         return self.completed + self.given_up
+
+    @property
+    def live_task_count(self) -> int:
+        """Tasks that count toward completion (deleted ones do not)."""
+        return len(self.tasks) - len(self.deleted)
 
 
 @dataclass
@@ -143,6 +154,8 @@ def rebuild_indexes(job: JobRuntime, now_epoch: float) -> None:
     job.active.clear()
     job.completed = job.given_up = 0
     for p, t in enumerate(job.tasks):
+        if p in job.deleted:
+            continue
         if t.state is None:
             job.pending.append(p)
         elif t.state.is_active:

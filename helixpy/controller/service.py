@@ -13,7 +13,7 @@ import grpc
 from helixpy.controller.commands import validate_cluster_settings
 from helixpy.controller.signals import Command
 from helixpy.errors import InvalidConfig
-from helixpy.model import JobConfig, JobQueue, Workflow
+from helixpy.model import JobConfig, JobQueue, TaskConfig, Workflow
 from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
@@ -160,6 +160,36 @@ class ControllerService(pb_grpc.ControllerServicer):
             lambda: (
                 check_name("instance", request.instance),
                 [check_name("tag", t) for t in request.tags],
+            ),
+        )
+
+    def AddTask(
+        self, request: pb.AddTaskRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        return self._handle(
+            "add_task",
+            request.request_id,
+            context,
+            "task_json",
+            lambda: (
+                check_name("workflow.name", request.workflow),
+                check_name("job.name", request.job),
+                TaskConfig.from_dict(json.loads(request.task_json)),
+            ),
+        )
+
+    def DeleteTask(
+        self, request: pb.DeleteTaskRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        return self._handle(
+            "delete_task",
+            request.request_id,
+            context,
+            "request",
+            lambda: (
+                check_name("workflow.name", request.workflow),
+                check_name("job.name", request.job),
+                check_name("task.id", request.task_id),
             ),
         )
 

@@ -39,6 +39,7 @@ from helixpy.model import (
     JobContext,
     JobQueue,
     Scope,
+    TaskConfig,
     TaskState,
     Workflow,
     WorkflowConfig,
@@ -182,6 +183,33 @@ class TaskDriver:
         self._check_open()
         self._mutate("FlushQueue", pb.WorkflowRequest(request_id=_rid(), name=_wf(queue)))
 
+    # --- dynamic tasks ----------------------------------------------------------------------
+
+    def add_task(self, name: str, job: str, task_config: TaskConfig) -> None:
+        """Add a task to a running job defined by tasks. The command goes on exactly one of
+        the job and the task; ids are unique; refused in terminal or stopping states. Visible
+        in ``get_job_context`` when this returns."""
+        self._check_open()
+        request = pb.AddTaskRequest(
+            request_id=_rid(),
+            workflow=_wf(name),
+            job=_job(job),
+            task_json=json.dumps(task_config.to_dict()),
+        )
+        self._mutate("AddTask", request)
+
+    def delete_task(self, name: str, job: str, task_id: str) -> None:
+        """Delete a task from a running job (a running attempt of it is cancelled); gone
+        from ``get_job_context`` and ``get_job_config`` when this returns."""
+        self._check_open()
+        request = pb.DeleteTaskRequest(
+            request_id=_rid(),
+            workflow=_wf(name),
+            job=_job(job),
+            task_id=check_name("task.id", task_id),
+        )
+        self._mutate("DeleteTask", request)
+
     def set_instance_enabled(self, instance: str, enabled: bool) -> None:
         """Enable or disable ``instance``. A disabled instance gets no new attempts; its
         running ones are cancelled there first and only then retried elsewhere."""
@@ -309,7 +337,7 @@ class TaskDriver:
     def get_job_config(self, name: str, job: str) -> JobConfig:
         """The config of job ``job`` (its short name) of workflow ``name``."""
         path, what = self._paths.job_config(_wf(name), _job(job)), f"job {name}/{job}"
-        return self._read(path, what, records.read_job_config, name, job)
+        return self._read(path, what, _read_visible_job_config, name, job)
 
     def get_workflow_context(self, name: str) -> WorkflowContext:
         """Workflow ``name``'s state and its jobs' states; :class:`NotFound` if absent."""
@@ -512,6 +540,10 @@ def _workflow_state(data: bytes) -> TaskState:
 def _job_state(data: bytes) -> TaskState:
     # The job's CONTEXT header alone: its task chunks may be many and are not needed here.
     return TaskState(JobContext.header_from_dict(decode(data) or {})["state"])
+
+
+def _read_visible_job_config(zk: KazooClient, paths: Paths, name: str, job: str) -> JobConfig:
+    return records.read_job_config(zk, paths, name, job, hide_deleted=True)
 
 
 def _read_workflow_config(zk: KazooClient, paths: Paths, name: str) -> WorkflowConfig:

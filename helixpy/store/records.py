@@ -97,15 +97,59 @@ def job_config_ops(paths: Paths, wf: str, job: str, cfg: JobConfig) -> list[Op]:
     return ops
 
 
-def read_job_config(zk: KazooClient, paths: Paths, wf: str, job: str) -> JobConfig:
+def job_config_update_ops(
+    paths: Paths,
+    wf: str,
+    job: str,
+    cfg: JobConfig,
+    deleted: Iterable[int],
+    version: int,
+    old_task_count: int,
+) -> list[Op]:
+    """Ops rewriting a job's config after a task was added (the last chunk) or deleted.
+
+    Partitions never move: a deleted task keeps its slot in the task-config chunks and is
+    listed in the header's ``deleted``; ``version`` lets participants drop cached configs.
+    """
+    head = cfg.to_dict(include_tasks=False)
+    head["task_chunks"] = -(-len(cfg.tasks) // TASKCONFIG_CHUNK)
+    head["deleted"] = sorted(deleted)
+    head["version"] = version
+    config_path = paths.job_config(wf, job)
+    ops: list[Op] = [SetData(config_path, encode(head, path=config_path))]
+    if len(cfg.tasks) > old_task_count:
+        last = (len(cfg.tasks) - 1) // TASKCONFIG_CHUNK
+        lo = last * TASKCONFIG_CHUNK
+        path = paths.task_config_chunk(wf, job, last)
+        body = encode([t.to_dict() for t in cfg.tasks[lo:]], path=path)
+        existed = old_task_count > lo
+        ops.append(SetData(path, body) if existed else Create(path, body))
+    return ops
+
+
+def read_job_meta(zk: KazooClient, paths: Paths, wf: str, job: str) -> tuple[set[int], int]:
+    """(deleted partitions, config version) of a job."""
+    head = get_json(zk, paths.job_config(wf, job)) or {}
+    return set(head.get("deleted") or ()), int(head.get("version", 0))
+
+
+def read_job_config(
+    zk: KazooClient, paths: Paths, wf: str, job: str, *, hide_deleted: bool = False
+) -> JobConfig:
+    """A job's config. Tasks are positional (partition = index) unless ``hide_deleted``,
+    which leaves out tasks removed with ``delete_task`` (what a user asking wants)."""
     head = get_json(zk, paths.job_config(wf, job))
     if not isinstance(head, dict):
         raise CorruptNode(f"{paths.job_config(wf, job)}: not a mapping")
     head = dict(head)
     n_chunks = int(head.pop("task_chunks", 0))
+    deleted = set(head.pop("deleted", None) or ())
+    head.pop("version", None)
     tasks: list[dict[str, Any]] = []
     for i in range(n_chunks):
         tasks.extend(get_json(zk, paths.task_config_chunk(wf, job, i)))
+    if hide_deleted:
+        tasks = [t for p, t in enumerate(tasks) if p not in deleted]
     if tasks:
         head["tasks"] = tasks
     try:
@@ -164,6 +208,7 @@ def job_context_ops(
     *,
     create: bool,
     include_header: bool = True,
+    existing_chunks: int | None = None,
 ) -> list[Op]:
     """Ops writing a job context: its header and the given chunks (all when None).
 
@@ -180,7 +225,9 @@ def job_context_ops(
     todo = range(num_chunks(task_count)) if chunks is None else sorted(chunks)
     for c in todo:
         path = paths.job_context_chunk(wf, job, c)
-        ops.append(op_cls(path, encode_chunk(tasks, c, task_count, path)))
+        # A chunk past the ones stored (a task was added) is created, not overwritten.
+        cls = Create if existing_chunks is not None and c >= existing_chunks else op_cls
+        ops.append(cls(path, encode_chunk(tasks, c, task_count, path)))
     return ops
 
 
@@ -190,11 +237,13 @@ def read_job_context(zk: KazooClient, paths: Paths, wf: str, job: str) -> JobCon
     if not isinstance(header, dict):
         raise CorruptNode(f"{paths.job_context(wf, job)}: not a mapping")
     tasks: dict[int, TaskContextInfo] = {}
+    deleted = set(header.get("deleted") or ())
     for c in range(int(header.get("chunks", 0))):
         records = get_json(zk, paths.job_context_chunk(wf, job, c))
         base = c * CONTEXT_CHUNK
         for i, rec in enumerate(records):
-            tasks[base + i] = TaskContextInfo.from_dict(rec)
+            if base + i not in deleted:  # removed with delete_task
+                tasks[base + i] = TaskContextInfo.from_dict(rec)
     return JobContext(**JobContext.header_from_dict(header), tasks=tasks)
 
 

@@ -284,6 +284,64 @@ class InstanceTagsRequest(_message.Message):
 Global___InstanceTagsRequest: _TypeAlias = InstanceTagsRequest  # noqa: Y015
 
 @_typing.final
+class AddTaskRequest(_message.Message):
+    """Add a task to a running generic job (TaskConfig.to_dict() as JSON)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    JOB_FIELD_NUMBER: _builtins.int
+    TASK_JSON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    workflow: _builtins.str
+    job: _builtins.str
+    task_json: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        workflow: _builtins.str = ...,
+        job: _builtins.str = ...,
+        task_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "request_id", b"request_id", "task_json", b"task_json", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddTaskRequest: _TypeAlias = AddTaskRequest  # noqa: Y015
+
+@_typing.final
+class DeleteTaskRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    JOB_FIELD_NUMBER: _builtins.int
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    workflow: _builtins.str
+    job: _builtins.str
+    task_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        workflow: _builtins.str = ...,
+        job: _builtins.str = ...,
+        task_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "request_id", b"request_id", "task_id", b"task_id", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteTaskRequest: _TypeAlias = DeleteTaskRequest  # noqa: Y015
+
+@_typing.final
 class SetClusterConfigRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -89,6 +89,16 @@ class ControllerStub:
                 request_serializer=helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.SerializeToString,
                 response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
                 _registered_method=True)
+        self.AddTask = channel.unary_unary(
+                '/helixpy.v1.Controller/AddTask',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.AddTaskRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
+        self.DeleteTask = channel.unary_unary(
+                '/helixpy.v1.Controller/DeleteTask',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.DeleteTaskRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -160,6 +170,18 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -216,6 +238,16 @@ def add_ControllerServicer_to_server(servicer, server):
             'FlushQueue': grpc.unary_unary_rpc_method_handler(
                     servicer.FlushQueue,
                     request_deserializer=helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'AddTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddTask,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.AddTaskRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'DeleteTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTask,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.DeleteTaskRequest.FromString,
                     response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
             ),
     }
@@ -515,6 +547,60 @@ class Controller:
             target,
             '/helixpy.v1.Controller/FlushQueue',
             helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/AddTask',
+            helixpy_dot_v1_dot_controller__pb2.AddTaskRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/DeleteTask',
+            helixpy_dot_v1_dot_controller__pb2.DeleteTaskRequest.SerializeToString,
             helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
             options,
             channel_credentials,

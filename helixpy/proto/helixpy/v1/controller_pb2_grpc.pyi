@@ -48,6 +48,8 @@ class ControllerStub:
     EnqueueJobs: _grpc.UnaryUnaryMultiCallable[_controller_pb2.EnqueueJobsRequest, _controller_pb2.MutationReply]
     DeleteJob: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DeleteJobRequest, _controller_pb2.MutationReply]
     FlushQueue: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
+    AddTask: _grpc.UnaryUnaryMultiCallable[_controller_pb2.AddTaskRequest, _controller_pb2.MutationReply]
+    DeleteTask: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DeleteTaskRequest, _controller_pb2.MutationReply]
 
 @_typing.type_check_only
 class ControllerAsyncStub(ControllerStub):
@@ -63,6 +65,8 @@ class ControllerAsyncStub(ControllerStub):
     EnqueueJobs: _aio.UnaryUnaryMultiCallable[_controller_pb2.EnqueueJobsRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     DeleteJob: _aio.UnaryUnaryMultiCallable[_controller_pb2.DeleteJobRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     FlushQueue: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    AddTask: _aio.UnaryUnaryMultiCallable[_controller_pb2.AddTaskRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    DeleteTask: _aio.UnaryUnaryMultiCallable[_controller_pb2.DeleteTaskRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
 
 class ControllerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -139,6 +143,20 @@ class ControllerServicer(metaclass=_abc_1.ABCMeta):
     def FlushQueue(
         self,
         request: _controller_pb2.WorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def AddTask(
+        self,
+        request: _controller_pb2.AddTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteTask(
+        self,
+        request: _controller_pb2.DeleteTaskRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
 

@@ -1,0 +1,132 @@
+"""Dynamic tasks: ``add_task`` and ``delete_task`` on a running generic job.
+
+Helix's rules: the job is defined by task configs (not ``num_tasks``); task ids are unique;
+a command sits on exactly one of the job and the task; nothing changes in a terminal or
+stopping state. Partitions never move: an added task takes the next partition, a deleted
+one keeps its slot as a tombstone (``JobRuntime.deleted``, the job CONFIG's and CONTEXT's
+``deleted``), so task keys, context chunks and assignments stay valid. Both bump the job's
+config version, which participants use to re-read a cached job config.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from helixpy.controller import rules
+from helixpy.controller.runtime import JobRuntime
+from helixpy.controller.signals import Command
+from helixpy.errors import AlreadyExists, InvalidConfig, NotFound
+from helixpy.model import JobConfig, TaskConfig, TaskContextInfo, TaskPartitionState, TaskState
+from helixpy.store.records import chunk_of, job_config_update_ops
+
+if TYPE_CHECKING:
+    from helixpy.controller.commands import CommandHandler
+
+log = logging.getLogger(__name__)
+
+#: Job states in which tasks may be added or deleted (not terminal, not stopping/failing).
+_CHANGEABLE = frozenset({TaskState.NOT_STARTED, TaskState.IN_PROGRESS, TaskState.STOPPED})
+
+
+def _job(h: CommandHandler, wf_name: str, job_name: str) -> JobRuntime:
+    wf = h.p.workflows.get(wf_name)
+    if wf is None or job_name not in wf.jobs:
+        raise NotFound(f"job {wf_name}/{job_name} does not exist")
+    job = wf.jobs[job_name]
+    if not job.config.tasks:
+        raise InvalidConfig(
+            "job.tasks",
+            "tasks can be added to or deleted from a job defined by tasks only, not by num_tasks",
+        )
+    if job.state not in _CHANGEABLE or wf.state.is_final:
+        raise InvalidConfig(
+            "job.state",
+            f"job {wf_name}/{job_name} is {job.state.value}: "
+            "tasks change only while it runs or is stopped",
+        )
+    return job
+
+
+def _commit(
+    h: CommandHandler,
+    job: JobRuntime,
+    cfg: JobConfig,
+    cmd: Command,
+    result: dict[str, str],
+    old_count: int,
+) -> None:
+    job.config_version += 1
+    ops = job_config_update_ops(
+        h.p.paths, job.workflow, job.name, cfg, job.deleted, job.config_version, old_count
+    )
+    h.p.writer.commit([*ops, h.request_op(cmd.request_id, result)])
+    job.config = cfg
+    job.header_dirty = True
+
+
+def add_task(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
+    wf_name, job_name, task = cmd.payload
+    job = _job(h, wf_name, job_name)
+    assert isinstance(task, TaskConfig)
+    live_ids = {t.task_id for p, t in enumerate(job.config.tasks) if p not in job.deleted}
+    if task.task_id in live_ids:
+        raise AlreadyExists(f"job {wf_name}/{job_name} already has a task {task.task_id}")
+    if any(t.task_id == task.task_id for t in job.config.tasks):
+        raise InvalidConfig("task.id", f"{task.task_id} was used by a deleted task")
+    if (task.command is None) == (job.config.command is None):
+        raise InvalidConfig(
+            "task.command", "a command must be set on exactly one of the job and the task"
+        )
+    old_count = len(job.tasks)
+    cfg = replace(job.config, tasks=(*job.config.tasks, task))
+    result = {"code": "OK", "message": f"added task {task.task_id} to {wf_name}/{job_name}"}
+    _commit(h, job, cfg, cmd, result, old_count)
+    partition = old_count
+    job.tasks.append(TaskContextInfo(task_id=task.task_id))
+    job.dirty_chunks.add(chunk_of(partition))
+    job.pending.append(partition)
+    return result
+
+
+def delete_task(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
+    wf_name, job_name, task_id = cmd.payload
+    job = _job(h, wf_name, job_name)
+    partition = next(
+        (
+            p
+            for p, t in enumerate(job.config.tasks)
+            if t.task_id == task_id and p not in job.deleted
+        ),
+        None,
+    )
+    if partition is None:
+        raise NotFound(f"job {wf_name}/{job_name} has no task {task_id}")
+    if job.live_task_count <= 1:
+        raise InvalidConfig("job.tasks", "a job keeps at least one task")
+    result = {"code": "OK", "message": f"deleted task {task_id} from {wf_name}/{job_name}"}
+    state = job.tasks[partition].state
+    job.deleted.add(partition)
+    _commit(h, job, job.config, cmd, result, len(job.tasks))
+    # Forget it everywhere: an active attempt leaves the assignment (its participant cancels
+    # it), and counters only count live tasks.
+    job.active.pop(partition, None)
+    job.aborting.discard(partition)
+    job.delayed.pop(partition, None)
+    if partition in job.pending:
+        job.pending.remove(partition)
+    if state is TaskPartitionState.COMPLETED:
+        job.completed -= 1
+    elif (
+        state is not None
+        and not state.is_active
+        and rules.is_given_up(job.tasks[partition], job.config)
+    ):
+        job.given_up -= 1
+    log.info("task %s deleted from %s/%s", task_id, wf_name, job_name)
+    return result
+
+
+DYNAMIC_COMMANDS = {"add_task": add_task, "delete_task": delete_task}
