@@ -207,3 +207,22 @@ def test_queue_commands(zk_address: str, tmp_path: Path) -> None:
         jobs.write_text("x: {command: Noop, num_tasks: -1}\n")
         bad = helixpy("queue", "enqueue", "cq", str(jobs), env=env)
         assert bad.returncode != 0 and "jobs.x.num_tasks" in bad.stderr
+
+
+def test_job_task_commands(zk_address: str) -> None:
+    from helixpy import JobConfig, TaskConfig, TaskState, Workflow
+
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        env = {"HELIXPY_ZK": cluster.zk_address, "HELIXPY_CLUSTER": cluster.cluster}
+        cluster.driver.start(Workflow.builder("dyn").add_job("j", JobConfig(
+            command="Sleep", tasks=[TaskConfig(id="a", config={"seconds": "1"})])).build())
+        out = helixpy("job", "add-task", "dyn", "j", "b", "--config", "seconds=0.1", env=env)
+        assert out.returncode == 0 and "added task b to dyn/j" in out.stdout, out.stderr
+        out = helixpy("job", "delete-task", "dyn", "j", "a", env=env)
+        assert out.returncode == 0 and "deleted task a" in out.stdout, out.stderr
+        assert cluster.driver.poll_for_workflow_state("dyn", TaskState.COMPLETED,
+                                                      timeout=60) is TaskState.COMPLETED
+        ctx = cluster.driver.get_job_context("dyn", "j")
+        assert [t.task_id for t in ctx.tasks.values()] == ["b"]
+        bad = helixpy("job", "add-task", "dyn", "j", "c", "--config", "oops", env=env)
+        assert bad.returncode != 0 and "KEY=VALUE" in bad.stderr

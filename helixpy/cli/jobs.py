@@ -1,0 +1,70 @@
+"""``helixpy job ...``: add tasks to and delete tasks from a running job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from helixpy.cli import cluster_options, driver_call, main
+
+
+@main.group()
+def job() -> None:
+    """Change the tasks of a running job."""
+
+
+@job.command("add-task")
+@cluster_options
+@click.argument("workflow")
+@click.argument("job_name")
+@click.argument("task_id")
+@click.option("--command", default=None, help="Only when the job has no command.")
+@click.option(
+    "--config",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Task config entries (repeatable).",
+)
+@click.pass_obj
+def job_add_task(
+    obj: dict[str, Any],
+    workflow: str,
+    job_name: str,
+    task_id: str,
+    command: str | None,
+    pairs: tuple[str, ...],
+) -> None:
+    """Add task TASK_ID to JOB_NAME of WORKFLOW."""
+    from helixpy.model import TaskConfig
+
+    config = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--config")
+        config[key] = value
+
+    def run(driver: Any) -> str:
+        driver.add_task(workflow, job_name, TaskConfig(id=task_id, command=command, config=config))
+        return f"added task {task_id} to {workflow}/{job_name}"
+
+    driver_call(obj, run)
+
+
+@job.command("delete-task")
+@cluster_options
+@click.argument("workflow")
+@click.argument("job_name")
+@click.argument("task_id")
+@click.pass_obj
+def job_delete_task(obj: dict[str, Any], workflow: str, job_name: str, task_id: str) -> None:
+    """Delete task TASK_ID from JOB_NAME of WORKFLOW (a running attempt is cancelled)."""
+    driver_call(
+        obj,
+        lambda d: (
+            d.delete_task(workflow, job_name, task_id)
+            or f"deleted task {task_id} from {workflow}/{job_name}"
+        ),
+    )
