@@ -109,6 +109,8 @@ class CommandHandler:
                 result = QUEUE_COMMANDS[cmd.kind](self, cmd, now)
             elif cmd.kind in DYNAMIC_COMMANDS:
                 result = DYNAMIC_COMMANDS[cmd.kind](self, cmd, now)
+            elif cmd.kind == "update_workflow":
+                result = self._update_workflow(cmd)
             elif cmd.kind == "cluster_config":
                 result = self._cluster_config(cmd)
             else:
@@ -286,6 +288,41 @@ class CommandHandler:
             ]
         )
         self.p.signals.mark_membership()
+        return result
+
+    def _update_workflow(self, cmd: Command) -> dict[str, str]:
+        """Replace the config of a job queue (applies at once) or of a recurring template
+        (applies to its future clones); Helix allows nothing else to change after start."""
+        name, config = cmd.payload
+        runtime = self.p.workflows.get(name)
+        if runtime is None:
+            raise NotFound(f"workflow {name} does not exist")
+        old = runtime.stored.config
+        is_template = old.schedule is not None and old.schedule.recurrence_interval is not None
+        if runtime.stored.queue is not None:
+            if config.schedule is not None:
+                raise InvalidConfig("config.schedule", "a job queue cannot be scheduled")
+            config = replace(config, terminable=False)
+        elif is_template:
+            if config.schedule is None or config.schedule.recurrence_interval is None:
+                raise InvalidConfig("config.schedule", "a template keeps a recurring schedule")
+        else:
+            raise InvalidConfig(
+                "workflow",
+                f"{name} is neither a job queue nor a recurring "
+                "template: its config cannot change after start",
+            )
+        config = replace(config, target_state=old.target_state)  # stop/resume own that
+        stored = replace(runtime.stored, config=config)
+        result = reply(OK, f"workflow {name} updated")
+        path = self.p.paths.workflow_config(name)
+        self.p.writer.commit(
+            [
+                SetData(path, encode(stored.to_dict(), path=path)),
+                self.request_op(cmd.request_id, result),
+            ]
+        )
+        runtime.stored = stored
         return result
 
     def _cluster_config(self, cmd: Command) -> dict[str, str]:

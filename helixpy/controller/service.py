@@ -13,7 +13,7 @@ import grpc
 from helixpy.controller.commands import validate_cluster_settings
 from helixpy.controller.signals import Command
 from helixpy.errors import InvalidConfig
-from helixpy.model import JobConfig, JobQueue, TaskConfig, Workflow
+from helixpy.model import JobConfig, JobQueue, TaskConfig, Workflow, WorkflowConfig
 from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
@@ -190,6 +190,20 @@ class ControllerService(pb_grpc.ControllerServicer):
                 check_name("workflow.name", request.workflow),
                 check_name("job.name", request.job),
                 check_name("task.id", request.task_id),
+            ),
+        )
+
+    def UpdateWorkflow(
+        self, request: pb.UpdateWorkflowRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        return self._handle(
+            "update_workflow",
+            request.request_id,
+            context,
+            "config_json",
+            lambda: (
+                check_name("workflow.name", request.name),
+                WorkflowConfig.from_dict(json.loads(request.config_json), "config"),
             ),
         )
 

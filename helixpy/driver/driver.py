@@ -210,6 +210,15 @@ class TaskDriver:
         )
         self._mutate("DeleteTask", request)
 
+    def update_workflow(self, name: str, config: WorkflowConfig) -> None:
+        """Replace the config of a job queue (its new ``parallel_jobs``, ``capacity`` and
+        expiries apply at once) or of a recurring template (its future clones use it)."""
+        self._check_open()
+        request = pb.UpdateWorkflowRequest(
+            request_id=_rid(), name=_wf(name), config_json=json.dumps(config.to_dict())
+        )
+        self._mutate("UpdateWorkflow", request)
+
     def set_instance_enabled(self, instance: str, enabled: bool) -> None:
         """Enable or disable ``instance``. A disabled instance gets no new attempts; its
         running ones are cancelled there first and only then retried elsewhere."""

@@ -132,3 +132,25 @@ def test_a_queue_keeps_its_order_across_a_controller_restart(zk_address: str) ->
         spans = [span(cluster, "fo", j) for j in ("z", "y", "x")]
         assert spans[0][1] <= spans[1][0] and spans[1][1] <= spans[2][0]
         assert list(driver.get_workflow_context("fo").job_states) == ["z", "y", "x"]
+
+
+def test_update_workflow_changes_a_running_queue(zk_address: str) -> None:
+    from helixpy import Workflow
+
+    with LocalCluster(participants=2, zk=zk_address) as cluster:
+        driver = cluster.driver
+        driver.create_queue(JobQueue.builder("upq").build())
+        # When a queue of parallel_jobs 1 is updated to 2
+        driver.update_workflow("upq", WorkflowConfig(parallel_jobs=2))
+        assert driver.get_workflow_config("upq").parallel_jobs == 2
+        assert driver.get_workflow_config("upq").terminable is False  # still a queue
+        # Then its jobs overlap
+        driver.enqueue_jobs("upq", {"one": rec(1.5), "two": rec(1.5)})
+        for job in ("one", "two"):
+            assert driver.poll_for_job_state("upq", job, S.COMPLETED, timeout=60) is S.COMPLETED
+        assert span(cluster, "upq", "two")[0] < span(cluster, "upq", "one")[1]
+        # and a plain workflow cannot be updated
+        driver.start(Workflow.builder("plain").add_job("j", rec(0.1)).build())
+        with pytest.raises(InvalidConfig) as exc:
+            driver.update_workflow("plain", WorkflowConfig(parallel_jobs=3))
+        assert exc.value.field == "workflow"

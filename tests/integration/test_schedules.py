@@ -142,3 +142,25 @@ def test_a_template_keeps_at_most_twenty_clones(zk_address: str) -> None:
         with pytest.raises(NotFound):
             driver.get_workflow_context(first)
         driver.delete("many")
+
+
+def test_update_workflow_changes_a_templates_future_clones(zk_address: str) -> None:
+    from helixpy import WorkflowConfig
+
+    with LocalCluster(participants=1, zk=zk_address, cluster_config=FAST) as cluster:
+        driver = cluster.driver
+        schedule = ScheduleConfig.recurring_from_now(0.5)
+        wf = (Workflow.builder("evolve").set_schedule_config(schedule)
+              .add_job("j", JobConfig(command="Noop", num_tasks=1)).build())
+        driver.start(wf)
+        wait_context(cluster, "evolve", lambda c: len(c.scheduled_workflows) >= 1)
+        # When the template's config changes
+        driver.update_workflow("evolve", WorkflowConfig(failure_threshold=7, schedule=schedule))
+        before = set(driver.get_workflow_context("evolve").scheduled_workflows)
+        ctx = wait_context(cluster, "evolve",
+                           lambda c: any(n not in before for n in c.scheduled_workflows))
+        # Then the clones made afterwards carry it
+        newest = ctx.scheduled_workflows[-1]
+        assert driver.get_workflow_config(newest).failure_threshold == 7
+        assert driver.get_workflow_config(newest).schedule is None
+        driver.delete("evolve")

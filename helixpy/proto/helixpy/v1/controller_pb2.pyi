@@ -342,6 +342,35 @@ class DeleteTaskRequest(_message.Message):
 Global___DeleteTaskRequest: _TypeAlias = DeleteTaskRequest  # noqa: Y015
 
 @_typing.final
+class UpdateWorkflowRequest(_message.Message):
+    """Replace the config of a job queue or a recurring template (WorkflowConfig.to_dict() as
+    JSON); a queue's new settings apply at once, a template's to its future clones.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    CONFIG_JSON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    name: _builtins.str
+    config_json: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        config_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_json", b"config_json", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateWorkflowRequest: _TypeAlias = UpdateWorkflowRequest  # noqa: Y015
+
+@_typing.final
 class SetClusterConfigRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

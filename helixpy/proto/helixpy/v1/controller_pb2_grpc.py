@@ -99,6 +99,11 @@ class ControllerStub:
                 request_serializer=helixpy_dot_v1_dot_controller__pb2.DeleteTaskRequest.SerializeToString,
                 response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
                 _registered_method=True)
+        self.UpdateWorkflow = channel.unary_unary(
+                '/helixpy.v1.Controller/UpdateWorkflow',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.UpdateWorkflowRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -182,6 +187,12 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateWorkflow(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -248,6 +259,11 @@ def add_ControllerServicer_to_server(servicer, server):
             'DeleteTask': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteTask,
                     request_deserializer=helixpy_dot_v1_dot_controller__pb2.DeleteTaskRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'UpdateWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWorkflow,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.UpdateWorkflowRequest.FromString,
                     response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
             ),
     }
@@ -601,6 +617,33 @@ class Controller:
             target,
             '/helixpy.v1.Controller/DeleteTask',
             helixpy_dot_v1_dot_controller__pb2.DeleteTaskRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/UpdateWorkflow',
+            helixpy_dot_v1_dot_controller__pb2.UpdateWorkflowRequest.SerializeToString,
             helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
             options,
             channel_credentials,

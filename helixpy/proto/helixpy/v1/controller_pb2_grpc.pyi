@@ -50,6 +50,7 @@ class ControllerStub:
     FlushQueue: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
     AddTask: _grpc.UnaryUnaryMultiCallable[_controller_pb2.AddTaskRequest, _controller_pb2.MutationReply]
     DeleteTask: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DeleteTaskRequest, _controller_pb2.MutationReply]
+    UpdateWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.UpdateWorkflowRequest, _controller_pb2.MutationReply]
 
 @_typing.type_check_only
 class ControllerAsyncStub(ControllerStub):
@@ -67,6 +68,7 @@ class ControllerAsyncStub(ControllerStub):
     FlushQueue: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     AddTask: _aio.UnaryUnaryMultiCallable[_controller_pb2.AddTaskRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     DeleteTask: _aio.UnaryUnaryMultiCallable[_controller_pb2.DeleteTaskRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    UpdateWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.UpdateWorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
 
 class ControllerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -157,6 +159,13 @@ class ControllerServicer(metaclass=_abc_1.ABCMeta):
     def DeleteTask(
         self,
         request: _controller_pb2.DeleteTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateWorkflow(
+        self,
+        request: _controller_pb2.UpdateWorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
 
