@@ -1,4 +1,5 @@
-"""``helixpy instance ...``: list, enable and disable participant instances."""
+"""``helixpy instance ...``: list, enable and disable participant instances; record the
+partitions they host."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from helixpy.cli import cluster_options, driver_call, main
 
 @main.group()
 def instance() -> None:
-    """List, enable and disable participant instances."""
+    """List, enable and disable participant instances; record their partitions."""
 
 
 @instance.command("list")
@@ -52,3 +53,62 @@ def instance_disable(obj: dict[str, Any], instance_id: str) -> None:
     driver_call(
         obj, lambda d: d.set_instance_enabled(instance_id, False) or f"disabled {instance_id}"
     )
+
+
+@instance.command("set-partition")
+@cluster_options
+@click.argument("instance_id")
+@click.argument("resource")
+@click.argument("partition")
+@click.argument("state")
+@click.pass_obj
+def instance_set_partition(
+    obj: dict[str, Any], instance_id: str, resource: str, partition: str, state: str
+) -> None:
+    """Record that an instance hosts a partition of a resource in STATE (targeted jobs
+    place their tasks by these records)."""
+    driver_call(
+        obj,
+        lambda d: (
+            d.set_partition_state(instance_id, resource, partition, state)
+            or f"{instance_id} hosts {resource}/{partition} in {state}"
+        ),
+    )
+
+
+@instance.command("remove-partition")
+@cluster_options
+@click.argument("instance_id")
+@click.argument("resource")
+@click.argument("partition")
+@click.pass_obj
+def instance_remove_partition(
+    obj: dict[str, Any], instance_id: str, resource: str, partition: str
+) -> None:
+    """Remove an instance's record of a partition; fails if there is none."""
+    driver_call(
+        obj,
+        lambda d: (
+            d.remove_partition(instance_id, resource, partition)
+            or f"removed {resource}/{partition} from {instance_id}"
+        ),
+    )
+
+
+@instance.command("partitions")
+@cluster_options
+@click.argument("instance_id", required=False)
+@click.pass_obj
+def instance_partitions(obj: dict[str, Any], instance_id: str | None) -> None:
+    """List partition records (of one instance if given): instance resource partition state."""
+
+    def run(driver: Any) -> str:
+        rows = [
+            f"{inst} {resource} {partition} {state}"
+            for inst, resources in driver.get_partitions(instance_id).items()
+            for resource, partitions in resources.items()
+            for partition, state in partitions.items()
+        ]
+        return "\n".join(rows) or "(no partitions)"
+
+    driver_call(obj, run)

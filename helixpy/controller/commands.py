@@ -26,6 +26,7 @@ from helixpy.controller.queues import QUEUE_COMMANDS
 from helixpy.controller.runtime import JobRuntime, WorkflowRuntime
 from helixpy.controller.schedules import CLONE_SUFFIX_LEN
 from helixpy.controller.signals import Command
+from helixpy.controller.targeting import TARGET_COMMANDS
 from helixpy.errors import AlreadyExists, InvalidConfig, NotFound, PayloadTooLarge
 from helixpy.model import JobConfig, JobContext, JobQueue, Workflow
 from helixpy.store.codec import decode, encode
@@ -109,6 +110,8 @@ class CommandHandler:
                 result = QUEUE_COMMANDS[cmd.kind](self, cmd, now)
             elif cmd.kind in DYNAMIC_COMMANDS:
                 result = DYNAMIC_COMMANDS[cmd.kind](self, cmd, now)
+            elif cmd.kind in TARGET_COMMANDS:
+                result = TARGET_COMMANDS[cmd.kind](self, cmd, now)
             elif cmd.kind == "update_workflow":
                 result = self._update_workflow(cmd)
             elif cmd.kind == "cluster_config":

@@ -75,7 +75,8 @@ def load_workflows(zk: KazooClient, paths: Paths) -> Iterator[WorkflowRuntime | 
             jobs: dict[str, JobRuntime] = {}
             for job_name in stored.job_names:
                 cfg = read_job_config(zk, paths, name, job_name)
-                jctx = read_job_context(zk, paths, name, job_name)
+                header = get_json(zk, paths.job_context(name, job_name)) or {}
+                jctx = read_job_context(zk, paths, name, job_name, header)
                 tasks = [
                     jctx.tasks.get(p) or TaskContextInfo(task_id=cfg.task_id(p))
                     for p in range(cfg.task_count)
@@ -91,7 +92,11 @@ def load_workflows(zk: KazooClient, paths: Paths) -> Iterator[WorkflowRuntime | 
                     info=jctx.info,
                 )
                 job.deleted, job.config_version = read_job_meta(zk, paths, name, job_name)
-                job.stored_chunks = num_chunks(len(tasks))
+                # Chunks of tasks added (add_task, a targeted job's start) whose context
+                # was not written yet, because the leader changed in between: create them.
+                job.stored_chunks = int(header.get("chunks", 0))
+                job.dirty_chunks = set(range(job.stored_chunks, num_chunks(len(tasks))))
+                job.header_dirty = bool(job.dirty_chunks)
                 rebuild_indexes(job, now)
                 jobs[job_name] = job
         except (CorruptNode, NotFound, KeyError, TypeError, ValueError) as exc:

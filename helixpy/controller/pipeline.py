@@ -25,6 +25,7 @@ from helixpy.controller.quota import Quotas
 from helixpy.controller.runtime import (
     ABORT,
     DROP,
+    MOVE,
     RUN,
     STOP,
     JobRuntime,
@@ -33,12 +34,20 @@ from helixpy.controller.runtime import (
 )
 from helixpy.controller.schedules import run_schedules
 from helixpy.controller.signals import Signals
+from helixpy.controller.targeting import (
+    PartitionMap,
+    allowed_instances,
+    has_moved,
+    start_targeted,
+    unstarted_targeted,
+)
 from helixpy.errors import CorruptNode
 from helixpy.model import JobContext, TaskPartitionState, TaskState, WorkflowContext
 from helixpy.model.context import cap_info, from_epoch
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import FencedWriter, MultiFailed
 from helixpy.store.ops import Delete, Op, SetData
+from helixpy.store.partitions import read_partitions
 from helixpy.store.paths import Paths, parse_task_key
 from helixpy.store.records import job_context_ops, num_chunks, read_cluster_config
 
@@ -69,6 +78,8 @@ class Pipeline:
         self._next_request_prune = 0.0
         self.quotas = Quotas()
         self.cluster_config: dict[str, Any] = {}
+        #: every instance's partition records (targeted jobs); the leader is their writer
+        self.partitions = PartitionMap()
 
     # --- takeover -------------------------------------------------------------------------
 
@@ -81,6 +92,10 @@ class Pipeline:
         """Rebuild everything from ZooKeeper; half-written workflows are finished off."""
         now = datetime.now(UTC)
         self.set_cluster_config(read_cluster_config(self.zk, self.paths))
+        errors: list[str] = []
+        self.partitions = PartitionMap(read_partitions(self.zk, self.paths, errors=errors))
+        for error in errors:
+            log.error("partition record ignored: %s", error)
         for item in load_workflows(self.zk, self.paths):
             if isinstance(item, str):
                 log.warning("workflow %s was half written or half deleted; removing it", item)
@@ -174,6 +189,8 @@ class Pipeline:
             for w in (rules.evaluate_workflow(wf, now) for wf in self.workflows.values())
             if w is not None
         ]
+        for job in unstarted_targeted(list(self.workflows.values())):
+            start_targeted(self.commands, job, now)
         placed = rules.assign(
             rules.schedulable_jobs(self.workflows.values()),
             self.instances,
@@ -181,6 +198,7 @@ class Pipeline:
             self.quotas,
             self._quota_type,
             self._type_load(),
+            lambda job, p: allowed_instances(self.partitions, job, p),
         )
         for job, p, target in placed:
             rules.schedule(job, p, target, now)
@@ -401,6 +419,18 @@ class Pipeline:
                 return name
         return None
 
+    def _target(self, job: JobRuntime, partition: int, inst: LiveInstance) -> str:
+        """What an active attempt should do: run, or be cancelled and why."""
+        if partition in job.aborting:
+            return ABORT
+        if not inst.enabled:
+            return DROP  # cancelled here first; retried elsewhere once it reports
+        if has_moved(self.partitions, job, partition, inst.name):
+            return MOVE  # likewise, then it follows its partition
+        if job.state in _STOPPED:
+            return STOP
+        return RUN
+
     def _assignment_ops(self) -> list[tuple[str, SetData]]:
         desired: dict[str, dict[str, Any]] = {
             name: {"inc": inst.incarnation, "tasks": {}} for name, inst in self.instances.items()
@@ -414,7 +444,7 @@ class Pipeline:
                         continue
                     desired[inst]["tasks"][job.key(p)] = {
                         "a": t.num_attempts,
-                        "t": _target(job, p, live),
+                        "t": self._target(job, p, live),
                         # the job-config version makes participants re-read a changed job
                         "u": f"{wf.stored.uid}.{job.config_version}",
                     }
@@ -427,17 +457,6 @@ class Pipeline:
                 path = self.paths.assignment(inst)
                 out.append((inst, SetData(path, encode(body, path=path))))
         return out
-
-
-def _target(job: JobRuntime, partition: int, inst: LiveInstance) -> str:
-    """What an active attempt should do: run, or be cancelled and why."""
-    if partition in job.aborting:
-        return ABORT
-    if not inst.enabled:
-        return DROP  # cancelled here first; retried elsewhere once it reports
-    if job.state in _STOPPED:
-        return STOP
-    return RUN
 
 
 def _job_header(job: JobRuntime) -> dict[str, Any]:

@@ -125,7 +125,13 @@ def remove_jobs(
 
 def purge_due(h: CommandHandler, wf: WorkflowRuntime, now: datetime) -> float | None:
     """Purge queue jobs past their expiry: COMPLETED after ``expiry`` (the job's, else the
-    queue's), FAILED / TIMED_OUT after ``terminal_state_expiry``. The next due time."""
+    queue's), FAILED / TIMED_OUT after ``terminal_state_expiry``. The next time to look.
+
+    Purges are batched as in Helix: at most one every ``job_purge_interval`` per queue,
+    taking every job due by then (the first one as soon as a job is due, also after a
+    leader change), so a busy queue costs one write per interval, not one per job.
+    """
+    now_s = now.timestamp()
     due_next: float | None = None
     purge: list[str] = []
     for job in wf.jobs.values():
@@ -141,13 +147,22 @@ def purge_due(h: CommandHandler, wf: WorkflowRuntime, now: datetime) -> float | 
         if ttl is None:
             continue
         due = job.finish_time.timestamp() + ttl
-        if due <= now.timestamp():
+        if due <= now_s:
             purge.append(job.name)
         else:
             due_next = due if due_next is None else min(due_next, due)
+    next_purge = (
+        None if wf.last_purge is None else wf.last_purge + wf.stored.config.job_purge_interval
+    )
+    if purge and next_purge is not None and next_purge > now_s:
+        return next_purge  # due, but this queue purged less than an interval ago
     if purge:
         log.info("queue %s: purging expired jobs %s", wf.name, ", ".join(sorted(purge)))
         remove_jobs(h, wf, purge, None, None)
+        wf.last_purge = now_s
+        next_purge = now_s + wf.stored.config.job_purge_interval
+    if due_next is not None and next_purge is not None:
+        due_next = max(due_next, next_purge)
     return due_next
 
 

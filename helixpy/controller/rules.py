@@ -246,7 +246,11 @@ def _advance_job(job: JobRuntime, stop: bool, now: datetime, wakeups: list[float
         # STOP wins over completion: even with every task done the job is STOPPED, and
         # becomes COMPLETED after a resume.
         job.set_state(S.STOPPED, now)
-    elif job.state is S.IN_PROGRESS and job.finished_tasks == job.live_task_count:
+    elif (
+        job.state is S.IN_PROGRESS
+        and job.tasks  # (a targeted job has none until the pass fixes them at its start)
+        and job.finished_tasks == job.live_task_count
+    ):
         job.set_state(S.COMPLETED, now)
 
 
@@ -341,13 +345,16 @@ def assign(
     quotas: Quotas | None = None,
     type_of: Callable[[JobRuntime], str] | None = None,
     type_load: Mapping[tuple[str, str], int] | None = None,
+    allowed: Callable[[JobRuntime, int], frozenset[str] | None] | None = None,
 ) -> list[tuple[JobRuntime, int, LiveInstance]]:
     """Place pending tasks: the eligible instance with the most free quota first.
 
     Eligible: enabled, carries the job's ``instance_group_tag`` (if any), has free capacity
     and free quota for the job's type, runs fewer than ``num_concurrent_tasks_per_instance``
-    of the job's tasks. Pops what it places from each job's ``pending``; the caller records
-    the attempts. A job that cannot place anything is skipped, never blocking the next.
+    of the job's tasks, and is among ``allowed(job, partition)`` when that is not None (a
+    targeted task's hosts). Pops what it places from each job's ``pending``; the caller
+    records the attempts. A job that cannot place anything is skipped, never blocking the
+    next; a task with no allowed instance free waits without blocking its job's others.
     """
     quotas = quotas or Quotas()
     free = {name: inst.capacity - load.get(name, 0) for name, inst in instances.items()}
@@ -365,21 +372,29 @@ def assign(
         )
         per_job = Counter(job.active.values())
         limit = job.config.num_concurrent_tasks_per_instance
+        waiting: list[int] = []
         while job.pending:
+            p = job.pending.popleft()
+            hosts = allowed(job, p) if allowed is not None else None
             best: str | None = None
             for n in eligible:
                 room = min(free[n], typed[(n, qtype)])
                 if (
                     room > 0
                     and per_job[n] < limit
+                    and (hosts is None or n in hosts)
                     and (best is None or room > min(free[best], typed[(best, qtype)]))
                 ):
                     best = n
             if best is None:
-                break
-            p = job.pending.popleft()
+                if hosts is None:
+                    job.pending.appendleft(p)  # nothing fits any task of this job now
+                    break
+                waiting.append(p)  # its hosts are busy or gone; the others may fit
+                continue
             placed.append((job, p, instances[best]))
             free[best] -= 1
             typed[(best, qtype)] -= 1
             per_job[best] += 1
+        job.pending.extendleft(reversed(waiting))  # in their order, ahead of the rest
     return placed

@@ -21,11 +21,13 @@ from helixpy.store.records import StoredWorkflow, chunk_of
 #: Target of an assignment entry: run the attempt, cancel it because the job or workflow is
 #: failing or timing out (ABORT), or because the workflow is stopping (STOP). A removed
 #: entry means "forget it" (deleted, or folded in). DROP: the instance was disabled; the
-#: attempt is cancelled there and reported DROPPED, then retried elsewhere.
+#: attempt is cancelled there and reported DROPPED, then retried elsewhere. MOVE: likewise,
+#: because the target partition of a targeted job's task left the instance.
 RUN = "RUN"
 ABORT = "ABORT"
 STOP = "STOP"
 DROP = "DROP"
+MOVE = "MOVE"
 
 
 @dataclass
@@ -102,6 +104,9 @@ class WorkflowRuntime:
     #: recurring templates: clones oldest first, and the last period boundary scheduled
     scheduled: list[str] = field(default_factory=list)
     last_boundary: float | None = None
+    #: queues: when expired jobs were last purged (epoch seconds; in memory only, so a new
+    #: leader purges what is due at once)
+    last_purge: float | None = None
 
     @property
     def name(self) -> str:

@@ -207,6 +207,37 @@ class ControllerService(pb_grpc.ControllerServicer):
             ),
         )
 
+    def SetPartitionState(
+        self, request: pb.SetPartitionStateRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        return self._handle(
+            "set_partition",
+            request.request_id,
+            context,
+            "request",
+            lambda: (
+                check_name("instance", request.instance),
+                check_name("resource", request.resource),
+                check_name("partition", request.partition),
+                check_name("state", request.state),
+            ),
+        )
+
+    def RemovePartition(
+        self, request: pb.RemovePartitionRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        return self._handle(
+            "remove_partition",
+            request.request_id,
+            context,
+            "request",
+            lambda: (
+                check_name("instance", request.instance),
+                check_name("resource", request.resource),
+                check_name("partition", request.partition),
+            ),
+        )
+
     def SetClusterConfig(
         self, request: pb.SetClusterConfigRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:

@@ -25,14 +25,19 @@ from kazoo.exceptions import NoNodeError
 from helixpy.driver.leader import SAFETY_WAKE as _SAFETY_WAKE
 from helixpy.driver.leader import TRANSIENT_ZK as _TRANSIENT_ZK
 from helixpy.driver.leader import LeaderClient, Watcher
+from helixpy.driver.polling import StatePoller, is_seconds
+from helixpy.driver.reads import (
+    read_instances,
+    read_visible_job_config,
+    read_workflow_config,
+    read_workflows,
+)
 from helixpy.errors import (
     AlreadyExists,
     ClusterUnavailable,
-    CorruptNode,
     HelixpyError,
     InvalidConfig,
     NotFound,
-    PollTimeout,
 )
 from helixpy.model import (
     JobConfig,
@@ -49,8 +54,8 @@ from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.store import records
 from helixpy.store.client import connect
-from helixpy.store.codec import decode
 from helixpy.store.content import get_content_map
+from helixpy.store.partitions import read_partitions
 from helixpy.store.paths import Paths
 
 _T = TypeVar("_T")
@@ -67,7 +72,7 @@ class TaskDriver:
     """
 
     def __init__(self, zk: str, cluster: str, *, timeout: float = 10.0) -> None:
-        if not _is_seconds(timeout) or not 0 < timeout < math.inf:
+        if not is_seconds(timeout) or not 0 < timeout < math.inf:
             raise InvalidConfig("timeout", f"must be a finite number of seconds > 0: {timeout!r}")
         self._paths = Paths(cluster)
         self._timeout = float(timeout)
@@ -79,6 +84,15 @@ class TaskDriver:
         self._watcher = Watcher(self._zk)
         self._zk.add_listener(self._watcher.fire)
         self._leader = LeaderClient(self._zk, self._paths, self._watcher, self._timeout)
+        self._poller = StatePoller(
+            self._zk,
+            self._paths,
+            self._watcher,
+            check_open=self._check_open,
+            sync=self._sync,
+            get_workflow_config=self.get_workflow_config,
+            get_workflow_context=self.get_workflow_context,
+        )
 
     def __enter__(self) -> TaskDriver:
         return self
@@ -133,7 +147,7 @@ class TaskDriver:
         """Delete ``name`` and wait until no znode of it is left; :class:`PollTimeout` naming
         the state last seen if it is still there after ``timeout`` seconds."""
         self.delete(name)
-        self._wait_gone(_wf(name), timeout)
+        self._poller.wait_gone(_wf(name), timeout)
 
     def stop(self, name: str) -> None:
         """Stop workflow ``name``: running tasks are cancelled, no new task starts; jobs go
@@ -240,28 +254,53 @@ class TaskDriver:
         )
         self._mutate("SetInstanceTags", request)
 
+    # --- partition records (for targeted jobs) ---------------------------------------------
+
+    def set_partition_state(self, instance: str, resource: str, partition: str, state: str) -> None:
+        """Record that ``instance`` hosts ``partition`` of ``resource`` in ``state``, creating
+        or overwriting the record.
+
+        Targeted jobs place their tasks by these records (Helix's current state of a
+        resource); a partition counts as hosted only while its instance is live, but the
+        record itself outlives the instance's session.
+        """
+        self._check_open()
+        request = pb.SetPartitionStateRequest(
+            request_id=_rid(),
+            instance=check_name("instance", instance),
+            resource=check_name("resource", resource),
+            partition=check_name("partition", partition),
+            state=check_name("state", state),
+        )
+        self._mutate("SetPartitionState", request)
+
+    def remove_partition(self, instance: str, resource: str, partition: str) -> None:
+        """Remove ``instance``'s record of ``partition`` of ``resource``; :class:`NotFound`
+        when there is no such record."""
+        self._check_open()
+        request = pb.RemovePartitionRequest(
+            request_id=_rid(),
+            instance=check_name("instance", instance),
+            resource=check_name("resource", resource),
+            partition=check_name("partition", partition),
+        )
+        self._mutate("RemovePartition", request)
+
+    def get_partitions(self, instance: str | None = None) -> dict[str, dict[str, dict[str, str]]]:
+        """Partition records as ``{instance: {resource: {partition: state}}}``, of every
+        instance or of ``instance`` only; empty when there are none.
+
+        Records are listed whether or not their instance is live (see :meth:`get_instances`).
+        """
+        if instance is not None:
+            check_name("instance", instance)
+        return self._read(self._paths.instances, "", read_partitions, instance)
+
     def get_instances(self) -> dict[str, dict[str, Any]]:
         """Every instance that ever registered: ``{id: {live, enabled, tags, capacity}}``."""
         self._check_open()
         self._sync(self._paths.instances)
-        out: dict[str, dict[str, Any]] = {}
-        try:
-            names = sorted(self._zk.get_children(self._paths.instances))
-        except NoNodeError:
-            return out
-        for name in names:
-            try:
-                cfg = decode(self._zk.get(self._paths.instance_config(name))[0]) or {}
-            except NoNodeError:
-                continue
-            live = self._zk.exists(self._paths.live_instance(name)) is not None
-            out[name] = {
-                "live": live,
-                "enabled": bool(cfg.get("enabled", True)),
-                "tags": list(cfg.get("tags") or []),
-                "capacity": cfg.get("capacity"),
-            }
-        return out
+        return read_instances(self._zk, self._paths)
 
     def wait_to_stop(self, name: str, timeout: float = 300.0) -> None:
         """Stop ``name`` and wait until it is STOPPED; :class:`PollTimeout` (naming the state
@@ -282,28 +321,6 @@ class TaskDriver:
                     f"workflow {name} does not exist in cluster {self._paths.cluster}"
                 ) from None
         self._zk.delete(root, recursive=True)
-
-    def _wait_gone(self, name: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        path = self._paths.workflow(name)
-        while True:
-            generation = self._watcher.generation()
-            self._sync(path)
-            if not self._watcher.arm(path):
-                return
-            left = deadline - time.monotonic()
-            if left <= 0:
-                last: str | None
-                try:
-                    last = self.get_workflow_context(name).state.value
-                except NotFound:
-                    last = None
-                raise PollTimeout(
-                    f"workflow {name} in cluster {self._paths.cluster} was not deleted within "
-                    f"{timeout}s; last state seen: {last}",
-                    last,
-                )
-            self._watcher.wait(generation, min(left, _SAFETY_WAKE))
 
     def set_cluster_config(self, **settings: Any) -> None:
         """Merge ``settings`` into the cluster config; the controller checks each one."""
@@ -336,17 +353,17 @@ class TaskDriver:
 
     def get_workflows(self) -> dict[str, WorkflowConfig]:
         """Every workflow's config by name (workflows being started or deleted left out)."""
-        return self._read(self._paths.workflows, "", _read_workflows)
+        return self._read(self._paths.workflows, "", read_workflows)
 
     def get_workflow_config(self, name: str) -> WorkflowConfig:
         """Workflow ``name``'s config; :class:`NotFound` if it does not exist."""
         path, what = self._paths.workflow_config(_wf(name)), f"workflow {name}"
-        return self._read(path, what, _read_workflow_config, name)
+        return self._read(path, what, read_workflow_config, name)
 
     def get_job_config(self, name: str, job: str) -> JobConfig:
         """The config of job ``job`` (its short name) of workflow ``name``."""
         path, what = self._paths.job_config(_wf(name), _job(job)), f"job {name}/{job}"
-        return self._read(path, what, _read_visible_job_config, name, job)
+        return self._read(path, what, read_visible_job_config, name, job)
 
     def get_workflow_context(self, name: str) -> WorkflowContext:
         """Workflow ``name``'s state and its jobs' states; :class:`NotFound` if absent."""
@@ -424,8 +441,7 @@ class TaskDriver:
         A workflow not yet visible counts as "not yet". Raises :class:`PollTimeout` (with
         ``last_state``) when none of ``states`` is seen within ``timeout`` seconds.
         """
-        path = self._paths.workflow_context(_wf(name))
-        return self._poll(f"workflow {name}", path, _workflow_state, states, timeout)
+        return self._poller.workflow_state(_wf(name), states, timeout)
 
     def poll_for_job_state(
         self, name: str, job: str, *states: TaskState | str, timeout: float = 300.0
@@ -435,86 +451,7 @@ class TaskDriver:
         Same contract as :meth:`poll_for_workflow_state`. On a recurring template it follows
         the template's last clone (waiting, within ``timeout``, for the first one).
         """
-        deadline = time.monotonic() + timeout
-        target = self._last_clone_or_self(_wf(name), deadline)
-        path = self._paths.job_context(target, _job(job))
-        left = max(deadline - time.monotonic(), 0.0)
-        return self._poll(f"job {target}/{job}", path, _job_state, states, left)
-
-    def _last_clone_or_self(self, name: str, deadline: float) -> str:
-        try:
-            schedule = self.get_workflow_config(name).schedule
-        except NotFound:
-            return name  # not visible yet: polled as "not yet" like any workflow
-        if schedule is None or schedule.recurrence_interval is None:
-            return name
-        path = self._paths.workflow_context(name)
-        while True:
-            generation = self._watcher.generation()
-            self._watcher.arm(path)
-            last = self.get_workflow_context(name).last_scheduled_workflow
-            if last is not None:
-                return last
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise PollTimeout(f"template {name} scheduled no workflow in time", None)
-            self._watcher.wait(generation, min(left, _SAFETY_WAKE))
-
-    def _poll(
-        self,
-        what: str,
-        path: str,
-        state_of: Callable[[bytes], TaskState],
-        states: tuple[TaskState | str, ...],
-        timeout: float,
-    ) -> TaskState:
-        self._check_open()
-        wanted = _wanted_states(states)
-        if not _is_seconds(timeout) or not timeout >= 0:
-            raise InvalidConfig("timeout", f"must be a number of seconds >= 0: {timeout!r}")
-        deadline = time.monotonic() + timeout
-        last: TaskState | None = None
-        synced = False
-        while True:
-            # Take the generation before arming and reading: an event landing in between
-            # then ends the wait below at once.
-            generation = self._watcher.generation()
-            state = None
-            if self._zk.connected:
-                try:
-                    if not synced:
-                        self._sync(path)
-                        synced = True
-                    state = self._read_state(path, state_of)
-                except _TRANSIENT_ZK:
-                    pass  # reconnecting: the session event or the safety wake retries
-            if state is not None:
-                last = state
-                if state in wanted:
-                    return state
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                seen = last.value if last is not None else None
-                raise PollTimeout(
-                    f"{what} in cluster {self._paths.cluster} did not reach {' or '.join(wanted)} "
-                    f"within {timeout:g}s; last state seen: {seen or 'none (not visible yet)'}",
-                    seen,
-                )
-            self._watcher.wait(generation, min(remaining, _SAFETY_WAKE))
-
-    def _read_state(self, path: str, state_of: Callable[[bytes], TaskState]) -> TaskState | None:
-        # An exists-watch fires on creation too, so a workflow that is not there yet wakes
-        # us the moment the controller writes it.
-        if not self._watcher.arm(path):
-            return None
-        try:
-            data, _ = self._zk.get(path)
-        except NoNodeError:
-            return None  # deleted just now; the armed watch has fired already
-        try:
-            return state_of(data)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise CorruptNode(f"{path}: no readable state: {exc}") from exc
+        return self._poller.job_state(_wf(name), _job(job), states, timeout)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -536,48 +473,3 @@ def _wf(name: str) -> str:
 
 def _job(name: str) -> str:
     return check_name("job.name", name)
-
-
-def _is_seconds(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _workflow_state(data: bytes) -> TaskState:
-    return WorkflowContext.from_dict(decode(data) or {}).state
-
-
-def _job_state(data: bytes) -> TaskState:
-    # The job's CONTEXT header alone: its task chunks may be many and are not needed here.
-    return TaskState(JobContext.header_from_dict(decode(data) or {})["state"])
-
-
-def _read_visible_job_config(zk: KazooClient, paths: Paths, name: str, job: str) -> JobConfig:
-    return records.read_job_config(zk, paths, name, job, hide_deleted=True)
-
-
-def _read_workflow_config(zk: KazooClient, paths: Paths, name: str) -> WorkflowConfig:
-    return records.read_stored_workflow(zk, paths, name).config
-
-
-def _read_workflows(zk: KazooClient, paths: Paths) -> dict[str, WorkflowConfig]:
-    try:
-        names = zk.get_children(paths.workflows)
-    except NoNodeError:
-        return {}
-    out: dict[str, WorkflowConfig] = {}
-    for name in sorted(names):
-        try:
-            out[name] = _read_workflow_config(zk, paths, name)
-        except NotFound:
-            continue  # no CONFIG: a start or delete is under way
-    return out
-
-
-def _wanted_states(states: tuple[TaskState | str, ...]) -> tuple[TaskState, ...]:
-    if not states:
-        raise InvalidConfig("states", "name at least one TaskState to wait for")
-    try:
-        return tuple(dict.fromkeys(TaskState(s) for s in states))
-    except ValueError as exc:
-        known = ", ".join(t.value for t in TaskState)
-        raise InvalidConfig("states", f"{exc} (known: {known})") from None

@@ -107,7 +107,8 @@ class TaskConfig:
         _check_optional_str("task.command", self.command)
         if self.command is not None and not self.command:
             raise InvalidConfig("task.command", "must not be empty")
-        _check_optional_str("task.target_partition", self.target_partition)
+        if self.target_partition is not None:
+            check_name("task.target_partition", self.target_partition)
         object.__setattr__(self, "config", _check_str_map("task.config", self.config))
 
     @property
@@ -157,6 +158,12 @@ class JobConfig:
     priority: int | None = None
     expiry: float | None = None
     terminal_state_expiry: float | None = None
+    #: targeted jobs: one task per partition of this resource (or of ``target_partitions``),
+    #: each run where its partition is hosted in one of ``target_partition_states`` (any
+    #: state when empty); the tasks are fixed when the job starts
+    target_resource: str | None = None
+    target_partitions: Sequence[str] = ()
+    target_partition_states: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         _check_optional_str("job.command", self.command)
@@ -173,6 +180,7 @@ class JobConfig:
         object.__setattr__(
             self, "command_config", _check_str_map("job.command_config", self.command_config)
         )
+        self._check_targeting(tasks)
         if tasks:
             if self.num_tasks not in (0, len(tasks)):
                 raise InvalidConfig(
@@ -189,7 +197,8 @@ class JobConfig:
                 if task.task_id in seen:
                     raise InvalidConfig(f"job.tasks[{i}].id", f"duplicate task id {task.id!r}")
                 seen.add(task.task_id)
-        else:
+        elif self.target_resource is None:
+            # (a targeted job's tasks come from its resource's partitions when it starts)
             if self.num_tasks == 0:
                 raise InvalidConfig(
                     "job.tasks",
@@ -219,6 +228,53 @@ class JobConfig:
         _check_optional_str("job.job_type", self.job_type)
         if self.priority is not None:
             _check_int("job.priority", self.priority, 0)
+
+    def _check_targeting(self, tasks: tuple[TaskConfig, ...]) -> None:
+        for name in ("target_partitions", "target_partition_states"):
+            value = getattr(self, name)
+            if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+                raise InvalidConfig(f"job.{name}", "must be a list of names")
+            items = tuple(value)
+            for i, item in enumerate(items):
+                check_name(f"job.{name}[{i}]", item)
+            if len(set(items)) != len(items):
+                raise InvalidConfig(f"job.{name}", "must not repeat a name")
+            object.__setattr__(self, name, items)
+        if self.target_resource is None:
+            for name in ("target_partitions", "target_partition_states"):
+                if getattr(self, name):
+                    raise InvalidConfig(f"job.{name}", "requires job.target_resource")
+            for i, task in enumerate(tasks):
+                if task.target_partition is not None:
+                    raise InvalidConfig(
+                        f"job.tasks[{i}].target_partition", "requires job.target_resource"
+                    )
+            return
+        check_name("job.target_resource", self.target_resource)
+        if self.num_tasks:
+            raise InvalidConfig(
+                "job.num_tasks", "must be 0 for a targeted job (one task per target partition)"
+            )
+        if not tasks:
+            if self.command is None:
+                raise InvalidConfig("job.command", "is required for a targeted job")
+            return
+        # The stored form once started: one task per partition, each naming its partition.
+        if self.target_partitions:
+            raise InvalidConfig(
+                "job.target_partitions", "give target_partitions or tasks, not both"
+            )
+        for i, task in enumerate(tasks):
+            if task.target_partition is None:
+                raise InvalidConfig(
+                    f"job.tasks[{i}].target_partition",
+                    "every task of a targeted job names its target partition",
+                )
+
+    @property
+    def is_targeted(self) -> bool:
+        """Whether tasks follow the partitions of ``target_resource``."""
+        return self.target_resource is not None
 
     @property
     def task_count(self) -> int:
@@ -260,6 +316,8 @@ class JobConfig:
                 value = value.isoformat()
             elif isinstance(value, Mapping):
                 value = dict(value)
+            elif isinstance(value, tuple):
+                value = list(value)
             out[f.name] = value
         return out
 

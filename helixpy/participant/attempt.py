@@ -23,6 +23,7 @@ class CancelReason(enum.Enum):
     ABORT = "ABORT"  # job failing / timing out, workflow failed -> TASK_ABORTED
     DROP = "DROP"  # no longer assigned (deleted, superseded): nobody reads the result
     DISABLED = "DISABLED"  # the instance was disabled -> DROPPED, retried elsewhere
+    MOVED = "MOVED"  # a targeted task's partition left -> DROPPED, follows the partition
 
 
 @dataclass
@@ -61,6 +62,7 @@ _CANCELED_AS = {
     CancelReason.ABORT: (P.TASK_ABORTED, "aborted"),
     CancelReason.DROP: (P.TASK_ABORTED, "dropped"),
     CancelReason.DISABLED: (P.DROPPED, "instance disabled"),
+    CancelReason.MOVED: (P.DROPPED, "partition moved"),
 }
 
 

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from helixpy.errors import CorruptNode, Fenced, InvalidConfig, NotFound
 from helixpy.model import DEFAULT_CAPACITY, JobConfig, Scope, TaskPartitionState
@@ -166,6 +166,25 @@ class Participant:
 
     # --- registration ---------------------------------------------------------------------
 
+    def _merge_config(self, path: str, config: dict[str, Any]) -> None:
+        """Merge this process's flags into an existing CONFIG (CAS, against an operator's
+        concurrent change). Capacity is the process's own; ``enabled`` is the operator's
+        and survives restarts; tags set with ``set_instance_tags`` survive too, unless this
+        process was started with different ``--tag`` flags than the last one (then the
+        flags, the newer intent, win)."""
+        assert self.zk is not None
+        while True:
+            data, stat = self.zk.get(path)
+            current = decode(data, path=path) or {}
+            merged = dict(config, enabled=bool(current.get("enabled", True)))
+            if current.get("flag_tags") == config["flag_tags"] and "tags" in current:
+                merged["tags"] = list(current["tags"])
+            try:
+                self.zk.set(path, encode(merged), version=stat.version)
+                return
+            except BadVersionError:
+                continue  # changed meanwhile: merge again
+
     def _register(self) -> None:
         """Bump INCARNATION, create STATE/<inc> and the live node in one fenced multi."""
         zk = self.zk
@@ -173,7 +192,12 @@ class Participant:
         paths, inst = self.paths, self.instance
         for path in (paths.live_instances, paths.instance(inst)):
             zk.ensure_path(path, acl=self.acl.acl_for(path))
-        config = {"tags": list(self.tags), "capacity": self.capacity, "enabled": True}
+        config = {
+            "tags": list(self.tags),
+            "flag_tags": list(self.tags),
+            "capacity": self.capacity,
+            "enabled": True,
+        }
         for path, body in (
             (paths.instance_config(inst), config),
             (paths.incarnation(inst), None),
@@ -184,11 +208,7 @@ class Participant:
                 zk.create(path, b"" if body is None else encode(body), acl=self.acl.acl_for(path))
             except NodeExistsError:
                 if path == paths.instance_config(inst):
-                    # Tags and capacity come from this process's flags; ``enabled`` is the
-                    # operator's and survives restarts.
-                    current = decode(zk.get(path)[0], path=path) or {}
-                    config["enabled"] = bool(current.get("enabled", True))
-                    zk.set(path, encode(config))
+                    self._merge_config(path, config)
         stat = zk.set(paths.incarnation(inst), b"")
         incarnation = stat.version
         # STATE nodes of earlier incarnations stay: the controller folds their last reports
@@ -341,6 +361,8 @@ class Participant:
                 attempt.cancel(CancelReason.STOP)
             elif entry.get("t") == "DROP":
                 attempt.cancel(CancelReason.DISABLED)
+            elif entry.get("t") == "MOVE":
+                attempt.cancel(CancelReason.MOVED)
         prune = [k for k, a in finished.items() if k not in tasks or tasks[k].get("a") != a]
         if prune:
             with self._lock:

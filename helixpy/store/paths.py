@@ -83,6 +83,15 @@ class Paths:
     def assignment(self, inst: str) -> str:
         return f"{self.instance(inst)}/ASSIGNMENT"
 
+    def partitions(self, inst: str) -> str:
+        return f"{self.instance(inst)}/PARTITIONS"
+
+    def partition_resource(self, inst: str, resource: str) -> str:
+        return f"{self.partitions(inst)}/{resource}"
+
+    def partition(self, inst: str, resource: str, partition: str) -> str:
+        return f"{self.partition_resource(inst, resource)}/{partition}"
+
     def states(self, inst: str) -> str:
         return f"{self.instance(inst)}/STATE"
 

@@ -106,7 +106,8 @@ def job_config_update_ops(
     version: int,
     old_task_count: int,
 ) -> list[Op]:
-    """Ops rewriting a job's config after a task was added (the last chunk) or deleted.
+    """Ops rewriting a job's config after tasks were added (from ``old_task_count`` on) or
+    deleted.
 
     Partitions never move: a deleted task keeps its slot in the task-config chunks and is
     listed in the header's ``deleted``; ``version`` lets participants drop cached configs.
@@ -118,12 +119,19 @@ def job_config_update_ops(
     config_path = paths.job_config(wf, job)
     ops: list[Op] = [SetData(config_path, encode(head, path=config_path))]
     if len(cfg.tasks) > old_task_count:
+        # The chunks from the one holding the first new task to the last: the partly
+        # filled one is overwritten, the rest created (with their directory, for a targeted
+        # job whose tasks are fixed only when it starts).
+        if old_task_count == 0:
+            ops.append(Create(paths.task_configs(wf, job)))
+        stored = -(-old_task_count // TASKCONFIG_CHUNK)
         last = (len(cfg.tasks) - 1) // TASKCONFIG_CHUNK
-        lo = last * TASKCONFIG_CHUNK
-        path = paths.task_config_chunk(wf, job, last)
-        body = encode([t.to_dict() for t in cfg.tasks[lo:]], path=path)
-        existed = old_task_count > lo
-        ops.append(SetData(path, body) if existed else Create(path, body))
+        for c in range(old_task_count // TASKCONFIG_CHUNK, last + 1):
+            lo = c * TASKCONFIG_CHUNK
+            path = paths.task_config_chunk(wf, job, c)
+            chunk = cfg.tasks[lo : lo + TASKCONFIG_CHUNK]
+            body = encode([t.to_dict() for t in chunk], path=path)
+            ops.append(SetData(path, body) if c < stored else Create(path, body))
     return ops
 
 
@@ -231,9 +239,12 @@ def job_context_ops(
     return ops
 
 
-def read_job_context(zk: KazooClient, paths: Paths, wf: str, job: str) -> JobContext:
-    """A job's context: the header plus every chunk, in partition order."""
-    header = get_json(zk, paths.job_context(wf, job)) or {}
+def read_job_context(
+    zk: KazooClient, paths: Paths, wf: str, job: str, header: Any = None
+) -> JobContext:
+    """A job's context: the header (read here unless given) plus every chunk, in order."""
+    if header is None:
+        header = get_json(zk, paths.job_context(wf, job)) or {}
     if not isinstance(header, dict):
         raise CorruptNode(f"{paths.job_context(wf, job)}: not a mapping")
     tasks: dict[int, TaskContextInfo] = {}

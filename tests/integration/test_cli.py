@@ -226,3 +226,28 @@ def test_job_task_commands(zk_address: str) -> None:
         assert [t.task_id for t in ctx.tasks.values()] == ["b"]
         bad = helixpy("job", "add-task", "dyn", "j", "c", "--config", "oops", env=env)
         assert bad.returncode != 0 and "KEY=VALUE" in bad.stderr
+
+
+def test_partition_commands(zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        env = {"HELIXPY_ZK": cluster.zk_address, "HELIXPY_CLUSTER": cluster.cluster}
+        inst = cluster.instances[0]
+        assert "(no partitions)" in helixpy("instance", "partitions", env=env).stdout
+        # When a partition record is set, it is listed (for all instances and for this one)
+        out = helixpy("instance", "set-partition", inst, "db", "db_0", "MASTER", env=env)
+        assert out.returncode == 0, out.stderr
+        for args in (("instance", "partitions"), ("instance", "partitions", inst)):
+            listed = helixpy(*args, env=env)
+            assert listed.returncode == 0, listed.stderr
+            assert f"{inst} db db_0 MASTER" in listed.stdout
+        assert cluster.driver.get_partitions() == {inst: {"db": {"db_0": "MASTER"}}}
+        # Then removing it empties the list, and removing it again fails cleanly
+        out = helixpy("instance", "remove-partition", inst, "db", "db_0", env=env)
+        assert out.returncode == 0, out.stderr
+        assert "(no partitions)" in helixpy("instance", "partitions", env=env).stdout
+        again = helixpy("instance", "remove-partition", inst, "db", "db_0", env=env)
+        assert again.returncode != 0
+        assert "db_0" in again.stderr and "Traceback" not in again.stderr
+        # and a bad name is refused before anything is sent
+        bad = helixpy("instance", "set-partition", inst, "db", "../x", "MASTER", env=env)
+        assert bad.returncode != 0 and "partition" in bad.stderr

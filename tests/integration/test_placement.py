@@ -128,3 +128,7 @@ def test_removing_a_tag_lets_running_tasks_finish_and_sends_no_new_ones(
         ctx = driver.get_job_context("retag", "j")
         assert sorted(t.assigned_participant or "" for t in ctx.tasks.values()) == sorted(
             [gpu, gpu, other, other])
+        # and an operator's tags survive a restart of the participant with the same flags
+        cluster.stop_participant(other)
+        cluster.start_participant(other)
+        assert driver.get_instances()[other]["tags"] == ["gpu"]

@@ -119,6 +119,25 @@ def test_finished_queue_jobs_are_purged_after_their_expiry(zk_address: str) -> N
         assert list(driver.get_workflow_context("pq").job_states) == ["kept"]
 
 
+def test_queue_purges_are_batched_at_most_once_per_job_purge_interval(
+        zk_address: str) -> None:
+    import time
+
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        driver = cluster.driver
+        driver.create_queue(JobQueue.builder("bq").set_config(
+            WorkflowConfig(job_purge_interval=3.0)).build())
+        # Given a first expired job purged as soon as it is due
+        driver.enqueue_job("bq", "a", rec(0.05, expiry=0.0))
+        wait_gone(cluster, cluster.paths.job("bq", "a"), timeout=30)
+        purged_a = time.monotonic()
+        # When a second one expires at once right after
+        driver.enqueue_job("bq", "b", rec(0.05, expiry=0.0))
+        wait_gone(cluster, cluster.paths.job("bq", "b"), timeout=30)
+        # Then it waits for the next purge, an interval after the first (minus watch lag)
+        assert time.monotonic() - purged_a >= 2.5
+
+
 def test_a_queue_keeps_its_order_across_a_controller_restart(zk_address: str) -> None:
     with LocalCluster(participants=1, controllers=2, zk=zk_address) as cluster:
         driver = cluster.driver

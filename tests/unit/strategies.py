@@ -97,12 +97,14 @@ context_datetimes = st.datetimes(
 
 
 @st.composite
-def task_configs(draw: st.DrawFn, *, needs_command: bool = False) -> TaskConfig:
+def task_configs(
+    draw: st.DrawFn, *, needs_command: bool = False, targeted: bool = False
+) -> TaskConfig:
     command = draw(non_empty_texts) if needs_command else draw(st.none() | non_empty_texts)
     return TaskConfig(
         command=command,
         id=draw(names),
-        target_partition=draw(st.none() | texts),
+        target_partition=draw(names) if targeted else None,
         config=draw(str_maps),
     )
 
@@ -110,16 +112,23 @@ def task_configs(draw: st.DrawFn, *, needs_command: bool = False) -> TaskConfig:
 @st.composite
 def job_configs(draw: st.DrawFn) -> JobConfig:
     command = draw(st.none() | non_empty_texts)
+    # targeted: a resource, with tasks naming partitions (a started job) or target_partitions
+    targeted = command is not None and draw(st.booleans())
+    target_partitions: list[str] = []
     if command is None or draw(st.booleans()):
         tasks = draw(
             st.lists(
-                task_configs(needs_command=command is None),
+                task_configs(needs_command=command is None, targeted=targeted),
                 min_size=1,
                 max_size=4,
                 unique_by=lambda t: t.id,
             )
         )
-        num_tasks = draw(st.sampled_from([0, len(tasks)]))
+        num_tasks = 0 if targeted else draw(st.sampled_from([0, len(tasks)]))
+    elif targeted:
+        tasks = []
+        num_tasks = 0
+        target_partitions = draw(st.lists(names, max_size=4, unique=True))
     else:
         tasks = []
         num_tasks = draw(st.integers(min_value=1, max_value=1000))
@@ -127,6 +136,11 @@ def job_configs(draw: st.DrawFn) -> JobConfig:
         command=command,
         num_tasks=num_tasks,
         tasks=tasks,
+        target_resource=draw(names) if targeted else None,
+        target_partitions=target_partitions,
+        target_partition_states=draw(st.lists(names, max_size=3, unique=True))
+        if targeted
+        else [],
         command_config=draw(str_maps),
         max_attempts_per_task=draw(st.integers(min_value=1, max_value=100)),
         num_concurrent_tasks_per_instance=draw(st.integers(min_value=1, max_value=100)),

@@ -139,9 +139,11 @@ def test_task_config_rejects_an_empty_or_non_string_command() -> None:
         TaskConfig(command=3)  # type: ignore[arg-type]
 
 
-def test_task_config_target_partition_must_be_a_string() -> None:
-    with expect_invalid("task.target_partition", "string"):
+def test_task_config_target_partition_must_be_a_name() -> None:
+    with expect_invalid("task.target_partition", "1-128 characters"):
         TaskConfig(target_partition=0)  # type: ignore[arg-type]
+    with expect_invalid("task.target_partition", "1-128 characters"):
+        TaskConfig(target_partition="db/0")
 
 
 def test_task_config_copies_its_config_map() -> None:

@@ -104,6 +104,16 @@ class ControllerStub:
                 request_serializer=helixpy_dot_v1_dot_controller__pb2.UpdateWorkflowRequest.SerializeToString,
                 response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
                 _registered_method=True)
+        self.SetPartitionState = channel.unary_unary(
+                '/helixpy.v1.Controller/SetPartitionState',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.SetPartitionStateRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
+        self.RemovePartition = channel.unary_unary(
+                '/helixpy.v1.Controller/RemovePartition',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.RemovePartitionRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -193,6 +203,18 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPartitionState(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemovePartition(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -264,6 +286,16 @@ def add_ControllerServicer_to_server(servicer, server):
             'UpdateWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateWorkflow,
                     request_deserializer=helixpy_dot_v1_dot_controller__pb2.UpdateWorkflowRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'SetPartitionState': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPartitionState,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.SetPartitionStateRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'RemovePartition': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemovePartition,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.RemovePartitionRequest.FromString,
                     response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
             ),
     }
@@ -644,6 +676,60 @@ class Controller:
             target,
             '/helixpy.v1.Controller/UpdateWorkflow',
             helixpy_dot_v1_dot_controller__pb2.UpdateWorkflowRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPartitionState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/SetPartitionState',
+            helixpy_dot_v1_dot_controller__pb2.SetPartitionStateRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemovePartition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/RemovePartition',
+            helixpy_dot_v1_dot_controller__pb2.RemovePartitionRequest.SerializeToString,
             helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
             options,
             channel_credentials,

@@ -51,6 +51,8 @@ class ControllerStub:
     AddTask: _grpc.UnaryUnaryMultiCallable[_controller_pb2.AddTaskRequest, _controller_pb2.MutationReply]
     DeleteTask: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DeleteTaskRequest, _controller_pb2.MutationReply]
     UpdateWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.UpdateWorkflowRequest, _controller_pb2.MutationReply]
+    SetPartitionState: _grpc.UnaryUnaryMultiCallable[_controller_pb2.SetPartitionStateRequest, _controller_pb2.MutationReply]
+    RemovePartition: _grpc.UnaryUnaryMultiCallable[_controller_pb2.RemovePartitionRequest, _controller_pb2.MutationReply]
 
 @_typing.type_check_only
 class ControllerAsyncStub(ControllerStub):
@@ -69,6 +71,8 @@ class ControllerAsyncStub(ControllerStub):
     AddTask: _aio.UnaryUnaryMultiCallable[_controller_pb2.AddTaskRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     DeleteTask: _aio.UnaryUnaryMultiCallable[_controller_pb2.DeleteTaskRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     UpdateWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.UpdateWorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    SetPartitionState: _aio.UnaryUnaryMultiCallable[_controller_pb2.SetPartitionStateRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    RemovePartition: _aio.UnaryUnaryMultiCallable[_controller_pb2.RemovePartitionRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
 
 class ControllerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -166,6 +170,20 @@ class ControllerServicer(metaclass=_abc_1.ABCMeta):
     def UpdateWorkflow(
         self,
         request: _controller_pb2.UpdateWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def SetPartitionState(
+        self,
+        request: _controller_pb2.SetPartitionStateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def RemovePartition(
+        self,
+        request: _controller_pb2.RemovePartitionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
 

@@ -1,0 +1,211 @@
+"""The driver's state polls: wait on ZooKeeper watches until a workflow or job reaches a state.
+
+Kept apart from :mod:`helixpy.driver.driver` so that the driver stays a list of thin public
+methods. A :class:`StatePoller` holds what the polls need from the driver (its ZooKeeper
+client, paths, shared :class:`Watcher` and a few callables) and never imports the driver:
+the callables are how it reads through the driver's own retrying, syncing reads.
+
+Every wait takes the watcher's generation before arming and reading, so an event landing in
+between ends the wait at once; and waits at most ``SAFETY_WAKE`` seconds before re-reading,
+for a watch lost while the session reconnects.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from helixpy.driver.leader import SAFETY_WAKE as _SAFETY_WAKE
+from helixpy.driver.leader import TRANSIENT_ZK as _TRANSIENT_ZK
+from helixpy.driver.leader import Watcher
+from helixpy.errors import CorruptNode, InvalidConfig, NotFound, PollTimeout
+from helixpy.model import JobContext, TaskState, WorkflowConfig, WorkflowContext
+from helixpy.store.codec import decode
+from helixpy.store.paths import Paths
+
+#: Reads the state out of a context znode's payload.
+StateOf = Callable[[bytes], TaskState]
+
+
+class StatePoller:
+    """Waits for workflow and job states, and for workflows to be gone, on one driver's watches.
+
+    ``check_open`` raises once the driver is closed; ``sync`` brings the ZooKeeper server up
+    to date for a path; ``get_workflow_config`` / ``get_workflow_context`` are the driver's
+    reads (raising :class:`NotFound` for an absent workflow), used where a poll needs a whole
+    record rather than one state.
+    """
+
+    def __init__(
+        self,
+        zk: KazooClient,
+        paths: Paths,
+        watcher: Watcher,
+        *,
+        check_open: Callable[[], None],
+        sync: Callable[[str], None],
+        get_workflow_config: Callable[[str], WorkflowConfig],
+        get_workflow_context: Callable[[str], WorkflowContext],
+    ) -> None:
+        self._zk = zk
+        self._paths = paths
+        self._watcher = watcher
+        self._check_open = check_open
+        self._sync = sync
+        self._get_workflow_config = get_workflow_config
+        self._get_workflow_context = get_workflow_context
+
+    def workflow_state(
+        self, name: str, states: tuple[TaskState | str, ...], timeout: float
+    ) -> TaskState:
+        """Wait until workflow ``name`` (a checked name) is in one of ``states``."""
+        path = self._paths.workflow_context(name)
+        return self.poll(f"workflow {name}", path, workflow_state, states, timeout)
+
+    def job_state(
+        self, name: str, job: str, states: tuple[TaskState | str, ...], timeout: float
+    ) -> TaskState:
+        """Wait until job ``job`` of workflow ``name`` (checked names) is in one of
+        ``states``; on a recurring template, the job of its last clone."""
+        deadline = time.monotonic() + timeout
+        target = self.last_clone_or_self(name, deadline)
+        path = self._paths.job_context(target, job)
+        left = max(deadline - time.monotonic(), 0.0)
+        return self.poll(f"job {target}/{job}", path, job_state, states, left)
+
+    def last_clone_or_self(self, name: str, deadline: float) -> str:
+        """The workflow a job poll on ``name`` follows: the last clone of a recurring
+        template (waiting until ``deadline`` for the first), else ``name`` itself."""
+        try:
+            schedule = self._get_workflow_config(name).schedule
+        except NotFound:
+            return name  # not visible yet: polled as "not yet" like any workflow
+        if schedule is None or schedule.recurrence_interval is None:
+            return name
+        path = self._paths.workflow_context(name)
+        while True:
+            generation = self._watcher.generation()
+            self._watcher.arm(path)
+            last = self._get_workflow_context(name).last_scheduled_workflow
+            if last is not None:
+                return last
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PollTimeout(f"template {name} scheduled no workflow in time", None)
+            self._watcher.wait(generation, min(left, _SAFETY_WAKE))
+
+    def wait_gone(self, name: str, timeout: float) -> None:
+        """Wait until no znode of workflow ``name`` is left; :class:`PollTimeout` naming the
+        state last seen (``None`` when its context is already gone) after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        path = self._paths.workflow(name)
+        while True:
+            generation = self._watcher.generation()
+            self._sync(path)
+            if not self._watcher.arm(path):
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                last: str | None
+                try:
+                    last = self._get_workflow_context(name).state.value
+                except NotFound:
+                    last = None
+                raise PollTimeout(
+                    f"workflow {name} in cluster {self._paths.cluster} was not deleted within "
+                    f"{timeout}s; last state seen: {last}",
+                    last,
+                )
+            self._watcher.wait(generation, min(left, _SAFETY_WAKE))
+
+    def poll(
+        self,
+        what: str,
+        path: str,
+        state_of: StateOf,
+        states: tuple[TaskState | str, ...],
+        timeout: float,
+    ) -> TaskState:
+        """Wait until the context at ``path`` is in one of ``states``; return the one seen.
+
+        A missing node counts as "not yet". ``what`` names the thing in the
+        :class:`PollTimeout`, which carries the last state seen.
+        """
+        self._check_open()
+        wanted = wanted_states(states)
+        if not is_seconds(timeout) or not timeout >= 0:
+            raise InvalidConfig("timeout", f"must be a number of seconds >= 0: {timeout!r}")
+        deadline = time.monotonic() + timeout
+        last: TaskState | None = None
+        synced = False
+        while True:
+            # Take the generation before arming and reading: an event landing in between
+            # then ends the wait below at once.
+            generation = self._watcher.generation()
+            state = None
+            if self._zk.connected:
+                try:
+                    if not synced:
+                        self._sync(path)
+                        synced = True
+                    state = self._read_state(path, state_of)
+                except _TRANSIENT_ZK:
+                    pass  # reconnecting: the session event or the safety wake retries
+            if state is not None:
+                last = state
+                if state in wanted:
+                    return state
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = last.value if last is not None else None
+                raise PollTimeout(
+                    f"{what} in cluster {self._paths.cluster} did not reach {' or '.join(wanted)} "
+                    f"within {timeout:g}s; last state seen: {seen or 'none (not visible yet)'}",
+                    seen,
+                )
+            self._watcher.wait(generation, min(remaining, _SAFETY_WAKE))
+
+    def _read_state(self, path: str, state_of: StateOf) -> TaskState | None:
+        # An exists-watch fires on creation too, so a workflow that is not there yet wakes
+        # us the moment the controller writes it.
+        if not self._watcher.arm(path):
+            return None
+        try:
+            data, _ = self._zk.get(path)
+        except NoNodeError:
+            return None  # deleted just now; the armed watch has fired already
+        try:
+            return state_of(data)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise CorruptNode(f"{path}: no readable state: {exc}") from exc
+
+
+def is_seconds(value: object) -> bool:
+    """Whether ``value`` is a plain number of seconds (a bool is an int, but not that)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def workflow_state(data: bytes) -> TaskState:
+    """The state in a workflow CONTEXT payload."""
+    return WorkflowContext.from_dict(decode(data) or {}).state
+
+
+def job_state(data: bytes) -> TaskState:
+    """The state in a job CONTEXT payload."""
+    # The job's CONTEXT header alone: its task chunks may be many and are not needed here.
+    return TaskState(JobContext.header_from_dict(decode(data) or {})["state"])
+
+
+def wanted_states(states: tuple[TaskState | str, ...]) -> tuple[TaskState, ...]:
+    """``states`` as TaskStates, duplicates dropped; :class:`InvalidConfig` if empty or if
+    one is not a state (the message lists the known ones)."""
+    if not states:
+        raise InvalidConfig("states", "name at least one TaskState to wait for")
+    try:
+        return tuple(dict.fromkeys(TaskState(s) for s in states))
+    except ValueError as exc:
+        known = ", ".join(t.value for t in TaskState)
+        raise InvalidConfig("states", f"{exc} (known: {known})") from None
