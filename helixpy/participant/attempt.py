@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from helixpy.model import TaskPartitionState, TaskResult, TaskStatus
+from helixpy.participant.executor import WorkGroup
 from helixpy.participant.registry import Task, TaskContext, TaskRegistry
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,12 @@ class Attempt:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: the first reason given wins: a timed-out attempt later told to stop stays TIMED_OUT
     reason: CancelReason | None = None
+    #: the attempt's work on the executor (its run and what it emitted)
+    group: WorkGroup | None = None
+    #: what run() came to (state, info); None until it returned
+    outcome: tuple[TaskPartitionState, str] | None = None
+    #: the per-task timeout's registration, discarded when the attempt's work is done
+    deadline_token: int | None = None
 
     def cancel(self, reason: CancelReason) -> None:
         """Set ``ctx.cancelled`` at once, then ask the task object itself (once)."""
@@ -47,6 +54,8 @@ class Attempt:
             self.reason = reason
         log.info("%s attempt %d cancelled: %s", self.key, self.attempt, reason.value)
         self.ctx.cancelled.set()
+        if self.group is not None:
+            self.group.cancel()  # follow-ups not started yet are skipped
         with self.lock:
             task = self.task
         if task is not None:
@@ -84,6 +93,23 @@ def outcome(result: object, reason: CancelReason | None) -> tuple[TaskPartitionS
         state, default_info = _CANCELED_AS[reason]
         return state, result.info or default_info
     return P.TASK_ERROR, result.info or "returned CANCELED without being asked to cancel"
+
+
+def with_follow_ups(
+    state: TaskPartitionState, info: str, attempt: Attempt
+) -> tuple[TaskPartitionState, str]:
+    """The attempt's outcome once its emitted work ran: a task that completed is not
+    COMPLETED when a follow-up raised (TASK_ERROR) or was skipped by a cancel."""
+    group = attempt.group
+    if state is not P.COMPLETED or group is None:
+        return state, info
+    if group.error is not None:
+        err = group.error
+        return P.TASK_ERROR, f"emitted work failed: {type(err).__name__}: {err}"
+    if group.skipped and attempt.reason is not None:
+        cancelled_state, default_info = _CANCELED_AS[attempt.reason]
+        return cancelled_state, f"{default_info} before its emitted work ran"
+    return state, info
 
 
 def run_attempt(registry: TaskRegistry, attempt: Attempt) -> tuple[TaskPartitionState, str]:

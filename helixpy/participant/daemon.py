@@ -18,17 +18,30 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from helixpy.errors import CorruptNode, Fenced, InvalidConfig, NotFound
-from helixpy.model import DEFAULT_CAPACITY, JobConfig, Scope, TaskPartitionState
+from helixpy.model import (
+    DEFAULT_CAPACITY,
+    JobConfig,
+    Scope,
+    TaskPartitionState,
+    TaskResult,
+    TaskStatus,
+)
 from helixpy.model.context import cap_info
 from helixpy.model.names import check_name
-from helixpy.participant.attempt import Attempt, CancelReason, run_attempt
+from helixpy.participant.attempt import (
+    Attempt,
+    CancelReason,
+    outcome,
+    run_attempt,
+    with_follow_ups,
+)
+from helixpy.participant.executor import Executor, Item, WorkGroup
 from helixpy.participant.registry import TaskContext, TaskRegistry
 from helixpy.participant.reporter import StateReporter
 from helixpy.participant.timeouts import Deadlines
@@ -96,7 +109,7 @@ class Participant:
         self._fence_now = threading.Event()
         self._last_contact = time.monotonic()
         self._job_configs: dict[tuple[str, str, str], JobConfig] = {}
-        self._pool: ThreadPoolExecutor | None = None
+        self._executor: Executor | None = None
         self._threads: list[threading.Thread] = []
         self._deadlines = Deadlines(self._on_deadline, name=f"timeouts-{instance}")
 
@@ -108,9 +121,11 @@ class Participant:
         if self._capacity_arg is None:
             default = read_cluster_config(self.zk, self.paths).get("default_capacity")
             self.capacity = _check_capacity(int(default or DEFAULT_CAPACITY))
-        self._pool = ThreadPoolExecutor(
-            max_workers=self.capacity, thread_name_prefix=f"task-{self.instance}"
-        )
+        # One worker per advertised slot: the controller never assigns more attempts than
+        # that, so admission never holds an attempt back; follow-ups a task emits share
+        # the workers (and run inline on the emitting worker when the queue is full).
+        self._executor = Executor(workers=self.capacity, name=f"task-{self.instance}")
+        self._executor.start()
         self._register()
         self._deadlines.start()
         for target, name in ((self._source_loop, "source"), (self._heartbeat_loop, "heartbeat")):
@@ -147,8 +162,10 @@ class Participant:
         self._stop.set()
         self._pending.set()
         self._deadlines.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            # Attempts were cancelled or finished by now (shutdown) or are fenced (close):
+            # what still runs is abandoned to its daemon thread, never reported.
+            self._executor.stop(0.0)
         if self._reporter is not None:
             self._reporter.close()
         if self.zk is not None:
@@ -402,13 +419,19 @@ class Participant:
             _content=_Content(self),
         )
         attempt = Attempt(key=key, attempt=attempt_no, ctx=ctx)
+        executor = self._executor
+        assert executor is not None
+        attempt.group = WorkGroup(on_done=lambda _err: self._complete(attempt, incarnation))
+        ctx._emit = lambda fn: executor.emit(Item(fn, job=f"{wf}/{job}"))
         with self._lock:
             # Checked under the lock _self_fence takes: nothing starts once fenced.
             if self.state is not RunState.RUNNING or incarnation != self.incarnation:
                 return
             self._attempts[key] = attempt
-        assert self._pool is not None
-        self._pool.submit(self._run, attempt, incarnation)
+        item = Item(lambda: self._run(attempt), job=f"{wf}/{job}", group=attempt.group)
+        if not executor.submit(item, stop_event=self._stop):
+            with self._lock:
+                self._attempts.pop(key, None)  # stopping: never started, never reported
 
     def _job_config(self, wf: str, job: str, uid: str) -> JobConfig:
         cache_key = (wf, job, uid)
@@ -422,18 +445,26 @@ class Participant:
             self._job_configs[cache_key] = cfg
         return cfg
 
-    def _run(self, attempt: Attempt, incarnation: int) -> None:
+    def _run(self, attempt: Attempt) -> None:
+        """The attempt's root item: run the task. Its outcome is reported by
+        :meth:`_complete` once everything it emitted has run too."""
         # RUNNING is reported from the worker thread, when the task really starts; the
-        # per-task timeout counts from here.
+        # per-task timeout counts from here until the attempt's follow-ups are done.
         attempt.start = time.time()
         self._report(attempt.key, attempt.attempt, P.RUNNING, "", attempt.start)
-        token = self._deadlines.add(
+        attempt.deadline_token = self._deadlines.add(
             time.monotonic() + attempt.ctx.job_config.timeout_per_task, attempt
         )
-        try:
-            state, info = run_attempt(self.registry, attempt)
-        finally:
-            self._deadlines.discard(token)
+        attempt.outcome = run_attempt(self.registry, attempt)
+
+    def _complete(self, attempt: Attempt, incarnation: int) -> None:
+        """The attempt's work is done (run and follow-ups): report it, unless stale."""
+        if attempt.deadline_token is not None:
+            self._deadlines.discard(attempt.deadline_token)
+        if attempt.outcome is None:  # skipped: cancelled while it waited for a worker
+            cancelled = TaskResult(TaskStatus.CANCELED, "cancelled before it started")
+            attempt.outcome = outcome(cancelled, attempt.reason)
+        state, info = with_follow_ups(*attempt.outcome, attempt)
         with self._lock:
             current = self._attempts.get(attempt.key)
             if current is attempt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +55,19 @@ class TaskContext:
     command: str
     cancelled: threading.Event = field(default_factory=threading.Event)
     _content: ContentStore | None = None
+    _emit: Callable[[Callable[[], object]], None] | None = None
+
+    def emit(self, fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn(*args)`` as a follow-up of this attempt on this participant's workers.
+
+        Never blocks (a full queue runs it inline on this thread); call it from the task's
+        own thread. The attempt completes only once every emitted item has run; one that
+        raises fails the attempt. :class:`~helixpy.errors.TooMuchWork` is raised here when
+        the participant is overloaded past its inline limit.
+        """
+        if self._emit is None:
+            raise RuntimeError("this context cannot emit work")
+        self._emit(functools.partial(fn, *args))
 
     def put_user_content(self, key: str, value: str, scope: Scope = Scope.TASK) -> None:
         """Store ``key`` = ``value`` at ``scope``; durable in ZooKeeper when this returns."""

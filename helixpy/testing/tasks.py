@@ -15,6 +15,8 @@ Commands (their ``task_config`` keys in brackets):
   scope key ``job``, and its task id at TASK scope key ``task``.
 - ``ReadContent``: copies the WORKFLOW-scope ``written_by`` it sees into its TASK scope
   ``saw``.
+- ``FanOut`` [count, fail_at]: emits ``count`` follow-ups (``ctx.emit``); follow-up ``i``
+  writes TASK-scope ``f<i>`` = its attempt, and the one numbered ``fail_at`` raises.
 """
 
 from __future__ import annotations
@@ -106,6 +108,18 @@ def make_registry() -> TaskRegistry:
         ctx.put_user_content("written_by", ctx.job, Scope.WORKFLOW)
         ctx.put_user_content("job", ctx.job, Scope.JOB)
         ctx.put_user_content("task", ctx.task_id, Scope.TASK)
+
+    @reg.task("FanOut")
+    def fan_out(ctx: TaskContext) -> None:
+        fail_at = int(ctx.task_config.get("fail_at", "-1"))
+
+        def follow_up(i: int) -> None:
+            if i == fail_at:
+                raise RuntimeError(f"follow-up {i} failed")
+            ctx.put_user_content(f"f{i}", str(ctx.attempt))
+
+        for i in range(int(ctx.task_config.get("count", "10"))):
+            ctx.emit(follow_up, i)
 
     @reg.task("ReadContent")
     def read_content(ctx: TaskContext) -> None:

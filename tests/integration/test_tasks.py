@@ -106,3 +106,27 @@ def test_a_disabled_instance_gets_no_work_and_stays_disabled_across_restarts(
         # Then every task ran on the enabled instance
         ctx = cluster.driver.get_job_context("off", "j")
         assert {t.assigned_participant for t in ctx.tasks.values()} == {on}
+
+
+def test_a_task_completes_only_after_the_work_it_emitted_ran(zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        driver = cluster.driver
+        # Given a task fanning out 30 follow-ups, and one whose 4th follow-up raises
+        wf = (Workflow.builder("fan")
+              .add_job("ok", JobConfig(command="FanOut", num_tasks=1,
+                                       command_config={"count": "30"}))
+              .add_job("bad", JobConfig(command="FanOut", num_tasks=1, max_attempts_per_task=1,
+                                        command_config={"count": "8", "fail_at": "3"}))
+              .add_parent_child_dependency("ok", "bad")
+              .build())
+        driver.start(wf)
+        # Then the first completes with every follow-up's write in place when COMPLETED shows
+        assert wait_final(driver, "fan") is TaskState.FAILED
+        ok = driver.get_job_context("fan", "ok").tasks[0]
+        assert ok.state is TaskPartitionState.COMPLETED
+        content = driver.get_task_user_content_map("fan", "ok", ok.task_id)
+        assert content == {f"f{i}": "1" for i in range(30)}
+        # and the second fails with the follow-up's error
+        bad = driver.get_job_context("fan", "bad").tasks[0]
+        assert bad.state is TaskPartitionState.TASK_ERROR
+        assert bad.info == "emitted work failed: RuntimeError: follow-up 3 failed"

@@ -1,0 +1,170 @@
+"""The participant executor against concurrent.futures.ThreadPoolExecutor on the same work.
+
+Two workloads, each run on both executors in the same process, one after the other:
+
+- ``flat``: S source threads submit N items each (a few microseconds of work apiece);
+- ``fanout``: R root items each emit F follow-ups from inside a worker (with the pool,
+  follow-ups are ``pool.submit`` calls from the worker, which is what code does without
+  an emit API; its queue is unbounded).
+
+Reports items/s and the p50/p99 of submit-to-start latency per executor, and the ratios
+(helixpy / ThreadPoolExecutor). Prints one JSON object.
+
+    python bench/executor.py --workers 4 --items 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from helixpy.participant.executor import Executor, Item, WorkGroup
+
+
+def _spin() -> None:
+    # A few microseconds of Python work: the executors' own overhead dominates.
+    sum(range(50))
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    if len(samples) < 2:
+        return (samples[0] if samples else 0.0), (samples[0] if samples else 0.0)
+    q = statistics.quantiles(samples, n=100)
+    return q[49], q[98]
+
+
+class _Recorder:
+    def __init__(self, expected: int) -> None:
+        self.lock = threading.Lock()
+        self.latencies: list[float] = []
+        self.left = expected
+        self.done = threading.Event()
+
+    def item(self) -> Callable[[], None]:
+        submitted = time.perf_counter()
+
+        def run() -> None:
+            started = time.perf_counter()
+            _spin()
+            with self.lock:
+                self.latencies.append(started - submitted)
+                self.left -= 1
+                if self.left == 0:
+                    self.done.set()
+
+        return run
+
+
+def flat_helixpy(workers: int, sources: int, items: int) -> tuple[float, list[float]]:
+    rec = _Recorder(sources * items)
+    ex = Executor(workers=workers, admission_capacity=1000)
+    ex.start()
+    t0 = time.perf_counter()
+
+    def source() -> None:
+        for _ in range(items):
+            ex.submit(Item(rec.item(), job="bench"))
+
+    threads = [threading.Thread(target=source) for _ in range(sources)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rec.done.wait(300)
+    elapsed = time.perf_counter() - t0
+    ex.stop(10)
+    return sources * items / elapsed, rec.latencies
+
+
+def flat_pool(workers: int, sources: int, items: int) -> tuple[float, list[float]]:
+    rec = _Recorder(sources * items)
+    pool = ThreadPoolExecutor(max_workers=workers)
+    t0 = time.perf_counter()
+
+    def source() -> None:
+        for _ in range(items):
+            pool.submit(rec.item())
+
+    threads = [threading.Thread(target=source) for _ in range(sources)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rec.done.wait(300)
+    elapsed = time.perf_counter() - t0
+    pool.shutdown()
+    return sources * items / elapsed, rec.latencies
+
+
+def fanout_helixpy(workers: int, roots: int, fan: int) -> tuple[float, list[float]]:
+    rec = _Recorder(roots * fan)
+    ex = Executor(workers=workers, internal_capacity=10000)
+    ex.start()
+    groups = [WorkGroup() for _ in range(roots)]
+    t0 = time.perf_counter()
+
+    def root() -> None:
+        for _ in range(fan):
+            ex.emit(Item(rec.item(), job="bench"))
+
+    for g in groups:
+        ex.submit(Item(root, job="bench", group=g))
+    for g in groups:
+        g.done.wait(300)
+    elapsed = time.perf_counter() - t0
+    ex.stop(10)
+    return roots * fan / elapsed, rec.latencies
+
+
+def fanout_pool(workers: int, roots: int, fan: int) -> tuple[float, list[float]]:
+    rec = _Recorder(roots * fan)
+    pool = ThreadPoolExecutor(max_workers=workers)
+    t0 = time.perf_counter()
+
+    def root() -> None:
+        for _ in range(fan):
+            pool.submit(rec.item())
+
+    for _ in range(roots):
+        pool.submit(root)
+    rec.done.wait(300)
+    elapsed = time.perf_counter() - t0
+    pool.shutdown()
+    return roots * fan / elapsed, rec.latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--sources", type=int, default=4)
+    parser.add_argument("--items", type=int, default=25_000, help="per source (flat)")
+    parser.add_argument("--roots", type=int, default=20)
+    parser.add_argument("--fan", type=int, default=5_000, help="follow-ups per root")
+    args = parser.parse_args()
+    out: dict[str, object] = {"workers": args.workers}
+    for name, ours, theirs, a, b in (
+        ("flat", flat_helixpy, flat_pool, args.sources, args.items),
+        ("fanout", fanout_helixpy, fanout_pool, args.roots, args.fan),
+    ):
+        ours_rate, ours_lat = ours(args.workers, a, b)
+        pool_rate, pool_lat = theirs(args.workers, a, b)
+        o50, o99 = _percentiles(ours_lat)
+        p50, p99 = _percentiles(pool_lat)
+        out[name] = {
+            "helixpy_items_per_s": round(ours_rate),
+            "threadpool_items_per_s": round(pool_rate),
+            "throughput_ratio": round(ours_rate / pool_rate, 3),
+            "helixpy_latency_ms_p50_p99": [round(o50 * 1e3, 3), round(o99 * 1e3, 3)],
+            "threadpool_latency_ms_p50_p99": [round(p50 * 1e3, 3), round(p99 * 1e3, 3)],
+            "p99_latency_ratio": round(o99 / p99, 3) if p99 else None,
+        }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
