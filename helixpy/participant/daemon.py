@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
-import socket
 import threading
 import time
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.exceptions import NoNodeError
 
-from helixpy.errors import CorruptNode, Fenced, InvalidConfig, NotFound
+from helixpy.errors import CorruptNode, InvalidConfig, NotFound
 from helixpy.model import (
     DEFAULT_CAPACITY,
     JobConfig,
@@ -42,15 +40,16 @@ from helixpy.participant.attempt import (
     with_follow_ups,
 )
 from helixpy.participant.executor import Executor, Item, WorkGroup
+from helixpy.participant.registration import register
 from helixpy.participant.registry import TaskContext, TaskRegistry
 from helixpy.participant.reporter import StateReporter
 from helixpy.participant.timeouts import Deadlines
 from helixpy.store.acl import AclProvider, OpenAclProvider
 from helixpy.store.client import connect
-from helixpy.store.codec import decode, encode
+from helixpy.store.codec import decode
 from helixpy.store.content import get_content_map, put_content
-from helixpy.store.fencing import FencedWriter, MultiFailed, run_multi
-from helixpy.store.ops import Check, Create, Delete
+from helixpy.store.fencing import FencedWriter
+from helixpy.store.ops import Check
 from helixpy.store.paths import Paths, parse_task_key
 from helixpy.store.records import read_cluster_config, read_job_config
 
@@ -183,95 +182,15 @@ class Participant:
 
     # --- registration ---------------------------------------------------------------------
 
-    def _merge_config(self, path: str, config: dict[str, Any]) -> None:
-        """Merge this process's flags into an existing CONFIG (CAS, against an operator's
-        concurrent change). Capacity is the process's own; ``enabled`` is the operator's
-        and survives restarts; tags set with ``set_instance_tags`` survive too, unless this
-        process was started with different ``--tag`` flags than the last one (then the
-        flags, the newer intent, win)."""
-        assert self.zk is not None
-        while True:
-            data, stat = self.zk.get(path)
-            current = decode(data, path=path) or {}
-            merged = dict(config, enabled=bool(current.get("enabled", True)))
-            if current.get("flag_tags") == config["flag_tags"] and "tags" in current:
-                merged["tags"] = list(current["tags"])
-            try:
-                self.zk.set(path, encode(merged), version=stat.version)
-                return
-            except BadVersionError:
-                continue  # changed meanwhile: merge again
-
     def _register(self) -> None:
-        """Bump INCARNATION, create STATE/<inc> and the live node in one fenced multi."""
+        """Register a new incarnation (:func:`register`), then report under its fence."""
         zk = self.zk
         assert zk is not None
-        paths, inst = self.paths, self.instance
-        for path in (paths.live_instances, paths.instance(inst)):
-            zk.ensure_path(path, acl=self.acl.acl_for(path))
-        config = {
-            "tags": list(self.tags),
-            "flag_tags": list(self.tags),
-            "capacity": self.capacity,
-            "enabled": True,
-        }
-        for path, body in (
-            (paths.instance_config(inst), config),
-            (paths.incarnation(inst), None),
-            (paths.assignment(inst), {}),
-            (paths.states(inst), None),
-        ):
-            try:
-                zk.create(path, b"" if body is None else encode(body), acl=self.acl.acl_for(path))
-            except NodeExistsError:
-                if path == paths.instance_config(inst):
-                    self._merge_config(path, config)
-        stat = zk.set(paths.incarnation(inst), b"")
-        incarnation = stat.version
-        # STATE nodes of earlier incarnations stay: the controller folds their last reports
-        # (a task that finished just before a restart is not retried) and then deletes them.
-        live = paths.live_instance(inst)
-        live_body = encode(
-            {
-                "incarnation": incarnation,
-                "tags": list(self.tags),
-                "capacity": self.capacity,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-            }
-        )
-        fence = Check(paths.incarnation(inst), incarnation)
-        for _ in range(20):
-            try:
-                run_multi(
-                    zk,
-                    [
-                        fence,
-                        Create(paths.state(inst, incarnation), encode({})),
-                        Create(live, live_body, ephemeral=True),
-                    ],
-                    self.acl,
-                )
-                break
-            except MultiFailed as exc:
-                if exc.op is fence:
-                    raise Fenced(f"{inst}: another process registered this instance") from None
-                if isinstance(exc.error, NodeExistsError) and exc.op.path == live:
-                    # A previous process of this instance whose session has not expired yet:
-                    # we replace it; its incarnation is fenced off already.
-                    try:
-                        run_multi(zk, [fence, Delete(live)], self.acl)
-                    except MultiFailed as inner:
-                        log.debug("old live node: %s", inner)
-                    continue
-                if isinstance(exc.error, NodeExistsError):
-                    zk.delete(paths.state(inst, incarnation))
-                    continue
-                raise
-        else:
-            raise RuntimeError(f"{inst}: could not create the live node")
-        writer = FencedWriter(zk, fence.path, incarnation, self.acl)
-        reporter = StateReporter(zk, paths.state(inst, incarnation), writer)
+        inst = self.instance
+        incarnation = register(zk, self.paths, inst, self.acl, self.tags, self.capacity)
+        fence = self.paths.incarnation(inst)
+        writer = FencedWriter(zk, fence, incarnation, self.acl)
+        reporter = StateReporter(zk, self.paths.state(inst, incarnation), writer)
         reporter.start()
         with self._lock:
             self.incarnation = incarnation

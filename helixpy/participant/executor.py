@@ -36,9 +36,11 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from helixpy.errors import HelixpyError, InvalidConfig, TooMuchWork
+from helixpy.participant.work import ExecutorMetrics, Item, WorkGroup
+
+__all__ = ["Executor", "ExecutorMetrics", "Item", "WorkGroup"]
 
 log = logging.getLogger(__name__)
 
@@ -46,70 +48,6 @@ log = logging.getLogger(__name__)
 _WAIT_SLICE = 0.5
 #: How often a blocked ``submit`` looks at a caller's ``stop_event`` (it cannot notify us).
 _STOP_EVENT_SLICE = 0.05
-
-
-class WorkGroup:
-    """The work of one attempt: done when every item in it has run (or was skipped).
-
-    ``on_done(error)`` runs once, on the worker thread that finished the last item, with the
-    first exception an item raised (None when none did).
-    """
-
-    def __init__(self, on_done: Callable[[BaseException | None], None] | None = None) -> None:
-        self._on_done = on_done
-        self._outstanding = 0
-        #: items skipped because the group failed or was cancelled first
-        self.skipped = 0
-        self.error: BaseException | None = None
-        self.cancelled = threading.Event()
-        self.done = threading.Event()
-
-    def cancel(self) -> None:
-        """Skip the group's items that have not started (running ones finish normally)."""
-        self.cancelled.set()
-
-    @property
-    def failed(self) -> bool:
-        return self.error is not None
-
-
-class Item:
-    """A callable and the job it belongs to; optionally a group, or a barrier."""
-
-    __slots__ = ("barrier", "depth", "fn", "group", "job", "seq")
-
-    def __init__(
-        self,
-        fn: Callable[[], object],
-        job: str,
-        *,
-        group: WorkGroup | None = None,
-        barrier: bool = False,
-    ) -> None:
-        self.fn = fn
-        self.job = job
-        self.group = group
-        self.barrier = barrier
-        self.seq = -1  # set when accepted
-        self.depth = 0  # inline nesting level (0: taken from a queue)
-
-
-@dataclass(frozen=True)
-class ExecutorMetrics:
-    """A snapshot of the executor's queues and counters."""
-
-    admission_depth: int
-    internal_depth: int
-    parked: int
-    processed: int
-    failed: int
-    skipped: int
-    inline_runs: int
-    blocked_submit_seconds: float
-    #: the largest sizes ever seen (they never exceed the capacities)
-    admission_high_water: int
-    internal_high_water: int
-    inline_high_water: int
 
 
 class _Worker(threading.local):
@@ -157,10 +95,17 @@ class Executor:
         self._parked_count = 0
         self._next_seq: Counter[str] = Counter()
         self._outstanding: dict[str, Counter[int]] = {}  # job -> seq -> unfinished items
-        self._seq_heap: dict[str, list[int]] = {}  # job -> seqs (lazy min)
+        # job -> its outstanding sequence numbers in increasing order (finished ones leave
+        # lazily from the left): new numbers are always the job's largest, so a deque does
+        # what a heap would, in O(1)
+        self._seqs: dict[str, deque[int]] = {}
         self._local = _Worker()
         self._threads: list[threading.Thread] = []
         self._stopping = False
+        # Waiters counted here so the hot path skips notify() when nobody waits.
+        self._idle_workers = 0
+        self._space_waiters = 0
+        self._low_water = admission_capacity // 2
         self._tiebreak = 0
         # counters (under the lock)
         self._processed = self._failed = self._skipped = self._inline_runs = 0
@@ -222,13 +167,17 @@ class Executor:
                         if left <= 0:
                             return False
                         wait = min(wait, left)
-                    self._space.wait(wait)
+                    self._space_waiters += 1
+                    try:
+                        self._space.wait(wait)
+                    finally:
+                        self._space_waiters -= 1
                 if self._stopping or (stop_event is not None and stop_event.is_set()):
                     return False
                 self._accept(item, seq=self._new_seq(item.job))
                 self._admission.append(item)
                 self._admission_hw = max(self._admission_hw, len(self._admission))
-                self._work.notify()
+                self._wake_worker()
                 return True
             finally:
                 if blocked_since is not None:
@@ -258,7 +207,7 @@ class Executor:
                 self._accept(item, seq=parent.seq)
                 self._internal.append(item)
                 self._internal_hw = max(self._internal_hw, len(self._internal))
-                self._work.notify()
+                self._wake_worker()
                 return
             if item.barrier:
                 # A barrier emitted by a worker is parked (or ready) at once: it takes the
@@ -310,6 +259,10 @@ class Executor:
 
     # --- internals ------------------------------------------------------------------------
 
+    def _wake_worker(self) -> None:
+        if self._idle_workers:
+            self._work.notify()
+
     def _new_seq(self, job: str) -> int:
         seq = self._next_seq[job]
         self._next_seq[job] = seq + 1
@@ -320,24 +273,24 @@ class Executor:
         item.seq = seq
         counts = self._outstanding.setdefault(item.job, Counter())
         if seq not in counts:
-            heapq.heappush(self._seq_heap.setdefault(item.job, []), seq)
+            self._seqs.setdefault(item.job, deque()).append(seq)
         counts[seq] += 1
         if item.group is not None:
             item.group._outstanding += 1
 
     def _low_watermark(self, job: str) -> int | None:
         """The lowest sequence number of the job with unfinished items (under the lock)."""
-        heap = self._seq_heap.get(job)
+        seqs = self._seqs.get(job)
         counts: Counter[int] = self._outstanding.get(job, Counter())
-        while heap and heap[0] not in counts:
-            heapq.heappop(heap)  # finished: removed lazily
-        return heap[0] if heap else None
+        while seqs and seqs[0] not in counts:
+            seqs.popleft()  # finished: removed lazily
+        return seqs[0] if seqs else None
 
     def _park_or_ready(self, item: Item) -> None:
         low = self._low_watermark(item.job)
         if low is None or low >= item.seq:
             self._ready.append(item)
-            self._work.notify()
+            self._wake_worker()
             return
         self._park(item)
 
@@ -355,13 +308,22 @@ class Executor:
         while heap and (low is None or low >= heap[0][0]):
             self._ready.append(heapq.heappop(heap)[2])
             self._parked_count -= 1
-            self._work.notify()
+            self._wake_worker()
         if not heap:
             del self._parked[job]
 
-    def _take(self) -> Item | None:
-        """The next item for a worker, or None when stopping with nothing left."""
+    def _take(self, finished: Item | None = None, failed: bool = False) -> Item | WorkGroup | None:
+        """The next item for a worker, or None when stopping with nothing left.
+
+        ``finished`` (the worker's previous item, run by :meth:`_execute`) is accounted for
+        in the same critical section, halving the lock traffic of the hot path; when it was
+        the last of its group, the group is returned instead, for the worker to complete
+        before it waits for more work.
+        """
         with self._lock:
+            if finished is not None and self._finish_locked(finished, failed=failed):
+                assert finished.group is not None
+                return finished.group
             while True:
                 if self._ready:
                     return self._ready.popleft()
@@ -369,12 +331,19 @@ class Executor:
                     item = self._internal.popleft()
                 elif self._admission:
                     item = self._admission.popleft()
-                    self._space.notify()
+                    if self._space_waiters and len(self._admission) <= self._low_water:
+                        # Blocked sources wake together once the queue is half empty, not
+                        # one per item: fewer context switches under sustained pressure.
+                        self._space.notify_all()
                 elif self._stopping and not self._parked_count and not self._busy_items():
                     self._work.notify_all()  # wake the others to exit too
                     return None
                 else:
-                    self._work.wait(_WAIT_SLICE)
+                    self._idle_workers += 1
+                    try:
+                        self._work.wait(_WAIT_SLICE)
+                    finally:
+                        self._idle_workers -= 1
                     continue
                 if item.barrier:
                     # Parked until its watermark: barrier items never hold a worker.
@@ -395,21 +364,37 @@ class Executor:
 
     def _worker_loop(self) -> None:
         self._local.is_worker = True
+        finished: Item | None = None
+        failed = False
         while True:
-            item = self._take()
-            if item is None:
+            got = self._take(finished, failed)
+            finished = None
+            if isinstance(got, WorkGroup):
+                self._group_done(got)
+                continue
+            if got is None:
                 return
-            self._run(item)
+            failed = self._execute(got)
+            finished = got
 
     def _run(self, item: Item) -> None:
-        """Run one item on this worker and account for it; exceptions fail its group."""
+        """Run one item inline on this worker and account for it at once."""
+        failed = self._execute(item)
+        with self._lock:
+            last = self._finish_locked(item, failed=failed)
+        if last:
+            assert item.group is not None
+            self._group_done(item.group)
+
+    def _execute(self, item: Item) -> bool:
+        """Run ``item`` (or skip it: its group failed or was cancelled); whether it raised.
+        Accounting is the caller's."""
         group = item.group
         if group is not None and (group.failed or group.cancelled.is_set()):
             with self._lock:
                 group.skipped += 1
-                self._finish_locked(item, skipped=True)
-            self._after_finish(item)
-            return
+            item.skipped = True
+            return False
         local = self._local
         previous = local.current
         local.current = item
@@ -424,21 +409,20 @@ class Executor:
                 group.error = exc
         finally:
             local.current = previous
-        with self._lock:
-            self._finish_locked(item, failed=error is not None)
-        self._after_finish(item)
+        return error is not None
 
-    def _finish_locked(self, item: Item, *, failed: bool = False, skipped: bool = False) -> None:
+    def _finish_locked(self, item: Item, *, failed: bool = False) -> bool:
+        """Account for a finished (or skipped) item; whether it was the last of its group."""
         counts = self._outstanding[item.job]
         counts[item.seq] -= 1
         if counts[item.seq] == 0:
             del counts[item.seq]
-            heap = self._seq_heap[item.job]
-            if len(heap) > 2 * len(counts) + 16:
-                # Finished entries behind a long-running low one: compact (a sorted list
-                # is a heap), so memory follows the outstanding items, not the history.
-                heap[:] = sorted(counts)
-        if skipped:
+            seqs = self._seqs[item.job]
+            if len(seqs) > 2 * len(counts) + 16:
+                # Finished entries behind a long-running low one: compact, so memory
+                # follows the outstanding items, not the history.
+                self._seqs[item.job] = deque(sorted(counts))
+        if item.skipped:
             self._skipped += 1
         else:
             self._processed += 1
@@ -449,25 +433,23 @@ class Executor:
             # Forget idle jobs so memory does not grow with the number of jobs ever seen.
             # Numbering restarts: a watermark only compares items outstanding together.
             del self._outstanding[item.job]
-            del self._seq_heap[item.job]
+            del self._seqs[item.job]
             self._next_seq.pop(item.job, None)
         if self._stopping:
             self._work.notify_all()
-
-    def _after_finish(self, item: Item) -> None:
         group = item.group
         if group is None:
-            return
-        with self._lock:
-            group._outstanding -= 1
-            last = group._outstanding == 0
-        if last:
-            group.done.set()
-            if group._on_done is not None:
-                try:
-                    group._on_done(group.error)
-                except Exception:
-                    log.exception("%s: a group's completion callback raised", self._name)
+            return False
+        group._outstanding -= 1
+        return group._outstanding == 0
+
+    def _group_done(self, group: WorkGroup) -> None:
+        group.done.set()
+        if group._on_done is not None:
+            try:
+                group._on_done(group.error)
+            except Exception:
+                log.exception("%s: a group's completion callback raised", self._name)
 
 
 def _raiser(exc: BaseException) -> Callable[[], object]:

@@ -1,0 +1,116 @@
+"""Registering a participant incarnation in ZooKeeper.
+
+A participant process registers once per incarnation: it bumps ``INCARNATION`` (whose
+version *is* the incarnation number and the fence of everything this incarnation writes),
+merges its flags into the instance ``CONFIG``, and creates ``STATE/<incarnation>`` and its
+ephemeral live node in one multi checked against that fence.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError, NodeExistsError
+
+from helixpy.errors import Fenced
+from helixpy.store.acl import AclProvider
+from helixpy.store.codec import decode, encode
+from helixpy.store.fencing import MultiFailed, run_multi
+from helixpy.store.ops import Check, Create, Delete
+from helixpy.store.paths import Paths
+
+log = logging.getLogger(__name__)
+
+
+def merge_config(zk: KazooClient, path: str, config: dict[str, Any]) -> None:
+    """Merge this process's flags into an existing CONFIG (CAS, against an operator's
+    concurrent change). Capacity is the process's own; ``enabled`` is the operator's and
+    survives restarts; tags set with ``set_instance_tags`` survive too, unless this process
+    was started with different ``--tags`` flags than the last one (then the flags, the newer
+    intent, win)."""
+    while True:
+        data, stat = zk.get(path)
+        current = decode(data, path=path) or {}
+        merged = dict(config, enabled=bool(current.get("enabled", True)))
+        if current.get("flag_tags") == config["flag_tags"] and "tags" in current:
+            merged["tags"] = list(current["tags"])
+        try:
+            zk.set(path, encode(merged), version=stat.version)
+            return
+        except BadVersionError:
+            continue  # changed meanwhile: merge again
+
+
+def register(
+    zk: KazooClient,
+    paths: Paths,
+    inst: str,
+    acl: AclProvider,
+    tags: tuple[str, ...],
+    capacity: int,
+) -> int:
+    """Register a new incarnation of ``inst``; returns its number.
+
+    Raises :class:`~helixpy.errors.Fenced` when another process registered the instance
+    meanwhile (two processes must not share an instance id).
+    """
+    for path in (paths.live_instances, paths.instance(inst)):
+        zk.ensure_path(path, acl=acl.acl_for(path))
+    config = {"tags": list(tags), "flag_tags": list(tags), "capacity": capacity, "enabled": True}
+    for path, body in (
+        (paths.instance_config(inst), config),
+        (paths.incarnation(inst), None),
+        (paths.assignment(inst), {}),
+        (paths.states(inst), None),
+    ):
+        try:
+            zk.create(path, b"" if body is None else encode(body), acl=acl.acl_for(path))
+        except NodeExistsError:
+            if path == paths.instance_config(inst):
+                merge_config(zk, path, config)
+    incarnation = int(zk.set(paths.incarnation(inst), b"").version)
+    # STATE nodes of earlier incarnations stay: the controller folds their last reports (a
+    # task that finished just before a restart is not retried) and then deletes them.
+    live = paths.live_instance(inst)
+    live_body = encode(
+        {
+            "incarnation": incarnation,
+            "tags": list(tags),
+            "capacity": capacity,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+    )
+    fence = Check(paths.incarnation(inst), incarnation)
+    for _ in range(20):
+        try:
+            run_multi(
+                zk,
+                [
+                    fence,
+                    Create(paths.state(inst, incarnation), encode({})),
+                    Create(live, live_body, ephemeral=True),
+                ],
+                acl,
+            )
+            return incarnation
+        except MultiFailed as exc:
+            if exc.op is fence:
+                raise Fenced(f"{inst}: another process registered this instance") from None
+            if isinstance(exc.error, NodeExistsError) and exc.op.path == live:
+                # A previous process of this instance whose session has not expired yet: we
+                # replace it; its incarnation is fenced off already.
+                try:
+                    run_multi(zk, [fence, Delete(live)], acl)
+                except MultiFailed as inner:
+                    log.debug("old live node: %s", inner)
+                continue
+            if isinstance(exc.error, NodeExistsError):
+                zk.delete(paths.state(inst, incarnation))
+                continue
+            raise
+    raise RuntimeError(f"{inst}: could not create the live node")
