@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import faulthandler
 import functools
-import importlib
 import logging
 import os
 import signal
@@ -24,7 +23,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from helixpy.errors import HelixpyError
+from helixpy.errors import HelixpyError, InvalidConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,14 +40,12 @@ def _setup_logging(name: str, level: str) -> None:
 
 
 def _load_registry(spec: str) -> Any:
-    module, _, attr = spec.partition(":")
-    if not module or not attr:
-        raise click.BadParameter("must be MODULE:ATTR", param_hint="--tasks")
+    from helixpy.participant.registry import load_registry
+
     try:
-        obj = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise click.BadParameter(f"cannot load {spec}: {exc}", param_hint="--tasks") from exc
-    return obj() if callable(obj) and not hasattr(obj, "get") else obj
+        return load_registry(spec)
+    except InvalidConfig as exc:
+        raise click.BadParameter(exc.rule, param_hint="--tasks") from None
 
 
 @click.group()

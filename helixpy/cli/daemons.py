@@ -112,6 +112,7 @@ def participant(
         tags=tag_list,
         capacity=capacity,
         session_timeout=session_timeout,
+        tasks_spec=tasks_spec,
     )
     part.start()
     stop = threading.Event()

@@ -164,6 +164,8 @@ class JobConfig:
     target_resource: str | None = None
     target_partitions: Sequence[str] = ()
     target_partition_states: Sequence[str] = ()
+    #: "thread" (default) or "process": run the tasks in the participant's worker processes
+    isolation: str = "thread"
 
     def __post_init__(self) -> None:
         _check_optional_str("job.command", self.command)
@@ -228,6 +230,10 @@ class JobConfig:
         _check_optional_str("job.job_type", self.job_type)
         if self.priority is not None:
             _check_int("job.priority", self.priority, 0)
+        if self.isolation not in ("thread", "process"):
+            raise InvalidConfig(
+                "job.isolation", f"must be 'thread' or 'process' (got {self.isolation!r})"
+            )
 
     def _check_targeting(self, tasks: tuple[TaskConfig, ...]) -> None:
         for name in ("target_partitions", "target_partition_states"):

@@ -6,11 +6,12 @@ import enum
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from helixpy.model import TaskPartitionState, TaskResult, TaskStatus
 from helixpy.participant.executor import WorkGroup
-from helixpy.participant.registry import Task, TaskContext, TaskRegistry
+from helixpy.participant.registry import Task, TaskContext, TaskFactory
 
 log = logging.getLogger(__name__)
 P = TaskPartitionState
@@ -112,9 +113,12 @@ def with_follow_ups(
     return state, info
 
 
-def run_attempt(registry: TaskRegistry, attempt: Attempt) -> tuple[TaskPartitionState, str]:
-    """Create and run the task; an unknown command is ERROR, an exception TASK_ERROR."""
-    factory = registry.get(attempt.ctx.command)
+def run_attempt(
+    lookup: Callable[[str], TaskFactory | None], attempt: Attempt
+) -> tuple[TaskPartitionState, str]:
+    """Create and run the task found by ``lookup(command)``; an unknown command is ERROR,
+    an exception TASK_ERROR."""
+    factory = lookup(attempt.ctx.command)
     if factory is None:
         return P.ERROR, f"unknown command {attempt.ctx.command!r}"
     try:

@@ -16,6 +16,7 @@ import enum
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
@@ -40,8 +41,9 @@ from helixpy.participant.attempt import (
     with_follow_ups,
 )
 from helixpy.participant.executor import Executor, Item, WorkGroup
+from helixpy.participant.isolation import ProcessPool, process_factory
 from helixpy.participant.registration import register
-from helixpy.participant.registry import TaskContext, TaskRegistry
+from helixpy.participant.registry import TaskContext, TaskFactory, TaskRegistry
 from helixpy.participant.reporter import StateReporter
 from helixpy.participant.timeouts import Deadlines
 from helixpy.store.acl import AclProvider, OpenAclProvider
@@ -83,6 +85,7 @@ class Participant:
         capacity: int | None = None,
         session_timeout: float = 10.0,
         acl: AclProvider | None = None,
+        tasks_spec: str | None = None,
     ) -> None:
         self.paths = Paths(cluster)
         self.instance = check_name("instance", instance)
@@ -91,6 +94,9 @@ class Participant:
         self._capacity_arg = _check_capacity(capacity) if capacity is not None else None
         self.capacity = capacity or DEFAULT_CAPACITY
         self.registry = registry
+        #: ``MODULE:ATTR`` of ``registry``: worker processes (isolation="process") load it
+        self.tasks_spec = tasks_spec
+        self._processes: ProcessPool | None = None
         self.zk_hosts = zk_hosts
         self.session_timeout = session_timeout
         self.acl = acl or OpenAclProvider()
@@ -165,6 +171,8 @@ class Participant:
             # Attempts were cancelled or finished by now (shutdown) or are fenced (close):
             # what still runs is abandoned to its daemon thread, never reported.
             self._executor.stop(0.0)
+        if self._processes is not None:
+            self._processes.close()  # worker processes do not outlive their participant
         if self._reporter is not None:
             self._reporter.close()
         if self.zk is not None:
@@ -374,7 +382,32 @@ class Participant:
         attempt.deadline_token = self._deadlines.add(
             time.monotonic() + attempt.ctx.job_config.timeout_per_task, attempt
         )
-        attempt.outcome = run_attempt(self.registry, attempt)
+        try:
+            lookup = self._lookup(attempt.ctx.job_config)
+        except InvalidConfig as exc:
+            attempt.outcome = (P.ERROR, str(exc))  # never retried: no attempt can run here
+            return
+        attempt.outcome = run_attempt(lookup, attempt)
+
+    def _lookup(self, cfg: JobConfig) -> Callable[[str], TaskFactory | None]:
+        """How a job's commands become tasks: in this process, or in a worker process."""
+        if cfg.isolation != "process":
+            return self.registry.get
+        if self.tasks_spec is None:
+            raise InvalidConfig(
+                "job.isolation",
+                "process isolation needs a participant started with a tasks spec "
+                "(helixpy participant --tasks MODULE:ATTR)",
+            )
+        with self._lock:
+            if self._processes is None:
+                self._processes = ProcessPool(
+                    self.tasks_spec, self.capacity, name=f"worker-{self.instance}"
+                )
+            pool = self._processes
+        factory = process_factory(pool)
+        # An unknown command is ERROR here already: no process is started for it.
+        return lambda command: factory if self.registry.get(command) is not None else None
 
     def _complete(self, attempt: Attempt, incarnation: int) -> None:
         """The attempt's work is done (run and follow-ups): report it, unless stale."""

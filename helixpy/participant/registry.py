@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import importlib
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -130,3 +131,19 @@ class TaskRegistry:
 
     def commands(self) -> list[str]:
         return sorted(self._factories)
+
+
+def load_registry(spec: str) -> TaskRegistry:
+    """The :class:`TaskRegistry` named by ``MODULE:ATTR`` (an attribute that is a registry,
+    or a function returning one). ``InvalidConfig`` names ``tasks`` and the reason."""
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise InvalidConfig("tasks", f"must be MODULE:ATTR (got {spec!r})")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidConfig("tasks", f"cannot load {spec}: {exc}") from exc
+    registry = obj() if callable(obj) and not hasattr(obj, "get") else obj
+    if not isinstance(registry, TaskRegistry):
+        raise InvalidConfig("tasks", f"{spec} is not a TaskRegistry")
+    return registry

@@ -15,12 +15,16 @@ Commands (their ``task_config`` keys in brackets):
   scope key ``job``, and its task id at TASK scope key ``task``.
 - ``ReadContent``: copies the WORKFLOW-scope ``written_by`` it sees into its TASK scope
   ``saw``.
+- ``Spin`` [seconds, chunk]: burns CPU in C calls that hold the GIL (``sum(range(chunk))``)
+  until ``seconds`` passed or it is cancelled; writes TASK-scope ``pid`` (its process).
+- ``Crash`` [code]: ends its process at once with ``os._exit(code)`` (for process isolation).
 - ``FanOut`` [count, fail_at]: emits ``count`` follow-ups (``ctx.emit``); follow-up ``i``
   writes TASK-scope ``f<i>`` = its attempt, and the one numbered ``fail_at`` raises.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -108,6 +112,22 @@ def make_registry() -> TaskRegistry:
         ctx.put_user_content("written_by", ctx.job, Scope.WORKFLOW)
         ctx.put_user_content("job", ctx.job, Scope.JOB)
         ctx.put_user_content("task", ctx.task_id, Scope.TASK)
+
+    @reg.task("Spin")
+    def spin(ctx: TaskContext) -> TaskResult | None:
+        end = time.monotonic() + float(ctx.task_config.get("seconds", "1"))
+        while time.monotonic() < end:
+            if ctx.cancelled.is_set():
+                return TaskResult(TaskStatus.CANCELED, "cancelled while spinning")
+            # One C call that never releases the GIL (~0.4 s here): other threads of this
+            # process, the ZooKeeper session's included, wait for it to return.
+            sum(range(int(ctx.task_config.get("chunk", "30000000"))))
+        ctx.put_user_content("pid", str(os.getpid()))
+        return None
+
+    @reg.task("Crash")
+    def crash(ctx: TaskContext) -> None:
+        os._exit(int(ctx.task_config.get("code", "3")))
 
     @reg.task("FanOut")
     def fan_out(ctx: TaskContext) -> None:

@@ -156,6 +156,7 @@ def job_configs(draw: st.DrawFn) -> JobConfig:
         priority=draw(st.none() | st.integers(min_value=0, max_value=1000)),
         expiry=draw(optional_durations),
         terminal_state_expiry=draw(optional_durations),
+        isolation=draw(st.sampled_from(["thread", "process"])),
     )
 
 

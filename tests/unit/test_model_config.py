@@ -711,3 +711,11 @@ def test_final_and_active_states() -> None:
         TaskPartitionState.INIT,
         TaskPartitionState.RUNNING,
     }
+
+
+def test_job_isolation_is_thread_or_process() -> None:
+    assert JobConfig(command="x", num_tasks=1).isolation == "thread"
+    cfg = JobConfig(command="x", num_tasks=1, isolation="process")
+    assert JobConfig.from_dict(cfg.to_dict()) == cfg
+    with expect_invalid("job.isolation", "'thread' or 'process'"):
+        JobConfig(command="x", num_tasks=1, isolation="fork")

@@ -1,0 +1,254 @@
+"""Process isolation: a job's tasks run in worker processes the participant owns.
+
+With ``JobConfig(isolation="process")`` an attempt runs in a child process (started on first
+use, then reused), so CPU-bound task code cannot starve the participant's ZooKeeper session
+thread of the GIL. The executor's worker thread only waits on a pipe.
+
+The protocol is JSON lines over two pipes (never pickle, never the child's stdout, which
+stays the task's own):
+
+- parent -> child: ``{"op": "run", "id": n, "ctx": {...}}``, ``{"op": "cancel", "id": n}``,
+  ``{"op": "reply", "rid": n, "value": ...}`` (an answer to a content request);
+- child -> parent: ``{"op": "content_put" | "content_get", "rid": n, ...}`` (user content
+  goes through the parent, which writes it fenced like any other participant write),
+  ``{"op": "result", "status": ..., "info": ...}``.
+
+A child that exits mid-attempt fails only that attempt (TASK_ERROR naming the exit code or
+signal, retried like any failure) and is replaced on next use. Cancellation reaches the
+child at once: its reader thread sets ``ctx.cancelled`` and calls the task's ``cancel()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from typing import IO, Any
+
+from helixpy.model import Scope, TaskResult, TaskStatus
+from helixpy.participant.registry import Task, TaskContext
+
+log = logging.getLogger(__name__)
+
+#: How long a child gets to exit on SIGTERM before it is killed (participant shutdown).
+CHILD_EXIT_GRACE = 2.0
+#: Run ids: a cancel names the run it is for, so one that crosses a run's end (or arrives
+#: before the child took the run up) can never hit the wrong attempt.
+_RUN_IDS = itertools.count(1)
+
+
+class ChildProcess:
+    """One worker process; runs one attempt at a time."""
+
+    def __init__(self, tasks_spec: str, name: str) -> None:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        self.name = name
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "helixpy.participant.child",
+                tasks_spec,
+                str(to_child_r),
+                str(from_child_w),
+            ],
+            pass_fds=(to_child_r, from_child_w),
+            stdin=subprocess.DEVNULL,
+        )
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._out: IO[str] = os.fdopen(to_child_w, "w", encoding="utf-8", buffering=1)
+        self._in: IO[str] = os.fdopen(from_child_r, "r", encoding="utf-8")
+        self._write_lock = threading.Lock()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Write one message; a dead child is noticed by the reader, not here."""
+        with self._write_lock:
+            try:
+                self._out.write(json.dumps(message) + "\n")
+            except (BrokenPipeError, ValueError, OSError) as exc:
+                log.info("%s: cannot write to the worker process: %s", self.name, exc)
+
+    def receive(self) -> dict[str, Any] | None:
+        """The next message, or None once the child closed its end (it exited)."""
+        line = self._in.readline()
+        if not line:
+            return None
+        body = json.loads(line)
+        if not isinstance(body, dict):
+            raise ValueError(f"not a message: {line!r}")
+        return body
+
+    def exit_reason(self) -> str:
+        """How the child ended (waits briefly for it to be reaped)."""
+        try:
+            rc = self.proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            return "stopped answering"
+        if rc < 0:
+            try:
+                return f"was killed by {signal.Signals(-rc).name}"
+            except ValueError:
+                return f"was killed by signal {-rc}"
+        return f"exited with code {rc}"
+
+    def close(self) -> None:
+        """Terminate the child (SIGTERM, then SIGKILL after a grace) and close the pipes."""
+        if self.alive:
+            self.proc.terminate()
+            try:
+                self.proc.wait(CHILD_EXIT_GRACE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(CHILD_EXIT_GRACE)
+        for stream in (self._out, self._in):
+            try:
+                stream.close()
+            except OSError as exc:
+                log.debug("%s: closing a pipe: %s", self.name, exc)
+
+
+class ProcessPool:
+    """Worker processes for process-isolated attempts: started on demand, then reused.
+
+    At most ``size`` exist; the participant sizes it to its capacity, and the controller
+    never assigns more attempts than that, so ``acquire`` never has to wait.
+    """
+
+    def __init__(self, tasks_spec: str, size: int, name: str = "worker") -> None:
+        self.tasks_spec = tasks_spec
+        self.size = size
+        self._name = name
+        self._idle: list[ChildProcess] = []
+        self._all: set[ChildProcess] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.started = 0
+
+    def acquire(self) -> ChildProcess:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the participant is shutting down")
+            while self._idle:
+                child = self._idle.pop()
+                if child.alive:
+                    return child
+                self._all.discard(child)
+                child.close()
+            if len(self._all) >= self.size:
+                raise RuntimeError(f"all {self.size} worker processes are busy")
+            self.started += 1
+            child = ChildProcess(self.tasks_spec, f"{self._name}-{self.started}")
+            self._all.add(child)
+            return child
+
+    def release(self, child: ChildProcess, reusable: bool) -> None:
+        with self._lock:
+            if reusable and child.alive and not self._closed:
+                self._idle.append(child)
+                return
+            self._all.discard(child)
+        child.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            children = list(self._all)
+            self._all.clear()
+            self._idle.clear()
+        for child in children:
+            child.close()
+
+
+class ProcessTask(Task):
+    """The parent's stand-in for a task running in a worker process."""
+
+    def __init__(self, pool: ProcessPool, ctx: TaskContext) -> None:
+        self._pool = pool
+        self._ctx = ctx
+        self._child: ChildProcess | None = None
+        self._lock = threading.Lock()
+        self._run_id = next(_RUN_IDS)
+
+    def run(self) -> TaskResult:
+        ctx = self._ctx
+        child = self._pool.acquire()
+        with self._lock:
+            self._child = child
+        reusable = False
+        try:
+            child.send({"op": "run", "id": self._run_id, "ctx": context_to_dict(ctx)})
+            if ctx.cancelled.is_set():
+                child.send({"op": "cancel", "id": self._run_id})  # cancelled before it ran
+            while True:
+                message = child.receive()
+                if message is None:
+                    return TaskResult(
+                        TaskStatus.FAILED,
+                        f"the worker process running this task {child.exit_reason()}",
+                    )
+                op = message.get("op")
+                if op == "result":
+                    reusable = True
+                    return TaskResult(
+                        TaskStatus(message["status"]), str(message.get("info", ""))
+                    )
+                if op in ("content_put", "content_get"):
+                    child.send(_serve_content(ctx, message))
+                else:
+                    raise ValueError(f"unexpected message from the worker process: {op!r}")
+        finally:
+            with self._lock:
+                self._child = None
+            self._pool.release(child, reusable)
+
+    def cancel(self) -> None:
+        with self._lock:
+            child = self._child
+        if child is not None:
+            child.send({"op": "cancel", "id": self._run_id})
+
+
+def context_to_dict(ctx: TaskContext) -> dict[str, Any]:
+    return {
+        "workflow": ctx.workflow,
+        "job": ctx.job,
+        "task_id": ctx.task_id,
+        "partition": ctx.partition,
+        "attempt": ctx.attempt,
+        "instance": ctx.instance,
+        "job_config": ctx.job_config.to_dict(),
+        "task_config": dict(ctx.task_config),
+        "command": ctx.command,
+    }
+
+
+def _serve_content(ctx: TaskContext, message: dict[str, Any]) -> dict[str, Any]:
+    """Answer a child's user-content request through the parent's fenced store."""
+    reply: dict[str, Any] = {"op": "reply", "rid": message.get("rid")}
+    try:
+        scope = Scope(message["scope"])
+        if message["op"] == "content_put":
+            ctx.put_user_content(str(message["key"]), str(message["value"]), scope)
+            reply["value"] = None
+        else:
+            reply["value"] = ctx.get_user_content(str(message["key"]), scope)
+    except Exception as exc:  # reported to the task in the child, which raises it there
+        reply["error"] = f"{type(exc).__name__}: {exc}"
+    return reply
+
+
+def process_factory(pool: ProcessPool) -> Callable[[TaskContext], Task]:
+    """A task factory running each attempt in ``pool``."""
+    return lambda ctx: ProcessTask(pool, ctx)
