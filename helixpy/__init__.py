@@ -17,12 +17,14 @@ from helixpy.model import (
     WorkflowConfig,
 )
 from helixpy.participant.registry import Task, TaskContext, TaskRegistry
+from helixpy.participant.stream import StreamTask
 
 __all__ = [
     "JobConfig",
     "JobQueue",
     "ScheduleConfig",
     "Scope",
+    "StreamTask",
     "Task",
     "TaskConfig",
     "TaskContext",

@@ -66,5 +66,10 @@ class Fenced(HelixpyError):
     """
 
 
+class BarrierCancelled(HelixpyError):
+    """A barrier waited for can no longer complete: its streaming job stopped, ended
+    abnormally or was deleted first."""
+
+
 class TooMuchWork(HelixpyError):
     """A task emitted more follow-up work than the executor may run inline."""

@@ -358,6 +358,11 @@ class Pipeline:
         ops: list[Op] = []
         for wf in self.workflows.values():
             for job in wf.jobs.values():
+                if job.config.stream and job.header_dirty and job.state.is_final:
+                    # A finished stream takes no more splits or barriers (their appends
+                    # check this node's version).
+                    path = self.paths.stream_state(wf.name, job.name)
+                    ops.append(SetData(path, encode({"closed": job.state.value}, path=path)))
                 if job.header_dirty or job.dirty_chunks:
                     ops += job_context_ops(
                         self.paths,

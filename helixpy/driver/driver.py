@@ -15,13 +15,14 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
+from helixpy.driver import streams
 from helixpy.driver.leader import SAFETY_WAKE as _SAFETY_WAKE
 from helixpy.driver.leader import TRANSIENT_ZK as _TRANSIENT_ZK
 from helixpy.driver.leader import LeaderClient, Watcher
@@ -84,6 +85,10 @@ class TaskDriver:
         self._watcher = Watcher(self._zk)
         self._zk.add_listener(self._watcher.fire)
         self._leader = LeaderClient(self._zk, self._paths, self._watcher, self._timeout)
+        #: (workflow, job) -> slots of a streaming job (a job's config never changes)
+        self._stream_slots: dict[tuple[str, str], int] = {}
+        self._stream_entries: dict[tuple[str, str], dict[int, bool]] = {}
+        self._stream_lock = threading.Lock()
         self._poller = StatePoller(
             self._zk,
             self._paths,
@@ -392,6 +397,75 @@ class TaskDriver:
         path = self._paths.task_content(_wf(name), _job(job), check_name("task.id", tid))
         return self._read(path, f"job {name}/{job}", get_content_map, Scope.TASK, name, job, tid)
 
+    # --- streaming jobs (helixpy.driver.streams) -------------------------------------------
+
+    def add_splits(
+        self, name: str, job: str, splits: Sequence[Any], *, key: Callable[[Any], Any] | None = None
+    ) -> int:
+        """Append a batch of JSON-serialisable splits to streaming job ``job`` (one znode);
+        its sequence number. Each split goes to one slot: by a stable hash of ``key(split)``
+        when given, else round-robin."""
+        n = self._slots(name, job)
+        known = self._known_entries(name, job)
+        return self._stream(name, job, False, streams.add_splits, n, list(splits), key, known)
+
+    def request_barrier(self, name: str, job: str) -> streams.Barrier:
+        """A barrier after every split added so far (the pending one when no split came
+        since it was requested); ``.wait(timeout)`` returns the checkpoint."""
+        self._slots(name, job)
+        known = self._known_entries(name, job)
+        seq = self._stream(name, job, False, streams.request_barrier, known)
+        return streams.Barrier(self._zk, self._paths, self._watcher, name, job, seq)
+
+    def end_stream(self, name: str, job: str) -> streams.Barrier:
+        """No more splits: after a final barrier (returned) every slot closes and the job
+        completes."""
+        self._slots(name, job)
+        seq = self._stream(name, job, False, streams.end_stream)
+        return streams.Barrier(self._zk, self._paths, self._watcher, name, job, seq)
+
+    def get_split_results(
+        self, name: str, job: str, *, since_barrier: int | None = None
+    ) -> list[streams.SplitResult]:
+        """What ``process`` returned, once per split, for every completed barrier (after
+        ``since_barrier``), in the order the splits were added."""
+        return self._stream(name, job, True, streams.split_results, since_barrier)
+
+    def _known_entries(self, name: str, job: str) -> dict[int, bool]:
+        """The kinds of this driver's recent appends to a stream (entry -> is a barrier)."""
+        with self._stream_lock:
+            known = self._stream_entries.setdefault((name, job), {})
+            while len(known) > 64:
+                known.pop(next(iter(known)), None)  # oldest first: only the tail matters
+            return known
+
+    def _slots(self, name: str, job: str) -> int:
+        """A streaming job's slot count (checked once, then cached: configs never change)."""
+        n = self._stream_slots.get((name, job))
+        if n is None:
+            n = self._stream(name, job, True, streams.stream_slots)
+            self._stream_slots[(name, job)] = n
+        return n
+
+    def _stream(
+        self,
+        name: str,
+        job: str,
+        fresh: bool,
+        op: Callable[Concatenate[KazooClient, Paths, str, str, _P], _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
+        """``op`` on a stream; ``fresh`` syncs first (reads). Appends skip that round trip:
+        their multi checks the stream's state on the ZooKeeper leader anyway."""
+        path = self._paths.stream(_wf(name), _job(job)) if fresh else ""
+        try:
+            return self._read(path, "", op, name, job, *args, **kwargs)
+        except NoNodeError:  # deleted under our feet
+            raise NotFound(
+                f"job {name}/{job} does not exist in cluster {self._paths.cluster}"
+            ) from None
+
     def _read(
         self,
         path: str,
@@ -411,7 +485,8 @@ class TaskDriver:
             if not self._watcher.wait_connected(deadline - time.monotonic()):
                 raise self._unavailable("ZooKeeper is not reachable")
             try:
-                self._sync(path)
+                if path:
+                    self._sync(path)
                 return read(self._zk, self._paths, *args, **kwargs)
             except NotFound:
                 if not what:

@@ -166,6 +166,8 @@ class JobConfig:
     target_partition_states: Sequence[str] = ()
     #: "thread" (default) or "process": run the tasks in the participant's worker processes
     isolation: str = "thread"
+    #: a streaming job: ``num_tasks`` warm slots (``StreamTask``) fed splits and barriers
+    stream: bool = False
 
     def __post_init__(self) -> None:
         _check_optional_str("job.command", self.command)
@@ -234,6 +236,17 @@ class JobConfig:
             raise InvalidConfig(
                 "job.isolation", f"must be 'thread' or 'process' (got {self.isolation!r})"
             )
+        if not isinstance(self.stream, bool):
+            raise InvalidConfig("job.stream", "must be a boolean")
+        if self.stream:
+            if tasks or self.num_tasks < 1 or self.command is None:
+                raise InvalidConfig(
+                    "job.stream", "a streaming job has a command and num_tasks >= 1 (its slots)"
+                )
+            if self.target_resource is not None or self.isolation != "thread":
+                raise InvalidConfig(
+                    "job.stream", "a streaming job is neither targeted nor process-isolated"
+                )
 
     def _check_targeting(self, tasks: tuple[TaskConfig, ...]) -> None:
         for name in ("target_partitions", "target_partition_states"):

@@ -123,6 +123,11 @@ def run_attempt(
         return P.ERROR, f"unknown command {attempt.ctx.command!r}"
     try:
         task = factory(attempt.ctx)
+        if not isinstance(task, Task):
+            return P.ERROR, (
+                f"command {attempt.ctx.command!r} made a {type(task).__name__}, not a Task "
+                "(a StreamTask runs only in a streaming job: stream=True)"
+            )
         with attempt.lock:
             attempt.task = task
         if attempt.ctx.cancelled.is_set():

@@ -156,6 +156,8 @@ def _outcome(
         return {"status": "FAILED", "info": f"unknown command {ctx.command!r}"}
     try:
         task = factory(ctx)
+        if not isinstance(task, Task):
+            return {"status": "FAILED", "info": f"{ctx.command!r} did not make a Task"}
         tasks.append(task)
         if ctx.cancelled.is_set():
             task.cancel()

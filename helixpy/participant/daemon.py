@@ -45,6 +45,7 @@ from helixpy.participant.isolation import ProcessPool, process_factory
 from helixpy.participant.registration import register
 from helixpy.participant.registry import TaskContext, TaskFactory, TaskRegistry
 from helixpy.participant.reporter import StateReporter
+from helixpy.participant.stream import run_stream_attempt
 from helixpy.participant.timeouts import Deadlines
 from helixpy.store.acl import AclProvider, OpenAclProvider
 from helixpy.store.client import connect
@@ -379,8 +380,17 @@ class Participant:
         # per-task timeout counts from here until the attempt's follow-ups are done.
         attempt.start = time.time()
         self._report(attempt.key, attempt.attempt, P.RUNNING, "", attempt.start)
+        cfg = attempt.ctx.job_config
+        if cfg.stream:
+            # A stream slot runs until its stream ends: exempt from timeout_per_task.
+            writer = self._writer
+            assert self.zk is not None and writer is not None
+            attempt.outcome = run_stream_attempt(
+                self.registry.get, attempt, self.zk, self.paths, writer
+            )
+            return
         attempt.deadline_token = self._deadlines.add(
-            time.monotonic() + attempt.ctx.job_config.timeout_per_task, attempt
+            time.monotonic() + cfg.timeout_per_task, attempt
         )
         try:
             lookup = self._lookup(attempt.ctx.job_config)

@@ -8,7 +8,7 @@ import importlib
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from helixpy.errors import InvalidConfig
 from helixpy.model import JobConfig, Scope, TaskResult, TaskStatus
@@ -85,7 +85,30 @@ class TaskContext:
         return self._content.get(self, key, Scope(scope))
 
 
-TaskFactory = Callable[[TaskContext], Task]
+class StreamTask(abc.ABC):
+    """A warm task instance serving one slot of a streaming job.
+
+    Register a factory returning one (``registry.register(command, MyStream)``); the
+    factory gets the slot's :class:`TaskContext` (``ctx.partition`` is the slot number).
+    """
+
+    def open(self, checkpoint: dict[str, Any] | None) -> None:  # noqa: B027 - optional hook
+        """Expensive set-up, once per slot attempt; ``checkpoint`` is this slot's last
+        contribution when it restarts, else None."""
+
+    @abc.abstractmethod
+    def process(self, split: Any) -> object | None:
+        """Handle one split; the value (JSON-serialisable) is recorded as its result."""
+
+    @abc.abstractmethod
+    def on_barrier(self) -> dict[str, Any]:
+        """Flush and reset; return this slot's contribution to the checkpoint."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """The stream ended (after its final barrier): release what ``open`` took."""
+
+
+TaskFactory = Callable[[TaskContext], "Task | StreamTask"]
 TaskFunction = Callable[[TaskContext], TaskResult | None]
 
 

@@ -136,6 +136,32 @@ class Paths:
     def job_context_chunk(self, wf: str, job: str, chunk: int) -> str:
         return f"{self.job_context(wf, job)}/{chunk}"
 
+    # streaming jobs: one total order of split batches and barriers, and their outcome
+    def stream(self, wf: str, job: str) -> str:
+        return f"{self.job(wf, job)}/STREAM"
+
+    def stream_state(self, wf: str, job: str) -> str:
+        """Version 0 while the stream takes entries; bumped by its end or the job's end."""
+        return f"{self.stream(wf, job)}/STATE"
+
+    def stream_log(self, wf: str, job: str) -> str:
+        return f"{self.stream(wf, job)}/LOG"
+
+    def stream_barriers(self, wf: str, job: str) -> str:
+        return f"{self.stream(wf, job)}/BARRIERS"
+
+    def stream_barrier(self, wf: str, job: str, seq: int) -> str:
+        return f"{self.stream_barriers(wf, job)}/{seq:010d}"
+
+    def stream_ack(self, wf: str, job: str, seq: int, slot: int) -> str:
+        return f"{self.stream_barrier(wf, job, seq)}/{slot}"
+
+    def stream_checkpoints(self, wf: str, job: str) -> str:
+        return f"{self.stream(wf, job)}/CHECKPOINTS"
+
+    def stream_checkpoint(self, wf: str, job: str, seq: int) -> str:
+        return f"{self.stream_checkpoints(wf, job)}/{seq:010d}"
+
     def job_content(self, wf: str, job: str) -> str:
         return f"{self.job(wf, job)}/CONTENT"
 

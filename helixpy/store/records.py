@@ -25,6 +25,7 @@ from helixpy.model import (
 from helixpy.store.codec import decode, encode
 from helixpy.store.ops import Create, Op, SetData
 from helixpy.store.paths import CONTEXT_CHUNK, TASKCONFIG_CHUNK, Paths
+from helixpy.store.streams import stream_dirs_ops
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ def job_config_ops(paths: Paths, wf: str, job: str, cfg: JobConfig) -> list[Op]:
         for i, chunk in enumerate(chunks):
             path = paths.task_config_chunk(wf, job, i)
             ops.append(Create(path, encode(chunk, path=path)))
+    if cfg.stream:
+        ops += stream_dirs_ops(paths, wf, job)
     return ops
 
 

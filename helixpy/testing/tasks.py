@@ -18,19 +18,63 @@ Commands (their ``task_config`` keys in brackets):
 - ``Spin`` [seconds, chunk]: burns CPU in C calls that hold the GIL (``sum(range(chunk))``)
   until ``seconds`` passed or it is cancelled; writes TASK-scope ``pid`` (its process).
 - ``Crash`` [code]: ends its process at once with ``os._exit(code)`` (for process isolation).
+- ``SumOnce`` [open_cost, splits]: the one-shot peer of ``Sum``: sleeps ``open_cost``, then
+  adds up the JSON list ``splits`` and writes TASK-scope ``total``.
+- ``Sum`` (a ``StreamTask``) [delay, fail_value, open_cost]: adds up splits ``{"v": n}`` (sleeping
+  ``delay`` seconds per split, raising on ``fail_value``); a split's result is ``2n``; its
+  contribution is ``{"count", "total", "opened"}`` (``opened``: an id made in ``open``, so a
+  test sees how often a slot was opened); ``close`` writes TASK-scope ``closed``.
 - ``FanOut`` [count, fail_at]: emits ``count`` follow-ups (``ctx.emit``); follow-up ``i``
   writes TASK-scope ``f<i>`` = its attempt, and the one numbered ``fail_at`` raises.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
+import uuid
 from collections import Counter
+from typing import Any
 
 from helixpy.model import Scope, TaskResult, TaskStatus
 from helixpy.participant.registry import TaskContext, TaskRegistry
+from helixpy.participant.stream import StreamTask
+
+
+class SumStream(StreamTask):
+    """The ``Sum`` stream slot (see the module docstring)."""
+
+    def __init__(self, ctx: TaskContext) -> None:
+        self.ctx = ctx
+        self.delay = float(ctx.task_config.get("delay", "0"))
+        fail = ctx.task_config.get("fail_value")
+        self.fail_value = int(fail) if fail is not None else None
+        self.count = self.total = 0
+        self.opened = ""
+
+    def open(self, checkpoint: dict[str, Any] | None) -> None:
+        time.sleep(float(self.ctx.task_config.get("open_cost", "0")))  # expensive set-up
+        self.opened = uuid.uuid4().hex
+
+    def process(self, split: Any) -> object | None:
+        value = int(split["v"])
+        if value == self.fail_value:
+            raise ValueError(f"split {value} is poison")
+        if self.delay and self.ctx.cancelled.wait(self.delay):
+            raise RuntimeError("cancelled mid-split")
+        self.count += 1
+        self.total += value
+        return 2 * value
+
+    def on_barrier(self) -> dict[str, Any]:
+        out = {"count": self.count, "total": self.total, "opened": self.opened}
+        self.count = self.total = 0
+        return out
+
+    def close(self) -> None:
+        self.ctx.put_user_content("closed", "1")
 
 
 class _Gauge:
@@ -128,6 +172,14 @@ def make_registry() -> TaskRegistry:
     @reg.task("Crash")
     def crash(ctx: TaskContext) -> None:
         os._exit(int(ctx.task_config.get("code", "3")))
+
+    reg.register("Sum", SumStream)
+
+    @reg.task("SumOnce")
+    def sum_once(ctx: TaskContext) -> None:
+        time.sleep(float(ctx.task_config.get("open_cost", "0")))
+        splits = json.loads(ctx.task_config.get("splits", "[]"))
+        ctx.put_user_content("total", str(sum(int(s["v"]) for s in splits)))
 
     @reg.task("FanOut")
     def fan_out(ctx: TaskContext) -> None:
