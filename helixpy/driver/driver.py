@@ -2,44 +2,32 @@
 
 Mutations go over gRPC to the leader controller, found through its LEADER znode; all the
 retries of one mutation carry the same request id, so a retry after a leader change applies
-it once. Reads go straight to ZooKeeper after a ``sync``, so a client reads its own writes.
-Polls wait on ZooKeeper watches, with a bounded wait as a safety net for a watch lost while
-the session reconnects.
+it once. Reads go straight to ZooKeeper after a ``sync``, so a client reads its own writes
+(that plumbing is :class:`helixpy.driver.base.DriverBase`; the streaming-job methods are in
+:mod:`helixpy.driver.stream_api`). Polls wait on ZooKeeper watches, with a bounded wait as a
+safety net for a watch lost while the session reconnects.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
-import threading
-import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
-from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from helixpy.driver import streams
-from helixpy.driver.leader import SAFETY_WAKE as _SAFETY_WAKE
-from helixpy.driver.leader import TRANSIENT_ZK as _TRANSIENT_ZK
-from helixpy.driver.leader import LeaderClient, Watcher
-from helixpy.driver.polling import StatePoller, is_seconds
+from helixpy.driver.base import job_name as _job
+from helixpy.driver.base import workflow_name as _wf
+from helixpy.driver.polling import StatePoller
 from helixpy.driver.reads import (
     read_instances,
     read_visible_job_config,
     read_workflow_config,
     read_workflows,
 )
-from helixpy.errors import (
-    AlreadyExists,
-    ClusterUnavailable,
-    HelixpyError,
-    InvalidConfig,
-    NotFound,
-)
+from helixpy.driver.stream_api import StreamMethods
+from helixpy.errors import InvalidConfig, NotFound
 from helixpy.model import (
     JobConfig,
     JobContext,
@@ -54,16 +42,11 @@ from helixpy.model import (
 from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.store import records
-from helixpy.store.client import connect
 from helixpy.store.content import get_content_map
 from helixpy.store.partitions import read_partitions
-from helixpy.store.paths import Paths
-
-_T = TypeVar("_T")
-_P = ParamSpec("_P")
 
 
-class TaskDriver:
+class TaskDriver(StreamMethods):
     """A client of one helixpy cluster: start and delete workflows, read and poll state.
 
     ``zk`` is a ZooKeeper connect string (a chroot may follow the hosts) and ``cluster`` the
@@ -73,22 +56,7 @@ class TaskDriver:
     """
 
     def __init__(self, zk: str, cluster: str, *, timeout: float = 10.0) -> None:
-        if not is_seconds(timeout) or not 0 < timeout < math.inf:
-            raise InvalidConfig("timeout", f"must be a finite number of seconds > 0: {timeout!r}")
-        self._paths = Paths(cluster)
-        self._timeout = float(timeout)
-        self._closed = threading.Event()
-        try:
-            self._zk = connect(zk, connect_timeout=self._timeout)
-        except ClusterUnavailable as exc:
-            raise ClusterUnavailable(f"cluster {cluster}: {exc}") from exc
-        self._watcher = Watcher(self._zk)
-        self._zk.add_listener(self._watcher.fire)
-        self._leader = LeaderClient(self._zk, self._paths, self._watcher, self._timeout)
-        #: (workflow, job) -> slots of a streaming job (a job's config never changes)
-        self._stream_slots: dict[tuple[str, str], int] = {}
-        self._stream_entries: dict[tuple[str, str], dict[int, bool]] = {}
-        self._stream_lock = threading.Lock()
+        super().__init__(zk, cluster, timeout=timeout)
         self._poller = StatePoller(
             self._zk,
             self._paths,
@@ -98,24 +66,6 @@ class TaskDriver:
             get_workflow_config=self.get_workflow_config,
             get_workflow_context=self.get_workflow_context,
         )
-
-    def __enter__(self) -> TaskDriver:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the gRPC channels and the ZooKeeper session; idempotent."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self._leader.close()
-        self._zk.remove_listener(self._watcher.fire)
-        self._zk.stop()
-        self._zk.close()
 
     # --- mutations ------------------------------------------------------------------------
 
@@ -338,18 +288,6 @@ class TaskDriver:
             "SetClusterConfig", pb.SetClusterConfigRequest(request_id=_rid(), settings_json=body)
         )
 
-    def _mutate(self, method: str, request: Any) -> None:
-        reply = self._leader.call(method, request)
-        if reply.code == pb.OK:
-            return
-        if reply.code == pb.INVALID_CONFIG:
-            raise InvalidConfig(reply.field or "request", reply.rule or reply.message)
-        if reply.code == pb.NOT_FOUND:
-            raise NotFound(reply.message)
-        if reply.code == pb.ALREADY_EXISTS:
-            raise AlreadyExists(reply.message)
-        raise HelixpyError(f"{method} failed (reply code {reply.code}): {reply.message}")
-
     # --- reads ----------------------------------------------------------------------------
 
     def get_cluster_config(self) -> dict[str, Any]:
@@ -397,115 +335,6 @@ class TaskDriver:
         path = self._paths.task_content(_wf(name), _job(job), check_name("task.id", tid))
         return self._read(path, f"job {name}/{job}", get_content_map, Scope.TASK, name, job, tid)
 
-    # --- streaming jobs (helixpy.driver.streams) -------------------------------------------
-
-    def add_splits(
-        self, name: str, job: str, splits: Sequence[Any], *, key: Callable[[Any], Any] | None = None
-    ) -> int:
-        """Append a batch of JSON-serialisable splits to streaming job ``job`` (one znode);
-        its sequence number. Each split goes to one slot: by a stable hash of ``key(split)``
-        when given, else round-robin."""
-        n = self._slots(name, job)
-        known = self._known_entries(name, job)
-        return self._stream(name, job, False, streams.add_splits, n, list(splits), key, known)
-
-    def request_barrier(self, name: str, job: str) -> streams.Barrier:
-        """A barrier after every split added so far (the pending one when no split came
-        since it was requested); ``.wait(timeout)`` returns the checkpoint."""
-        self._slots(name, job)
-        known = self._known_entries(name, job)
-        seq = self._stream(name, job, False, streams.request_barrier, known)
-        return streams.Barrier(self._zk, self._paths, self._watcher, name, job, seq)
-
-    def end_stream(self, name: str, job: str) -> streams.Barrier:
-        """No more splits: after a final barrier (returned) every slot closes and the job
-        completes."""
-        self._slots(name, job)
-        seq = self._stream(name, job, False, streams.end_stream)
-        return streams.Barrier(self._zk, self._paths, self._watcher, name, job, seq)
-
-    def get_split_results(
-        self, name: str, job: str, *, since_barrier: int | None = None
-    ) -> list[streams.SplitResult]:
-        """What ``process`` returned, once per split, for every completed barrier (after
-        ``since_barrier``), in the order the splits were added."""
-        return self._stream(name, job, True, streams.split_results, since_barrier)
-
-    def _known_entries(self, name: str, job: str) -> dict[int, bool]:
-        """The kinds of this driver's recent appends to a stream (entry -> is a barrier)."""
-        with self._stream_lock:
-            known = self._stream_entries.setdefault((name, job), {})
-            while len(known) > 64:
-                known.pop(next(iter(known)), None)  # oldest first: only the tail matters
-            return known
-
-    def _slots(self, name: str, job: str) -> int:
-        """A streaming job's slot count (checked once, then cached: configs never change)."""
-        n = self._stream_slots.get((name, job))
-        if n is None:
-            n = self._stream(name, job, True, streams.stream_slots)
-            self._stream_slots[(name, job)] = n
-        return n
-
-    def _stream(
-        self,
-        name: str,
-        job: str,
-        fresh: bool,
-        op: Callable[Concatenate[KazooClient, Paths, str, str, _P], _T],
-        *args: _P.args,
-        **kwargs: _P.kwargs,
-    ) -> _T:
-        """``op`` on a stream; ``fresh`` syncs first (reads). Appends skip that round trip:
-        their multi checks the stream's state on the ZooKeeper leader anyway."""
-        path = self._paths.stream(_wf(name), _job(job)) if fresh else ""
-        try:
-            return self._read(path, "", op, name, job, *args, **kwargs)
-        except NoNodeError:  # deleted under our feet
-            raise NotFound(
-                f"job {name}/{job} does not exist in cluster {self._paths.cluster}"
-            ) from None
-
-    def _read(
-        self,
-        path: str,
-        what: str,
-        read: Callable[Concatenate[KazooClient, Paths, _P], _T],
-        *args: _P.args,
-        **kwargs: _P.kwargs,
-    ) -> _T:
-        """``read(zk, paths, *args)`` after syncing ``path``, retried across reconnects.
-
-        ``what`` names the thing for a :class:`NotFound` ("" lets the store's error pass).
-        """
-        self._check_open()
-        deadline = time.monotonic() + self._timeout
-        backoff = 0.05
-        while True:
-            if not self._watcher.wait_connected(deadline - time.monotonic()):
-                raise self._unavailable("ZooKeeper is not reachable")
-            try:
-                if path:
-                    self._sync(path)
-                return read(self._zk, self._paths, *args, **kwargs)
-            except NotFound:
-                if not what:
-                    raise
-                raise NotFound(f"{what} does not exist in cluster {self._paths.cluster}") from None
-            except _TRANSIENT_ZK as exc:
-                if time.monotonic() + backoff >= deadline:
-                    raise self._unavailable(f"ZooKeeper failed ({exc!r})") from exc
-            # kazoo fails the pending requests before it tells listeners the connection is
-            # gone, so back off briefly instead of trusting wait_connected at once.
-            self._closed.wait(backoff)
-            backoff = min(backoff * 2, _SAFETY_WAKE)
-
-    def _sync(self, path: str) -> None:
-        # sync brings our ZooKeeper server up to date with the ZooKeeper leader, so what the
-        # controller committed before answering us is visible to the reads that follow.
-        with contextlib.suppress(NoNodeError):
-            self._zk.sync(path)
-
     # --- polls ----------------------------------------------------------------------------
 
     def poll_for_workflow_state(
@@ -528,23 +357,6 @@ class TaskDriver:
         """
         return self._poller.job_state(_wf(name), _job(job), states, timeout)
 
-    # --- helpers --------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed.is_set():
-            raise HelixpyError("the TaskDriver is closed")
-
-    def _unavailable(self, why: str) -> ClusterUnavailable:
-        return ClusterUnavailable(f"cluster {self._paths.cluster}: {why} within {self._timeout:g}s")
-
 
 def _rid() -> str:
     return uuid.uuid4().hex
-
-
-def _wf(name: str) -> str:
-    return check_name("workflow.name", name)
-
-
-def _job(name: str) -> str:
-    return check_name("job.name", name)

@@ -190,3 +190,19 @@ def test_a_split_that_keeps_failing_fails_the_job_by_its_attempt_rules(
         task = driver.get_job_context("poison", "s").tasks[0]
         assert (task.state, task.num_attempts) == (P.TASK_ERROR, 3)
         assert "split 13 is poison" in task.info
+
+
+def test_stream_slots_are_exempt_from_the_per_task_timeout(zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        driver = cluster.driver
+        job = JobConfig(command="Sum", num_tasks=1, stream=True, timeout_per_task=0.5,
+                        command_config={"delay": "1.5"})
+        driver.start(Workflow.builder("long").add_job("s", job).build())
+        # When a slot lives (and even processes one split) far past timeout_per_task
+        driver.add_splits("long", "s", [{"v": 4}])
+        assert totals(driver.request_barrier("long", "s").wait(WAIT)) == (1, 4)
+        driver.end_stream("long", "s").wait(WAIT)
+        # Then it was never timed out: one attempt, COMPLETED
+        assert wait_final(driver, "long") is S.COMPLETED
+        task = driver.get_job_context("long", "s").tasks[0]
+        assert (task.state, task.num_attempts) == (P.COMPLETED, 1)

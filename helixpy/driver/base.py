@@ -1,0 +1,147 @@
+"""The plumbing every TaskDriver method shares: its connection, mutations and reads.
+
+Mutations go over gRPC to the leader controller, found through its LEADER znode; all the
+retries of one mutation carry the same request id, so a retry after a leader change applies
+it once. Reads go straight to ZooKeeper after a ``sync``, so a client reads its own writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from helixpy.driver.leader import SAFETY_WAKE as _SAFETY_WAKE
+from helixpy.driver.leader import TRANSIENT_ZK as _TRANSIENT_ZK
+from helixpy.driver.leader import LeaderClient, Watcher
+from helixpy.driver.polling import is_seconds
+from helixpy.errors import (
+    AlreadyExists,
+    ClusterUnavailable,
+    HelixpyError,
+    InvalidConfig,
+    NotFound,
+)
+from helixpy.model.names import check_name
+from helixpy.proto.helixpy.v1 import controller_pb2 as pb
+from helixpy.store.client import connect
+from helixpy.store.paths import Paths
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+class DriverBase:
+    """The connection of a driver to one cluster; see :class:`helixpy.driver.TaskDriver`."""
+
+    def __init__(self, zk: str, cluster: str, *, timeout: float = 10.0) -> None:
+        if not is_seconds(timeout) or not 0 < timeout < math.inf:
+            raise InvalidConfig("timeout", f"must be a finite number of seconds > 0: {timeout!r}")
+        self._paths = Paths(cluster)
+        self._timeout = float(timeout)
+        self._closed = threading.Event()
+        try:
+            self._zk = connect(zk, connect_timeout=self._timeout)
+        except ClusterUnavailable as exc:
+            raise ClusterUnavailable(f"cluster {cluster}: {exc}") from exc
+        self._watcher = Watcher(self._zk)
+        self._zk.add_listener(self._watcher.fire)
+        self._leader = LeaderClient(self._zk, self._paths, self._watcher, self._timeout)
+        #: (workflow, job) -> slots of a streaming job (a job's config never changes)
+        self._stream_slots: dict[tuple[str, str], int] = {}
+        self._stream_entries: dict[tuple[str, str], dict[int, bool]] = {}
+        self._stream_lock = threading.Lock()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the gRPC channels and the ZooKeeper session; idempotent."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._leader.close()
+        self._zk.remove_listener(self._watcher.fire)
+        self._zk.stop()
+        self._zk.close()
+
+    def _mutate(self, method: str, request: Any) -> None:
+        reply = self._leader.call(method, request)
+        if reply.code == pb.OK:
+            return
+        if reply.code == pb.INVALID_CONFIG:
+            raise InvalidConfig(reply.field or "request", reply.rule or reply.message)
+        if reply.code == pb.NOT_FOUND:
+            raise NotFound(reply.message)
+        if reply.code == pb.ALREADY_EXISTS:
+            raise AlreadyExists(reply.message)
+        raise HelixpyError(f"{method} failed (reply code {reply.code}): {reply.message}")
+
+    def _read(
+        self,
+        path: str,
+        what: str,
+        read: Callable[Concatenate[KazooClient, Paths, _P], _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
+        """``read(zk, paths, *args)`` after syncing ``path``, retried across reconnects.
+
+        ``what`` names the thing for a :class:`NotFound` ("" lets the store's error pass).
+        """
+        self._check_open()
+        deadline = time.monotonic() + self._timeout
+        backoff = 0.05
+        while True:
+            if not self._watcher.wait_connected(deadline - time.monotonic()):
+                raise self._unavailable("ZooKeeper is not reachable")
+            try:
+                if path:
+                    self._sync(path)
+                return read(self._zk, self._paths, *args, **kwargs)
+            except NotFound:
+                if not what:
+                    raise
+                raise NotFound(f"{what} does not exist in cluster {self._paths.cluster}") from None
+            except _TRANSIENT_ZK as exc:
+                if time.monotonic() + backoff >= deadline:
+                    raise self._unavailable(f"ZooKeeper failed ({exc!r})") from exc
+            # kazoo fails the pending requests before it tells listeners the connection is
+            # gone, so back off briefly instead of trusting wait_connected at once.
+            self._closed.wait(backoff)
+            backoff = min(backoff * 2, _SAFETY_WAKE)
+
+    def _sync(self, path: str) -> None:
+        # sync brings our ZooKeeper server up to date with the ZooKeeper leader, so what the
+        # controller committed before answering us is visible to the reads that follow.
+        with contextlib.suppress(NoNodeError):
+            self._zk.sync(path)
+
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise HelixpyError("the TaskDriver is closed")
+
+    def _unavailable(self, why: str) -> ClusterUnavailable:
+        return ClusterUnavailable(f"cluster {self._paths.cluster}: {why} within {self._timeout:g}s")
+
+
+def workflow_name(name: str) -> str:
+    """``name`` checked as a workflow's name."""
+    return check_name("workflow.name", name)
+
+
+def job_name(name: str) -> str:
+    """``name`` checked as a job's (short) name."""
+    return check_name("job.name", name)

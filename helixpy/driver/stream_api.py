@@ -1,0 +1,94 @@
+"""The TaskDriver's methods for streaming jobs; the work is done in :mod:`helixpy.driver.streams`.
+
+Appends write straight to ZooKeeper rather than through the leader controller (see there
+for why); reads of a stream sync first, like every other read of the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from helixpy.driver import streams
+from helixpy.driver.base import DriverBase
+from helixpy.driver.base import job_name as _job
+from helixpy.driver.base import workflow_name as _wf
+from helixpy.errors import NotFound
+from helixpy.store.paths import Paths
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+class StreamMethods(DriverBase):
+    """Add splits and barriers to streaming jobs, end them, read their results."""
+
+    def add_splits(
+        self, name: str, job: str, splits: Sequence[Any], *, key: Callable[[Any], Any] | None = None
+    ) -> int:
+        """Append a batch of JSON-serialisable splits to streaming job ``job`` (one znode);
+        its sequence number. Each split goes to one slot: by a stable hash of ``key(split)``
+        when given, else round-robin."""
+        n = self._slots(name, job)
+        known = self._known_entries(name, job)
+        return self._stream(name, job, False, streams.add_splits, n, list(splits), key, known)
+
+    def request_barrier(self, name: str, job: str) -> streams.Barrier:
+        """A barrier after every split added so far (the pending one when no split came
+        since it was requested); ``.wait(timeout)`` returns the checkpoint."""
+        self._slots(name, job)
+        known = self._known_entries(name, job)
+        seq = self._stream(name, job, False, streams.request_barrier, known)
+        return streams.Barrier(self._zk, self._paths, self._watcher, name, job, seq)
+
+    def end_stream(self, name: str, job: str) -> streams.Barrier:
+        """No more splits: after a final barrier (returned) every slot closes and the job
+        completes."""
+        self._slots(name, job)
+        seq = self._stream(name, job, False, streams.end_stream)
+        return streams.Barrier(self._zk, self._paths, self._watcher, name, job, seq)
+
+    def get_split_results(
+        self, name: str, job: str, *, since_barrier: int | None = None
+    ) -> list[streams.SplitResult]:
+        """What ``process`` returned, once per split, for every completed barrier (after
+        ``since_barrier``), in the order the splits were added."""
+        return self._stream(name, job, True, streams.split_results, since_barrier)
+
+    def _known_entries(self, name: str, job: str) -> dict[int, bool]:
+        """The kinds of this driver's recent appends to a stream (entry -> is a barrier)."""
+        with self._stream_lock:
+            known = self._stream_entries.setdefault((name, job), {})
+            while len(known) > 64:
+                known.pop(next(iter(known)), None)  # oldest first: only the tail matters
+            return known
+
+    def _slots(self, name: str, job: str) -> int:
+        """A streaming job's slot count (checked once, then cached: configs never change)."""
+        n = self._stream_slots.get((name, job))
+        if n is None:
+            n = self._stream(name, job, True, streams.stream_slots)
+            self._stream_slots[(name, job)] = n
+        return n
+
+    def _stream(
+        self,
+        name: str,
+        job: str,
+        fresh: bool,
+        op: Callable[Concatenate[KazooClient, Paths, str, str, _P], _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
+        """``op`` on a stream; ``fresh`` syncs first (reads). Appends skip that round trip:
+        their multi checks the stream's state on the ZooKeeper leader anyway."""
+        path = self._paths.stream(_wf(name), _job(job)) if fresh else ""
+        try:
+            return self._read(path, "", op, name, job, *args, **kwargs)
+        except NoNodeError:  # deleted under our feet
+            raise NotFound(
+                f"job {name}/{job} does not exist in cluster {self._paths.cluster}"
+            ) from None
