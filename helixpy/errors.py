@@ -66,6 +66,11 @@ class Fenced(HelixpyError):
     """
 
 
+class LockRevoked(HelixpyError):
+    """A task lock no longer holds: it was revoked by a higher-priority request, reclaimed
+    after its holder's session expired, or cannot be trusted (the session is SUSPENDED)."""
+
+
 class BarrierCancelled(HelixpyError):
     """A barrier waited for can no longer complete: its streaming job stopped, ended
     abnormally or was deleted first."""

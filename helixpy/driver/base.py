@@ -54,10 +54,6 @@ class DriverBase:
         self._watcher = Watcher(self._zk)
         self._zk.add_listener(self._watcher.fire)
         self._leader = LeaderClient(self._zk, self._paths, self._watcher, self._timeout)
-        #: (workflow, job) -> slots of a streaming job (a job's config never changes)
-        self._stream_slots: dict[tuple[str, str], int] = {}
-        self._stream_entries: dict[tuple[str, str], dict[int, bool]] = {}
-        self._stream_lock = threading.Lock()
 
     def __enter__(self) -> Self:
         return self

@@ -32,22 +32,17 @@ class StreamMethods(DriverBase):
         """Append a batch of JSON-serialisable splits to streaming job ``job`` (one znode);
         its sequence number. Each split goes to one slot: by a stable hash of ``key(split)``
         when given, else round-robin."""
-        n = self._slots(name, job)
-        known = self._known_entries(name, job)
-        return self._stream(name, job, False, streams.add_splits, n, list(splits), key, known)
+        return self._stream(name, job, False, streams.add_splits, list(splits), key)
 
     def request_barrier(self, name: str, job: str) -> streams.Barrier:
         """A barrier after every split added so far (the pending one when no split came
         since it was requested); ``.wait(timeout)`` returns the checkpoint."""
-        self._slots(name, job)
-        known = self._known_entries(name, job)
-        seq = self._stream(name, job, False, streams.request_barrier, known)
+        seq = self._stream(name, job, False, streams.request_barrier)
         return streams.Barrier(self._zk, self._paths, self._watcher, name, job, seq)
 
     def end_stream(self, name: str, job: str) -> streams.Barrier:
         """No more splits: after a final barrier (returned) every slot closes and the job
         completes."""
-        self._slots(name, job)
         seq = self._stream(name, job, False, streams.end_stream)
         return streams.Barrier(self._zk, self._paths, self._watcher, name, job, seq)
 
@@ -57,22 +52,6 @@ class StreamMethods(DriverBase):
         """What ``process`` returned, once per split, for every completed barrier (after
         ``since_barrier``), in the order the splits were added."""
         return self._stream(name, job, True, streams.split_results, since_barrier)
-
-    def _known_entries(self, name: str, job: str) -> dict[int, bool]:
-        """The kinds of this driver's recent appends to a stream (entry -> is a barrier)."""
-        with self._stream_lock:
-            known = self._stream_entries.setdefault((name, job), {})
-            while len(known) > 64:
-                known.pop(next(iter(known)), None)  # oldest first: only the tail matters
-            return known
-
-    def _slots(self, name: str, job: str) -> int:
-        """A streaming job's slot count (checked once, then cached: configs never change)."""
-        n = self._stream_slots.get((name, job))
-        if n is None:
-            n = self._stream(name, job, True, streams.stream_slots)
-            self._stream_slots[(name, job)] = n
-        return n
 
     def _stream(
         self,
@@ -88,7 +67,10 @@ class StreamMethods(DriverBase):
         path = self._paths.stream(_wf(name), _job(job)) if fresh else ""
         try:
             return self._read(path, "", op, name, job, *args, **kwargs)
-        except NoNodeError:  # deleted under our feet
+        except NoNodeError:
+            # No STREAM tree: say why (not a streaming job, or no such job); else it was
+            # deleted under our feet.
+            self._read(self._paths.job(_wf(name), _job(job)), "", streams.stream_slots, name, job)
             raise NotFound(
                 f"job {name}/{job} does not exist in cluster {self._paths.cluster}"
             ) from None

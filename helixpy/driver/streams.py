@@ -10,7 +10,6 @@ batch twice. Every append checks ``STREAM/STATE`` is still at version 0 in the s
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 import zlib
@@ -28,9 +27,12 @@ from helixpy.store import records
 from helixpy.store.codec import decode, encode
 from helixpy.store.paths import Paths
 from helixpy.store.streams import (
-    ENTRY_PREFIX,
-    entry_seqs,
-    is_barrier,
+    BARRIER,
+    END,
+    SPLITS,
+    entry_prefix,
+    list_entries,
+    parse_entry,
     read_ack,
     read_checkpoint,
     read_entry,
@@ -157,20 +159,19 @@ def append(
     paths: Paths,
     wf: str,
     job: str,
+    kind: str,
     body: dict[str, Any],
-    *,
-    end: bool = False,
 ) -> int:
-    """Append ``body`` in a multi checking that the stream is open (STATE at version 0);
-    ``end`` also closes it. Retried after a lost connection, the append finds its first
-    try (by a random id) instead of adding the entry twice."""
+    """Append an entry of ``kind`` in a multi checking that the stream is open (STATE at
+    version 0); the end also closes it. Retried after a lost connection, the append finds
+    its first try (by a random id) instead of adding the entry twice."""
     body = {**body, "id": uuid.uuid4().hex}
     state = paths.stream_state(wf, job)
-    prefix = f"{paths.stream_log(wf, job)}/{ENTRY_PREFIX}"
+    prefix = entry_prefix(paths, wf, job, kind)
     data = encode(body, path=prefix)
     for _ in range(3):
         tx = zk.transaction()
-        if end:
+        if kind == END:
             tx.set_data(state, encode({"closed": "ended"}, path=state), version=0)
         else:
             tx.check(state, 0)
@@ -188,17 +189,18 @@ def append(
                 "stream", f"the stream of {wf}/{job} {closed_reason(zk, paths, wf, job)}"
             )
         if isinstance(results[0], NoNodeError):
+            stream_slots(zk, paths, wf, job)  # names the problem: missing, or not a stream
             raise NotFound(f"job {wf}/{job} does not exist in cluster {paths.cluster}")
         for result in results:
             if isinstance(result, Exception):
                 raise result
-        return int(str(results[1]).rsplit("/", 1)[1][len(ENTRY_PREFIX) :])
+        return parse_entry(str(results[1]).rsplit("/", 1)[1])[0]
     raise ConnectionLoss(f"could not append to {wf}/{job}")
 
 
 def _find(zk: KazooClient, paths: Paths, wf: str, job: str, entry_id: str) -> int | None:
-    for seq in reversed(entry_seqs(zk, paths, wf, job)[-_RETRY_LOOKBACK:]):
-        if read_entry(zk, paths, wf, job, seq).get("id") == entry_id:
+    for seq, kind in reversed(list_entries(zk, paths, wf, job)[-_RETRY_LOOKBACK:]):
+        if read_entry(zk, paths, wf, job, seq, kind).get("id") == entry_id:
             return seq
     return None
 
@@ -208,55 +210,38 @@ def add_splits(
     paths: Paths,
     wf: str,
     job: str,
-    n: int,
     splits: Sequence[Any],
     key: Callable[[Any], Any] | None,
-    known: dict[int, bool],
 ) -> int:
-    """Append a batch for a job of ``n`` slots (``stream_slots``)."""
+    """Append a batch. With ``key``, each split carries a stable hash of its key (not
+    Python's salted ``hash()``: the same key reaches the same slot from any process);
+    without, the slots share the batch round-robin."""
     if isinstance(splits, str | bytes) or not isinstance(splits, Sequence) or not splits:
         raise InvalidConfig("splits", "must be a non-empty list of JSON-serialisable splits")
+    body: dict[str, Any] = {"splits": list(splits)}
     if key is not None:
-        # A stable hash (not Python's salted hash()): the same key reaches the same slot
-        # from any process.
-        slots = [zlib.crc32(repr(key(s)).encode()) % n for s in splits]
-    else:
-        start = random.randrange(n)  # round-robin from a random slot: batches spread
-        slots = [(start + i) % n for i in range(len(splits))]
+        body["keys"] = [zlib.crc32(repr(key(s)).encode()) for s in splits]
     try:
-        seq = append(zk, paths, wf, job, {"splits": list(splits), "slots": slots})
+        return append(zk, paths, wf, job, SPLITS, body)
     except TypeError as exc:
         raise InvalidConfig("splits", f"must be JSON-serialisable: {exc}") from None
-    known[seq] = False
-    return seq
 
 
-def request_barrier(
-    zk: KazooClient, paths: Paths, wf: str, job: str, known: dict[int, bool]
-) -> int:
+def request_barrier(zk: KazooClient, paths: Paths, wf: str, job: str) -> int:
     """The sequence of a new barrier, or of the last entry when that is a barrier: no
     split came after it, so it covers everything this request must (published already or
-    not). Entries up to a published barrier are compacted away by the slots.
-
-    ``known`` maps entries this driver appended to whether they are barriers: the tail's
-    kind is then known without reading it.
-    """
-    seqs = entry_seqs(zk, paths, wf, job)
-    last_is_barrier = bool(seqs) and known.get(seqs[-1])
-    if last_is_barrier is None:
-        last_is_barrier = bool(read_entry(zk, paths, wf, job, seqs[-1]).get("barrier"))
-    if last_is_barrier:
+    not). Entries up to a published barrier are compacted away by the slots."""
+    entries = list_entries(zk, paths, wf, job)
+    if entries and entries[-1][1] == BARRIER:
         state, _ = zk.get(paths.stream_state(wf, job))
         if not state:  # (the stream is still open: an ended one refuses below)
-            return seqs[-1]
-    seq = append(zk, paths, wf, job, {"barrier": True})
-    known[seq] = True
-    return seq
+            return entries[-1][0]
+    return append(zk, paths, wf, job, BARRIER, {})
 
 
 def end_stream(zk: KazooClient, paths: Paths, wf: str, job: str) -> int:
     """Append the end (a final barrier) and close the stream, in one multi."""
-    return append(zk, paths, wf, job, {"end": True}, end=True)
+    return append(zk, paths, wf, job, END, {})
 
 
 def split_results(
@@ -279,4 +264,4 @@ def split_results(
     return out
 
 
-__all__ = ["Barrier", "SplitResult", "is_barrier"]
+__all__ = ["Barrier", "SplitResult"]

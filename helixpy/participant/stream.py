@@ -38,7 +38,15 @@ from helixpy.store.codec import encode
 from helixpy.store.fencing import FencedWriter, MultiFailed
 from helixpy.store.ops import Check, Create, Delete, Op, SetData
 from helixpy.store.paths import Paths
-from helixpy.store.streams import ENTRY_PREFIX, entry_seqs, is_barrier, read_ack, read_entry
+from helixpy.store.streams import (
+    BARRIER_KINDS,
+    END,
+    entry_path,
+    list_entries,
+    read_ack,
+    read_entry,
+    split_slot,
+)
 
 log = logging.getLogger(__name__)
 P = TaskPartitionState
@@ -93,36 +101,41 @@ class _Slot:
         self.wf, self.job, self.slot = ctx.workflow, ctx.job, ctx.partition
         self.slots = ctx.job_config.num_tasks
         self.wake = threading.Event()
-        self.listed: list[int] = []  # the log entries as last listed
+        self.listed: list[tuple[int, str]] = []  # the log entries as last listed
         self._relisted = 0  # fresh listings taken for the current barrier
 
     def run(self) -> TaskResult:
-        position, checkpoint = self._restart_point()
+        position, checkpoint, ended = self._restart_point()
         self.task.open(checkpoint)
+        if ended:
+            # Restarted after acking the end (close() raised, or the participant died
+            # before reporting): only the close is left to do.
+            self.task.close()
+            return TaskResult(TaskStatus.COMPLETED, f"stream ended at {position}")
         results: list[list[Any]] = []
         while not self.ctx.cancelled.is_set():
             self.wake.clear()
             try:
-                seqs = entry_seqs(self.zk, self.paths, self.wf, self.job, watch=self._on_log)
+                entries = list_entries(self.zk, self.paths, self.wf, self.job, self._on_log)
             except NoNodeError:
                 return TaskResult(TaskStatus.CANCELED, "the job was deleted")
-            self.listed = seqs
-            for seq in (s for s in seqs if s > position):
+            self.listed = entries
+            for seq, kind in entries:
+                if seq <= position:
+                    continue
                 if self.ctx.cancelled.is_set():
                     break
-                entry = read_entry(self.zk, self.paths, self.wf, self.job, seq)
-                if is_barrier(entry):
+                if kind in BARRIER_KINDS:
                     self._relisted = 0
-                    self._ack(seq, self.task.on_barrier(), results)
+                    self._ack(seq, self.task.on_barrier(), results, end=kind == END)
                     results = []
-                    if entry.get("end"):
+                    if kind == END:
                         self.task.close()
                         return TaskResult(TaskStatus.COMPLETED, f"stream ended at {seq}")
                 else:
-                    for i, (split, slot) in enumerate(
-                        zip(entry.get("splits") or [], entry.get("slots") or [], strict=True)
-                    ):
-                        if slot == self.slot:
+                    entry = read_entry(self.zk, self.paths, self.wf, self.job, seq, kind)
+                    for i, split in enumerate(entry.get("splits") or []):
+                        if split_slot(entry, seq, i, self.slots) == self.slot:
                             results.append([seq, i, self.task.process(split)])
                 position = seq
             self.wake.wait(_IDLE_WAIT)  # woken by the log watch; the bound sees cancellation
@@ -131,8 +144,9 @@ class _Slot:
     def _on_log(self, _event: object) -> None:
         self.wake.set()  # never block a kazoo callback: the slot's thread reads
 
-    def _restart_point(self) -> tuple[int, dict[str, Any] | None]:
-        """The last barrier this slot acked and its contribution, else (-1, None)."""
+    def _restart_point(self) -> tuple[int, dict[str, Any] | None, bool]:
+        """The last barrier this slot acked, its contribution, and whether it was the end;
+        (-1, None, False) for a fresh slot."""
         try:
             barriers = sorted(
                 (
@@ -142,15 +156,23 @@ class _Slot:
                 reverse=True,
             )
         except NoNodeError:
-            return -1, None
+            return -1, None, False
         for seq in barriers:
             ack = read_ack(self.zk, self.paths, self.wf, self.job, seq, self.slot)
             if ack is not None:
                 contribution = ack.get("contribution")
-                return seq, dict(contribution) if isinstance(contribution, dict) else None
-        return -1, None
+                restored = dict(contribution) if isinstance(contribution, dict) else None
+                return seq, restored, bool(ack.get("end"))
+        return -1, None, False
 
-    def _ack(self, seq: int, contribution: dict[str, Any], results: list[list[Any]]) -> None:
+    def _ack(
+        self,
+        seq: int,
+        contribution: dict[str, Any],
+        results: list[list[Any]],
+        *,
+        end: bool = False,
+    ) -> None:
         """Write this slot's ack for barrier ``seq``; publish the checkpoint if complete.
 
         When every other slot has acked already, the ack and the checkpoint go in one multi
@@ -161,7 +183,7 @@ class _Slot:
             raise TypeError(f"on_barrier() returned {type(contribution).__name__}, not a dict")
         barrier = self.paths.stream_barrier(self.wf, self.job, seq)
         path = self.paths.stream_ack(self.wf, self.job, seq, self.slot)
-        body = encode({"contribution": contribution, "results": results}, path=path)
+        body = encode({"contribution": contribution, "results": results, "end": end}, path=path)
         others, dir_exists = self._others(seq)
         replay = False
         for _ in range(6):
@@ -209,11 +231,11 @@ class _Slot:
                 contributions[str(slot)] = ack.get("contribution")
         return contributions, True
 
-    def _fresh_listing(self) -> list[int]:
+    def _fresh_listing(self) -> list[tuple[int, str]]:
         self._relisted += 1
         if self._relisted > 1:
             return []  # give compaction up for this barrier: the next one catches up
-        return entry_seqs(self.zk, self.paths, self.wf, self.job)
+        return list_entries(self.zk, self.paths, self.wf, self.job)
 
     def _publish_ops(self, seq: int, contributions: dict[str, Any]) -> list[Op]:
         """Checks of every ack, the checkpoint, and the log compaction up to ``seq``.
@@ -223,14 +245,17 @@ class _Slot:
         checkpointed.
         """
         checkpoint = self.paths.stream_checkpoint(self.wf, self.job, seq)
-        log_dir = self.paths.stream_log(self.wf, self.job)
         ops: list[Op] = [
             Check(self.paths.stream_ack(self.wf, self.job, seq, s), -1)
             for s in range(self.slots)
             if s != self.slot
         ]
         ops.append(Create(checkpoint, encode({"slots": contributions}, path=checkpoint)))
-        ops += [Delete(f"{log_dir}/{ENTRY_PREFIX}{s:010d}") for s in self.listed if s <= seq]
+        ops += [
+            Delete(entry_path(self.paths, self.wf, self.job, s, kind))
+            for s, kind in self.listed
+            if s <= seq
+        ]
         return ops
 
     def _publish(self, seq: int, own: dict[str, Any]) -> None:

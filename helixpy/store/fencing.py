@@ -39,7 +39,13 @@ def run_multi(zk: KazooClient, ops: Sequence[Op], acl: AclProvider) -> list[Any]
     txn = zk.transaction()
     for op in ops:
         if isinstance(op, Create):
-            txn.create(op.path, op.data, acl=acl.acl_for(op.path), ephemeral=op.ephemeral)
+            txn.create(
+                op.path,
+                op.data,
+                acl=acl.acl_for(op.path),
+                ephemeral=op.ephemeral,
+                sequence=op.sequence,
+            )
         elif isinstance(op, SetData):
             txn.set_data(op.path, op.data, version=op.version)
         elif isinstance(op, Delete):

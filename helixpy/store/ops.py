@@ -17,6 +17,7 @@ class Create:
     path: str
     data: bytes = b""
     ephemeral: bool = False
+    sequence: bool = False
 
 
 @dataclass(frozen=True)

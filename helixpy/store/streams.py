@@ -1,9 +1,9 @@
 """Streaming jobs in ZooKeeper: the log of split batches and barriers, acks, checkpoints.
 
-``JOBS/<job>/STREAM/LOG/e-<seq>`` are persistent sequential znodes: ZooKeeper's sequence
-number is the one total order of a job's entries. An entry is a split batch
-``{"splits": [...], "slots": [...]}`` (each split's slot chosen by the writer), a barrier
-``{"barrier": true}`` or the end ``{"end": true}`` (a final barrier).
+``JOBS/<job>/STREAM/LOG/<kind>-<seq>`` are persistent sequential znodes: ZooKeeper's
+sequence number is the one total order of a job's entries, and the kind is in the name:
+``s-`` a split batch ``{"splits": [...], "keys": [...]?}``, ``b-`` a barrier, ``x-`` the end
+(a final barrier).
 
 ``STREAM/STATE`` is at version 0 while the stream takes entries: every append is a multi
 that checks it, and ``end_stream`` (in the multi that appends the end) or the controller
@@ -22,11 +22,15 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from helixpy.store.codec import decode, encode
+from helixpy.store.codec import decode
 from helixpy.store.ops import Create, Op
 from helixpy.store.paths import Paths
 
-ENTRY_PREFIX = "e-"
+#: Entry kinds, as the first letter of the entry's name: the kind of every entry is known
+#: from one listing, without reading any (ZooKeeper numbers sequential children of one
+#: parent with one counter, whatever their prefix).
+SPLITS, BARRIER, END = "s", "b", "x"
+BARRIER_KINDS = frozenset({BARRIER, END})
 
 
 def stream_dirs_ops(paths: Paths, wf: str, job: str) -> list[Op]:
@@ -40,32 +44,44 @@ def stream_dirs_ops(paths: Paths, wf: str, job: str) -> list[Op]:
     ]
 
 
-def entry_seq(name: str) -> int:
-    return int(name[len(ENTRY_PREFIX) :])
+def entry_prefix(paths: Paths, wf: str, job: str, kind: str) -> str:
+    """The path prefix a sequential create of an entry of ``kind`` uses."""
+    return f"{paths.stream_log(wf, job)}/{kind}-"
 
 
-def append_entry(zk: KazooClient, paths: Paths, wf: str, job: str, body: dict[str, Any]) -> int:
-    """Append one entry; its sequence number (NoNodeError when the job is gone)."""
-    prefix = f"{paths.stream_log(wf, job)}/{ENTRY_PREFIX}"
-    created = zk.create(prefix, encode(body, path=prefix), sequence=True)
-    return entry_seq(created.rsplit("/", 1)[1])
+def entry_path(paths: Paths, wf: str, job: str, seq: int, kind: str) -> str:
+    return f"{paths.stream_log(wf, job)}/{kind}-{seq:010d}"
 
 
-def entry_seqs(zk: KazooClient, paths: Paths, wf: str, job: str, watch: Any = None) -> list[int]:
-    """Every entry's sequence number, in order (optionally watching for new ones)."""
+def parse_entry(name: str) -> tuple[int, str]:
+    """(sequence number, kind) of an entry's name."""
+    return int(name[2:]), name[0]
+
+
+def list_entries(
+    zk: KazooClient, paths: Paths, wf: str, job: str, watch: Any = None
+) -> list[tuple[int, str]]:
+    """Every entry as (sequence number, kind), in order (optionally watching for more)."""
     names = zk.get_children(paths.stream_log(wf, job), watch=watch)
-    return sorted(entry_seq(n) for n in names if n.startswith(ENTRY_PREFIX))
+    return sorted(parse_entry(n) for n in names if n[:2] in ("s-", "b-", "x-"))
 
 
-def read_entry(zk: KazooClient, paths: Paths, wf: str, job: str, seq: int) -> dict[str, Any]:
-    path = f"{paths.stream_log(wf, job)}/{ENTRY_PREFIX}{seq:010d}"
+def read_entry(
+    zk: KazooClient, paths: Paths, wf: str, job: str, seq: int, kind: str
+) -> dict[str, Any]:
+    path = entry_path(paths, wf, job, seq, kind)
     data, _ = zk.get(path)
     body = decode(data, path=path)
     return dict(body) if isinstance(body, dict) else {}
 
 
-def is_barrier(entry: dict[str, Any]) -> bool:
-    return bool(entry.get("barrier") or entry.get("end"))
+def split_slot(entry: dict[str, Any], seq: int, index: int, slots: int) -> int:
+    """The slot a split goes to: its key's hash when the batch has keys, else round-robin
+    from the batch's sequence number. Slots compute it themselves, from their own job
+    config, so a writer never needs to know how many there are."""
+    keys = entry.get("keys")
+    base = keys[index] if keys else seq + index
+    return int(base) % slots
 
 
 def read_ack(

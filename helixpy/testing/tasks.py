@@ -20,10 +20,11 @@ Commands (their ``task_config`` keys in brackets):
 - ``Crash`` [code]: ends its process at once with ``os._exit(code)`` (for process isolation).
 - ``SumOnce`` [open_cost, splits]: the one-shot peer of ``Sum``: sleeps ``open_cost``, then
   adds up the JSON list ``splits`` and writes TASK-scope ``total``.
-- ``Sum`` (a ``StreamTask``) [delay, fail_value, open_cost]: adds up splits ``{"v": n}`` (sleeping
-  ``delay`` seconds per split, raising on ``fail_value``); a split's result is ``2n``; its
-  contribution is ``{"count", "total", "opened"}`` (``opened``: an id made in ``open``, so a
-  test sees how often a slot was opened); ``close`` writes TASK-scope ``closed``.
+- ``Sum`` (a ``StreamTask``) [delay, fail_value, open_cost, fail_close]: adds up splits
+  ``{"v": n}`` (sleeping ``delay`` seconds per split, raising on ``fail_value``); a split's
+  result is ``2n``; its contribution is ``{"count", "total", "opened"}`` (``opened``: an id
+  made in ``open``, so a test sees how often a slot was opened); ``close`` writes TASK-scope
+  ``closed`` (with ``fail_close`` it raises instead on a slot's first attempt).
 - ``FanOut`` [count, fail_at]: emits ``count`` follow-ups (``ctx.emit``); follow-up ``i``
   writes TASK-scope ``f<i>`` = its attempt, and the one numbered ``fail_at`` raises.
 """
@@ -74,6 +75,8 @@ class SumStream(StreamTask):
         return out
 
     def close(self) -> None:
+        if self.ctx.task_config.get("fail_close") and self.ctx.attempt == 1:
+            raise RuntimeError("close failed on the first attempt")
         self.ctx.put_user_content("closed", "1")
 
 

@@ -206,3 +206,30 @@ def test_stream_slots_are_exempt_from_the_per_task_timeout(zk_address: str) -> N
         assert wait_final(driver, "long") is S.COMPLETED
         task = driver.get_job_context("long", "s").tasks[0]
         assert (task.state, task.num_attempts) == (P.COMPLETED, 1)
+
+
+def test_a_slot_that_fails_after_acking_the_end_completes_on_its_retry(
+        zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        driver = cluster.driver
+        start_stream(cluster, "closing", 1, fail_close="1")
+        driver.add_splits("closing", "s", [{"v": 3}])
+        assert totals(driver.end_stream("closing", "s").wait(WAIT)) == (1, 3)
+        # When close() raised after the final ack, the retry only closes: the job completes
+        assert wait_final(driver, "closing") is S.COMPLETED
+        task = driver.get_job_context("closing", "s").tasks[0]
+        assert (task.state, task.num_attempts) == (P.COMPLETED, 2)
+        assert driver.get_task_user_content_map("closing", "s", "0") == {"closed": "1"}
+
+
+def test_a_recreated_stream_with_fewer_slots_gets_every_split(zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        driver = cluster.driver
+        start_stream(cluster, "re", 3)
+        driver.add_splits("re", "s", [{"v": 1}])
+        driver.delete_and_wait("re", timeout=WAIT)
+        # When the same driver feeds a new job of the same name with one slot
+        start_stream(cluster, "re", 1)
+        driver.add_splits("re", "s", [{"v": v} for v in range(10)])
+        # Then that slot gets all ten (no writer-side routing from the old job's shape)
+        assert totals(driver.request_barrier("re", "s").wait(WAIT)) == (10, 45)
