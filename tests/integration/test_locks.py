@@ -1,0 +1,192 @@
+"""Task locks on a real ZooKeeper: grants, waits, preemption, critical sections, fencing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+from helixpy.errors import InvalidConfig, LockRevoked
+from helixpy.model.locks import Interval, LockType
+from helixpy.store.client import connect
+from helixpy.store.locks import LockBox, read_audit, read_locks
+from helixpy.store.ops import Create
+from helixpy.store.paths import Paths
+
+pytestmark = pytest.mark.cluster
+SH, EX = LockType.SHARED, LockType.EXCLUSIVE
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def cluster(zk_address: str) -> str:
+    return f"locks{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture()
+def zk(zk_address: str) -> Iterator[KazooClient]:
+    client = connect(zk_address)
+    yield client
+    client.stop()
+    client.close()
+
+
+def box(zk: KazooClient, cluster: str, name: str, priority: int = 50, **kw: object) -> LockBox:
+    return LockBox(zk, cluster, name, priority=priority, **kw)  # type: ignore[arg-type]
+
+
+def test_exclusive_denied_to_another_group_until_released(zk: KazooClient, cluster: str) -> None:
+    a, b = box(zk, cluster, "a"), box(zk, cluster, "b")
+    first = a.try_acquire("seg/2026", (0, 10), EX)
+    assert first.ok and first.lock is not None and first.lock.token >= 1
+    assert not b.try_acquire("seg/2026", (5, 15), EX).ok
+    assert b.try_acquire("seg/2026", (10, 20), EX).ok  # abutting
+    a.release("seg/2026")
+    assert b.try_acquire("seg/2026", (0, 9), EX).ok
+    # the resource name was escaped into one path segment
+    assert list(read_locks(zk, Paths(cluster))) == ["seg/2026"]
+    with pytest.raises(InvalidConfig, match="number intervals"):
+        b.try_acquire("seg/2026", ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"), EX)
+
+
+def test_acquire_with_a_timeout_on_a_held_lock_gives_up_after_it(
+        zk: KazooClient, cluster: str) -> None:
+    box(zk, cluster, "holder").try_acquire("r", (0, 10), EX)
+    t0 = time.monotonic()
+    result = box(zk, cluster, "waiter").acquire("r", (0, 10), EX, timeout=1.0)
+    assert not result.ok and not result.revoked
+    assert time.monotonic() - t0 >= 0.95  # it waited (on watches), then gave up
+
+
+def test_acquire_waits_and_is_granted_when_the_holder_releases(
+        zk: KazooClient, cluster: str) -> None:
+    holder = box(zk, cluster, "holder")
+    holder.try_acquire("r", (0, 10), EX)
+    waiter = box(zk, cluster, "waiter")
+    got: list[bool] = []
+    t = threading.Thread(target=lambda: got.append(waiter.acquire("r", (0, 10), EX,
+                                                                  timeout=30).ok))
+    t.start()
+    holder.close()  # its liveness node goes with it
+    t.join(30)
+    assert got == [True]
+
+
+def test_preemption_revokes_lower_priorities_and_revocation_is_sticky(
+        zk: KazooClient, cluster: str) -> None:
+    low = box(zk, cluster, "low", priority=25)
+    assert low.try_acquire("r", (0, 10), SH).ok
+    mid = box(zk, cluster, "mid", priority=50)
+    assert mid.try_acquire("r", (0, 10), EX).ok  # revokes the lower shared lock
+    top = box(zk, cluster, "top", priority=75)
+    assert top.try_acquire("r", (5, 6), SH).ok  # and a still-higher shared revokes that
+    mid.release("r")
+    top.release("r")
+    again = low.try_acquire("r", (0, 10), SH)
+    assert not again.ok and again.revoked  # learned on its next acquire
+    with pytest.raises(LockRevoked), low.critical_section("r", [(0, 10)]):
+        pass
+    events = [(e["event"], e["holder"]) for e in read_audit(zk, Paths(cluster), "r")]
+    assert events == [("grant", "low"), ("revoke", "low"), ("grant", "mid"),
+                      ("revoke", "mid"), ("grant", "top"), ("release", "mid"),
+                      ("release", "top")]
+
+
+def test_a_preemptor_waits_while_the_victim_is_in_a_critical_section(
+        zk: KazooClient, cluster: str) -> None:
+    victim, preemptor = box(zk, cluster, "victim", 25), box(zk, cluster, "preemptor", 75)
+    assert victim.try_acquire("r", (0, 10), EX).ok
+    inside, leave = threading.Event(), threading.Event()
+
+    def work() -> None:
+        with victim.critical_section("r", [(0, 10)]):
+            victim.commit([Create(f"/{cluster}-victim-wrote")])  # holds: written
+            inside.set()
+            assert leave.wait(30)
+
+    t = threading.Thread(target=work)
+    t.start()
+    assert inside.wait(30)
+    assert preemptor.try_acquire("r", (0, 10), EX).ok is False  # cannot revoke now
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(
+        preemptor.acquire("r", (0, 10), EX, timeout=30).ok))
+    waiter.start()
+    leave.set()
+    t.join(30)
+    waiter.join(30)
+    assert got == [True]
+    assert zk.exists(f"/{cluster}-victim-wrote") is not None
+    with pytest.raises(LockRevoked):
+        victim.commit([Create(f"/{cluster}-victim-late")])
+    assert zk.exists(f"/{cluster}-victim-late") is None
+
+
+def test_a_group_shares_a_posse_and_one_release_keeps_it_for_the_other(
+        zk: KazooClient, cluster: str) -> None:
+    m1 = box(zk, cluster, "m1", group="ingest")
+    m2 = box(zk, cluster, "m2", group="ingest")
+    first, second = m1.try_acquire("r", (0, 10), EX), m2.try_acquire("r", (2, 8), EX)
+    assert first.ok and second.ok and first.lock and second.lock
+    assert first.lock.token == second.lock.token
+    assert not m2.try_acquire("r", (5, 15), EX).ok  # overlapping but not contained
+    m1.release("r")
+    assert not box(zk, cluster, "x").try_acquire("r", (0, 10), EX).ok
+
+
+def _holder(zk_address: str, cluster: str, name: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.lock_holder", zk_address, cluster, name,
+         "r", "0", "10"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_killed_holders_lock_is_reclaimed_by_the_next_acquirer(
+        zk: KazooClient, zk_address: str, cluster: str) -> None:
+    proc = _holder(zk_address, cluster, "doomed")
+    proc.kill()
+    proc.wait(10)
+    # The next acquirer waits for the holder's session to expire (2 s), then reclaims
+    result = box(zk, cluster, "next").acquire("r", (0, 10), EX, timeout=30)
+    assert result.ok
+    events = [(e["event"], e["holder"]) for e in read_audit(zk, Paths(cluster), "r")]
+    assert ("reclaim", "doomed") in events
+
+
+def test_a_frozen_holder_that_wakes_after_its_session_expired_cannot_commit(
+        zk: KazooClient, zk_address: str, cluster: str) -> None:
+    proc = _holder(zk_address, cluster, "sleeper")
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        # While it is frozen past its session, another holder takes the lock over
+        taken = box(zk, cluster, "taker").acquire("r", (0, 10), EX, timeout=30)
+        assert taken.ok
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().startswith("revoked")
+    proc.wait(30)
+    assert zk.exists(f"/{cluster}-written-by-sleeper") is None
+
+
+def test_instants_normalise_and_abut(zk: KazooClient, cluster: str) -> None:
+    a, b = box(zk, cluster, "a"), box(zk, cluster, "b")
+    day1 = Interval.of("2026-01-01T00:00:00+01:00", "2026-01-02T00:00:00Z")
+    assert a.try_acquire("ds", day1, EX).ok
+    assert b.try_acquire("ds", ("2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z"), EX).ok
+    assert not b.try_acquire("ds", ("2026-01-01T12:00:00Z", "2026-01-01T13:00:00Z"), SH).ok
