@@ -144,4 +144,4 @@ def _explicit(ctx: click.Context, param: str) -> bool:
 
 # Imported last, and only for their side effect: each submodule's decorators register its
 # commands and groups on ``main`` (they import ``main`` and the helpers above from here).
-from helixpy.cli import daemons, instances, jobs, queues, workflows  # noqa: E402,F401
+from helixpy.cli import daemons, instances, jobs, locks, queues, workflows  # noqa: E402,F401

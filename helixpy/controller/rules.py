@@ -317,7 +317,9 @@ def _release_delayed(job: JobRuntime, now_s: float, wakeups: list[float]) -> Non
 
 
 def schedulable_jobs(workflows: Iterable[WorkflowRuntime]) -> list[JobRuntime]:
-    """Jobs with pending tasks that may be assigned now, in scheduling order."""
+    """Jobs with pending tasks that may be assigned now, in scheduling order: higher
+    priority first (``JobConfig.priority``, else its ``job_type``'s), and within one
+    priority, submission order (workflow start, then the workflow's job order)."""
     out: list[JobRuntime] = []
     for wf in sorted(workflows, key=lambda w: (w.start_time is None, w.start_time, w.name)):
         if wf.state is not S.IN_PROGRESS:
@@ -327,6 +329,7 @@ def schedulable_jobs(workflows: Iterable[WorkflowRuntime]) -> list[JobRuntime]:
             for name in wf.order
             if wf.jobs[name].state is S.IN_PROGRESS and wf.jobs[name].pending
         )
+    out.sort(key=lambda job: -job.config.effective_priority())  # stable: order kept
     return out
 
 

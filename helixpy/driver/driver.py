@@ -43,6 +43,7 @@ from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.store import records
 from helixpy.store.content import get_content_map
+from helixpy.store.locks import read_audit, read_locks
 from helixpy.store.partitions import read_partitions
 
 
@@ -250,6 +251,15 @@ class TaskDriver(StreamMethods):
         if instance is not None:
             check_name("instance", instance)
         return self._read(self._paths.instances, "", read_partitions, instance)
+
+    def get_locks(self, resource: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Task locks by resource (one resource's when given): each lock's interval, type,
+        group, priority, token, members (holders), critical-section members and revoked."""
+        return self._read(f"{self._paths.root}/LOCKS", "", read_locks, resource)
+
+    def get_lock_audit(self, resource: str) -> list[dict[str, Any]]:
+        """Every grant, join, revoke, release and reclaim on ``resource``, oldest first."""
+        return self._read(f"{self._paths.root}/LOCKS", "", read_audit, resource)
 
     def get_instances(self) -> dict[str, dict[str, Any]]:
         """Every instance that ever registered: ``{id: {live, enabled, tags, capacity}}``."""

@@ -16,16 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from helixpy.errors import InvalidConfig
+from helixpy.model.locks import TYPE_PRIORITIES
 from helixpy.model.names import check_name
 
 #: Helix's per-instance task thread count: the default participant capacity.
 DEFAULT_CAPACITY = 40
 
-JOB_TYPE_PRIORITIES: Mapping[str, int] = {
-    "realtime": 75,
-    "batch": 50,
-    "compaction": 25,
-}
+JOB_TYPE_PRIORITIES: Mapping[str, int] = TYPE_PRIORITIES
 
 
 def _check_duration(name: str, value: float | None, *, allow_none: bool = True) -> None:
@@ -168,6 +165,10 @@ class JobConfig:
     isolation: str = "thread"
     #: a streaming job: ``num_tasks`` warm slots (``StreamTask``) fed splits and barriers
     stream: bool = False
+    #: task locks: the posse its tasks share (default: the job) and how long ``acquire``
+    #: waits by default (seconds)
+    lock_group: str | None = None
+    lock_timeout: float | None = None
 
     def __post_init__(self) -> None:
         _check_optional_str("job.command", self.command)
@@ -236,6 +237,8 @@ class JobConfig:
             raise InvalidConfig(
                 "job.isolation", f"must be 'thread' or 'process' (got {self.isolation!r})"
             )
+        _check_optional_str("job.lock_group", self.lock_group)
+        _check_duration("job.lock_timeout", self.lock_timeout)
         if not isinstance(self.stream, bool):
             raise InvalidConfig("job.stream", "must be a boolean")
         if self.stream:

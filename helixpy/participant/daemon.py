@@ -22,11 +22,10 @@ from typing import Any
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError
 
-from helixpy.errors import CorruptNode, InvalidConfig, NotFound
+from helixpy.errors import CorruptNode, InvalidConfig
 from helixpy.model import (
     DEFAULT_CAPACITY,
     JobConfig,
-    Scope,
     TaskPartitionState,
     TaskResult,
     TaskStatus,
@@ -45,14 +44,13 @@ from helixpy.participant.isolation import ProcessPool, process_factory
 from helixpy.participant.registration import register
 from helixpy.participant.registry import TaskContext, TaskFactory, TaskRegistry
 from helixpy.participant.reporter import StateReporter
+from helixpy.participant.services import FencedContent, attempt_locks
 from helixpy.participant.stream import run_stream_attempt
 from helixpy.participant.timeouts import Deadlines
 from helixpy.store.acl import AclProvider, OpenAclProvider
 from helixpy.store.client import connect
 from helixpy.store.codec import decode
-from helixpy.store.content import get_content_map, put_content
 from helixpy.store.fencing import FencedWriter
-from helixpy.store.ops import Check
 from helixpy.store.paths import Paths, parse_task_key
 from helixpy.store.records import read_cluster_config, read_job_config
 
@@ -344,13 +342,16 @@ class Participant:
             job_config=cfg,
             task_config=merged,
             command=cfg.task_command(partition),
-            _content=_Content(self),
+            _content=FencedContent(self.zk, self.paths, self.acl, self.instance, self.incarnation),
         )
         attempt = Attempt(key=key, attempt=attempt_no, ctx=ctx)
         executor = self._executor
         assert executor is not None
         attempt.group = WorkGroup(on_done=lambda _err: self._complete(attempt, incarnation))
         ctx._emit = lambda fn: executor.emit(Item(fn, job=f"{wf}/{job}"))
+        ctx._locks = lambda: attempt_locks(
+            self.zk, self.paths, self.acl, ctx, self.instance, incarnation
+        )
         with self._lock:
             # Checked under the lock _self_fence takes: nothing starts once fenced.
             if self.state is not RunState.RUNNING or incarnation != self.incarnation:
@@ -421,6 +422,12 @@ class Participant:
 
     def _complete(self, attempt: Attempt, incarnation: int) -> None:
         """The attempt's work is done (run and follow-ups): report it, unless stale."""
+        box = attempt.ctx._lock_box
+        if box is not None:
+            try:
+                box.close()  # every lock of an attempt goes when the attempt ends
+            except Exception as exc:  # its session is gone: the next acquirer reclaims
+                log.warning("%s: locks not released: %s", attempt.key, exc)
         if attempt.deadline_token is not None:
             self._deadlines.discard(attempt.deadline_token)
         if attempt.outcome is None:  # skipped: cancelled while it waited for a worker
@@ -468,28 +475,3 @@ def _check_capacity(capacity: int) -> int:
     ):
         raise InvalidConfig("capacity", f"must be an integer from 1 to {MAX_CAPACITY}")
     return capacity
-
-
-class _Content:
-    """User content for a participant's tasks, fenced by the participant's incarnation."""
-
-    def __init__(self, participant: Participant) -> None:
-        self.p = participant
-        self.incarnation = participant.incarnation
-
-    def put(self, ctx: TaskContext, key: str, value: str, scope: Scope) -> None:
-        p = self.p
-        assert p.zk is not None
-        fence = Check(p.paths.incarnation(p.instance), self.incarnation)
-        put_content(
-            p.zk, p.paths, p.acl, fence, scope, ctx.workflow, ctx.job, ctx.task_id, key, value
-        )
-
-    def get(self, ctx: TaskContext, key: str, scope: Scope) -> str | None:
-        assert self.p.zk is not None
-        try:
-            return get_content_map(
-                self.p.zk, self.p.paths, scope, ctx.workflow, ctx.job, ctx.task_id
-            ).get(key)
-        except NotFound:
-            return None

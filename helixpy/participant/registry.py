@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from helixpy.errors import InvalidConfig
 from helixpy.model import JobConfig, Scope, TaskResult, TaskStatus
+from helixpy.store.locks import LockBox
 
 
 class Task(abc.ABC):
@@ -57,6 +58,19 @@ class TaskContext:
     cancelled: threading.Event = field(default_factory=threading.Event)
     _content: ContentStore | None = None
     _emit: Callable[[Callable[[], object]], None] | None = None
+    _locks: Callable[[], LockBox] | None = None
+    _lock_box: LockBox | None = None
+
+    @property
+    def locks(self) -> LockBox:
+        """This attempt's task locks: the holder is this attempt, the group the job's
+        ``lock_group`` (default: the job), the priority the job's. Every lock it takes is
+        released when the attempt ends."""
+        if self._lock_box is None:
+            if self._locks is None:
+                raise RuntimeError("this context has no lock store (process isolation?)")
+            self._lock_box = self._locks()
+        return self._lock_box
 
     def emit(self, fn: Callable[..., object], *args: object) -> None:
         """Run ``fn(*args)`` as a follow-up of this attempt on this participant's workers.

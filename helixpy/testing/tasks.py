@@ -25,6 +25,10 @@ Commands (their ``task_config`` keys in brackets):
   result is ``2n``; its contribution is ``{"count", "total", "opened"}`` (``opened``: an id
   made in ``open``, so a test sees how often a slot was opened); ``close`` writes TASK-scope
   ``closed`` (with ``fail_close`` it raises instead on a slot's first attempt).
+- ``Locker`` [resource, start, end, type, hold, timeout]: ``ctx.locks.acquire`` of
+  ``[start, end)`` (EXCLUSIVE unless ``type``), then holds it ``hold`` seconds and checks it
+  still holds with an empty ``commit``; writes TASK-scope ``ok``, ``revoked``, ``granted``
+  and ``done`` (times) and ``committed``. The lock is released when the attempt ends.
 - ``FanOut`` [count, fail_at]: emits ``count`` follow-ups (``ctx.emit``); follow-up ``i``
   writes TASK-scope ``f<i>`` = its attempt, and the one numbered ``fail_at`` raises.
 """
@@ -39,7 +43,9 @@ import uuid
 from collections import Counter
 from typing import Any
 
+from helixpy.errors import LockRevoked
 from helixpy.model import Scope, TaskResult, TaskStatus
+from helixpy.model.locks import LockType
 from helixpy.participant.registry import TaskContext, TaskRegistry
 from helixpy.participant.stream import StreamTask
 
@@ -183,6 +189,31 @@ def make_registry() -> TaskRegistry:
         time.sleep(float(ctx.task_config.get("open_cost", "0")))
         splits = json.loads(ctx.task_config.get("splits", "[]"))
         ctx.put_user_content("total", str(sum(int(s["v"]) for s in splits)))
+
+    @reg.task("Locker")
+    def locker(ctx: TaskContext) -> TaskResult | None:
+        cfg = ctx.task_config
+        interval = (float(cfg.get("start", "0")), float(cfg.get("end", "10")))
+        result = ctx.locks.acquire(
+            cfg.get("resource", "table"),
+            interval,
+            LockType(cfg.get("type", "EXCLUSIVE")),
+            timeout=float(cfg["timeout"]) if "timeout" in cfg else None,
+        )
+        ctx.put_user_content("ok", str(result.ok))
+        ctx.put_user_content("revoked", str(result.revoked))
+        if not result.ok:
+            return TaskResult(TaskStatus.FAILED, f"lock not granted: {result.reason}")
+        ctx.put_user_content("granted", repr(time.time()))
+        if ctx.cancelled.wait(float(cfg.get("hold", "0"))):
+            return TaskResult(TaskStatus.CANCELED, "cancelled while holding the lock")
+        try:
+            ctx.locks.commit([])
+            ctx.put_user_content("committed", "True")
+        except LockRevoked as exc:
+            ctx.put_user_content("committed", f"False: {exc}")
+        ctx.put_user_content("done", repr(time.time()))
+        return None
 
     @reg.task("FanOut")
     def fan_out(ctx: TaskContext) -> None:

@@ -190,3 +190,27 @@ def test_instants_normalise_and_abut(zk: KazooClient, cluster: str) -> None:
     assert a.try_acquire("ds", day1, EX).ok
     assert b.try_acquire("ds", ("2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z"), EX).ok
     assert not b.try_acquire("ds", ("2026-01-01T12:00:00Z", "2026-01-01T13:00:00Z"), SH).ok
+
+
+def test_tasks_lock_through_ctx_locks_and_release_when_their_attempt_ends(
+        zk_address: str) -> None:
+    from helixpy import JobConfig, Workflow
+    from helixpy.testing import LocalCluster
+    from tests.integration.helpers import wait_final
+
+    with LocalCluster(participants=2, zk=zk_address) as cluster:
+        driver = cluster.driver
+        # Given two independent jobs whose tasks want the same exclusive lock
+        job = JobConfig(command="Locker", num_tasks=1, lock_timeout=60,
+                        command_config={"resource": "tbl", "hold": "1.5"})
+        driver.start(Workflow.builder("lk").add_job("a", job).add_job("b", job).build())
+        assert wait_final(driver, "lk").value == "COMPLETED"
+        recs = {j: driver.get_task_user_content_map("lk", j, "0") for j in ("a", "b")}
+        assert all(r["ok"] == "True" and r["committed"] == "True" for r in recs.values())
+        # Then one waited for the other: its grant came after the first one's task ended
+        first, second = sorted(recs.values(), key=lambda r: float(r["granted"]))
+        assert float(second["granted"]) >= float(first["done"])
+        audit = [(e["event"], e["group"]) for e in driver.get_lock_audit("tbl")]
+        assert [e for e, _ in audit] == ["grant", "release", "grant", "release"]
+        assert {g for _, g in audit} == {"lk/a", "lk/b"}
+        assert driver.get_locks("tbl") == {"tbl": []}

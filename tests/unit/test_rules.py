@@ -335,3 +335,22 @@ def test_a_one_time_schedule_holds_the_start_and_a_template_runs_nothing() -> No
     assert rules.evaluate_workflow(template, NOW) is None
     assert template.state is S.IN_PROGRESS and rules.schedulable_jobs([template]) == []
 
+
+
+def test_higher_priority_jobs_are_assigned_first_when_capacity_is_short() -> None:
+    # Given a low-priority workflow started before a high-priority one, and one free slot
+    low = runtime(Workflow.builder("low").add_job(
+        "j", JobConfig(command="x", num_tasks=2, job_type="compaction")).build())
+    high = runtime(Workflow.builder("high").add_job(
+        "j", JobConfig(command="x", num_tasks=2, priority=90)).build())
+    rules.evaluate_workflow(low, NOW)
+    rules.evaluate_workflow(high, NOW + timedelta(seconds=1))
+    order = rules.schedulable_jobs([low, high])
+    assert [j.workflow for j in order] == ["high", "low"]
+    placed = rules.assign(order, {"i": inst("i", capacity=1)}, {})
+    # Then the one slot goes to the high-priority job; equal priorities keep their order
+    assert [(j.workflow, p) for j, p, _ in placed] == [("high", 0)]
+    same = runtime(Workflow.builder("same").add_job(
+        "j", JobConfig(command="x", num_tasks=1, job_type="compaction")).build())
+    rules.evaluate_workflow(same, NOW + timedelta(seconds=2))
+    assert [j.workflow for j in rules.schedulable_jobs([same, low])] == ["low", "same"]

@@ -1,0 +1,87 @@
+"""What a running attempt's context is given: fenced user content and its task locks."""
+
+from __future__ import annotations
+
+from kazoo.client import KazooClient
+
+from helixpy.errors import NotFound
+from helixpy.model import Scope
+from helixpy.model.locks import Holder
+from helixpy.participant.registry import TaskContext
+from helixpy.store.acl import AclProvider
+from helixpy.store.content import get_content_map, put_content
+from helixpy.store.locks import LockBox
+from helixpy.store.ops import Check
+from helixpy.store.paths import Paths
+
+
+class FencedContent:
+    """User content for a participant's tasks, written under the incarnation they run in."""
+
+    def __init__(
+        self,
+        zk: KazooClient | None,
+        paths: Paths,
+        acl: AclProvider,
+        instance: str,
+        incarnation: int,
+    ) -> None:
+        assert zk is not None
+        self.zk = zk
+        self.paths = paths
+        self.acl = acl
+        self.fence = Check(paths.incarnation(instance), incarnation)
+
+    def put(self, ctx: TaskContext, key: str, value: str, scope: Scope) -> None:
+        put_content(
+            self.zk,
+            self.paths,
+            self.acl,
+            self.fence,
+            scope,
+            ctx.workflow,
+            ctx.job,
+            ctx.task_id,
+            key,
+            value,
+        )
+
+    def get(self, ctx: TaskContext, key: str, scope: Scope) -> str | None:
+        try:
+            return get_content_map(
+                self.zk, self.paths, scope, ctx.workflow, ctx.job, ctx.task_id
+            ).get(key)
+        except NotFound:
+            return None
+
+
+def attempt_locks(
+    zk: KazooClient | None,
+    paths: Paths,
+    acl: AclProvider,
+    ctx: TaskContext,
+    instance: str,
+    incarnation: int,
+) -> LockBox:
+    """The lock box of one attempt: its holder is the attempt (its liveness node goes with
+    the participant's session), its group the job's ``lock_group`` (default: the job), its
+    priority and default wait the job's."""
+    assert zk is not None
+    cfg = ctx.job_config
+    key = f"{ctx.workflow}/{ctx.job}/{ctx.partition}"
+    holder = Holder(
+        id=f"{instance}.{incarnation}.{key}.{ctx.attempt}",
+        instance=instance,
+        incarnation=incarnation,
+        task=key,
+        attempt=ctx.attempt,
+    )
+    return LockBox(
+        zk,
+        paths.cluster,
+        holder,
+        group=cfg.lock_group or f"{ctx.workflow}/{ctx.job}",
+        priority=cfg.effective_priority(),
+        timeout=300.0 if cfg.lock_timeout is None else cfg.lock_timeout,
+        acl=acl,
+    )
