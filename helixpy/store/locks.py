@@ -163,7 +163,19 @@ class LockBox:
             self._suspended.set()  # (cleared only when a critical section ends)
 
     def _alive(self, holder_id: str) -> bool:
-        return self.zk.exists(holder_path(self.paths, holder_id)) is not None
+        """A member lives while its liveness node does and, for a task, while its
+        participant is still in the incarnation it acquired under (a participant that
+        fenced itself and re-registered keeps its session but not its old attempts)."""
+        try:
+            data, _ = self.zk.get(holder_path(self.paths, holder_id))
+        except NoNodeError:
+            return False
+        holder = decode(data) or {}
+        instance, incarnation = holder.get("instance"), holder.get("incarnation")
+        if instance is None or incarnation is None:
+            return True
+        stat = self.zk.exists(self.paths.incarnation(str(instance)))
+        return stat is None or stat.version == int(incarnation)
 
     # --- acquire / release ----------------------------------------------------------------
 

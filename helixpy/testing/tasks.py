@@ -29,14 +29,19 @@ Commands (their ``task_config`` keys in brackets):
   ``[start, end)`` (EXCLUSIVE unless ``type``), then holds it ``hold`` seconds and checks it
   still holds with an empty ``commit``; writes TASK-scope ``ok``, ``revoked``, ``granted``
   and ``done`` (times) and ``committed``. The lock is released when the attempt ends.
+- ``Contend`` [resource, rounds, seed]: ``rounds`` times, asks ``ctx.locks`` for a random
+  interval of ``[0, 20)`` of random type (waiting up to 2 s), holds it briefly, checks it
+  with ``commit([])`` and releases it; always completes (a concurrency exercise).
 - ``FanOut`` [count, fail_at]: emits ``count`` follow-ups (``ctx.emit``); follow-up ``i``
   writes TASK-scope ``f<i>`` = its attempt, and the one numbered ``fail_at`` raises.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import threading
 import time
 import uuid
@@ -214,6 +219,21 @@ def make_registry() -> TaskRegistry:
             ctx.put_user_content("committed", f"False: {exc}")
         ctx.put_user_content("done", repr(time.time()))
         return None
+
+    @reg.task("Contend")
+    def contend(ctx: TaskContext) -> None:
+        cfg = ctx.task_config
+        rng = random.Random(f"{cfg.get('seed', '0')}/{ctx.job}/{ctx.attempt}")
+        resource = cfg.get("resource", "shared")
+        for _ in range(int(cfg.get("rounds", "3"))):
+            start = rng.randrange(0, 18)
+            interval = (start, start + rng.randrange(1, 20 - start))
+            kind = rng.choice([LockType.SHARED, LockType.EXCLUSIVE])
+            if ctx.locks.acquire(resource, interval, kind, timeout=2.0).ok:
+                time.sleep(rng.uniform(0.01, 0.1))  # the work done under the lock
+                with contextlib.suppress(LockRevoked):
+                    ctx.locks.commit([])
+                ctx.locks.release(resource)
 
     @reg.task("FanOut")
     def fan_out(ctx: TaskContext) -> None:

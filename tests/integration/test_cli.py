@@ -251,3 +251,30 @@ def test_partition_commands(zk_address: str) -> None:
         # and a bad name is refused before anything is sent
         bad = helixpy("instance", "set-partition", inst, "db", "../x", "MASTER", env=env)
         assert bad.returncode != 0 and "partition" in bad.stderr
+
+
+def test_locks_list_shows_holders_types_intervals_priorities_and_revocation(
+        zk_address: str) -> None:
+    from helixpy.model.locks import LockType
+    from helixpy.store.client import connect
+    from helixpy.store.locks import LockBox
+
+    with LocalCluster(participants=0, zk=zk_address) as cluster:
+        env = {"HELIXPY_ZK": cluster.zk_address, "HELIXPY_CLUSTER": cluster.cluster}
+        assert "(no locks)" in helixpy("locks", "list", env=env).stdout
+        zk = connect(cluster.zk_address)
+        try:
+            low = LockBox(zk, cluster.cluster, "low-task", priority=25)
+            assert low.try_acquire("tbl", (0, 10), LockType.SHARED).ok
+            high = LockBox(zk, cluster.cluster, "high-task", priority=75)
+            assert high.try_acquire("tbl", (5, 20), LockType.EXCLUSIVE).ok
+            out = helixpy("locks", "list", "--resource", "tbl", env=env)
+            assert out.returncode == 0, out.stderr
+            lines = out.stdout.splitlines()
+            assert any("[0.0, 10.0)" in ln and "SHARED" in ln and "prio=25" in ln
+                       and "holders=low-task" in ln and ln.endswith("revoked") for ln in lines)
+            assert any("[5.0, 20.0)" in ln and "EXCLUSIVE" in ln and "prio=75" in ln
+                       and "holders=high-task" in ln and "revoked" not in ln for ln in lines)
+        finally:
+            zk.stop()
+            zk.close()

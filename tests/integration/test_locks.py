@@ -214,3 +214,95 @@ def test_tasks_lock_through_ctx_locks_and_release_when_their_attempt_ends(
         assert [e for e, _ in audit] == ["grant", "release", "grant", "release"]
         assert {g for _, g in audit} == {"lk/a", "lk/b"}
         assert driver.get_locks("tbl") == {"tbl": []}
+
+
+def _replay(audit: list[dict[str, object]]) -> int:
+    """Replay an audit trail; assert no two conflicting unrevoked locks ever coexisted.
+    Returns how many grants it saw."""
+    live: dict[int, dict[str, object]] = {}  # token -> {interval, type, members, revoked}
+    grants = 0
+    for e in audit:
+        token, kind = int(str(e["token"])), e["event"]
+        if kind == "grant":
+            grants += 1
+            live[token] = {"interval": Interval.from_list(e["interval"]),  # type: ignore[arg-type]
+                           "type": e["type"], "members": {e["holder"]}, "revoked": False}
+        elif kind == "join":
+            live[token]["members"].add(e["holder"])  # type: ignore[attr-defined]
+        elif kind == "revoke":
+            live[token]["revoked"] = True
+        elif kind in ("release", "reclaim") and token in live:
+            live[token]["members"].discard(e["holder"])  # type: ignore[attr-defined]
+            if not live[token]["members"]:
+                del live[token]
+        held = [p for p in live.values() if not p["revoked"]]
+        for i, p in enumerate(held):
+            for q in held[i + 1:]:
+                if p["interval"].overlaps(q["interval"]):  # type: ignore[attr-defined]
+                    assert p["type"] == q["type"] == "SHARED", (e, p, q)
+    return grants
+
+
+def test_twenty_contending_tasks_never_hold_conflicting_locks(zk_address: str) -> None:
+    import random
+
+    from helixpy import JobConfig, Workflow
+    from helixpy.testing import LocalCluster
+    from tests.integration.helpers import wait_final
+
+    rng = random.Random(7)
+    with LocalCluster(participants=3, zk=zk_address) as cluster:
+        b = Workflow.builder("contend")
+        for i in range(20):
+            b.add_job(f"t{i:02d}", JobConfig(
+                command="Contend", num_tasks=1, priority=rng.choice([0, 25, 50, 75]),
+                command_config={"resource": "hot", "rounds": "4", "seed": "7"}))
+        cluster.driver.start(b.build())
+        # Then every task ends, and the audit trail shows no conflicting pair at any time
+        assert wait_final(cluster.driver, "contend", timeout=180).value == "COMPLETED"
+        audit = cluster.driver.get_lock_audit("hot")
+        assert _replay(audit) >= 20
+        assert cluster.driver.get_locks("hot") == {"hot": []}
+
+
+def test_locks_survive_a_controller_failover(zk_address: str) -> None:
+    from helixpy.testing import LocalCluster
+
+    with LocalCluster(participants=0, controllers=2, zk=zk_address) as cluster:
+        zk = connect(cluster.zk_address)
+        try:
+            held = LockBox(zk, cluster.cluster, "keeper").try_acquire("r", (0, 10), EX)
+            assert held.ok
+            cluster.wait_for_leader(exclude=cluster.kill_controller())
+            assert not LockBox(zk, cluster.cluster, "other").try_acquire("r", (0, 5), EX).ok
+            assert [p["members"] for p in cluster.driver.get_locks("r")["r"]] == [
+                {"keeper": {"id": "keeper"}}]
+        finally:
+            zk.stop()
+            zk.close()
+
+
+def test_a_critical_section_ends_with_lock_revoked_when_the_session_is_suspended() -> None:
+    from helixpy.testing.zookeeper import ZooKeeperServer
+
+    with ZooKeeperServer(tick_time=0.5) as server:
+        zk = connect(server.connection_string, session_timeout=3.0)
+        suspended = threading.Event()
+        zk.add_listener(lambda state: suspended.set() if state == "SUSPENDED" else None)
+        try:
+            holder = LockBox(zk, "c", "holder")
+            assert holder.try_acquire("r", (0, 10), EX).ok
+            assert server.pid is not None
+            section = holder.critical_section("r", [(0, 10)])
+            with pytest.raises(LockRevoked, match="suspended"), section:
+                os.kill(server.pid, signal.SIGSTOP)
+                try:
+                    assert suspended.wait(30)
+                    with pytest.raises(LockRevoked):
+                        holder.commit([Create("/never")])
+                finally:
+                    os.kill(server.pid, signal.SIGCONT)
+            assert zk.exists("/never") is None
+        finally:
+            zk.stop()
+            zk.close()
