@@ -63,11 +63,24 @@ def _load_registry(spec: str) -> Any:
     show_default=True,
     help="Cluster name (env HELIXPY_CLUSTER).",
 )
+@click.option(
+    "--zk-auth",
+    envvar="HELIXPY_ZK_AUTH",
+    default=None,
+    help="ZooKeeper identity digest:USER:PASSWORD (env HELIXPY_ZK_AUTH); znodes created "
+    "are then writable by it only.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 @click.pass_context
-def main(ctx: click.Context, zk: str, cluster: str, log_level: str) -> None:
+def main(ctx: click.Context, zk: str, cluster: str, zk_auth: str | None, log_level: str) -> None:
     """helixpy: a cluster task framework on ZooKeeper."""
-    ctx.obj = {"zk": zk, "cluster": cluster, "log_level": log_level, "zk_explicit": False}
+    ctx.obj = {
+        "zk": zk,
+        "cluster": cluster,
+        "zk_auth": zk_auth,
+        "log_level": log_level,
+        "zk_explicit": False,
+    }
 
 
 def cluster_options(fn: F) -> F:
@@ -117,7 +130,7 @@ def driver_call(obj: dict[str, Any], fn: Callable[[Any], str | None]) -> None:
     from helixpy.driver import TaskDriver
 
     try:
-        with TaskDriver(obj["zk"], obj["cluster"]) as driver:
+        with TaskDriver(obj["zk"], obj["cluster"], zk_auth=obj.get("zk_auth")) as driver:
             out = fn(driver)
     except HelixpyError as exc:
         raise click.ClickException(str(exc)) from exc

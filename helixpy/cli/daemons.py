@@ -65,6 +65,7 @@ def controller(
         grpc_host=grpc_host,
         grpc_port=grpc_port,
         session_timeout=session_timeout,
+        zk_auth=obj.get("zk_auth"),
     )
     ctl.start()
     stop = threading.Event()
@@ -113,6 +114,7 @@ def participant(
         capacity=capacity,
         session_timeout=session_timeout,
         tasks_spec=tasks_spec,
+        zk_auth=obj.get("zk_auth"),
     )
     part.start()
     stop = threading.Event()

@@ -61,8 +61,10 @@ class Controller:
         grpc_port: int = 0,
         session_timeout: float = 10.0,
         acl: AclProvider | None = None,
+        zk_auth: str | None = None,
     ) -> None:
         self.paths = Paths(cluster)
+        self.zk_auth = zk_auth
         self.zk_hosts = zk_hosts
         self.controller_id = controller_id
         self.session_timeout = session_timeout
@@ -87,7 +89,7 @@ class Controller:
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.zk = connect(self.zk_hosts, session_timeout=self.session_timeout)
+        self.zk = connect(self.zk_hosts, session_timeout=self.session_timeout, auth=self.zk_auth)
         self.zk.add_listener(self._on_session)
         for path in (
             self.paths.root,

@@ -41,14 +41,16 @@ _P = ParamSpec("_P")
 class DriverBase:
     """The connection of a driver to one cluster; see :class:`helixpy.driver.TaskDriver`."""
 
-    def __init__(self, zk: str, cluster: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, zk: str, cluster: str, *, timeout: float = 10.0, zk_auth: str | None = None
+    ) -> None:
         if not is_seconds(timeout) or not 0 < timeout < math.inf:
             raise InvalidConfig("timeout", f"must be a finite number of seconds > 0: {timeout!r}")
         self._paths = Paths(cluster)
         self._timeout = float(timeout)
         self._closed = threading.Event()
         try:
-            self._zk = connect(zk, connect_timeout=self._timeout)
+            self._zk = connect(zk, connect_timeout=self._timeout, auth=zk_auth)
         except ClusterUnavailable as exc:
             raise ClusterUnavailable(f"cluster {cluster}: {exc}") from exc
         self._watcher = Watcher(self._zk)

@@ -56,8 +56,10 @@ class TaskDriver(StreamMethods):
     call :meth:`close`. One driver may be shared between threads.
     """
 
-    def __init__(self, zk: str, cluster: str, *, timeout: float = 10.0) -> None:
-        super().__init__(zk, cluster, timeout=timeout)
+    def __init__(
+        self, zk: str, cluster: str, *, timeout: float = 10.0, zk_auth: str | None = None
+    ) -> None:
+        super().__init__(zk, cluster, timeout=timeout, zk_auth=zk_auth)
         self._poller = StatePoller(
             self._zk,
             self._paths,

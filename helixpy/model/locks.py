@@ -221,6 +221,18 @@ def conflicts(p: Posse, r: Request) -> bool:
     return not (p.type is LockType.SHARED and r.type is LockType.SHARED)
 
 
+def _clashes(p: Posse, posses: Sequence[Posse]) -> bool:
+    """Whether another held posse conflicts with ``p`` as a whole (possible only next to a
+    holder's own upgraded or widened lock)."""
+    return any(
+        q is not p
+        and not q.revoked
+        and q.interval.overlaps(p.interval)
+        and not (q.type is LockType.SHARED and p.type is LockType.SHARED)
+        for q in posses
+    )
+
+
 def decide(
     posses: Sequence[Posse], r: Request, alive: Callable[[str], bool], next_token: int
 ) -> Decision:
@@ -246,16 +258,19 @@ def decide(
         if r.holder.id in p.members and p.type is r.type and p.interval.contains(r.interval):
             outcome = "revoked" if p.revoked else "held"
             return Decision(outcome, kept, p, reclaimed=reclaimed)
+    # The holder's own locks (held by it alone) never stand in its way: it may widen or
+    # upgrade what it holds (the old lock stays until released).
+    blocking = [p for p in kept if conflicts(p, r) and set(p.members) != {r.holder.id}]
     for p in kept:
         if (
             not p.revoked
             and p.group == r.group
             and p.type is r.type
             and p.interval.contains(r.interval)
+            and not _clashes(p, kept)  # joining puts the holder under p's whole interval
         ):
             p.members[r.holder.id] = r.holder.to_dict()
             return Decision("joined", kept, p, reclaimed=reclaimed)
-    blocking = [p for p in kept if conflicts(p, r)]
     if blocking and not all(p.priority < r.priority for p in blocking):
         worst = max(blocking, key=lambda p: p.priority)
         reason = (

@@ -85,7 +85,9 @@ class Participant:
         session_timeout: float = 10.0,
         acl: AclProvider | None = None,
         tasks_spec: str | None = None,
+        zk_auth: str | None = None,
     ) -> None:
+        self.zk_auth = zk_auth
         self.paths = Paths(cluster)
         self.instance = check_name("instance", instance)
         self.tags = tuple(check_name("tag", t) for t in tags)
@@ -120,7 +122,7 @@ class Participant:
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.zk = connect(self.zk_hosts, session_timeout=self.session_timeout)
+        self.zk = connect(self.zk_hosts, session_timeout=self.session_timeout, auth=self.zk_auth)
         self.zk.add_listener(self._on_session)
         if self._capacity_arg is None:
             default = read_cluster_config(self.zk, self.paths).get("default_capacity")

@@ -1,24 +1,26 @@
 """The one place every znode create takes its ACL from.
 
-Open ACLs by default; the security issue supplies a provider with digest/SASL ACLs. Keeping
-a single provider means no create anywhere in helixpy can forget the cluster's ACL policy.
+helixpy creates znodes without an explicit ACL, so ZooKeeper's client applies its default:
+open (``OPEN_ACL_UNSAFE``) for a plain client, and, for a client connected with
+``--zk-auth digest:user:password`` (:func:`helixpy.store.client.connect`), every right for
+that identity and READ for everyone else. A provider may still return an explicit list for
+a path; ``None`` means "the client's default".
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from kazoo.security import OPEN_ACL_UNSAFE
-
 
 class AclProvider(Protocol):
-    """Returns the ACL list for a znode about to be created at ``path``."""
+    """Returns the ACL list for a znode about to be created at ``path`` (None: the
+    client's default ACL)."""
 
-    def acl_for(self, path: str) -> list[Any]: ...
+    def acl_for(self, path: str) -> list[Any] | None: ...
 
 
 class OpenAclProvider:
-    """World-readable, world-writable ACLs (ZooKeeper's ``OPEN_ACL_UNSAFE``)."""
+    """The client's default ACL for every path (open, unless the client authenticated)."""
 
-    def acl_for(self, path: str) -> list[Any]:
-        return list(OPEN_ACL_UNSAFE)
+    def acl_for(self, path: str) -> list[Any] | None:
+        return None

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kazoo.client import KazooClient
 from kazoo.retry import KazooRetry
+from kazoo.security import make_acl, make_digest_acl
 
-from helixpy.errors import ClusterUnavailable
+from helixpy.errors import ClusterUnavailable, InvalidConfig
 
 
 def reconnect_policy() -> KazooRetry:
     """The bounded fast reconnect policy of the design: 0.1 s growing 1.5x to 1 s, forever."""
     return KazooRetry(max_tries=-1, delay=0.1, backoff=1.5, max_delay=1.0)
+
+
+def zk_auth_settings(auth: str | None) -> tuple[list[tuple[str, str]], list[Any] | None]:
+    """``(auth_data, default_acl)`` for ``--zk-auth digest:user:password``.
+
+    Every znode the client then creates (with no explicit ACL, which is how helixpy creates
+    all of them: see :mod:`helixpy.store.acl`) grants the cluster's identity every right
+    and everyone else only READ: other clients can look, but not change or delete.
+    """
+    if auth is None:
+        return [], None
+    scheme, _, credentials = auth.partition(":")
+    user, _, password = credentials.partition(":")
+    if scheme != "digest" or not user or not password:
+        raise InvalidConfig("zk_auth", "must be digest:<user>:<password>")
+    acl = [make_digest_acl(user, password, all=True), make_acl("world", "anyone", read=True)]
+    return [("digest", credentials)], acl
 
 
 def connect(
@@ -19,14 +39,22 @@ def connect(
     session_timeout: float = 10.0,
     connect_timeout: float = 15.0,
     read_only: bool = False,
+    auth: str | None = None,
 ) -> KazooClient:
-    """A started client; :class:`ClusterUnavailable` when ZooKeeper is not reached in time."""
+    """A started client; :class:`ClusterUnavailable` when ZooKeeper is not reached in time.
+
+    ``auth`` (``digest:user:password``) authenticates the session and makes every znode it
+    creates writable by that identity only.
+    """
+    auth_data, default_acl = zk_auth_settings(auth)
     zk = KazooClient(
         hosts=hosts,
         timeout=session_timeout,
         connection_retry=reconnect_policy(),
         command_retry=KazooRetry(max_tries=5, delay=0.05, backoff=2, max_delay=1.0),
         read_only=read_only,
+        auth_data=auth_data or None,
+        default_acl=default_acl,
     )
     try:
         zk.start(timeout=connect_timeout)

@@ -140,8 +140,10 @@ class LockBox:
         self.timeout = timeout
         self.acl = acl or OpenAclProvider()
         self._held: dict[str, set[int]] = {}  # resource -> tokens held
-        self._suspended = threading.Event()
-        self._in_critical = 0
+        #: bumped at every session state other than CONNECTED; a critical section compares
+        #: it with its value at entry (sections of one box can nest or run concurrently)
+        self._suspensions = 0
+        self._sections: list[int] = []  # the suspension count at each open section's entry
         self._lock = threading.Lock()
         zk.add_listener(self._on_session)
         self._register()
@@ -160,7 +162,7 @@ class LockBox:
 
     def _on_session(self, state: str) -> None:
         if state != KazooState.CONNECTED:
-            self._suspended.set()  # (cleared only when a critical section ends)
+            self._suspensions += 1  # (kazoo's thread: only a counter moves here)
 
     def _alive(self, holder_id: str) -> bool:
         """A member lives while its liveness node does and, for a task, while its
@@ -274,24 +276,29 @@ class LockBox:
                 if not own or all(p.revoked for p in own):
                     raise LockRevoked(f"{resource} {interval}: not held (revoked or released)")
                 for p in own:
-                    if not p.revoked and self.holder.id not in p.critical:
+                    if not p.revoked:
+                        # one entry per open section: nested and concurrent sections of
+                        # one holder each keep the lock protected until they end
                         p.critical.append(self.holder.id)
+                        entered.append(p.token)
             return posses, []
 
         def leave(posses: list[Posse]) -> tuple[list[Posse], list[dict[str, Any]]]:
             for p in posses:
-                if self.holder.id in p.critical:
-                    p.critical.remove(self.holder.id)
+                for _ in range(entered.count(p.token)):
+                    if self.holder.id in p.critical:
+                        p.critical.remove(self.holder.id)
             return posses, []
 
-        self._suspended.clear()
+        entered: list[int] = []
+        at_entry = self._suspensions
         self._cas(resource, None, enter)
-        self._in_critical += 1
+        self._sections.append(at_entry)
         try:
             yield
         finally:
-            self._in_critical -= 1
-            suspended = self._suspended.is_set()
+            self._sections.remove(at_entry)
+            suspended = self._suspensions != at_entry
             with contextlib.suppress(Exception):  # a lost session cleans up by itself
                 self._cas(resource, None, leave)
         if suspended:
@@ -310,7 +317,7 @@ class LockBox:
 
     def _commit(self, ops: Sequence[Op]) -> None:
         for _ in range(20):
-            if self._suspended.is_set() and self._in_critical:
+            if any(at_entry != self._suspensions for at_entry in self._sections):
                 raise LockRevoked("the session was suspended: locks cannot be trusted")
             checks: list[Op] = []
             with self._lock:
@@ -331,9 +338,9 @@ class LockBox:
                 run_multi(self.zk, [*checks, *ops], self.acl)
                 return
             except MultiFailed as exc:
-                if isinstance(exc.op, Check) and isinstance(exc.error, BadVersionError):
-                    continue  # the resource changed meanwhile: check again
-                raise
+                if any(exc.op is c for c in checks) and isinstance(exc.error, BadVersionError):
+                    continue  # one of our resources changed meanwhile: check again
+                raise  # (one of the caller's ops failed: theirs to handle)
         raise LockRevoked("the locks kept changing; nothing was written")
 
     # --- internals ------------------------------------------------------------------------

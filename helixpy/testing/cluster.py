@@ -83,7 +83,10 @@ class LocalCluster:
         zk: str | None = None,
         session_timeout: float = 6.0,
         cluster_config: dict[str, Any] | None = None,
+        zk_auth: str | None = None,
     ) -> None:
+        #: ``digest:user:password``: every process of the cluster authenticates with it
+        self.zk_auth = zk_auth
         self.tasks = tasks
         self.cluster = cluster or f"c{uuid.uuid4().hex[:8]}"
         self.paths = Paths(self.cluster)
@@ -108,13 +111,13 @@ class LocalCluster:
     def __enter__(self) -> LocalCluster:
         try:
             self.zk_address = self._zk_arg or self._stack.enter_context(local_zookeeper())
-            self._zk = connect(self.zk_address)
+            self._zk = connect(self.zk_address, auth=self.zk_auth)
             for _ in range(self._n_controllers):
                 self.start_controller()
             self.wait_for_leader()
             for _ in range(self._n_participants):
                 self.add_participant()
-            self._driver = TaskDriver(self.zk_address, self.cluster)
+            self._driver = TaskDriver(self.zk_address, self.cluster, zk_auth=self.zk_auth)
             if self._cluster_config:
                 self._driver.set_cluster_config(**self._cluster_config)
         except BaseException:
@@ -159,6 +162,13 @@ class LocalCluster:
                 out.append(f"==== {proc.name} ====\n{proc.log_path.read_text(errors='replace')}")
         return "\n".join(out)
 
+    def _base_args(self) -> list[str]:
+        """The CLI's global options every process of this cluster gets."""
+        args = ["--zk", self.zk_address, "--cluster", self.cluster]
+        if self.zk_auth is not None:
+            args += ["--zk-auth", self.zk_auth]
+        return args
+
     # --- controllers ----------------------------------------------------------------------
 
     def start_controller(self, controller_id: str | None = None) -> str:
@@ -173,10 +183,7 @@ class LocalCluster:
             self._procs[controller_id] = _Proc(
                 controller_id,
                 [
-                    "--zk",
-                    self.zk_address,
-                    "--cluster",
-                    self.cluster,
+                    *self._base_args(),
                     "controller",
                     "--id",
                     controller_id,
@@ -248,10 +255,7 @@ class LocalCluster:
         """Start a new participant; returns its id once its live node exists."""
         inst = f"participant-{len(self.instances)}"
         args = [
-            "--zk",
-            self.zk_address,
-            "--cluster",
-            self.cluster,
+            *self._base_args(),
             "participant",
             "--tasks",
             self.tasks,

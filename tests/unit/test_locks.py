@@ -176,5 +176,18 @@ def test_no_two_conflicting_unrevoked_locks_ever_coexist(
         live = [p for p in t.posses if not p.revoked]
         for i, p in enumerate(live):
             for q in live[i + 1:]:
-                if p.interval.overlaps(q.interval):
-                    assert p.type is SH and q.type is SH, (p, q)
+                if p.interval.overlaps(q.interval) and not (p.type is SH and q.type is SH):
+                    # only one holder's own locks may overlap (it widened or upgraded)
+                    assert set(p.members) == set(q.members) and len(p.members) == 1, (p, q)
+
+
+def test_a_holder_may_upgrade_or_widen_its_own_lock() -> None:
+    t = Table()
+    assert t.ask("a", 0, 10, SH).result == "granted"
+    assert t.ask("a", 0, 10, EX).result == "granted"  # upgrade: its shared lock alone
+    assert t.ask("a", 0, 20, EX).result == "granted"  # widen
+    assert not any(p.revoked for p in t.posses)
+    assert t.ask("b", 15, 16, SH).result == "denied"
+    t.ask("c", 30, 40, SH)
+    assert t.ask("c2", 30, 40, SH).result == "granted"
+    assert t.ask("c", 30, 40, EX).result == "denied"  # shared with someone else: no upgrade
