@@ -230,6 +230,21 @@ class LocalCluster:
         """Send ``sig`` to a controller or participant process by its id."""
         self._procs[process_id].signal(sig)
 
+    def wait_registered(
+        self, inst: str, other_than: int | None = None, timeout: float = START_TIMEOUT
+    ) -> int:
+        """Block (on watches) until ``inst`` is live under an incarnation other than
+        ``other_than``; that incarnation."""
+        self._wait_live(inst, lambda inc: inc is not None and inc != other_than, timeout)
+        incarnation = self.incarnation(inst)
+        assert incarnation is not None
+        return incarnation
+
+    def pid(self, process_id: str) -> int | None:
+        """The OS pid of a controller or participant process (None if never started)."""
+        popen = self._procs[process_id].popen
+        return None if popen is None else popen.pid
+
     def exit_code(self, process_id: str, timeout: float) -> int | None:
         """Wait (bounded) for a process to exit; its exit code, None if still running."""
         popen = self._procs[process_id].popen

@@ -46,3 +46,95 @@ def test_participant_fences_itself_when_zookeeper_goes_silent() -> None:
         assert (task.state, task.num_attempts) == (P.COMPLETED, 2)
         assert [r["attempt"] for r in task_records(cluster.driver, "silent", "j")] == ["2"]
         assert cluster.incarnation(inst) != first_incarnation
+
+
+def test_a_killed_participants_attempts_run_elsewhere_and_nothing_is_lost(
+        zk_address: str) -> None:
+    with LocalCluster(participants=2, zk=zk_address, session_timeout=4.0) as cluster:
+        driver = cluster.driver
+        wf = Workflow.builder("death").add_job("j", record_job(
+            6, 2.0, num_concurrent_tasks_per_instance=3)).build()
+        driver.start(wf)
+        ctx = wait_job(cluster, "death", "j", lambda c: count(c, P.RUNNING) == 6, "running")
+        victim, survivor = cluster.instances
+        on_victim = {p for p, t in ctx.tasks.items() if t.assigned_participant == victim}
+        assert len(on_victim) == 3
+        # When one participant is SIGKILLed with three attempts running
+        cluster.kill_participant(victim)
+        # Then after its session expires they run again on the other one, and all complete
+        assert wait_final(driver, "death", timeout=90) is TaskState.COMPLETED
+        ctx = driver.get_job_context("death", "j")
+        for p, t in ctx.tasks.items():
+            assert t.state is P.COMPLETED
+            expected = (2, survivor) if p in on_victim else (1, survivor)
+            assert (t.num_attempts, t.assigned_participant) == expected, (p, t)
+        assert {r["instance"] for r in task_records(driver, "death", "j")} == {survivor}
+
+
+def test_a_frozen_participant_is_replaced_and_rejoins_under_a_new_incarnation(
+        zk_address: str) -> None:
+    with LocalCluster(participants=2, zk=zk_address, session_timeout=4.0) as cluster:
+        driver = cluster.driver
+        frozen, other = cluster.instances
+        first_incarnation = cluster.incarnation(frozen)
+        wf = Workflow.builder("freeze").add_job("j", record_job(2, 3.0)).build()
+        driver.start(wf)
+        ctx = wait_job(cluster, "freeze", "j", lambda c: count(c, P.RUNNING) == 2, "running")
+        (mine,) = [p for p, t in ctx.tasks.items() if t.assigned_participant == frozen]
+        # When it is frozen (SIGSTOP) past its session timeout
+        cluster.send_signal(frozen, signal.SIGSTOP)
+        try:
+            # Then its task runs again on the other participant and completes there
+            wait_job(cluster, "freeze", "j",
+                     lambda c: c.tasks[mine].state is P.COMPLETED, "rerun elsewhere",
+                     timeout=90)
+        finally:
+            cluster.send_signal(frozen, signal.SIGCONT)
+        assert wait_final(driver, "freeze", timeout=60) is TaskState.COMPLETED
+        # and when it wakes it fences itself: its zombie attempt's report is ignored
+        wait_for_line(cluster.log_dir / f"{frozen}.log", "fences itself", timeout=30)
+        task = driver.get_job_context("freeze", "j").tasks[mine]
+        assert (task.state, task.num_attempts, task.assigned_participant) == (
+            P.COMPLETED, 2, other)
+        assert task_records(driver, "freeze", "j")[mine]["instance"] == other
+        # and it rejoins under a new incarnation and takes new work
+        assert cluster.wait_registered(frozen, other_than=first_incarnation, timeout=30) != (
+            first_incarnation)
+        driver.set_instance_enabled(other, False)
+        driver.start(Workflow.builder("after").add_job("j", record_job(1)).build())
+        assert wait_final(driver, "after", timeout=60) is TaskState.COMPLETED
+        assert driver.get_job_context("after", "j").tasks[0].assigned_participant == frozen
+
+
+def test_an_ensemble_survives_leader_and_follower_loss_and_a_short_quorum_loss() -> None:
+    from helixpy.testing import local_ensemble
+
+    with local_ensemble(3) as ensemble, LocalCluster(
+            participants=2, controllers=2, zk=ensemble.connection_string,
+            session_timeout=8.0) as cluster:
+        driver = cluster.driver
+        pids = {name: cluster.pid(name) for name in cluster.instances}
+        # When the ZooKeeper leader dies while work runs, nothing stops
+        driver.start(Workflow.builder("zl").add_job("j", record_job(20, 0.2)).build())
+        ensemble.kill(ensemble.leader())
+        assert wait_final(driver, "zl", timeout=120) is TaskState.COMPLETED
+        # and after it is back, losing a follower stops nothing either
+        dead = next(i for i, s in enumerate(ensemble.servers) if not s.running)
+        ensemble.start(dead)
+        leader = ensemble.leader()
+        follower = next(i for i in range(3) if i != leader)
+        driver.start(Workflow.builder("zf").add_job("j", record_job(20, 0.2)).build())
+        ensemble.kill(follower)
+        assert wait_final(driver, "zf", timeout=120) is TaskState.COMPLETED
+        ensemble.start(follower)
+        # When quorum is lost for a moment (two of three down), the daemons wait it out
+        down = [i for i in range(3) if i != ensemble.leader()]
+        for i in down:
+            ensemble.kill(i)
+        for i in down:
+            ensemble.start(i)
+        driver.start(Workflow.builder("zq").add_job("j", record_job(10, 0.2)).build())
+        assert wait_final(driver, "zq", timeout=120) is TaskState.COMPLETED
+        # and no participant process was restarted
+        assert {name: cluster.pid(name) for name in cluster.instances} == pids
+        assert all(cluster.exit_code(name, 0) is None for name in cluster.instances)
