@@ -66,6 +66,11 @@ class Fenced(HelixpyError):
     """
 
 
+class AccessDenied(HelixpyError):
+    """The controller refused the caller: a missing or wrong token, or a client certificate
+    it does not accept."""
+
+
 class LockRevoked(HelixpyError):
     """A task lock no longer holds: it was revoked by a higher-priority request, reclaimed
     after its holder's session expired, or cannot be trusted (the session is SUSPENDED)."""

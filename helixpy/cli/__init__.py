@@ -70,14 +70,37 @@ def _load_registry(spec: str) -> Any:
     help="ZooKeeper identity digest:USER:PASSWORD (env HELIXPY_ZK_AUTH); znodes created "
     "are then writable by it only.",
 )
+@click.option(
+    "--token",
+    envvar="HELIXPY_TOKEN",
+    default=None,
+    help="Bearer token (env HELIXPY_TOKEN): sent by clients, required by a controller.",
+)
+@click.option(
+    "--tls-ca", default=None, help="Clients: talk TLS to the controller, trusting this CA."
+)
+@click.option("--tls-client-cert", default=None, help="Clients: certificate for mutual TLS...")
+@click.option("--tls-client-key", default=None, help="...and its private key.")
 @click.option("--log-level", default="INFO", show_default=True)
 @click.pass_context
-def main(ctx: click.Context, zk: str, cluster: str, zk_auth: str | None, log_level: str) -> None:
+def main(
+    ctx: click.Context,
+    zk: str,
+    cluster: str,
+    zk_auth: str | None,
+    token: str | None,
+    tls_ca: str | None,
+    tls_client_cert: str | None,
+    tls_client_key: str | None,
+    log_level: str,
+) -> None:
     """helixpy: a cluster task framework on ZooKeeper."""
     ctx.obj = {
         "zk": zk,
         "cluster": cluster,
         "zk_auth": zk_auth,
+        "token": token,
+        "tls": (tls_ca, tls_client_cert, tls_client_key) if tls_ca else None,
         "log_level": log_level,
         "zk_explicit": False,
     }
@@ -128,9 +151,13 @@ def _wait_for_signal(stop: threading.Event) -> None:
 def driver_call(obj: dict[str, Any], fn: Callable[[Any], str | None]) -> None:
     """Run ``fn(driver)`` and echo what it returns; helixpy errors become clean CLI errors."""
     from helixpy.driver import TaskDriver
+    from helixpy.security import ClientTls
 
     try:
-        with TaskDriver(obj["zk"], obj["cluster"], zk_auth=obj.get("zk_auth")) as driver:
+        tls = ClientTls.from_files(*obj["tls"]) if obj.get("tls") else None
+        with TaskDriver(
+            obj["zk"], obj["cluster"], zk_auth=obj.get("zk_auth"), tls=tls, token=obj.get("token")
+        ) as driver:
             out = fn(driver)
     except HelixpyError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -20,6 +20,7 @@ from helixpy.cli import (
     cluster_options,
     main,
 )
+from helixpy.errors import InvalidConfig
 from helixpy.model import TaskState, Workflow
 
 
@@ -45,19 +46,39 @@ def zk_start(port: int, data_dir: str) -> None:
 @click.option("--session-timeout", type=float, default=10.0, show_default=True)
 @click.option("--grpc-host", default="127.0.0.1", show_default=True)
 @click.option("--grpc-port", type=int, default=0, help="0 picks a free port.")
+@click.option("--tls-cert", default=None, help="Serve TLS: this certificate chain (PEM)...")
+@click.option("--tls-key", default=None, help="...and its private key (PEM).")
+@click.option(
+    "--tls-client-ca", default=None, help="Mutual TLS: require client certificates from this CA."
+)
 @click.pass_obj
 def controller(
-    obj: dict[str, str],
+    obj: dict[str, Any],
     controller_id: str | None,
     session_timeout: float,
     grpc_host: str,
     grpc_port: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
 ) -> None:
-    """Run a controller (leader or standby)."""
+    """Run a controller (leader or standby). With --token (global) every call must carry
+    that bearer token."""
     from helixpy.controller import Controller
+    from helixpy.security import ServerTls
 
     cid = controller_id or f"{os.uname().nodename}-{os.getpid()}"
     _setup_logging(cid, obj["log_level"])
+    if (tls_cert is None) != (tls_key is None):
+        raise click.BadParameter("give --tls-cert and --tls-key together", param_hint="--tls-key")
+    if tls_client_ca is not None and tls_cert is None:
+        raise click.BadParameter("mutual TLS needs --tls-cert", param_hint="--tls-client-ca")
+    try:
+        tls = (
+            ServerTls.from_files(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
+        )
+    except InvalidConfig as exc:
+        raise click.BadParameter(exc.rule, param_hint=f"--{exc.field.replace('_', '-')}") from None
     ctl = Controller(
         obj["zk"],
         obj["cluster"],
@@ -66,6 +87,8 @@ def controller(
         grpc_port=grpc_port,
         session_timeout=session_timeout,
         zk_auth=obj.get("zk_auth"),
+        tls=tls,
+        token=obj.get("token"),
     )
     ctl.start()
     stop = threading.Event()

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from concurrent import futures
+from typing import Any
 
 import grpc
 from kazoo.client import KazooClient, KazooState
@@ -24,6 +25,7 @@ from helixpy.controller.service import ControllerService
 from helixpy.controller.signals import Command, Signals
 from helixpy.errors import Fenced
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
+from helixpy.security import ServerTls, TokenInterceptor
 from helixpy.store.acl import AclProvider, OpenAclProvider
 from helixpy.store.client import connect
 from helixpy.store.fencing import FencedWriter
@@ -62,9 +64,13 @@ class Controller:
         session_timeout: float = 10.0,
         acl: AclProvider | None = None,
         zk_auth: str | None = None,
+        tls: ServerTls | None = None,
+        token: str | None = None,
     ) -> None:
         self.paths = Paths(cluster)
         self.zk_auth = zk_auth
+        self._tls = tls
+        self._token = token
         self.zk_hosts = zk_hosts
         self.controller_id = controller_id
         self.session_timeout = session_timeout
@@ -105,9 +111,18 @@ class Controller:
                 self.zk.create(self.paths.epoch, b"0", acl=self.acl.acl_for(self.paths.epoch))
             except NodeExistsError as exc:  # another controller created it first
                 log.debug("EPOCH exists already: %s", exc)
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        interceptors: list[Any] = (
+            [TokenInterceptor(self._token)] if self._token is not None else []
+        )
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=8), interceptors=interceptors
+        )
         pb_grpc.add_ControllerServicer_to_server(ControllerService(self._submit), self._server)
-        port = self._server.add_insecure_port(f"{self._grpc_host}:{self._grpc_port}")
+        address = f"{self._grpc_host}:{self._grpc_port}"
+        if self._tls is None:
+            port = self._server.add_insecure_port(address)
+        else:
+            port = self._server.add_secure_port(address, self._tls.credentials())
         self._server.start()
         self.endpoint = f"{self._grpc_host}:{port}"
         self._thread = threading.Thread(target=self._main, name="controller", daemon=True)

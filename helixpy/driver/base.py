@@ -31,6 +31,7 @@ from helixpy.errors import (
 )
 from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
+from helixpy.security import ClientTls
 from helixpy.store.client import connect
 from helixpy.store.paths import Paths
 
@@ -42,7 +43,14 @@ class DriverBase:
     """The connection of a driver to one cluster; see :class:`helixpy.driver.TaskDriver`."""
 
     def __init__(
-        self, zk: str, cluster: str, *, timeout: float = 10.0, zk_auth: str | None = None
+        self,
+        zk: str,
+        cluster: str,
+        *,
+        timeout: float = 10.0,
+        zk_auth: str | None = None,
+        tls: ClientTls | None = None,
+        token: str | None = None,
     ) -> None:
         if not is_seconds(timeout) or not 0 < timeout < math.inf:
             raise InvalidConfig("timeout", f"must be a finite number of seconds > 0: {timeout!r}")
@@ -55,7 +63,9 @@ class DriverBase:
             raise ClusterUnavailable(f"cluster {cluster}: {exc}") from exc
         self._watcher = Watcher(self._zk)
         self._zk.add_listener(self._watcher.fire)
-        self._leader = LeaderClient(self._zk, self._paths, self._watcher, self._timeout)
+        self._leader = LeaderClient(
+            self._zk, self._paths, self._watcher, self._timeout, tls=tls, token=token
+        )
 
     def __enter__(self) -> Self:
         return self

@@ -41,6 +41,7 @@ from helixpy.model import (
 )
 from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
+from helixpy.security import ClientTls
 from helixpy.store import records
 from helixpy.store.content import get_content_map
 from helixpy.store.locks import read_audit, read_locks
@@ -57,9 +58,16 @@ class TaskDriver(StreamMethods):
     """
 
     def __init__(
-        self, zk: str, cluster: str, *, timeout: float = 10.0, zk_auth: str | None = None
+        self,
+        zk: str,
+        cluster: str,
+        *,
+        timeout: float = 10.0,
+        zk_auth: str | None = None,
+        tls: ClientTls | None = None,
+        token: str | None = None,
     ) -> None:
-        super().__init__(zk, cluster, timeout=timeout, zk_auth=zk_auth)
+        super().__init__(zk, cluster, timeout=timeout, zk_auth=zk_auth, tls=tls, token=token)
         self._poller = StatePoller(
             self._zk,
             self._paths,

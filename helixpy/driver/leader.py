@@ -16,8 +16,9 @@ import grpc
 from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionLoss, NoNodeError, OperationTimeoutError, SessionExpiredError
 
-from helixpy.errors import ClusterUnavailable, HelixpyError
+from helixpy.errors import AccessDenied, ClusterUnavailable, HelixpyError
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
+from helixpy.security import ClientTls, token_metadata
 from helixpy.store.paths import Paths
 
 #: Longest single RPC: above the controller's 30 s apply timeout, so that it answers first.
@@ -25,6 +26,7 @@ _RPC_DEADLINE = 35.0
 #: Longest wait without re-reading: a watch can be lost while the session reconnects.
 SAFETY_WAKE = 1.0
 _RETRYABLE_RPC = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+_REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 #: What a reconnecting kazoo client raises; it goes away once the client is back.
 TRANSIENT_ZK = (ConnectionLoss, OperationTimeoutError, SessionExpiredError)
 # gRPC's default reconnect backoff grows to two minutes; a controller restarted on the same
@@ -75,7 +77,18 @@ class Watcher:
 class LeaderClient:
     """Sends mutations to the leader controller, following it across leader changes."""
 
-    def __init__(self, zk: KazooClient, paths: Paths, watcher: Watcher, timeout: float) -> None:
+    def __init__(
+        self,
+        zk: KazooClient,
+        paths: Paths,
+        watcher: Watcher,
+        timeout: float,
+        *,
+        tls: ClientTls | None = None,
+        token: str | None = None,
+    ) -> None:
+        self._tls = tls
+        self._metadata = token_metadata(token)
         self._zk = zk
         self._paths = paths
         self._watcher = watcher
@@ -98,9 +111,13 @@ class LeaderClient:
                 rpc = getattr(self._stub(endpoint), method)
                 rpc_timeout = min(deadline - time.monotonic(), _RPC_DEADLINE)
                 try:
-                    return rpc(request, timeout=max(rpc_timeout, 0.001))
+                    return rpc(
+                        request, timeout=max(rpc_timeout, 0.001), metadata=self._metadata
+                    )
                 except grpc.RpcError as exc:
                     problem = f"{method} at {endpoint}: {exc.code().name}: {exc.details()}"
+                    if exc.code() in _REFUSED:
+                        raise AccessDenied(f"cluster {self._paths.cluster}: {problem}") from exc
                     if exc.code() not in _RETRYABLE_RPC:
                         raise HelixpyError(f"cluster {self._paths.cluster}: {problem}") from exc
             remaining = deadline - time.monotonic()
@@ -139,7 +156,14 @@ class LeaderClient:
     def _stub(self, endpoint: str) -> Any:
         with self._lock:
             if endpoint not in self._stubs:
-                channel = grpc.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
+                if self._tls is None:
+                    channel = grpc.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
+                else:
+                    channel = grpc.secure_channel(
+                        endpoint,
+                        self._tls.credentials(),
+                        options=[*_CHANNEL_OPTIONS, *self._tls.options()],
+                    )
                 self._stubs[endpoint] = (channel, pb_grpc.ControllerStub(channel))
             return self._stubs[endpoint][1]
 

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -84,9 +84,17 @@ class LocalCluster:
         session_timeout: float = 6.0,
         cluster_config: dict[str, Any] | None = None,
         zk_auth: str | None = None,
+        extra_args: Sequence[str] = (),
+        controller_args: Sequence[str] = (),
+        driver_options: Mapping[str, Any] | None = None,
     ) -> None:
         #: ``digest:user:password``: every process of the cluster authenticates with it
         self.zk_auth = zk_auth
+        #: global CLI options for every process (``--token``, ``--tls-ca`` ...), options of
+        #: the ``controller`` command (``--tls-cert`` ...), and TaskDriver keyword arguments
+        self.extra_args = list(extra_args)
+        self.controller_args = list(controller_args)
+        self.driver_options = dict(driver_options or {})
         self.tasks = tasks
         self.cluster = cluster or f"c{uuid.uuid4().hex[:8]}"
         self.paths = Paths(self.cluster)
@@ -117,7 +125,9 @@ class LocalCluster:
             self.wait_for_leader()
             for _ in range(self._n_participants):
                 self.add_participant()
-            self._driver = TaskDriver(self.zk_address, self.cluster, zk_auth=self.zk_auth)
+            self._driver = TaskDriver(
+                self.zk_address, self.cluster, zk_auth=self.zk_auth, **self.driver_options
+            )
             if self._cluster_config:
                 self._driver.set_cluster_config(**self._cluster_config)
         except BaseException:
@@ -167,7 +177,7 @@ class LocalCluster:
         args = ["--zk", self.zk_address, "--cluster", self.cluster]
         if self.zk_auth is not None:
             args += ["--zk-auth", self.zk_auth]
-        return args
+        return args + self.extra_args
 
     # --- controllers ----------------------------------------------------------------------
 
@@ -185,6 +195,7 @@ class LocalCluster:
                 [
                     *self._base_args(),
                     "controller",
+                    *self.controller_args,
                     "--id",
                     controller_id,
                     "--session-timeout",
