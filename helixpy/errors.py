@@ -22,6 +22,7 @@ class InvalidConfig(HelixpyError, ValueError):
     """
 
     def __init__(self, field: str, rule: str) -> None:
+        field = field or '""'  # (an empty key in a document still names something)
         super().__init__(f"{field}: {rule}")
         self.field = field
         self.rule = rule

@@ -32,6 +32,7 @@ from helixpy.model import (
 )
 from helixpy.model.context import cap_info
 from helixpy.model.names import check_name
+from helixpy.participant.assignment import readable_entries
 from helixpy.participant.attempt import (
     Attempt,
     CancelReason,
@@ -60,6 +61,15 @@ P = TaskPartitionState
 MAX_CAPACITY = 100
 #: Job configs kept in memory (keyed by workflow, job and the workflow's start uid).
 JOB_CONFIG_CACHE = 256
+
+
+#: Assignment targets that cancel a running attempt, and why.
+_CANCELS = {
+    "ABORT": CancelReason.ABORT,
+    "STOP": CancelReason.STOP,
+    "DROP": CancelReason.DISABLED,
+    "MOVE": CancelReason.MOVED,
+}
 
 
 class RunState(enum.Enum):
@@ -291,24 +301,21 @@ class Participant:
         except (NoNodeError, CorruptNode) as exc:
             log.warning("assignment unreadable: %s", exc)
             body = {}
-        # An assignment written for an earlier incarnation is stale: never run it.
-        tasks: dict[str, Any] = body.get("tasks", {}) if body.get("inc") == incarnation else {}
+        # An assignment written for an earlier incarnation is stale: never run it. An entry
+        # that cannot be read is skipped (and logged), never the whole assignment.
+        tasks, problems = readable_entries(body, incarnation)
+        for problem in problems:
+            log.error("assignment %s: unreadable entry skipped: %s", path, problem)
         with self._lock:
             running = dict(self._attempts)
             finished = dict(self._finished)
         for key, attempt in running.items():
             entry = tasks.get(key)
-            if entry is None or entry.get("a") != attempt.attempt:
+            if entry is None or entry.attempt != attempt.attempt:
                 attempt.cancel(CancelReason.DROP)
-            elif entry.get("t") == "ABORT":
-                attempt.cancel(CancelReason.ABORT)
-            elif entry.get("t") == "STOP":
-                attempt.cancel(CancelReason.STOP)
-            elif entry.get("t") == "DROP":
-                attempt.cancel(CancelReason.DISABLED)
-            elif entry.get("t") == "MOVE":
-                attempt.cancel(CancelReason.MOVED)
-        prune = [k for k, a in finished.items() if k not in tasks or tasks[k].get("a") != a]
+            elif entry.target in _CANCELS:
+                attempt.cancel(_CANCELS[entry.target])
+        prune = [k for k, a in finished.items() if k not in tasks or tasks[k].attempt != a]
         if prune:
             with self._lock:
                 for k in prune:
@@ -318,11 +325,11 @@ class Participant:
         if self._draining.is_set():
             return
         for key, entry in tasks.items():
-            a = int(entry.get("a", 0))
-            if entry.get("t") != "RUN" or key in running or finished.get(key) == a:
+            a = entry.attempt
+            if entry.target != "RUN" or key in running or finished.get(key) == a:
                 continue
             try:
-                self._launch(key, a, str(entry.get("u", "")), incarnation)
+                self._launch(key, a, entry.version, incarnation)
             except Exception as exc:
                 log.exception("%s: cannot start attempt %d", key, a)
                 self._report(key, a, P.ERROR, f"cannot start: {exc}", time.time())

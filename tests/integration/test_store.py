@@ -163,3 +163,28 @@ def test_an_unreadable_workflow_is_failed_while_others_run(zk_address: str) -> N
                                                                num_tasks=3)).build()
         driver.start(good)
         assert wait_final(driver, "good") is TaskState.COMPLETED
+
+
+def test_a_participant_skips_an_unreadable_assignment_entry_and_works_on(
+        zk_address: str) -> None:
+    from helixpy.store.codec import encode
+    from tests.integration.helpers import wait_for_line
+
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        inst = cluster.instances[0]
+        zk = connect(cluster.zk_address)
+        try:
+            # Given garbage written into the participant's assignment behind our back
+            zk.set(cluster.paths.assignment(inst), encode({"inc": cluster.incarnation(inst),
+                                                           "tasks": {"w/j/0": "garbage"}}))
+            # Then it names the entry it skipped, and keeps taking work
+            wait_for_line(cluster.log_dir / f"{inst}.log", "unreadable entry skipped", 30)
+            zk.set(cluster.paths.assignment(inst), b"\x00not json at all")
+            wait_for_line(cluster.log_dir / f"{inst}.log", "assignment unreadable", 30)
+        finally:
+            zk.stop()
+            zk.close()
+        wf = Workflow.builder("after").add_job("j", JobConfig(command="Noop", num_tasks=2))
+        cluster.driver.start(wf.build())
+        assert cluster.driver.poll_for_workflow_state(
+            "after", TaskState.COMPLETED, timeout=60) is TaskState.COMPLETED
