@@ -34,9 +34,12 @@ START_TIMEOUT = 60.0
 
 
 class _Proc:
-    def __init__(self, name: str, args: list[str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, args: list[str], log_dir: Path, prefix: Sequence[str] = ()
+    ) -> None:
         self.name = name
         self.args = args
+        self.prefix = list(prefix)  # e.g. ``ip netns exec NS``: where the process runs
         self.log_path = log_dir / f"{name}.log"
         self._log: IO[bytes] | None = None
         self.popen: subprocess.Popen[bytes] | None = None
@@ -44,7 +47,7 @@ class _Proc:
     def start(self) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "helixpy.cli", *self.args],
+            [*self.prefix, sys.executable, "-m", "helixpy.cli", *self.args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -276,9 +279,14 @@ class LocalCluster:
     # --- participants ---------------------------------------------------------------------
 
     def add_participant(
-        self, tags: tuple[str, ...] | list[str] = (), capacity: int | None = None
+        self,
+        tags: tuple[str, ...] | list[str] = (),
+        capacity: int | None = None,
+        prefix: Sequence[str] = (),
     ) -> str:
-        """Start a new participant; returns its id once its live node exists."""
+        """Start a new participant; returns its id once its live node exists. ``prefix``
+        wraps its command (``["ip", "netns", "exec", NS]`` runs it in a network namespace;
+        the wrapper must exec, so that signals reach the participant itself)."""
         inst = f"participant-{len(self.instances)}"
         args = [
             *self._base_args(),
@@ -295,7 +303,7 @@ class LocalCluster:
         if capacity is not None:
             args += ["--capacity", str(capacity)]
         self.instances.append(inst)
-        self._procs[inst] = _Proc(inst, args, self.log_dir)
+        self._procs[inst] = _Proc(inst, args, self.log_dir, prefix)
         self.start_participant(inst)
         return inst
 

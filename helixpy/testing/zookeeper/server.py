@@ -80,6 +80,7 @@ class ZooKeeperServer:
         force_sync: bool = True,
         start_timeout: float = _DEFAULT_START_TIMEOUT,
         name: str = "zookeeper",
+        host: str = _LOOPBACK,
     ) -> None:
         """Describe a server; nothing is written or spawned until :meth:`start`.
 
@@ -95,6 +96,8 @@ class ZooKeeperServer:
                 crashes does not matter (killed processes lose nothing either way).
             start_timeout: default bound for :meth:`start` to see the server serving.
             name: label used in log messages and in the temporary directory's name.
+            host: the address clients connect to (loopback unless a test network, such as
+                the host side of a veth pair, is wanted).
         """
         if tick_time <= 0:
             raise ValueError(f"tick_time must be positive, got {tick_time}")
@@ -113,7 +116,8 @@ class ZooKeeperServer:
             client_port = member.client_port
         elif server_id is not None:
             raise ValueError("server_id only makes sense together with quorum")
-        self.client_port = client_port if client_port is not None else free_port()
+        self.host = host
+        self.client_port = client_port if client_port is not None else free_port(host)
         self.classpath = classpath if classpath is not None else find_zookeeper_classpath()
         self.force_sync = force_sync
         self.start_timeout = start_timeout
@@ -137,8 +141,8 @@ class ZooKeeperServer:
 
     @property
     def connection_string(self) -> str:
-        """``127.0.0.1:PORT`` of this server's client port."""
-        return f"{_LOOPBACK}:{self.client_port}"
+        """``HOST:PORT`` of this server's client port (loopback by default)."""
+        return f"{self.host}:{self.client_port}"
 
     @property
     def pid(self) -> int | None:
@@ -347,7 +351,7 @@ class ZooKeeperServer:
             f"tickTime={self.tick_ms}",
             f"dataDir={self.data_dir}",
             f"clientPort={self.client_port}",
-            f"clientPortAddress={_LOOPBACK}",
+            f"clientPortAddress={self.host}",
             # Session timeouts are clamped to [min, max]; ZooKeeper's own defaults are
             # 2 and 20 ticks, and 20 half-second ticks is too short for clients that want
             # a long session (kazoo defaults to 10 s, Helix-style clients to 30 s or more).
