@@ -148,16 +148,22 @@ def _wait_for_signal(stop: threading.Event) -> None:
         pass
 
 
-def driver_call(obj: dict[str, Any], fn: Callable[[Any], str | None]) -> None:
-    """Run ``fn(driver)`` and echo what it returns; helixpy errors become clean CLI errors."""
+def make_driver(obj: dict[str, Any]) -> Any:
+    """A TaskDriver with every connection option given to the CLI (ZooKeeper identity,
+    TLS, token)."""
     from helixpy.driver import TaskDriver
     from helixpy.security import ClientTls
 
+    tls = ClientTls.from_files(*obj["tls"]) if obj.get("tls") else None
+    return TaskDriver(
+        obj["zk"], obj["cluster"], zk_auth=obj.get("zk_auth"), tls=tls, token=obj.get("token")
+    )
+
+
+def driver_call(obj: dict[str, Any], fn: Callable[[Any], str | None]) -> None:
+    """Run ``fn(driver)`` and echo what it returns; helixpy errors become clean CLI errors."""
     try:
-        tls = ClientTls.from_files(*obj["tls"]) if obj.get("tls") else None
-        with TaskDriver(
-            obj["zk"], obj["cluster"], zk_auth=obj.get("zk_auth"), tls=tls, token=obj.get("token")
-        ) as driver:
+        with make_driver(obj) as driver:
             out = fn(driver)
     except HelixpyError as exc:
         raise click.ClickException(str(exc)) from exc

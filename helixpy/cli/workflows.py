@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from helixpy.cli import _status_text, cluster_options, driver_call, main
+from helixpy.cli import _status_text, cluster_options, driver_call, main, make_driver
 from helixpy.errors import HelixpyError
 from helixpy.model import TaskState, Workflow
 
@@ -22,13 +22,11 @@ def workflow() -> None:
 @cluster_options
 @click.argument("file", type=click.File("r"))
 @click.pass_obj
-def workflow_start(obj: dict[str, str], file: Any) -> None:
+def workflow_start(obj: dict[str, Any], file: Any) -> None:
     """Start the workflow described by a YAML FILE."""
-    from helixpy.driver import TaskDriver
-
     try:
         wf = Workflow.from_yaml(file.read())
-        with TaskDriver(obj["zk"], obj["cluster"]) as driver:
+        with make_driver(obj) as driver:
             driver.start(wf)
     except HelixpyError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -39,12 +37,10 @@ def workflow_start(obj: dict[str, str], file: Any) -> None:
 @cluster_options
 @click.argument("name")
 @click.pass_obj
-def workflow_status(obj: dict[str, str], name: str) -> None:
+def workflow_status(obj: dict[str, Any], name: str) -> None:
     """Show a workflow's state and its jobs' progress."""
-    from helixpy.driver import TaskDriver
-
     try:
-        with TaskDriver(obj["zk"], obj["cluster"]) as driver:
+        with make_driver(obj) as driver:
             click.echo(_status_text(driver, name))
     except HelixpyError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -16,13 +16,14 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import NoAuthError, NoNodeError
 
 from helixpy.driver.leader import SAFETY_WAKE as _SAFETY_WAKE
 from helixpy.driver.leader import TRANSIENT_ZK as _TRANSIENT_ZK
 from helixpy.driver.leader import LeaderClient, Watcher
 from helixpy.driver.polling import is_seconds
 from helixpy.errors import (
+    AccessDenied,
     AlreadyExists,
     ClusterUnavailable,
     HelixpyError,
@@ -123,6 +124,11 @@ class DriverBase:
                 if not what:
                     raise
                 raise NotFound(f"{what} does not exist in cluster {self._paths.cluster}") from None
+            except NoAuthError as exc:
+                raise AccessDenied(
+                    f"cluster {self._paths.cluster}: ZooKeeper refused the write (connect "
+                    "with the cluster's identity: --zk-auth / TaskDriver(zk_auth=...))"
+                ) from exc
             except _TRANSIENT_ZK as exc:
                 if time.monotonic() + backoff >= deadline:
                     raise self._unavailable(f"ZooKeeper failed ({exc!r})") from exc

@@ -105,7 +105,7 @@ class TaskDriver(StreamMethods):
         """
         self._check_open()
         if force:
-            self._force_delete(_wf(name))
+            self._read("", "", lambda _zk, _paths: self._force_delete(_wf(name)))
             return
         self._mutate("DeleteWorkflow", pb.DeleteWorkflowRequest(request_id=_rid(), name=_wf(name)))
 

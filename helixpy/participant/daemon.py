@@ -348,6 +348,7 @@ class Participant:
             partition=partition,
             attempt=attempt_no,
             instance=self.instance,
+            incarnation=incarnation,
             job_config=cfg,
             task_config=merged,
             command=cfg.task_command(partition),

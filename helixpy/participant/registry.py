@@ -56,6 +56,8 @@ class TaskContext:
     task_config: Mapping[str, str]
     command: str
     cancelled: threading.Event = field(default_factory=threading.Event)
+    #: the participant incarnation the attempt runs under (-1 outside a participant)
+    incarnation: int = -1
     _content: ContentStore | None = None
     _emit: Callable[[Callable[[], object]], None] | None = None
     _locks: Callable[[], LockBox] | None = None

@@ -32,6 +32,9 @@ Commands (their ``task_config`` keys in brackets):
 - ``Contend`` [resource, rounds, seed]: ``rounds`` times, asks ``ctx.locks`` for a random
   interval of ``[0, 20)`` of random type (waiting up to 2 s), holds it briefly, checks it
   with ``commit([])`` and releases it; always completes (a concurrency exercise).
+- ``Chaos`` [dir, seconds]: writes ``<dir>/<wf>.<job>.<task>.<attempt>`` with its instance,
+  incarnation and start time, waits ``seconds`` (returning CANCELED if cancelled), then
+  appends its end time and ``done`` (or ``cancelled``): the chaos test's attempt log.
 - ``FanOut`` [count, fail_at]: emits ``count`` follow-ups (``ctx.emit``); follow-up ``i``
   writes TASK-scope ``f<i>`` = its attempt, and the one numbered ``fail_at`` raises.
 """
@@ -46,6 +49,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from helixpy.errors import LockRevoked
@@ -234,6 +238,19 @@ def make_registry() -> TaskRegistry:
                 with contextlib.suppress(LockRevoked):
                     ctx.locks.commit([])
                 ctx.locks.release(resource)
+
+    @reg.task("Chaos")
+    def chaos(ctx: TaskContext) -> TaskResult | None:
+        path = (
+            Path(ctx.task_config["dir"]) / f"{ctx.workflow}.{ctx.job}.{ctx.task_id}.{ctx.attempt}"
+        )
+        start = time.time()
+        with path.open("w") as out:
+            out.write(f"{ctx.instance} {ctx.incarnation} {start!r}\n")
+        cancelled = ctx.cancelled.wait(float(ctx.task_config.get("seconds", "0.2")))
+        with path.open("a") as out:
+            out.write(f"{time.time()!r} {'cancelled' if cancelled else 'done'}\n")
+        return TaskResult(TaskStatus.CANCELED, "cancelled") if cancelled else None
 
     @reg.task("FanOut")
     def fan_out(ctx: TaskContext) -> None:

@@ -97,3 +97,16 @@ def test_nothing_in_zookeeper_makes_a_participant_import_or_run_other_code(
             assert task.state is not None and task.state.value == "ERROR", (name, task)
             assert task.info.startswith("unknown command"), task.info
         assert not marker.exists()
+
+
+def test_writes_without_the_identity_are_refused_with_a_clear_error(zk_address: str) -> None:
+    from helixpy.driver import TaskDriver
+    from helixpy.errors import AccessDenied
+
+    with LocalCluster(participants=0, zk=zk_address, zk_auth=AUTH) as cluster:
+        cluster.driver.create_queue(__import__("helixpy").JobQueue.builder("q").build())
+        with TaskDriver(cluster.zk_address, cluster.cluster) as anon:
+            assert "q" in anon.get_workflows()  # reads are open
+            with pytest.raises(AccessDenied, match="--zk-auth"):
+                anon.delete("q", force=True)
+        assert "q" in cluster.driver.get_workflows()
