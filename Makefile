@@ -43,8 +43,10 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
 
 # The whole suite: lint, types, generated code, unit and cluster tests.
+# Container-backed tests get a container engine from scripts/with-docker.sh (a private
+# dockerd when none is configured and we may install one); they skip without one.
 test: $(STAMP) zookeeper proto-check lint types
-	$(BIN)/pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+	scripts/with-docker.sh $(BIN)/python $(BIN)/pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 # The quick inner loop: lint, types, unit tests and one cluster smoke test.
 check: $(STAMP) zookeeper lint types

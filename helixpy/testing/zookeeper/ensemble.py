@@ -42,11 +42,25 @@ class Ensemble:
         force_sync: bool = True,
         classpath: str | None = None,
         start_timeout: float = _DEFAULT_START_TIMEOUT,
+        backend: str = "process",
     ) -> None:
-        """Describe the ensemble and pick its ports; :meth:`start_all` spawns it."""
+        """Describe the ensemble and pick its ports; :meth:`start_all` spawns it.
+
+        ``backend="container"`` runs each server in a container (testcontainers, image
+        ``HELIXPY_ZK_IMAGE``) instead of a local JVM process.
+        """
         if n < 1:
             raise ValueError(f"an ensemble needs at least one server, got n={n}")
-        cp = classpath if classpath is not None else find_zookeeper_classpath()
+        if backend not in ("process", "container"):
+            raise ValueError(f"backend must be 'process' or 'container', got {backend!r}")
+        if backend == "container":
+            from helixpy.testing.zookeeper.container import ContainerServer
+
+            server_class: type[ZooKeeperServer] = ContainerServer
+            cp = classpath or "(in the image)"
+        else:
+            server_class = ZooKeeperServer
+            cp = classpath if classpath is not None else find_zookeeper_classpath()
         ports = _free_ports(3 * n)
         members = [
             QuorumMember(
@@ -59,7 +73,7 @@ class Ensemble:
         ]
         self.start_timeout = start_timeout
         self.servers: list[ZooKeeperServer] = [
-            ZooKeeperServer(
+            server_class(
                 tick_time=tick_time,
                 server_id=member.server_id,
                 quorum=members,
@@ -159,6 +173,7 @@ def local_ensemble(
     force_sync: bool = True,
     classpath: str | None = None,
     start_timeout: float = _DEFAULT_START_TIMEOUT,
+    backend: str = "process",
 ) -> Iterator[Ensemble]:
     """Run an ``n``-server quorum for the duration of a ``with`` block.
 
@@ -169,7 +184,12 @@ def local_ensemble(
     ensemble: Ensemble | None = None
     for attempt in range(1, _PORT_ATTEMPTS + 1):
         candidate = Ensemble(
-            n, tick_time, force_sync=force_sync, classpath=classpath, start_timeout=start_timeout
+            n,
+            tick_time,
+            force_sync=force_sync,
+            classpath=classpath,
+            start_timeout=start_timeout,
+            backend=backend,
         )
         try:
             candidate.start_all()
