@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from helixpy.participant.executor import Executor, Item, WorkGroup
+from helixpy.participant.executor import Executor, Item
 
 
 def _spin() -> None:
@@ -60,15 +60,50 @@ class _Recorder:
         return run
 
 
-def flat_helixpy(workers: int, sources: int, items: int) -> tuple[float, list[float]]:
+class _Ours:
+    """helixpy's executor: sources submit, workers emit."""
+
+    def __init__(self, workers: int) -> None:
+        self.ex = Executor(workers=workers, admission_capacity=1000, internal_capacity=10000)
+        self.ex.start()
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        self.ex.submit(Item(fn, job="bench"))
+
+    def emit(self, fn: Callable[[], None]) -> None:
+        self.ex.emit(Item(fn, job="bench"))
+
+    def close(self) -> None:
+        self.ex.stop(10)
+
+
+class _Pool:
+    """``ThreadPoolExecutor``: everyone submits (its queue is unbounded)."""
+
+    def __init__(self, workers: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=workers)
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        self.pool.submit(fn)
+
+    emit = submit
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+Runner = Callable[[int], _Ours | _Pool]
+
+
+def flat(make: Runner, workers: int, sources: int, items: int) -> tuple[float, list[float]]:
+    """``sources`` threads submitting ``items`` each."""
     rec = _Recorder(sources * items)
-    ex = Executor(workers=workers, admission_capacity=1000)
-    ex.start()
+    ex = make(workers)
     t0 = time.perf_counter()
 
     def source() -> None:
         for _ in range(items):
-            ex.submit(Item(rec.item(), job="bench"))
+            ex.submit(rec.item())
 
     threads = [threading.Thread(target=source) for _ in range(sources)]
     for t in threads:
@@ -77,64 +112,25 @@ def flat_helixpy(workers: int, sources: int, items: int) -> tuple[float, list[fl
         t.join()
     rec.done.wait(300)
     elapsed = time.perf_counter() - t0
-    ex.stop(10)
+    ex.close()
     return sources * items / elapsed, rec.latencies
 
 
-def flat_pool(workers: int, sources: int, items: int) -> tuple[float, list[float]]:
-    rec = _Recorder(sources * items)
-    pool = ThreadPoolExecutor(max_workers=workers)
-    t0 = time.perf_counter()
-
-    def source() -> None:
-        for _ in range(items):
-            pool.submit(rec.item())
-
-    threads = [threading.Thread(target=source) for _ in range(sources)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    rec.done.wait(300)
-    elapsed = time.perf_counter() - t0
-    pool.shutdown()
-    return sources * items / elapsed, rec.latencies
-
-
-def fanout_helixpy(workers: int, roots: int, fan: int) -> tuple[float, list[float]]:
+def fanout(make: Runner, workers: int, roots: int, fan: int) -> tuple[float, list[float]]:
+    """``roots`` items each emitting ``fan`` follow-ups from inside a worker."""
     rec = _Recorder(roots * fan)
-    ex = Executor(workers=workers, internal_capacity=10000)
-    ex.start()
-    groups = [WorkGroup() for _ in range(roots)]
+    ex = make(workers)
     t0 = time.perf_counter()
 
     def root() -> None:
         for _ in range(fan):
-            ex.emit(Item(rec.item(), job="bench"))
-
-    for g in groups:
-        ex.submit(Item(root, job="bench", group=g))
-    for g in groups:
-        g.done.wait(300)
-    elapsed = time.perf_counter() - t0
-    ex.stop(10)
-    return roots * fan / elapsed, rec.latencies
-
-
-def fanout_pool(workers: int, roots: int, fan: int) -> tuple[float, list[float]]:
-    rec = _Recorder(roots * fan)
-    pool = ThreadPoolExecutor(max_workers=workers)
-    t0 = time.perf_counter()
-
-    def root() -> None:
-        for _ in range(fan):
-            pool.submit(rec.item())
+            ex.emit(rec.item())
 
     for _ in range(roots):
-        pool.submit(root)
+        ex.submit(root)
     rec.done.wait(300)
     elapsed = time.perf_counter() - t0
-    pool.shutdown()
+    ex.close()
     return roots * fan / elapsed, rec.latencies
 
 
@@ -147,12 +143,12 @@ def main() -> None:
     parser.add_argument("--fan", type=int, default=5_000, help="follow-ups per root")
     args = parser.parse_args()
     out: dict[str, object] = {"workers": args.workers}
-    for name, ours, theirs, a, b in (
-        ("flat", flat_helixpy, flat_pool, args.sources, args.items),
-        ("fanout", fanout_helixpy, fanout_pool, args.roots, args.fan),
+    for name, scenario, a, b in (
+        ("flat", flat, args.sources, args.items),
+        ("fanout", fanout, args.roots, args.fan),
     ):
-        ours_rate, ours_lat = ours(args.workers, a, b)
-        pool_rate, pool_lat = theirs(args.workers, a, b)
+        ours_rate, ours_lat = scenario(_Ours, args.workers, a, b)
+        pool_rate, pool_lat = scenario(_Pool, args.workers, a, b)
         o50, o99 = _percentiles(ours_lat)
         p50, p99 = _percentiles(pool_lat)
         out[name] = {

@@ -96,10 +96,6 @@ def read_ack(
     return dict(body) if isinstance(body, dict) else None
 
 
-def checkpoint_seqs(zk: KazooClient, paths: Paths, wf: str, job: str) -> list[int]:
-    return sorted(int(n) for n in zk.get_children(paths.stream_checkpoints(wf, job)))
-
-
 def read_checkpoint(
     zk: KazooClient, paths: Paths, wf: str, job: str, seq: int
 ) -> dict[int, Any] | None:
