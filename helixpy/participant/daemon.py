@@ -20,7 +20,12 @@ from collections.abc import Callable
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import (
+    ConnectionLoss,
+    NoNodeError,
+    OperationTimeoutError,
+    SessionExpiredError,
+)
 
 from helixpy.errors import CorruptNode, InvalidConfig
 from helixpy.model import (
@@ -330,6 +335,10 @@ class Participant:
                 continue
             try:
                 self._launch(key, a, entry.version, incarnation)
+            except (ConnectionLoss, OperationTimeoutError, SessionExpiredError) as exc:
+                # ZooKeeper is away for a moment (its leader changed): not the task's fault.
+                # Nothing is reported; the source loop reads the assignment again shortly.
+                log.warning("%s: attempt %d not started yet: %r", key, a, exc)
             except Exception as exc:
                 log.exception("%s: cannot start attempt %d", key, a)
                 self._report(key, a, P.ERROR, f"cannot start: {exc}", time.time())
