@@ -165,6 +165,10 @@ class Controller:
             self._lost.set()
             self._paused.set()
         else:
+            if self._paused.is_set():
+                # Reconnected within the session: ZooKeeper re-delivers its watches, but a
+                # read that failed while we were away armed none, so re-read everyone once.
+                self.signals.mark_all_instances()
             self._paused.clear()
         self._wake.set()
         self.signals.wake()

@@ -33,7 +33,7 @@ from helixpy.controller.runtime import (
     WorkflowRuntime,
 )
 from helixpy.controller.schedules import run_schedules
-from helixpy.controller.signals import Signals
+from helixpy.controller.signals import Pending, Signals
 from helixpy.controller.targeting import (
     PartitionMap,
     allowed_instances,
@@ -171,16 +171,28 @@ class Pipeline:
     def run_pass(self) -> float | None:
         """One pass over everything pending; returns when the next timer must fire."""
         self.passes += 1
-        dirty, membership, commands = self.signals.drain()
+        pending = self.signals.drain()
+        try:
+            return self._pass(pending)
+        except BaseException:
+            # Nothing drained may be lost: an instance whose STATE read failed has no watch
+            # armed, and would never be read again (the work it reports would hang).
+            self.signals.restore(pending)
+            raise
+
+    def _pass(self, pending: Pending) -> float | None:
         now = datetime.now(UTC)
-        if self.signals.take_workflows():
+        if pending.workflows:
             self._forget_vanished_workflows()
-        if membership:
+        dirty = pending.instances  # grows in place, so a failed pass restores all of it
+        if pending.membership:
             dirty |= self._refresh_membership(now)
+        if pending.all_instances:
+            dirty |= set(self.instances)
         for inst in sorted(dirty):
             if inst in self.instances:
                 self._fold_state(self.instances[inst], now)
-        for cmd in commands:
+        for cmd in pending.commands:
             self.commands.handle(cmd, now)
         scheduled = run_schedules(self, now)
         wakeups = [] if scheduled is None else [scheduled]

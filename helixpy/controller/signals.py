@@ -3,7 +3,9 @@
 ZooKeeper watch callbacks and gRPC handlers only *mark* work here and wake the pipeline; they
 never block and never touch ZooKeeper themselves (kazoo runs callbacks on its one event
 thread, and a callback that blocks stalls every other watch of the session). The pipeline
-drains everything pending in one go, so a burst of events costs one pass.
+drains everything pending in one go, so a burst of events costs one pass. A pass that fails
+(a ZooKeeper connection loss mid-pass) puts back what it drained: a watch is re-armed only by
+the read that failed, so forgetting a dirty instance would leave its reports unread forever.
 """
 
 from __future__ import annotations
@@ -25,6 +27,18 @@ class Command:
     future: Future[dict[str, str]] = field(default_factory=Future)
 
 
+@dataclass
+class Pending:
+    """What one pass drained: dirty instances, flags, and commands to answer."""
+
+    instances: set[str]
+    membership: bool
+    workflows: bool
+    #: re-read every live instance's reports (after a reconnect: belt and braces)
+    all_instances: bool
+    commands: list[Command]
+
+
 class Signals:
     """Pending work, thread-safe; ``wait`` blocks the pipeline until some arrives."""
 
@@ -34,6 +48,7 @@ class Signals:
         self._instances: set[str] = set()
         self._membership = True
         self._workflows = True
+        self._all_instances = False
         self._commands: list[Command] = []
         self._callbacks: dict[str, Callable[[Any], None]] = {}
 
@@ -65,10 +80,12 @@ class Signals:
             self._workflows = True
         self._wake.set()
 
-    def take_workflows(self) -> bool:
+    def mark_all_instances(self) -> None:
+        """Re-read every live instance's reports on the next pass (the session reconnected)."""
         with self._lock:
-            flagged, self._workflows = self._workflows, False
-            return flagged
+            self._all_instances = True
+            self._membership = True
+        self._wake.set()
 
     def submit(self, command: Command) -> None:
         with self._lock:
@@ -81,13 +98,31 @@ class Signals:
     def wait(self, timeout: float | None) -> None:
         self._wake.wait(timeout)
 
-    def drain(self) -> tuple[set[str], bool, list[Command]]:
-        """Take everything pending: (dirty instances, membership changed, commands)."""
+    def drain(self) -> Pending:
+        """Take everything pending."""
         with self._lock:
             self._wake.clear()
-            out = (self._instances, self._membership, self._commands)
-            self._instances, self._membership, self._commands = set(), False, []
+            out = Pending(
+                self._instances,
+                self._membership,
+                self._workflows,
+                self._all_instances,
+                self._commands,
+            )
+            self._instances, self._commands = set(), []
+            self._membership = self._workflows = self._all_instances = False
             return out
+
+    def restore(self, pending: Pending) -> None:
+        """Put back what a failed pass drained; its unanswered commands go first again."""
+        with self._lock:
+            self._instances |= pending.instances
+            self._membership |= pending.membership
+            self._workflows |= pending.workflows
+            self._all_instances |= pending.all_instances
+            unanswered = [c for c in pending.commands if not c.future.done()]
+            self._commands = unanswered + self._commands
+        self._wake.set()
 
     def reset(self) -> list[Command]:
         """Forget pending work (stepping down); returns commands left unanswered."""
@@ -95,5 +130,6 @@ class Signals:
             cmds = self._commands
             self._instances, self._membership, self._commands = set(), True, []
             self._workflows = True
+            self._all_instances = False
             self._callbacks.clear()
             return cmds

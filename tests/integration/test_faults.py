@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import uuid
+from datetime import datetime
 
 import pytest
+from kazoo.exceptions import ConnectionLoss
 
 from helixpy import TaskPartitionState, TaskState, Workflow
+from helixpy.controller.daemon import Controller
+from helixpy.controller.pipeline import Pipeline
+from helixpy.controller.runtime import LiveInstance
 from helixpy.testing import LocalCluster
 from helixpy.testing.zookeeper import ZooKeeperServer
 from tests.integration.helpers import (
@@ -138,3 +145,36 @@ def test_an_ensemble_survives_leader_and_follower_loss_and_a_short_quorum_loss()
         # and no participant process was restarted
         assert {name: cluster.pid(name) for name in cluster.instances} == pids
         assert all(cluster.exit_code(name, 0) is None for name in cluster.instances)
+
+
+def test_a_pass_that_loses_the_connection_mid_fold_reads_those_reports_again(
+        zk_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a controller in this process whose next instance-report read fails with a
+    # connection loss (as when the ZooKeeper server it talks to dies mid-pass); the failed
+    # read arms no watch, so only the pipeline's own bookkeeping can bring it back
+    failures: list[str] = []
+    armed = threading.Event()
+    fold = Pipeline._fold_state
+
+    def flaky_fold(self: Pipeline, inst: LiveInstance, now: datetime) -> None:
+        if armed.is_set():
+            armed.clear()
+            failures.append(inst.name)
+            raise ConnectionLoss()
+        fold(self, inst, now)
+
+    monkeypatch.setattr(Pipeline, "_fold_state", flaky_fold)
+    cluster_name = f"c{uuid.uuid4().hex[:8]}"
+    controller = Controller(zk_address, cluster_name, "in-process", session_timeout=6.0)
+    controller.start()
+    try:
+        with LocalCluster(participants=1, controllers=0, zk=zk_address,
+                          cluster=cluster_name) as cluster:
+            # When the fold of the first report after the start fails
+            armed.set()
+            cluster.driver.start(Workflow.builder("lost").add_job("j", record_job(3)).build())
+            # Then the next pass reads that instance again and the workflow completes
+            assert wait_final(cluster.driver, "lost", timeout=30) is TaskState.COMPLETED
+            assert failures == cluster.instances
+    finally:
+        controller.stop()
