@@ -6,16 +6,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 PYTEST_ARGS ?=
 
-.PHONY: all venv zookeeper proto proto-check lint types unit integration test check demo clean
+.PHONY: all venv zookeeper proto proto-check lint types unit integration test check demo bench clean
 
 all: test
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[test,bench,dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,dev]'
 	touch $(STAMP)
+
+# The benchmarks' peers (Celery, Redis's client) and charts (matplotlib): not needed by tests.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[bench]'
+	touch $(BENCH_STAMP)
 
 venv: $(STAMP)
 
@@ -52,6 +58,11 @@ test: $(STAMP) zookeeper proto-check lint types
 check: $(STAMP) zookeeper lint types
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit -m "not cluster or smoke" $(PYTEST_ARGS)
 	$(BIN)/pytest -q -p no:cacheprovider tests/integration -m smoke $(PYTEST_ARGS)
+
+# Every benchmark with its peers, then docs/benchmarks.md (never part of `make test`).
+bench: $(BENCH_STAMP) zookeeper
+	scripts/ensure-redis.sh
+	$(BIN)/python -m bench all
 
 demo: $(STAMP) zookeeper
 	$(BIN)/helixpy demo

@@ -10,7 +10,7 @@ Two workloads, each run on both executors in the same process, one after the oth
 Reports items/s and the p50/p99 of submit-to-start latency per executor, and the ratios
 (helixpy / ThreadPoolExecutor). Prints one JSON object.
 
-    python bench/executor.py --workers 4 --items 50000
+    python -m bench executor --workers 4 --items 50000
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from bench.common import save
 from helixpy.participant.executor import Executor, Item
 
 
@@ -134,14 +135,14 @@ def fanout(make: Runner, workers: int, roots: int, fan: int) -> tuple[float, lis
     return roots * fan / elapsed, rec.latencies
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--sources", type=int, default=4)
     parser.add_argument("--items", type=int, default=25_000, help="per source (flat)")
     parser.add_argument("--roots", type=int, default=20)
     parser.add_argument("--fan", type=int, default=5_000, help="follow-ups per root")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     out: dict[str, object] = {"workers": args.workers}
     for name, scenario, a, b in (
         ("flat", flat, args.sources, args.items),
@@ -159,6 +160,7 @@ def main() -> None:
             "threadpool_latency_ms_p50_p99": [round(p50 * 1e3, 3), round(p99 * 1e3, 3)],
             "p99_latency_ratio": round(o99 / p99, 3) if p99 else None,
         }
+    save("executor", out)
     print(json.dumps(out))
 
 

@@ -8,7 +8,7 @@
 Each is measured ``--repeat`` times on a fresh cluster; prints one JSON object with every
 sample, the median, and the target (session timeout + 1 s).
 
-    python bench/failover.py --session-timeout 4 --repeat 3
+    python -m bench failover --session-timeout 4 --repeat 3
 """
 
 from __future__ import annotations
@@ -16,21 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
-import threading
 import time
 
+from bench.common import save, wait_until
 from helixpy import JobConfig, TaskPartitionState, TaskState, Workflow
 from helixpy.testing import LocalCluster, local_zookeeper
-
-
-def _wait(predicate: object, timeout: float) -> None:
-    """Poll the cluster's state (a benchmark may poll: it measures, it does not sync)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out waiting for the cluster")
-        threading.Event().wait(0.02)
 
 
 def leader_failover(zk: str, session_timeout: float) -> float:
@@ -60,7 +50,7 @@ def participant_failover(zk: str, session_timeout: float) -> float:
             ctx = driver.get_job_context("w", "j")
             return all(t.state is TaskPartitionState.RUNNING for t in ctx.tasks.values())
 
-        _wait(running, 60)
+        wait_until(running, 60, "the tasks running")
         driver.set_instance_enabled(survivor, True)
         killed_at = time.time()
         cluster.kill_participant(victim)
@@ -70,25 +60,25 @@ def participant_failover(zk: str, session_timeout: float) -> float:
             return all(t.num_attempts == 2 and t.state is TaskPartitionState.RUNNING
                        for t in ctx.tasks.values())
 
-        _wait(moved, 120)
+        wait_until(moved, 120, "the tasks running elsewhere")
         ctx = driver.get_job_context("w", "j")
         return max(t.start_time.timestamp() for t in ctx.tasks.values()  # type: ignore[union-attr]
                    ) - killed_at
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--session-timeout", type=float, default=4.0)
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    out: dict[str, object] = {"bench": "failover", "session_timeout_s": args.session_timeout,
+    args = parser.parse_args(argv)
+    out: dict[str, object] = {"session_timeout_s": args.session_timeout,
                               "target_s": args.session_timeout + 1.0}
     with local_zookeeper() as zk:
         for name, fn in (("leader", leader_failover), ("participant", participant_failover)):
             samples = [round(fn(zk, args.session_timeout), 3) for _ in range(args.repeat)]
             out[name] = {"samples_s": samples, "median_s": statistics.median(samples)}
-    json.dump(out, sys.stdout)
-    sys.stdout.write("\n")
+    save("failover", out)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ Prints one JSON object: per-request time of both (mean, p50, p99), the per-reque
 overhead (time minus the set-up the request had to pay: 0 warm, ``open_cost`` cold) and
 the ratio cold/warm of per-request time.
 
-    python bench/reuse.py --requests 100 --splits 10
+    python -m bench reuse --requests 100 --splits 10
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import json
 import statistics
 import time
 
+from bench.common import save
 from helixpy import JobConfig, TaskState, Workflow
 from helixpy.testing import LocalCluster, local_zookeeper
 
@@ -32,12 +33,12 @@ def _stats(samples: list[float]) -> dict[str, float]:
             "p50_ms": round(q[49] * 1e3, 2), "p99_ms": round(q[98] * 1e3, 2)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--splits", type=int, default=10)
     parser.add_argument("--open-cost", type=float, default=0.2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cost = str(args.open_cost)
     with local_zookeeper() as zk, LocalCluster(participants=1, zk=zk) as cluster:
         driver = cluster.driver
@@ -68,13 +69,15 @@ def main() -> None:
             cold.append(time.perf_counter() - t0)
             assert state is TaskState.COMPLETED
     warm_mean, cold_mean = statistics.fmean(warm), statistics.fmean(cold)
-    print(json.dumps({
+    out = {
         "requests": args.requests, "splits": args.splits, "open_cost_s": args.open_cost,
         "warm": _stats(warm), "cold": _stats(cold),
         "warm_overhead_ms": round(warm_mean * 1e3, 2),
         "cold_overhead_ms": round((cold_mean - args.open_cost) * 1e3, 2),
         "cold_over_warm_per_request": round(cold_mean / warm_mean, 1),
-    }))
+    }
+    save("reuse", out)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,35 @@
+"""The Celery peer's app and its one task, loaded by the bench's Celery workers.
+
+The broker and result backend come from ``HELIXPY_BENCH_REDIS`` (set by
+``bench/celery_peer.py`` for the workers it starts), so nothing here needs a fixed port.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from celery import Celery
+
+
+def noop() -> float:
+    """The no-op task; returns when it started (wall clock), for submit -> running."""
+    return time.time()
+
+
+def make_app(url: str) -> Celery:
+    """A Celery app on the Redis at ``url`` (broker and result backend), with ``bench.noop``."""
+    app = Celery("helixpy_bench", broker=url, backend=url)
+    app.conf.update(
+        # Defaults a Celery user would run with, minus the chatter that only adds noise.
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=False,
+        result_expires=3600,
+    )
+    app.task(name="bench.noop")(noop)
+    return app
+
+
+#: what ``celery -A bench.celery_app worker`` loads
+app = make_app(os.environ.get("HELIXPY_BENCH_REDIS", "redis://127.0.0.1:6379/0"))
