@@ -83,8 +83,13 @@ def redis_server() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def celery_workers(url: str, workers: int, pool: str, concurrency: int) -> Iterator[Any]:
-    """``workers`` Celery worker processes; yields the app once every one answers a ping."""
+def celery_workers(
+    url: str, workers: int, pool: str, concurrency: int, queue: str = "celery"
+) -> Iterator[Any]:
+    """``workers`` Celery worker processes; yields the app once every one answers a ping.
+
+    They consume ``queue`` (Celery's default queue unless told otherwise: see ``drain``).
+    """
     from bench.celery_app import make_app
 
     env = dict(os.environ, HELIXPY_BENCH_REDIS=url, PYTHONPATH=str(ROOT))
@@ -97,6 +102,7 @@ def celery_workers(url: str, workers: int, pool: str, concurrency: int) -> Itera
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker",
                  "-P", pool, "-c", str(concurrency), "-n", f"w{i}@bench", "-l", "WARNING",
+                 "-Q", queue,
                  "--without-gossip", "--without-mingle", "--without-heartbeat"],
                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
                 start_new_session=True,
@@ -126,6 +132,24 @@ def throughput(app: Any, tasks: int, batches: int, timeout: float) -> dict[str, 
     per = tasks // batches
     t0 = time.perf_counter()
     results = [group(noop.s() for _ in range(per)).apply_async() for _ in range(batches)]
+    for r in results:
+        r.get(timeout=timeout, interval=0.01)
+    elapsed = time.perf_counter() - t0
+    for r in results:
+        r.forget()
+    return {"seconds": round(elapsed, 3), "tasks_per_s": round(per * batches / elapsed, 1)}
+
+
+def drain(app: Any, tasks: int, batches: int, timeout: float) -> dict[str, float]:
+    """Worker-side throughput, submission excluded: the tasks are queued first, then every
+    worker (started on an idle queue) is told to consume Celery's default queue."""
+    from celery import group
+
+    noop = app.tasks["bench.noop"]
+    per = tasks // batches
+    results = [group(noop.s() for _ in range(per)).apply_async() for _ in range(batches)]
+    t0 = time.perf_counter()
+    app.control.add_consumer("celery", reply=True, timeout=5.0)
     for r in results:
         r.get(timeout=timeout, interval=0.01)
     elapsed = time.perf_counter() - t0
