@@ -11,6 +11,7 @@ exceed its failure_threshold, and its running jobs become ABORTED.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -333,6 +334,31 @@ def schedulable_jobs(workflows: Iterable[WorkflowRuntime]) -> list[JobRuntime]:
     return out
 
 
+def _pop_roomiest(
+    heap: list[tuple[int, str]],
+    room: Callable[[str], int],
+    per_job: Counter[str],
+    limit: int,
+) -> str | None:
+    """Pop the candidate with the most room now (ties: the first name), or None if even it
+    has none. Rooms only shrink while a pass places tasks, so an entry whose stored room is
+    out of date is re-pushed with the current one, and the top is then the true best."""
+    while heap:
+        stored, name = heap[0]
+        if per_job[name] >= limit:
+            heapq.heappop(heap)  # this job's share of the instance is used up
+            continue
+        current = room(name)
+        if current != -stored:
+            heapq.heapreplace(heap, (-current, name))
+            continue
+        if current <= 0:
+            return None
+        heapq.heappop(heap)
+        return name
+    return None
+
+
 def instance_load(jobs: Iterable[JobRuntime]) -> Counter[str]:
     """Active attempts per instance across ``jobs``."""
     load: Counter[str] = Counter()
@@ -375,20 +401,30 @@ def assign(
         )
         per_job = Counter(job.active.values())
         limit = job.config.num_concurrent_tasks_per_instance
+
+        def room(n: str, qtype: str = qtype) -> int:
+            return min(free[n], typed[(n, qtype)])
+
+        # The job's candidates by most room, then name: a placement costs O(log n), not a
+        # scan of every instance (a pass places thousands of tasks over hundreds of them).
+        heap = [(-room(n), n) for n in eligible if per_job[n] < limit]
+        heapq.heapify(heap)
         waiting: list[int] = []
         while job.pending:
             p = job.pending.popleft()
             hosts = allowed(job, p) if allowed is not None else None
-            best: str | None = None
-            for n in eligible:
-                room = min(free[n], typed[(n, qtype)])
-                if (
-                    room > 0
-                    and per_job[n] < limit
-                    and (hosts is None or n in hosts)
-                    and (best is None or room > min(free[best], typed[(best, qtype)]))
-                ):
-                    best = n
+            if hosts is None:
+                best = _pop_roomiest(heap, room, per_job, limit)
+            else:
+                best = None
+                for n in eligible:
+                    if (
+                        n in hosts
+                        and room(n) > 0
+                        and per_job[n] < limit
+                        and (best is None or room(n) > room(best))
+                    ):
+                        best = n
             if best is None:
                 if hosts is None:
                     job.pending.appendleft(p)  # nothing fits any task of this job now
@@ -399,5 +435,8 @@ def assign(
             free[best] -= 1
             typed[(best, qtype)] -= 1
             per_job[best] += 1
+            if hosts is None and per_job[best] < limit:
+                heapq.heappush(heap, (-room(best), best))
+            # (a targeted placement leaves a stale, larger room in the heap: corrected lazily)
         job.pending.extendleft(reversed(waiting))  # in their order, ahead of the rest
     return placed

@@ -154,16 +154,16 @@ def test_a_pass_that_loses_the_connection_mid_fold_reads_those_reports_again(
     # read arms no watch, so only the pipeline's own bookkeeping can bring it back
     failures: list[str] = []
     armed = threading.Event()
-    fold = Pipeline._fold_state
+    fold = Pipeline._fold_states
 
-    def flaky_fold(self: Pipeline, inst: LiveInstance, now: datetime) -> None:
-        if armed.is_set():
+    def flaky_fold(self: Pipeline, insts: list[LiveInstance], now: datetime) -> None:
+        if armed.is_set() and insts:
             armed.clear()
-            failures.append(inst.name)
+            failures.extend(inst.name for inst in insts)
             raise ConnectionLoss()
-        fold(self, inst, now)
+        fold(self, insts, now)
 
-    monkeypatch.setattr(Pipeline, "_fold_state", flaky_fold)
+    monkeypatch.setattr(Pipeline, "_fold_states", flaky_fold)
     cluster_name = f"c{uuid.uuid4().hex[:8]}"
     controller = Controller(zk_address, cluster_name, "in-process", session_timeout=6.0)
     controller.start()
