@@ -22,6 +22,7 @@ from kazoo.exceptions import NoNodeError, NotEmptyError
 
 from helixpy.controller.dynamic import DYNAMIC_COMMANDS
 from helixpy.controller.loader import new_workflow_runtime
+from helixpy.controller.prefetch import Prefetch
 from helixpy.controller.queues import QUEUE_COMMANDS
 from helixpy.controller.runtime import JobRuntime, WorkflowRuntime
 from helixpy.controller.schedules import CLONE_SUFFIX_LEN
@@ -79,6 +80,8 @@ def reply(code: str, message: str = "", **extra: str) -> dict[str, str]:
 class CommandHandler:
     def __init__(self, pipeline: Pipeline) -> None:
         self.p = pipeline
+        #: reads sent ahead for a burst of starts (see ``prefetch``)
+        self.ahead = Prefetch(pipeline.zk, pipeline.paths)
 
     def handle(self, cmd: Command, now: datetime) -> None:
         """Apply ``cmd`` and answer its future.
@@ -138,9 +141,8 @@ class CommandHandler:
             cmd.future.set_result(result)
 
     def _stored_reply(self, request_id: str) -> dict[str, str] | None:
-        try:
-            data, _ = self.p.zk.get(self.p.paths.request(request_id))
-        except NoNodeError:
+        data = self.ahead.get(self.p.paths.request(request_id))
+        if data is None:
             return None
         return dict(decode(data) or reply(OK))
 
@@ -202,11 +204,11 @@ class CommandHandler:
         CONFIG goes last, with the request node: its presence marks a complete start.
         """
         paths, name = self.p.paths, stored.name
-        if self.p.zk.exists(paths.workflow_config(name)):
+        if self.ahead.exists(paths.workflow_config(name)):
             raise AlreadyExists(f"workflow {name} already exists")
         # Known here but gone from ZooKeeper: force-deleted while we led. Forget it.
         self.p.workflows.pop(name, None)
-        if self.p.zk.exists(paths.workflow(name)):
+        if self.ahead.exists(paths.workflow(name)):
             self.remove_tree(paths.workflow(name))  # a half-written earlier start
         runtime = new_workflow_runtime(stored, jobs)
         ops: list[Op] = [

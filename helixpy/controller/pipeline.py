@@ -190,8 +190,12 @@ class Pipeline:
         if pending.all_instances:
             dirty |= set(self.instances)
         self._fold_states([self.instances[i] for i in sorted(dirty) if i in self.instances], now)
-        for cmd in pending.commands:
-            self.commands.handle(cmd, now)
+        self.commands.ahead.send(pending.commands)
+        try:
+            for cmd in pending.commands:
+                self.commands.handle(cmd, now)
+        finally:
+            self.commands.ahead.clear()
         scheduled = run_schedules(self, now)
         wakeups = [] if scheduled is None else [scheduled]
         wakeups += [

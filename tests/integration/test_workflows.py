@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from helixpy import JobConfig, TaskPartitionState, TaskState, Workflow, WorkflowConfig
@@ -135,3 +137,29 @@ def test_driver_rejects_bad_input_and_duplicates(zk_address: str) -> None:
         # and the name can be used again
         driver.start(wf)
         assert wait_final(driver, "dup") is TaskState.COMPLETED
+
+
+def test_a_burst_of_starts_runs_every_new_workflow_and_refuses_an_existing_name(
+        zk_address: str) -> None:
+    # Given a cluster where workflow "w-old" already exists
+    with LocalCluster(participants=2, zk=zk_address) as cluster:
+        driver = cluster.driver
+        driver.start(Workflow.builder("w-old").add_job("j", record_job(1)).build())
+        names = [f"w{i}" for i in range(40)] + ["w-old"]
+
+        def start(name: str) -> str:
+            try:
+                driver.start(Workflow.builder(name).add_job("j", record_job(1)).build())
+            except AlreadyExists:
+                return "exists"
+            return "started"
+
+        # When 41 starts arrive at once (the controller takes them in a few passes, their
+        # reads sent ahead together)
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            outcome = dict(zip(names, pool.map(start, names), strict=True))
+        # Then each new one started and completes; the existing name is refused
+        assert outcome.pop("w-old") == "exists"
+        assert set(outcome.values()) == {"started"}
+        for name in outcome:
+            assert wait_final(driver, name, timeout=60) is TaskState.COMPLETED
