@@ -20,6 +20,7 @@ from kazoo.exceptions import NoNodeError
 from helixpy.controller import rules
 from helixpy.controller.commands import CommandHandler
 from helixpy.controller.loader import Broken, load_workflows
+from helixpy.controller.membership import Membership
 from helixpy.controller.queues import purge_due
 from helixpy.controller.quota import Quotas
 from helixpy.controller.runtime import (
@@ -42,13 +43,13 @@ from helixpy.controller.targeting import (
     unstarted_targeted,
 )
 from helixpy.errors import CorruptNode
-from helixpy.model import JobContext, TaskPartitionState, TaskState, WorkflowContext
-from helixpy.model.context import cap_info, from_epoch
+from helixpy.model import JobContext, TaskState, WorkflowContext
+from helixpy.model.context import cap_info
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import FencedWriter, MultiFailed
-from helixpy.store.ops import Delete, Op, SetData
+from helixpy.store.ops import Op, SetData
 from helixpy.store.partitions import read_partitions
-from helixpy.store.paths import Paths, parse_task_key
+from helixpy.store.paths import Paths
 from helixpy.store.records import job_context_ops, num_chunks, read_cluster_config
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Pipeline:
         #: what each ASSIGNMENT node holds now (as last read or written)
         self.assignments: dict[str, dict[str, Any]] = {}
         self.commands = CommandHandler(self)
+        self.members = Membership(self)
         self.next_wakeup: float | None = None
         self.passes = 0
         self._next_request_prune = 0.0
@@ -186,10 +188,10 @@ class Pipeline:
             self._forget_vanished_workflows()
         dirty = pending.instances  # grows in place, so a failed pass restores all of it
         if pending.membership:
-            dirty |= self._refresh_membership(now)
+            dirty |= self.members.refresh(now)
         if pending.all_instances:
             dirty |= set(self.instances)
-        self._fold_states([self.instances[i] for i in sorted(dirty) if i in self.instances], now)
+        self.members.fold([self.instances[i] for i in sorted(dirty) if i in self.instances], now)
         self.commands.ahead.send(pending.commands)
         try:
             for cmd in pending.commands:
@@ -208,7 +210,7 @@ class Pipeline:
         placed = rules.assign(
             rules.schedulable_jobs(self.workflows.values()),
             self.instances,
-            rules.instance_load(self._all_jobs()),
+            rules.instance_load(self.all_jobs()),
             self.quotas,
             self._quota_type,
             self._type_load(),
@@ -234,158 +236,15 @@ class Pipeline:
     def _type_load(self) -> Counter[tuple[str, str]]:
         load: Counter[tuple[str, str]] = Counter()
         if self.quotas.ratios:
-            for job in self._all_jobs():
+            for job in self.all_jobs():
                 qtype = self._quota_type(job)
                 for inst in job.active.values():
                     load[(inst, qtype)] += 1
         return load
 
-    def _all_jobs(self) -> Iterable[JobRuntime]:
+    def all_jobs(self) -> Iterable[JobRuntime]:
         for wf in self.workflows.values():
             yield from wf.jobs.values()
-
-    # --- membership and reports -----------------------------------------------------------
-
-    def _refresh_membership(self, now: datetime) -> set[str]:
-        """Re-read live nodes; drop attempts of instances that left or restarted."""
-        try:
-            names = self.zk.get_children(
-                self.paths.live_instances, watch=self.signals.mark_membership
-            )
-        except NoNodeError:
-            names = []
-        live: dict[str, LiveInstance] = {}
-        for name in names:
-            try:
-                data, stat = self.zk.get(self.paths.live_instance(name))
-                body = decode(data) or {}
-                config = self._instance_config(name)
-                live[name] = LiveInstance(
-                    name=name,
-                    incarnation=int(body["incarnation"]),
-                    session=int(stat.ephemeralOwner),
-                    # CONFIG is authoritative (an operator may retag a running instance);
-                    # the live node's tags serve until CONFIG is readable.
-                    tags=frozenset(config.get("tags", body.get("tags")) or ()),
-                    capacity=int(body.get("capacity", 0)),
-                    enabled=bool(config.get("enabled", True)),
-                )
-            except NoNodeError:
-                continue
-            except (CorruptNode, KeyError, TypeError, ValueError) as exc:
-                log.error("live instance %s has an unreadable live node, ignored: %s", name, exc)
-        # Every active attempt whose (instance, incarnation) is no longer live: fold that
-        # incarnation's last reports first, so a task that finished just before its
-        # participant exited or restarted is not retried, then drop what is still active.
-        # This also covers instances that died while no controller was leading.
-        stale: set[tuple[str, int | None]] = set()
-        for job in self._all_jobs():
-            for p, inst in job.active.items():
-                cur = live.get(inst)
-                if cur is None or job.tasks[p].incarnation != cur.incarnation:
-                    stale.add((inst, job.tasks[p].incarnation))
-        for inst, inc in sorted(stale, key=str):
-            if inc is not None:
-                self._fold_reports(inst, inc, now)
-        for inst in sorted({inst for inst, _ in stale}):
-            kept = live[inst].incarnation if inst in live else None
-            n = rules.drop_instance(self._all_jobs(), inst, kept, now)
-            if n:
-                log.info(
-                    "instance %s %s; %d attempt(s) dropped",
-                    inst,
-                    "left" if kept is None else "restarted",
-                    n,
-                )
-        changed = {name for name, new in live.items() if self.instances.get(name) != new}
-        self.instances = live
-        for name in sorted(changed):
-            self._prune_states(live[name])
-        return changed
-
-    def _prune_states(self, inst: LiveInstance) -> None:
-        """Delete STATE nodes of an instance's earlier incarnations (their reports are in)."""
-        path = self.paths.states(inst.name)
-        try:
-            old = [c for c in self.zk.get_children(path) if c != str(inst.incarnation)]
-        except NoNodeError:
-            return
-        if old:
-            try:
-                self.writer.commit([Delete(f"{path}/{c}") for c in old])
-            except MultiFailed as exc:
-                log.info("pruning %s raced: %s", path, exc)
-
-    def _instance_config(self, name: str) -> dict[str, Any]:
-        """An instance's CONFIG (enabled, tags), watched: a change re-reads the members."""
-        path = self.paths.instance_config(name)
-        try:
-            data, _ = self.zk.get(path, watch=self.signals.mark_membership)
-            return dict(decode(data, path=path) or {})
-        except NoNodeError:
-            return {}
-        except CorruptNode as exc:
-            log.error("instance %s: unreadable config, defaults used: %s", name, exc)
-            return {}
-
-    def _fold_states(self, insts: list[LiveInstance], now: datetime) -> None:
-        """Fold live instances' reports and re-arm the watches on their STATE nodes.
-
-        Every read is sent before the first answer is awaited: one round trip for all the
-        instances that reported since the last pass, not one each (200 participants).
-        """
-        reads = [
-            (
-                inst,
-                self.zk.get_async(
-                    self.paths.state(inst.name, inst.incarnation),
-                    watch=self.signals.instance_watcher(inst.name),
-                ),
-            )
-            for inst in insts
-        ]
-        for inst, read in reads:
-            try:
-                data, _ = read.get()
-            except NoNodeError:
-                continue
-            self._apply_reports(inst.name, inst.incarnation, data, now)
-
-    def _fold_reports(self, inst: str, incarnation: int, now: datetime) -> None:
-        """Fold the last reports of an incarnation that is gone (no watch: it is over)."""
-        try:
-            data, _ = self.zk.get(self.paths.state(inst, incarnation))
-        except NoNodeError:
-            return
-        self._apply_reports(inst, incarnation, data, now)
-
-    def _apply_reports(self, inst: str, incarnation: int, data: bytes, now: datetime) -> None:
-        path = self.paths.state(inst, incarnation)
-        try:
-            reports = decode(data, path=path) or {}
-        except CorruptNode as exc:
-            log.error("%s", exc)
-            return
-        for key, rep in reports.items():
-            try:
-                wf_name, job_name, p = parse_task_key(key)
-                wf = self.workflows.get(wf_name)
-                job = wf.jobs.get(job_name) if wf is not None else None
-                if job is None:
-                    continue
-                rules.apply_report(
-                    job,
-                    p,
-                    inst,
-                    incarnation,
-                    int(rep["a"]),
-                    TaskPartitionState(rep["s"]),
-                    str(rep.get("i", "")),
-                    from_epoch(rep.get("st")),
-                    now,
-                )
-            except (KeyError, TypeError, ValueError) as exc:
-                log.error("instance %s: bad report %r: %s", inst, key, exc)
 
     # --- writes ---------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from kazoo.exceptions import ConnectionLoss
 
 from helixpy import TaskPartitionState, TaskState, Workflow
 from helixpy.controller.daemon import Controller
-from helixpy.controller.pipeline import Pipeline
+from helixpy.controller.membership import Membership
 from helixpy.controller.runtime import LiveInstance
 from helixpy.testing import LocalCluster
 from helixpy.testing.zookeeper import ZooKeeperServer
@@ -154,16 +154,16 @@ def test_a_pass_that_loses_the_connection_mid_fold_reads_those_reports_again(
     # read arms no watch, so only the pipeline's own bookkeeping can bring it back
     failures: list[str] = []
     armed = threading.Event()
-    fold = Pipeline._fold_states
+    fold = Membership.fold
 
-    def flaky_fold(self: Pipeline, insts: list[LiveInstance], now: datetime) -> None:
+    def flaky_fold(self: Membership, insts: list[LiveInstance], now: datetime) -> None:
         if armed.is_set() and insts:
             armed.clear()
             failures.extend(inst.name for inst in insts)
             raise ConnectionLoss()
         fold(self, insts, now)
 
-    monkeypatch.setattr(Pipeline, "_fold_states", flaky_fold)
+    monkeypatch.setattr(Membership, "fold", flaky_fold)
     cluster_name = f"c{uuid.uuid4().hex[:8]}"
     controller = Controller(zk_address, cluster_name, "in-process", session_timeout=6.0)
     controller.start()
