@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import percentiles, wait_until
+from bench.common import latency_summary, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,30 +126,27 @@ def celery_workers(
 
 def throughput(app: Any, tasks: int, batches: int, timeout: float) -> dict[str, float]:
     """``tasks`` no-ops in ``batches`` groups; first submit -> every result seen."""
-    from celery import group
-
-    noop = app.tasks["bench.noop"]
-    per = tasks // batches
-    t0 = time.perf_counter()
-    results = [group(noop.s() for _ in range(per)).apply_async() for _ in range(batches)]
-    for r in results:
-        r.get(timeout=timeout, interval=0.01)
-    elapsed = time.perf_counter() - t0
-    for r in results:
-        r.forget()
-    return {"seconds": round(elapsed, 3), "tasks_per_s": round(per * batches / elapsed, 1)}
+    return _run_groups(app, tasks, batches, timeout, drain=False)
 
 
 def drain(app: Any, tasks: int, batches: int, timeout: float) -> dict[str, float]:
     """Worker-side throughput, submission excluded: the tasks are queued first, then every
     worker (started on an idle queue) is told to consume Celery's default queue."""
+    return _run_groups(app, tasks, batches, timeout, drain=True)
+
+
+def _run_groups(
+    app: Any, tasks: int, batches: int, timeout: float, drain: bool
+) -> dict[str, float]:
     from celery import group
 
     noop = app.tasks["bench.noop"]
     per = tasks // batches
-    results = [group(noop.s() for _ in range(per)).apply_async() for _ in range(batches)]
     t0 = time.perf_counter()
-    app.control.add_consumer("celery", reply=True, timeout=5.0)
+    results = [group(noop.s() for _ in range(per)).apply_async() for _ in range(batches)]
+    if drain:
+        t0 = time.perf_counter()
+        app.control.add_consumer("celery", reply=True, timeout=5.0)
     for r in results:
         r.get(timeout=timeout, interval=0.01)
     elapsed = time.perf_counter() - t0
@@ -171,11 +168,4 @@ def latency(app: Any, runs: int) -> dict[str, Any]:
         if i >= 0:
             end_to_end.append(elapsed)
             to_running.append(started - submitted_wall)
-    return {
-        "submit_to_running": percentiles(to_running),
-        "end_to_end": percentiles(end_to_end),
-        "samples_ms": {
-            "submit_to_running": [round(s * 1e3, 3) for s in to_running],
-            "end_to_end": [round(s * 1e3, 3) for s in end_to_end],
-        },
-    }
+    return latency_summary(to_running, end_to_end)

@@ -36,6 +36,18 @@ def percentiles(samples: list[float], scale: float = 1e3) -> dict[str, float]:
     }
 
 
+def latency_summary(to_running: list[float], end_to_end: list[float]) -> dict[str, Any]:
+    """The latency scenario's figures for one system: percentiles and every sample (ms)."""
+    return {
+        "submit_to_running": percentiles(to_running),
+        "end_to_end": percentiles(end_to_end),
+        "samples_ms": {
+            "submit_to_running": [round(s * 1e3, 3) for s in to_running],
+            "end_to_end": [round(s * 1e3, 3) for s in end_to_end],
+        },
+    }
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on (the report prints it with every table)."""
     model = ""

@@ -23,20 +23,9 @@ import time
 from typing import Any
 
 from bench import celery_peer
-from bench.common import percentiles, save
+from bench.common import latency_summary, save
 from helixpy import JobConfig, TaskState, Workflow
 from helixpy.testing import LocalCluster, local_zookeeper
-
-
-def _summary(to_running: list[float], end_to_end: list[float]) -> dict[str, Any]:
-    return {
-        "submit_to_running": percentiles(to_running),
-        "end_to_end": percentiles(end_to_end),
-        "samples_ms": {
-            "submit_to_running": [round(s * 1e3, 3) for s in to_running],
-            "end_to_end": [round(s * 1e3, 3) for s in end_to_end],
-        },
-    }
 
 
 def helixpy_run(runs: int) -> dict[str, Any]:
@@ -58,7 +47,7 @@ def helixpy_run(runs: int) -> dict[str, Any]:
             if i >= 0 and start is not None:
                 end_to_end.append(elapsed)
                 to_running.append(start.timestamp() - submitted_wall)
-    return _summary(to_running, end_to_end)
+    return latency_summary(to_running, end_to_end)
 
 
 def celery_run(runs: int) -> dict[str, Any]:

@@ -224,6 +224,21 @@ def _throughput(t: dict[str, Any], img: Path) -> Lines:
                  "creates per second on the same ZooKeeper server, shown for scale; it is "
                  "not a task rate).")
     out += [text, ""]
+    drains = [("helixpy", h.get("drain"))] + [
+        (label, (t.get(key) or {}).get("drain"))
+        for key, label in (("celery_prefork", "Celery (prefork pool)"),
+                           ("celery_threads", "Celery (threads pool)"))]
+    if any(isinstance(d, dict) for _, d in drains):
+        ours = (h.get("drain") or {}).get("tasks_per_s")
+        out += ["Drain, submission excluded: the same work queued first while no worker may "
+                "take it (helixpy: every participant disabled; Celery: workers listening on "
+                "another queue), then released at once. This separates what the workers do "
+                "from the submit path (Celery publishes one broker message per task, helixpy "
+                "sends one request per workflow).", ""]
+        out += _table(["System", "Seconds", "Tasks/s", "helixpy / this"], [
+            [label, _num(d.get("seconds"), 2), _num(d.get("tasks_per_s"), 0),
+             _ratio(_div(ours, d.get("tasks_per_s")))]
+            for label, d in drains if isinstance(d, dict)])
     zk = h.get("zk") or {}
     out += ["ZooKeeper cost of the helixpy run, counted by the server "
             f"(target: ≤ {_target(t, 'zk_writes_per_task_max'):g} write transactions per task):",
@@ -385,12 +400,27 @@ def _reuse(ru: dict[str, Any], img: Path) -> Lines:
             ""]
 
 
+def _changes(ch: dict[str, Any], img: Path) -> Lines:
+    """Optimisations with their before / after measurements (``changes.json``)."""
+    rows = [[c.get("change", DASH), c.get("measure", DASH), _num(c.get("before"), 1),
+             _num(c.get("after"), 1), _ratio(_div(c.get("after"), c.get("before"))),
+             f"`{c['command']}`" if c.get("command") else DASH]
+            for c in ch.get("changes") or []]
+    out = ["Changes made from profiles of these benchmarks, each measured before and after "
+           "on the same machine (after / before > 1 is better for rates).", ""]
+    return out + _table(["Change", "Measure", "Before", "After", "After / before",
+                         "Command"], rows, text=2)
+
+
 Section = tuple[str, Callable[[dict[str, Any], Path], Lines]]
 SECTIONS: dict[str, Section] = {  # scenario name -> (title, renderer), in page order
     "throughput": ("Throughput", _throughput), "latency": ("Latency", _latency),
     "failover": ("Failover", _failover), "scale": ("Scale", _scale),
     "executor": ("Participant executor", _executor), "reuse": ("Task reuse", _reuse),
+    "changes": ("Optimisations", _changes),
 }
+#: sections that ``python -m bench`` can run (``changes`` is a hand-kept record)
+SCENARIO_NAMES = frozenset(SECTIONS) - {"changes"}
 CHARTS = {"throughput": "bench-throughput.png", "latency": "bench-latency.png"}
 
 
@@ -411,6 +441,8 @@ def render(results_dir: Path, out: Path) -> str:
     ]
     for name, (title, section) in SECTIONS.items():
         data = res[name]
+        if data is None and name not in SCENARIO_NAMES:
+            continue  # a record, not a scenario: nothing to run
         lines += [f"## {title}", ""]
         chart = CHARTS.get(name)
         if chart and (img / chart).exists():
