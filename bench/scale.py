@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks-per-workflow", type=int, default=10)
     parser.add_argument("--many-participants", type=int, default=4,
                         help="participant processes for the many_workflows scenario")
-    parser.add_argument("--submitters", type=int, default=8,
+    parser.add_argument("--submitters", type=int, default=32,
                         help="threads submitting the many_workflows workflows")
     parser.add_argument("--capacity", type=int, default=40,
                         help="capacity of each participant process (big, many)")

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -77,11 +77,59 @@ def reply(code: str, message: str = "", **extra: str) -> dict[str, str]:
     return {"code": code, "message": message, **extra}
 
 
+@dataclass
+class _InFlight:
+    """A start whose multi was sent: answered with ``result`` once ``wait`` returns."""
+
+    command: Command
+    wait: Callable[[], None]
+    register: Callable[[], None]
+    result: dict[str, str] = field(default_factory=dict)
+
+
 class CommandHandler:
     def __init__(self, pipeline: Pipeline) -> None:
         self.p = pipeline
         #: reads sent ahead for a burst of starts (see ``prefetch``)
         self.ahead = Prefetch(pipeline.zk, pipeline.paths)
+        #: a burst's starts whose commits are in flight; None outside a burst
+        self._inflight: list[_InFlight] | None = None
+        self._current: Command | None = None
+
+    def handle_all(self, commands: list[Command], now: datetime) -> None:
+        """Apply and answer ``commands`` in order.
+
+        A burst of independent starts (see :mod:`~helixpy.controller.prefetch`) has its
+        reads sent ahead, and each start's multi sent without waiting for the previous
+        one: 1,000 starts cost a few round trips per pass, not four each. A start is
+        answered, and its workflow known to the pass, only once its multi succeeded.
+        """
+        burst = self.ahead.send(commands)
+        self._inflight = [] if burst else None
+        try:
+            for cmd in commands:
+                self.handle(cmd, now)
+        finally:
+            inflight, self._inflight = self._inflight or [], None
+            self.ahead.clear()
+            self._settle(inflight)
+
+    def _settle(self, inflight: list[_InFlight]) -> None:
+        """Wait for each in-flight start in order; answer it; raise the first failure."""
+        failure: BaseException | None = None
+        for entry in inflight:
+            try:
+                entry.wait()
+            except BaseException as exc:
+                # As in ``handle``: the pass fails and is retried, the driver retries.
+                entry.command.future.set_exception(exc)
+                failure = failure or exc
+                continue
+            entry.register()
+            if not entry.command.future.done():
+                entry.command.future.set_result(entry.result)
+        if failure is not None:
+            raise failure
 
     def handle(self, cmd: Command, now: datetime) -> None:
         """Apply ``cmd`` and answer its future.
@@ -89,6 +137,7 @@ class CommandHandler:
         Bad input is answered (INVALID_CONFIG, NOT_FOUND, ALREADY_EXISTS); anything else
         fails the future and propagates, so the pass is retried and the driver retries.
         """
+        self._current = cmd
         try:
             stored = self._stored_reply(cmd.request_id)
             if stored is not None:
@@ -137,7 +186,11 @@ class CommandHandler:
             if not cmd.future.done():
                 cmd.future.set_exception(exc)
             raise
-        if not cmd.future.done():
+        finally:
+            self._current = None
+        if self._inflight and self._inflight[-1].command is cmd:
+            self._inflight[-1].result = result  # answered when its multi lands (_settle)
+        elif not cmd.future.done():
             cmd.future.set_result(result)
 
     def _stored_reply(self, request_id: str) -> dict[str, str] | None:
@@ -223,10 +276,19 @@ class CommandHandler:
         ops.append(Create(config_path, encode(stored.to_dict(), path=config_path)))
         if request_op is not None:
             ops.append(request_op)
+
+        def register() -> None:
+            runtime.context_dirty = True
+            self.p.workflows[name] = runtime
+            log.info("workflow %s started (%d jobs)", name, len(runtime.jobs))
+
+        if self._inflight is not None and self._current is not None and request_op is not None:
+            wait = self.p.writer.commit_async(ops)
+            if wait is not None:  # one multi: in flight while the next start is prepared
+                self._inflight.append(_InFlight(self._current, wait, register))
+                return
         self.p.writer.commit(ops)
-        runtime.context_dirty = True
-        self.p.workflows[name] = runtime
-        log.info("workflow %s started (%d jobs)", name, len(runtime.jobs))
+        register()
 
     def _delete(self, cmd: Command) -> dict[str, str]:
         name = str(cmd.payload)

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 #: How long a mutation waits for a newly elected leader to finish loading.
 LOAD_WAIT = 10.0
+#: gRPC handler threads. Each waits for the pipeline to answer its command, so this bounds
+#: how many mutations one pass can take together (a burst of 32 starts costs about what 8 do).
+GRPC_WORKERS = 32
 
 
 class RunState(enum.Enum):
@@ -115,7 +118,7 @@ class Controller:
             [TokenInterceptor(self._token)] if self._token is not None else []
         )
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=8), interceptors=interceptors
+            futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS), interceptors=interceptors
         )
         pb_grpc.add_ControllerServicer_to_server(ControllerService(self._submit), self._server)
         address = f"{self._grpc_host}:{self._grpc_port}"

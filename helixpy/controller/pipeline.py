@@ -192,12 +192,7 @@ class Pipeline:
         if pending.all_instances:
             dirty |= set(self.instances)
         self.members.fold([self.instances[i] for i in sorted(dirty) if i in self.instances], now)
-        self.commands.ahead.send(pending.commands)
-        try:
-            for cmd in pending.commands:
-                self.commands.handle(cmd, now)
-        finally:
-            self.commands.ahead.clear()
+        self.commands.handle_all(pending.commands, now)
         scheduled = run_schedules(self, now)
         wakeups = [] if scheduled is None else [scheduled]
         wakeups += [

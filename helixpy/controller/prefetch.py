@@ -28,15 +28,15 @@ class Prefetch:
         self._gets: dict[str, Any] = {}
         self._exists: dict[str, Any] = {}
 
-    def send(self, commands: list[Command]) -> None:
-        """Send the reads of ``commands`` if they are a burst of independent starts."""
+    def send(self, commands: list[Command]) -> bool:
+        """Send the reads of ``commands`` if they are a burst of independent starts (True)."""
         self.clear()
         names = {c.payload.name for c in commands if _is_start(c)}
         ids = {c.request_id for c in commands}
         if not (len(commands) > 1 and len(names) == len(ids) == len(commands)):
-            return
+            return False
         if any("/" in n for n in names) or any(not i or "/" in i for i in ids):
-            return  # not a plain znode name: the one-at-a-time path reports it
+            return False  # not a plain znode name: the one-at-a-time path reports it
         for c in commands:
             name = c.payload.name
             self._gets[self._paths.request(c.request_id)] = self._zk.get_async(
@@ -44,6 +44,7 @@ class Prefetch:
             )
             for path in (self._paths.workflow_config(name), self._paths.workflow(name)):
                 self._exists[path] = self._zk.exists_async(path)
+        return True
 
     def get(self, path: str) -> bytes | None:
         """The data at ``path`` (None: no node), from the read sent ahead if there was one."""

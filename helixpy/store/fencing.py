@@ -9,7 +9,7 @@ multis, each carrying the check, so no single request exceeds ZooKeeper's limit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -36,6 +36,10 @@ class MultiFailed(Exception):
 
 def run_multi(zk: KazooClient, ops: Sequence[Op], acl: AclProvider) -> list[Any]:
     """Run ``ops`` as one ZooKeeper multi; raise :class:`MultiFailed` naming the failing op."""
+    return check_multi(ops, _transaction(zk, ops, acl).commit())
+
+
+def _transaction(zk: KazooClient, ops: Sequence[Op], acl: AclProvider) -> Any:
     txn = zk.transaction()
     for op in ops:
         if isinstance(op, Create):
@@ -52,7 +56,11 @@ def run_multi(zk: KazooClient, ops: Sequence[Op], acl: AclProvider) -> list[Any]
             txn.delete(op.path, version=op.version)
         else:
             txn.check(op.path, op.version)
-    results: list[Any] = txn.commit()
+    return txn
+
+
+def check_multi(ops: Sequence[Op], results: list[Any]) -> list[Any]:
+    """Raise :class:`MultiFailed` for the op whose result is the error (not a rollback)."""
     for op, result in zip(ops, results, strict=False):
         if isinstance(result, Exception) and not isinstance(result, RolledBackError):
             raise MultiFailed(op, result)
@@ -82,12 +90,33 @@ class FencedWriter:
         :class:`MultiFailed` when another op fails; earlier batches stay applied.
         """
         for batch in split_batches(ops, self.fence):
-            try:
-                run_multi(self.zk, batch, self.acl)
-            except MultiFailed as exc:
-                if exc.op is self.fence and isinstance(exc.error, BadVersionError | NoNodeError):
-                    raise Fenced(
-                        f"{self.fence.path} moved past version {self.fence.version}"
-                    ) from None
-                raise
-            self.multis += 1
+            self._checked(batch, run_multi, self.zk, batch, self.acl)
+
+    def commit_async(self, ops: Sequence[Op]) -> Callable[[], None] | None:
+        """Send ``ops`` as one fenced multi without waiting; None if they need more than one.
+
+        Returns the wait: it raises as :meth:`commit` would. ZooKeeper applies one
+        session's requests in order, so multis sent back to back land in that order.
+        """
+        batches = split_batches(ops, self.fence)
+        if len(batches) != 1:
+            return None
+        batch = batches[0]
+        sent = _transaction(self.zk, batch, self.acl).commit_async()
+
+        def wait() -> None:
+            self._checked(batch, lambda: check_multi(batch, sent.get()))
+
+        return wait
+
+    def _checked(self, batch: Sequence[Op], run: Callable[..., object], *args: Any) -> None:
+        """Run one multi; a failed fence check is :class:`Fenced`, other failures as they are."""
+        try:
+            run(*args)
+        except MultiFailed as exc:
+            if exc.op is self.fence and isinstance(exc.error, BadVersionError | NoNodeError):
+                raise Fenced(
+                    f"{self.fence.path} moved past version {self.fence.version}"
+                ) from None
+            raise
+        self.multis += 1

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helixpy import JobConfig, TaskPartitionState, TaskState, Workflow, WorkflowConfig
+from helixpy import (
+    JobConfig,
+    TaskConfig,
+    TaskPartitionState,
+    TaskState,
+    Workflow,
+    WorkflowConfig,
+)
 from helixpy.errors import AlreadyExists, InvalidConfig, NotFound
 from helixpy.testing import LocalCluster
 from tests.integration.helpers import record_job, task_records, wait_final
@@ -145,17 +153,22 @@ def test_a_burst_of_starts_runs_every_new_workflow_and_refuses_an_existing_name(
     with LocalCluster(participants=2, zk=zk_address) as cluster:
         driver = cluster.driver
         driver.start(Workflow.builder("w-old").add_job("j", record_job(1)).build())
-        names = [f"w{i}" for i in range(40)] + ["w-old"]
+        names = [f"w{i}" for i in range(40)] + ["w-old", "w-big"]
 
         def start(name: str) -> str:
+            # "w-big" needs more than one multi (its task configs alone pass 512 KB), so it
+            # is written the one-multi-at-a-time way even inside a burst
+            job = (JobConfig(command="Noop", num_concurrent_tasks_per_instance=100, tasks=[
+                TaskConfig(config={"pad": os.urandom(250).hex()}) for _ in range(2000)])
+                if name == "w-big" else record_job(1))
             try:
-                driver.start(Workflow.builder(name).add_job("j", record_job(1)).build())
+                driver.start(Workflow.builder(name).add_job("j", job).build())
             except AlreadyExists:
                 return "exists"
             return "started"
 
-        # When 41 starts arrive at once (the controller takes them in a few passes, their
-        # reads sent ahead together)
+        # When 42 starts arrive at once (the controller takes them in a few passes, their
+        # reads sent ahead together and their multis sent back to back)
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
             outcome = dict(zip(names, pool.map(start, names), strict=True))
         # Then each new one started and completes; the existing name is refused
@@ -163,3 +176,4 @@ def test_a_burst_of_starts_runs_every_new_workflow_and_refuses_an_existing_name(
         assert set(outcome.values()) == {"started"}
         for name in outcome:
             assert wait_final(driver, name, timeout=60) is TaskState.COMPLETED
+        assert len(driver.get_job_context("w-big", "j").tasks) == 2000
