@@ -16,6 +16,7 @@ SCENARIOS = {
     "reuse": "bench.reuse",
     "latency": "bench.latency",
     "throughput": "bench.throughput",
+    "starts": "bench.starts",
     "failover": "bench.failover",
     "scale": "bench.scale",
 }
