@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import faulthandler
 import functools
+import json
 import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, TypeVar, cast
 
@@ -28,15 +30,74 @@ from helixpy.errors import HelixpyError, InvalidConfig
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _setup_logging(name: str, level: str) -> None:
+#: fields a log record about a task carries (``extra=task_fields(...)``), as JSON keys
+TASK_FIELDS = ("workflow", "job", "task", "attempt")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, process name, logger, message, the task's
+    workflow / job / task / attempt when the record is about one, and the traceback."""
+
+    def __init__(self, process: str) -> None:
+        super().__init__()
+        self._process = process
+
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "process": self._process,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in TASK_FIELDS:
+            if key in record.__dict__:
+                body[key] = record.__dict__[key]
+        if record.exc_info:
+            body["exc"] = self.formatException(record.exc_info)
+        return json.dumps(body, default=str)
+
+
+def _setup_logging(name: str, level: str, fmt: str = "human") -> None:
     # SIGUSR1 dumps every thread's stack to stderr: how to see what a stuck daemon waits on.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(name))
+    else:
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s")
+        )
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
     logging.getLogger("kazoo").setLevel(logging.WARNING)
+
+
+class CliError(click.ClickException):
+    """An error for people: one red line on stderr, exit 1, no traceback."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(click.style(f"Error: {self.format_message()}", fg="red"), err=True)
+
+
+class HelixpyGroup(click.Group):
+    """The root group: helixpy errors, and anything unexpected, become one clear line;
+    ``--debug`` (or ``HELIXPY_DEBUG=1``) shows the traceback instead."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except HelixpyError as exc:
+            if ctx.params.get("debug"):
+                raise
+            raise CliError(str(exc)) from exc
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            raise CliError(
+                f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+            ) from exc
 
 
 def _load_registry(spec: str) -> Any:
@@ -48,7 +109,8 @@ def _load_registry(spec: str) -> Any:
         raise click.BadParameter(exc.rule, param_hint="--tasks") from None
 
 
-@click.group()
+@click.group(cls=HelixpyGroup)
+@click.version_option(package_name="helixpy", prog_name="helixpy")
 @click.option(
     "--zk",
     envvar="HELIXPY_ZK",
@@ -82,6 +144,20 @@ def _load_registry(spec: str) -> Any:
 @click.option("--tls-client-cert", default=None, help="Clients: certificate for mutual TLS...")
 @click.option("--tls-client-key", default=None, help="...and its private key.")
 @click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--log-format",
+    type=click.Choice(["human", "json"]),
+    envvar="HELIXPY_LOG_FORMAT",
+    default="human",
+    show_default=True,
+    help="Daemon logs: text, or one JSON object per line (env HELIXPY_LOG_FORMAT).",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="HELIXPY_DEBUG",
+    help="Show tracebacks instead of one-line errors (env HELIXPY_DEBUG).",
+)
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -93,9 +169,18 @@ def main(
     tls_client_cert: str | None,
     tls_client_key: str | None,
     log_level: str,
+    log_format: str,
+    debug: bool,
 ) -> None:
-    """helixpy: a cluster task framework on ZooKeeper."""
+    """helixpy: a cluster task framework on ZooKeeper.
+
+    Shell completion: eval "$(_HELIXPY_COMPLETE=bash_source helixpy)" (zsh_source,
+    fish_source for those shells)."""
+    # A client command has no log handler: kazoo's reconnect warnings would reach stderr
+    # through logging's last resort. Daemons set their own levels (_setup_logging).
+    logging.getLogger("kazoo").setLevel(logging.DEBUG if debug else logging.ERROR)
     ctx.obj = {
+        "log_format": log_format,
         "zk": zk,
         "cluster": cluster,
         "zk_auth": zk_auth,
@@ -171,15 +256,44 @@ def driver_call(obj: dict[str, Any], fn: Callable[[Any], str | None]) -> None:
         click.echo(out)
 
 
-def _status_text(driver: Any, name: str) -> str:
+def output_option(fn: F) -> F:
+    """``--output table|json`` on a read command (json: for scripts, stable keys)."""
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="table for people, json for scripts.",
+    )(fn)
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def workflow_status(driver: Any, name: str) -> dict[str, Any]:
+    """A workflow's state and its jobs' progress, as plain data."""
     ctx = driver.get_workflow_context(name)
-    lines = [f"workflow {name}: {ctx.state.value}"]
+    progress = []
     for job, state in ctx.job_states.items():
         jctx = driver.get_job_context(name, job)
         done = sum(
             1 for t in jctx.tasks.values() if t.state is not None and t.state.value == "COMPLETED"
         )
-        lines.append(f"  {job:<20} {state.value:<12} {done}/{len(jctx.tasks)} tasks completed")
+        progress.append(
+            {"job": job, "state": state.value, "completed": done, "tasks": len(jctx.tasks)}
+        )
+    return {"workflow": name, "state": ctx.state.value, "jobs": progress}
+
+
+def _status_text(driver: Any, name: str) -> str:
+    status = workflow_status(driver, name)
+    lines = [f"workflow {name}: {status['state']}"]
+    for j in status["jobs"]:
+        lines.append(
+            f"  {j['job']:<20} {j['state']:<12} {j['completed']}/{j['tasks']} tasks completed"
+        )
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from helixpy.cli import (
+    F,
     _explicit,
     _load_registry,
     _setup_logging,
@@ -40,7 +41,38 @@ def zk_start(port: int, data_dir: str) -> None:
     sys.exit(run_foreground(port, data_dir))
 
 
-@main.command()
+def metrics_options(fn: F) -> F:
+    """``--metrics-host`` / ``--metrics-port``: serve /metrics and /healthz over HTTP."""
+    fn = click.option(
+        "--metrics-port",
+        type=click.IntRange(0, 65535),
+        default=None,
+        help="Serve Prometheus /metrics and /healthz on this port (0: a free one, logged).",
+    )(fn)
+    return click.option(
+        "--metrics-host", default="127.0.0.1", show_default=True, help="Address for /metrics."
+    )(fn)
+
+
+def health_command(group: click.Group, what: str) -> None:
+    """``helixpy <group> health``: probe a running daemon's /healthz; exit 0 or 1."""
+
+    @group.command(
+        "health", help=f"Exit 0 if the {what} at --host/--port is healthy, else 1 (probes)."
+    )
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", type=click.IntRange(1, 65535), required=True,
+                  help=f"The {what}'s --metrics-port.")
+    @click.option("--timeout", type=float, default=2.0, show_default=True)
+    def health(host: str, port: int, timeout: float) -> None:
+        from helixpy.telemetry import probe
+
+        ok, said = probe(host, port, timeout)
+        click.echo(said.strip())
+        sys.exit(0 if ok else 1)
+
+
+@main.group(invoke_without_command=True)
 @cluster_options
 @click.option("--id", "controller_id", default=None, help="Controller id (default: host-pid).")
 @click.option("--session-timeout", type=float, default=10.0, show_default=True)
@@ -51,9 +83,10 @@ def zk_start(port: int, data_dir: str) -> None:
 @click.option(
     "--tls-client-ca", default=None, help="Mutual TLS: require client certificates from this CA."
 )
-@click.pass_obj
+@metrics_options
+@click.pass_context
 def controller(
-    obj: dict[str, Any],
+    ctx: click.Context,
     controller_id: str | None,
     session_timeout: float,
     grpc_host: str,
@@ -61,14 +94,19 @@ def controller(
     tls_cert: str | None,
     tls_key: str | None,
     tls_client_ca: str | None,
+    metrics_host: str,
+    metrics_port: int | None,
 ) -> None:
     """Run a controller (leader or standby). With --token (global) every call must carry
-    that bearer token."""
+    that bearer token. `helixpy controller health` probes a running one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    obj = ctx.obj
     from helixpy.controller import Controller
     from helixpy.security import ServerTls
 
     cid = controller_id or f"{os.uname().nodename}-{os.getpid()}"
-    _setup_logging(cid, obj["log_level"])
+    _setup_logging(cid, obj["log_level"], obj["log_format"])
     if (tls_cert is None) != (tls_key is None):
         raise click.BadParameter("give --tls-cert and --tls-key together", param_hint="--tls-key")
     if tls_client_ca is not None and tls_cert is None:
@@ -89,6 +127,8 @@ def controller(
         zk_auth=obj.get("zk_auth"),
         tls=tls,
         token=obj.get("token"),
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
     )
     ctl.start()
     stop = threading.Event()
@@ -98,10 +138,13 @@ def controller(
         ctl.stop()
 
 
-@main.command()
+health_command(controller, "controller")
+
+
+@main.group(invoke_without_command=True)
 @cluster_options
-@click.option("--tasks", "tasks_spec", required=True, help="MODULE:ATTR of a TaskRegistry.")
-@click.option("--instance", required=True, help="Instance id (stable across restarts).")
+@click.option("--tasks", "tasks_spec", default=None, help="MODULE:ATTR of a TaskRegistry.")
+@click.option("--instance", default=None, help="Instance id (stable across restarts).")
 @click.option("--tags", default="", help="Comma-separated instance group tags.")
 @click.option("--capacity", type=int, default=None, help="Concurrent tasks (default 40).")
 @click.option("--session-timeout", type=float, default=10.0, show_default=True)
@@ -112,20 +155,31 @@ def controller(
     show_default=True,
     help="Seconds running tasks get to finish on SIGTERM.",
 )
-@click.pass_obj
+@metrics_options
+@click.pass_context
 def participant(
-    obj: dict[str, str],
-    tasks_spec: str,
-    instance: str,
+    ctx: click.Context,
+    tasks_spec: str | None,
+    instance: str | None,
     tags: str,
     capacity: int | None,
     session_timeout: float,
     grace: float,
+    metrics_host: str,
+    metrics_port: int | None,
 ) -> None:
-    """Run a participant that executes tasks from a registry."""
+    """Run a participant that executes tasks from a registry (--tasks and --instance are
+    required). `helixpy participant health` probes a running one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    for value, name in ((tasks_spec, "--tasks"), (instance, "--instance")):
+        if not value:
+            raise click.UsageError(f"Missing option '{name}'.", ctx)
+    assert tasks_spec is not None and instance is not None
+    obj = ctx.obj
     from helixpy.participant import Participant
 
-    _setup_logging(instance, obj["log_level"])
+    _setup_logging(instance, obj["log_level"], obj["log_format"])
     registry = _load_registry(tasks_spec)
     tag_list = tuple(t for t in tags.split(",") if t)
     part = Participant(
@@ -138,6 +192,8 @@ def participant(
         session_timeout=session_timeout,
         tasks_spec=tasks_spec,
         zk_auth=obj.get("zk_auth"),
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
     )
     part.start()
     stop = threading.Event()
@@ -146,6 +202,9 @@ def participant(
     finally:
         # SIGTERM: no new work, running tasks get --grace seconds, then cancel and leave.
         part.shutdown(grace)
+
+
+health_command(participant, "participant")
 
 
 @main.command()
@@ -157,7 +216,7 @@ def up(obj: dict[str, Any], participants: int, tasks_spec: str) -> None:
     """Run a whole local cluster (ZooKeeper unless --zk is given) until Ctrl-C."""
     from helixpy.testing.cluster import LocalCluster
 
-    _setup_logging("up", obj["log_level"])
+    _setup_logging("up", obj["log_level"], obj["log_format"])
     group = click.get_current_context().parent
     explicit = obj.get("zk_explicit") or (group is not None and _explicit(group, "zk"))
     zk_arg = obj["zk"] if explicit else None

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from helixpy.cli import cluster_options, driver_call, main
+from helixpy.cli import as_json, cluster_options, driver_call, main, output_option
 
 
 @main.group()
@@ -17,11 +17,14 @@ def instance() -> None:
 
 @instance.command("list")
 @cluster_options
+@output_option
 @click.pass_obj
-def instance_list(obj: dict[str, Any]) -> None:
+def instance_list(obj: dict[str, Any], output: str) -> None:
     """List instances: live, enabled, tags, capacity."""
 
     def run(driver: Any) -> str:
+        if output == "json":
+            return as_json(driver.get_instances())
         rows = [
             f"{name:<24} {'live' if i['live'] else 'down':<5} "
             f"{'enabled' if i['enabled'] else 'disabled':<9} cap={i['capacity']} "
@@ -98,11 +101,14 @@ def instance_remove_partition(
 @instance.command("partitions")
 @cluster_options
 @click.argument("instance_id", required=False)
+@output_option
 @click.pass_obj
-def instance_partitions(obj: dict[str, Any], instance_id: str | None) -> None:
+def instance_partitions(obj: dict[str, Any], instance_id: str | None, output: str) -> None:
     """List partition records (of one instance if given): instance resource partition state."""
 
     def run(driver: Any) -> str:
+        if output == "json":
+            return as_json(driver.get_partitions(instance_id))
         rows = [
             f"{inst} {resource} {partition} {state}"
             for inst, resources in driver.get_partitions(instance_id).items()

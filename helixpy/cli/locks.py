@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from helixpy.cli import cluster_options, driver_call, main
+from helixpy.cli import as_json, cluster_options, driver_call, main, output_option
 
 
 @main.group()
@@ -26,11 +26,14 @@ def _interval(raw: list[Any]) -> str:
 @locks.command("list")
 @cluster_options
 @click.option("--resource", default=None, help="Only this resource.")
+@output_option
 @click.pass_obj
-def locks_list(obj: dict[str, Any], resource: str | None) -> None:
+def locks_list(obj: dict[str, Any], resource: str | None, output: str) -> None:
     """One line per lock: resource, interval, type, priority, group, holders, flags."""
 
     def run(driver: Any) -> str:
+        if output == "json":
+            return as_json(driver.get_locks(resource))
         rows = []
         for res, posses in driver.get_locks(resource).items():
             for p in posses:

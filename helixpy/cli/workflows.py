@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from helixpy.cli import _status_text, cluster_options, driver_call, main, make_driver
+from helixpy.cli import (
+    _status_text,
+    as_json,
+    cluster_options,
+    driver_call,
+    main,
+    make_driver,
+    output_option,
+)
+from helixpy.cli import workflow_status as status_of
 from helixpy.errors import HelixpyError
 from helixpy.model import TaskState, Workflow
 
@@ -36,14 +47,14 @@ def workflow_start(obj: dict[str, Any], file: Any) -> None:
 @workflow.command("status")
 @cluster_options
 @click.argument("name")
+@output_option
 @click.pass_obj
-def workflow_status(obj: dict[str, Any], name: str) -> None:
+def workflow_status(obj: dict[str, Any], name: str, output: str) -> None:
     """Show a workflow's state and its jobs' progress."""
-    try:
-        with make_driver(obj) as driver:
-            click.echo(_status_text(driver, name))
-    except HelixpyError as exc:
-        raise click.ClickException(str(exc)) from exc
+    driver_call(
+        obj,
+        lambda d: as_json(status_of(d, name)) if output == "json" else _status_text(d, name),
+    )
 
 
 @workflow.command("stop")
@@ -85,19 +96,22 @@ def workflow_delete(obj: dict[str, Any], name: str, force: bool) -> None:
 
 @workflow.command("list")
 @cluster_options
+@output_option
 @click.pass_obj
-def workflow_list(obj: dict[str, Any]) -> None:
+def workflow_list(obj: dict[str, Any], output: str) -> None:
     """List workflows with their states."""
 
     def run(driver: Any) -> str:
-        rows = []
+        found = []
         for name in sorted(driver.get_workflows()):
             try:
                 state = driver.get_workflow_context(name).state.value
             except HelixpyError:
                 state = "?"
-            rows.append(f"{name:<40} {state}")
-        return "\n".join(rows) or "(no workflows)"
+            found.append({"workflow": name, "state": state})
+        if output == "json":
+            return as_json(found)
+        return "\n".join(f"{w['workflow']:<40} {w['state']}" for w in found) or "(no workflows)"
 
     driver_call(obj, run)
 
@@ -108,17 +122,16 @@ def workflow_list(obj: dict[str, Any]) -> None:
 @click.option("--timeout", type=float, default=3600.0, show_default=True)
 @click.pass_obj
 def workflow_watch(obj: dict[str, Any], name: str, timeout: float) -> None:
-    """Show a workflow's progress as it changes, until it finishes."""
+    """Show a workflow's progress as it changes, until it finishes: a progress bar per job
+    on a terminal, a status block per change otherwise."""
 
-    def run(driver: Any) -> None:
+    def changes(driver: Any) -> Iterator[dict[str, Any]]:
+        """The workflow's status each time it may have changed, until it is final."""
         deadline = time.monotonic() + timeout
-        last = ""
         while True:
-            text = _status_text(driver, name)
-            if text != last:
-                click.echo(text)
-                last = text
-            state = driver.get_workflow_context(name).state
+            status = status_of(driver, name)
+            yield status
+            state = TaskState(status["state"])
             if state.is_final or time.monotonic() >= deadline:
                 return
             others = [s for s in TaskState if s is not state]
@@ -126,4 +139,30 @@ def workflow_watch(obj: dict[str, Any], name: str, timeout: float) -> None:
             with contextlib.suppress(TimeoutError):
                 driver.poll_for_workflow_state(name, *others, timeout=1.0)
 
-    driver_call(obj, run)
+    def text(driver: Any) -> None:
+        last = ""
+        for _ in changes(driver):
+            now = _status_text(driver, name)
+            if now != last:
+                click.echo(now)
+                last = now
+
+    def bars(driver: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[state]}"))
+        with Progress(*columns) as progress:
+            ids: dict[str, Any] = {}
+            head = progress.add_task(f"workflow {name}", total=None, state="")
+            for status in changes(driver):
+                progress.update(head, state=status["state"])
+                for job in status["jobs"]:
+                    if job["job"] not in ids:
+                        ids[job["job"]] = progress.add_task(
+                            f"  {job['job']}", total=job["tasks"], state="")
+                    progress.update(ids[job["job"]], completed=job["completed"],
+                                    total=job["tasks"], state=job["state"])
+
+    # Live bars on a terminal; plain lines (one per change) when piped or captured.
+    driver_call(obj, lambda d: (bars if sys.stdout.isatty() else text)(d))

@@ -20,6 +20,7 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NodeExistsError
 
 from helixpy.controller.election import Leadership, read_leader, try_lead, wait_for_vacancy
+from helixpy.controller.metrics import ControllerMetrics
 from helixpy.controller.pipeline import Pipeline
 from helixpy.controller.service import ControllerService
 from helixpy.controller.signals import Command, Signals
@@ -30,6 +31,7 @@ from helixpy.store.acl import AclProvider, OpenAclProvider
 from helixpy.store.client import connect
 from helixpy.store.fencing import FencedWriter
 from helixpy.store.paths import Paths
+from helixpy.telemetry import Health, TelemetryServer
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,14 @@ class Controller:
         zk_auth: str | None = None,
         tls: ServerTls | None = None,
         token: str | None = None,
+        metrics_host: str = "127.0.0.1",
+        metrics_port: int | None = None,
     ) -> None:
         self.paths = Paths(cluster)
+        #: ``--metrics-port``: None serves no /metrics or /healthz (0 picks a free port)
+        self._metrics_at = None if metrics_port is None else (metrics_host, metrics_port)
+        self.metrics = ControllerMetrics(self._metrics_state)
+        self.telemetry: TelemetryServer | None = None
         self.zk_auth = zk_auth
         self._tls = tls
         self._token = token
@@ -128,6 +136,10 @@ class Controller:
             port = self._server.add_secure_port(address, self._tls.credentials())
         self._server.start()
         self.endpoint = f"{self._grpc_host}:{port}"
+        if self._metrics_at is not None:
+            self.telemetry = TelemetryServer(self.metrics.registry, self.health, *self._metrics_at)
+            self.telemetry.start()
+            log.info("metrics and health on http://%s", self.telemetry.address)
         self._thread = threading.Thread(target=self._main, name="controller", daemon=True)
         self._thread.start()
         log.info("controller %s started, gRPC on %s", self.controller_id, self.endpoint)
@@ -147,6 +159,8 @@ class Controller:
         if self.zk is not None:
             self.zk.stop()
             self.zk.close()
+        if self.telemetry is not None:
+            self.telemetry.stop()
         self.state = RunState.STOPPED
 
     def wait(self) -> None:
@@ -157,6 +171,23 @@ class Controller:
     @property
     def is_leader(self) -> bool:
         return self._leading.is_set()
+
+    def health(self) -> Health:
+        """Healthy while the main loop runs and the ZooKeeper session is connected (a
+        standby is healthy: it is ready to take over)."""
+        alive = self._thread is not None and self._thread.is_alive()
+        connected = self.zk is not None and self.zk.state == KazooState.CONNECTED
+        return Health(alive and connected, self._metrics_state())
+
+    def _metrics_state(self) -> dict[str, str | bool | int]:
+        leadership = self.leadership
+        return {
+            "id": self.controller_id,
+            "leader": self.is_leader,
+            "epoch": leadership.epoch if leadership is not None and self.is_leader else 0,
+            "run_state": self.state.value,
+            "session": str(self.zk.state) if self.zk is not None else "NONE",
+        }
 
     # --- events ---------------------------------------------------------------------------
 
@@ -221,7 +252,7 @@ class Controller:
         self._elected.set()
         writer = FencedWriter(self.zk, self.paths.epoch, leadership.epoch, self.acl)
         self.signals.reset()
-        pipeline = Pipeline(self.zk, self.paths, writer, self.signals)
+        pipeline = Pipeline(self.zk, self.paths, writer, self.signals, self.metrics)
         try:
             pipeline.load()
             self.state = RunState.LEADING

@@ -77,6 +77,8 @@ class Membership:
         for inst in sorted({inst for inst, _ in stale}):
             kept = live[inst].incarnation if inst in live else None
             n = rules.drop_instance(self.p.all_jobs(), inst, kept, now)
+            if n and self.p.metrics is not None:
+                self.p.metrics.attempts_finished.labels(TaskPartitionState.DROPPED.value).inc(n)
             if n:
                 log.info(
                     "instance %s %s; %d attempt(s) dropped",
@@ -160,16 +162,19 @@ class Membership:
                 job = wf.jobs.get(job_name) if wf is not None else None
                 if job is None:
                     continue
-                rules.apply_report(
+                state = TaskPartitionState(rep["s"])
+                folded = rules.apply_report(
                     job,
                     p,
                     inst,
                     incarnation,
                     int(rep["a"]),
-                    TaskPartitionState(rep["s"]),
+                    state,
                     str(rep.get("i", "")),
                     from_epoch(rep.get("st")),
                     now,
                 )
+                if folded and not state.is_active and self.p.metrics is not None:
+                    self.p.metrics.attempts_finished.labels(state.value).inc()
             except (KeyError, TypeError, ValueError) as exc:
                 log.error("instance %s: bad report %r: %s", inst, key, exc)

@@ -21,6 +21,7 @@ from helixpy.controller import rules
 from helixpy.controller.commands import CommandHandler
 from helixpy.controller.loader import Broken, load_workflows
 from helixpy.controller.membership import Membership
+from helixpy.controller.metrics import ControllerMetrics
 from helixpy.controller.queues import purge_due
 from helixpy.controller.quota import Quotas
 from helixpy.controller.runtime import (
@@ -63,9 +64,16 @@ class Pipeline:
     """The leader's state and its pass. Created per leadership term."""
 
     def __init__(
-        self, zk: KazooClient, paths: Paths, writer: FencedWriter, signals: Signals
+        self,
+        zk: KazooClient,
+        paths: Paths,
+        writer: FencedWriter,
+        signals: Signals,
+        metrics: ControllerMetrics | None = None,
     ) -> None:
         self.zk = zk
+        #: events and levels for Prometheus (None: not collected)
+        self.metrics = metrics
         self.paths = paths
         self.writer = writer
         self.signals = signals
@@ -107,6 +115,8 @@ class Pipeline:
             else:
                 self.workflows[item.name] = item
                 self._remove_orphan_jobs(item)
+        if self.metrics is not None:
+            self.metrics.baseline(self.workflows.values())
         try:
             for inst in self.zk.get_children(self.paths.instances):
                 try:
@@ -174,13 +184,19 @@ class Pipeline:
         """One pass over everything pending; returns when the next timer must fire."""
         self.passes += 1
         pending = self.signals.drain()
+        started = time.monotonic()
         try:
-            return self._pass(pending)
+            wakeup = self._pass(pending)
         except BaseException:
             # Nothing drained may be lost: an instance whose STATE read failed has no watch
             # armed, and would never be read again (the work it reports would hang).
             self.signals.restore(pending)
+            if self.metrics is not None:
+                self.metrics.passes.labels("failed").inc()
             raise
+        if self.metrics is not None:
+            self.metrics.after_pass(self.workflows, self.instances, time.monotonic() - started)
+        return wakeup
 
     def _pass(self, pending: Pending) -> float | None:
         now = datetime.now(UTC)
@@ -213,10 +229,16 @@ class Pipeline:
         )
         for job, p, target in placed:
             rules.schedule(job, p, target, now)
+            if self.metrics is not None and job.tasks[p].num_attempts == 1 and job.start_time:
+                self.metrics.schedule_delay.observe(
+                    max(0.0, (now - job.start_time).total_seconds())
+                )
         # Purges first: what they change (a queue's job list) rides in this pass's write.
         expiry = self._expire(now)
         if expiry is not None:
             wakeups.append(expiry)
+        if self.metrics is not None:
+            self.metrics.count_finished(self.workflows)
         self._write(now)
         if time.monotonic() >= self._next_request_prune:
             self.commands.prune_requests(REQUEST_TTL)

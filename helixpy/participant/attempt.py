@@ -17,6 +17,13 @@ log = logging.getLogger(__name__)
 P = TaskPartitionState
 
 
+def task_fields(key: str, attempt: int, task_id: str | None = None) -> dict[str, object]:
+    """``extra`` for a log record about one attempt: the JSON log format prints these as
+    ``workflow``, ``job``, ``task`` (the task id, else the partition) and ``attempt``."""
+    workflow, job, partition = key.split("/")
+    return {"workflow": workflow, "job": job, "task": task_id or partition, "attempt": attempt}
+
+
 class CancelReason(enum.Enum):
     """Why an attempt was cancelled; it decides the state a CANCELED result gets."""
 
@@ -47,13 +54,20 @@ class Attempt:
     #: the per-task timeout's registration, discarded when the attempt's work is done
     deadline_token: int | None = None
 
+    @property
+    def fields(self) -> dict[str, object]:
+        """Log ``extra`` naming this attempt (see :func:`task_fields`)."""
+        return task_fields(self.key, self.attempt, self.ctx.task_id)
+
     def cancel(self, reason: CancelReason) -> None:
         """Set ``ctx.cancelled`` at once, then ask the task object itself (once)."""
         with self.lock:
             if self.reason is not None:
                 return
             self.reason = reason
-        log.info("%s attempt %d cancelled: %s", self.key, self.attempt, reason.value)
+        log.info(
+            "%s attempt %d cancelled: %s", self.key, self.attempt, reason.value, extra=self.fields
+        )
         self.ctx.cancelled.set()
         if self.group is not None:
             self.group.cancel()  # follow-ups not started yet are skipped
@@ -63,7 +77,7 @@ class Attempt:
             try:
                 task.cancel()
             except Exception:
-                log.exception("%s: cancel() raised", self.key)
+                log.exception("%s: cancel() raised", self.key, extra=self.fields)
 
 
 _CANCELED_AS = {
@@ -134,6 +148,8 @@ def run_attempt(
             task.cancel()
         result = task.run()
     except Exception as exc:
-        log.info("%s attempt %d raised: %s", attempt.key, attempt.attempt, exc)
+        log.info(
+            "%s attempt %d raised: %s", attempt.key, attempt.attempt, exc, extra=attempt.fields
+        )
         return P.TASK_ERROR, f"Exception happened in running task: {type(exc).__name__}: {exc}"
     return outcome(result, attempt.reason)

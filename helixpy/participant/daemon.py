@@ -43,10 +43,12 @@ from helixpy.participant.attempt import (
     CancelReason,
     outcome,
     run_attempt,
+    task_fields,
     with_follow_ups,
 )
 from helixpy.participant.executor import Executor, Item, WorkGroup
 from helixpy.participant.isolation import ProcessPool, process_factory
+from helixpy.participant.metrics import ParticipantMetrics
 from helixpy.participant.registration import register
 from helixpy.participant.registry import TaskContext, TaskFactory, TaskRegistry
 from helixpy.participant.reporter import StateReporter
@@ -59,6 +61,7 @@ from helixpy.store.codec import decode
 from helixpy.store.fencing import FencedWriter
 from helixpy.store.paths import Paths, parse_task_key
 from helixpy.store.records import read_cluster_config, read_job_config
+from helixpy.telemetry import Health, TelemetryServer
 
 log = logging.getLogger(__name__)
 P = TaskPartitionState
@@ -101,8 +104,13 @@ class Participant:
         acl: AclProvider | None = None,
         tasks_spec: str | None = None,
         zk_auth: str | None = None,
+        metrics_host: str = "127.0.0.1",
+        metrics_port: int | None = None,
     ) -> None:
         self.zk_auth = zk_auth
+        #: ``--metrics-port``: None serves no /metrics or /healthz (0 picks a free port)
+        self._metrics_at = None if metrics_port is None else (metrics_host, metrics_port)
+        self.telemetry: TelemetryServer | None = None
         self.paths = Paths(cluster)
         self.instance = check_name("instance", instance)
         self.tags = tuple(check_name("tag", t) for t in tags)
@@ -133,6 +141,11 @@ class Participant:
         self._executor: Executor | None = None
         self._threads: list[threading.Thread] = []
         self._deadlines = Deadlines(self._on_deadline, name=f"timeouts-{instance}")
+        self.metrics = ParticipantMetrics(
+            self.instance,
+            self._levels,
+            lambda: self._executor.metrics() if self._executor is not None else None,
+        )
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -148,6 +161,10 @@ class Participant:
         self._executor = Executor(workers=self.capacity, name=f"task-{self.instance}")
         self._executor.start()
         self._register()
+        if self._metrics_at is not None:
+            self.telemetry = TelemetryServer(self.metrics.registry, self.health, *self._metrics_at)
+            self.telemetry.start()
+            log.info("metrics and health on http://%s", self.telemetry.address)
         self._deadlines.start()
         for target, name in ((self._source_loop, "source"), (self._heartbeat_loop, "heartbeat")):
             t = threading.Thread(target=target, name=f"{name}-{self.instance}", daemon=True)
@@ -198,11 +215,30 @@ class Participant:
                 log.debug("live node not deleted: %s", exc)
             self.zk.stop()
             self.zk.close()
+        if self.telemetry is not None:
+            self.telemetry.stop()
         self.state = RunState.STOPPED
 
     def _running_count(self) -> int:
         with self._lock:
             return len(self._attempts)
+
+    def health(self) -> Health:
+        """Healthy while registered (not fenced, not stopping) on a connected session."""
+        levels = self._levels()
+        ok = levels["run_state"] in (RunState.RUNNING.value, RunState.DRAINING.value) and (
+            levels["session"] == KazooState.CONNECTED
+        )
+        return Health(ok, {"instance": self.instance, **levels})
+
+    def _levels(self) -> dict[str, str | int]:
+        return {
+            "run_state": self.state.value,
+            "session": str(self.zk.state) if self.zk is not None else "NONE",
+            "incarnation": self.incarnation,
+            "capacity": self.capacity,
+            "running": self._running_count(),
+        }
 
     # --- registration ---------------------------------------------------------------------
 
@@ -262,7 +298,7 @@ class Participant:
         with self._lock:
             running = self._attempts.get(item.key) is item
         if running:
-            log.info("%s attempt %d timed out", item.key, item.attempt)
+            log.info("%s attempt %d timed out", item.key, item.attempt, extra=item.fields)
             item.cancel(CancelReason.TIMEOUT)
 
     def _self_fence(self, why: str) -> None:
@@ -338,9 +374,11 @@ class Participant:
             except (ConnectionLoss, OperationTimeoutError, SessionExpiredError) as exc:
                 # ZooKeeper is away for a moment (its leader changed): not the task's fault.
                 # Nothing is reported; the source loop reads the assignment again shortly.
-                log.warning("%s: attempt %d not started yet: %r", key, a, exc)
+                log.warning(
+                    "%s: attempt %d not started yet: %r", key, a, exc, extra=task_fields(key, a)
+                )
             except Exception as exc:
-                log.exception("%s: cannot start attempt %d", key, a)
+                log.exception("%s: cannot start attempt %d", key, a, extra=task_fields(key, a))
                 self._report(key, a, P.ERROR, f"cannot start: {exc}", time.time())
 
     def _launch(self, key: str, attempt_no: int, uid: str, incarnation: int) -> None:
@@ -446,7 +484,7 @@ class Participant:
             try:
                 box.close()  # every lock of an attempt goes when the attempt ends
             except Exception as exc:  # its session is gone: the next acquirer reclaims
-                log.warning("%s: locks not released: %s", attempt.key, exc)
+                log.warning("%s: locks not released: %s", attempt.key, exc, extra=attempt.fields)
         if attempt.deadline_token is not None:
             self._deadlines.discard(attempt.deadline_token)
         if attempt.outcome is None:  # skipped: cancelled while it waited for a worker
@@ -482,6 +520,10 @@ class Participant:
             entry["f"] = finish
         if self._reporter is not None and self.state is not RunState.FENCED:
             self._reporter.report(key, entry)
+            if state is P.RUNNING:
+                self.metrics.attempts_started.inc()
+            elif not state.is_active:
+                self.metrics.attempts_finished.labels(state.value).inc()
 
 
 def _check_capacity(capacity: int) -> int:

@@ -283,12 +283,14 @@ class LocalCluster:
         tags: tuple[str, ...] | list[str] = (),
         capacity: int | None = None,
         prefix: Sequence[str] = (),
+        args: Sequence[str] = (),
     ) -> str:
         """Start a new participant; returns its id once its live node exists. ``prefix``
         wraps its command (``["ip", "netns", "exec", NS]`` runs it in a network namespace;
-        the wrapper must exec, so that signals reach the participant itself)."""
+        the wrapper must exec, so that signals reach the participant itself); ``args`` are
+        more options of the ``participant`` command (``--metrics-port 0`` ...)."""
         inst = f"participant-{len(self.instances)}"
-        args = [
+        command = [
             *self._base_args(),
             "participant",
             "--tasks",
@@ -299,11 +301,11 @@ class LocalCluster:
             str(self.session_timeout),
         ]
         if tags:
-            args += ["--tags", ",".join(tags)]
+            command += ["--tags", ",".join(tags)]
         if capacity is not None:
-            args += ["--capacity", str(capacity)]
+            command += ["--capacity", str(capacity)]
         self.instances.append(inst)
-        self._procs[inst] = _Proc(inst, args, self.log_dir, prefix)
+        self._procs[inst] = _Proc(inst, [*command, *args], self.log_dir, prefix)
         self.start_participant(inst)
         return inst
 

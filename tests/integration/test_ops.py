@@ -1,0 +1,117 @@
+"""What an operator sees: Prometheus metrics, health probes, JSON logs, CLI output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from helixpy import JobConfig, TaskState, Workflow
+from helixpy.testing import LocalCluster
+from tests.integration.helpers import record_job, wait_final, wait_for_line
+
+pytestmark = pytest.mark.cluster
+ADDRESS = re.compile(r"metrics and health on http://([\d.]+):(\d+)")
+
+
+def telemetry_address(log: Path) -> tuple[str, int]:
+    wait_for_line(log, "metrics and health on http://", timeout=30)
+    found = ADDRESS.search(log.read_text())
+    assert found is not None
+    return found.group(1), int(found.group(2))
+
+
+def scrape(host: str, port: int) -> str:
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as reply:
+        return str(reply.read().decode())
+
+
+def probe(what: str, port: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "helixpy.cli", what, "health", "--port",
+                           str(port), "--timeout", "2"], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_daemons_serve_metrics_and_the_health_probe_follows_the_participant(
+        zk_address: str) -> None:
+    # Given a controller and a participant serving /metrics and /healthz on free ports
+    with LocalCluster(participants=0, zk=zk_address,
+                      controller_args=["--metrics-port", "0"]) as cluster:
+        inst = cluster.add_participant(args=["--metrics-port", "0"])
+        ctl = telemetry_address(cluster.log_dir / "controller-0.log")
+        part = telemetry_address(cluster.log_dir / f"{inst}.log")
+        # When a workflow of 5 tasks completes
+        cluster.driver.start(Workflow.builder("m").add_job("j", record_job(5)).build())
+        assert wait_final(cluster.driver, "m") is TaskState.COMPLETED
+        # Then both count it, and the controller says it leads
+        ours = scrape(*ctl)
+        assert 'helixpy_task_attempts_finished_total{state="COMPLETED"} 5.0' in ours
+        assert 'helixpy_workflows_finished_total{state="COMPLETED",type="none"} 1.0' in ours
+        assert 'helixpy_job_duration_seconds_count{type="none"} 1.0' in ours
+        assert "helixpy_controller_leader 1.0" in ours
+        assert 'helixpy_task_schedule_delay_seconds_count 5.0' in ours
+        theirs = scrape(*part)
+        assert 'helixpy_participant_attempts_finished_total{state="COMPLETED"} 5.0' in theirs
+        assert f'helixpy_participant_capacity{{instance="{inst}"}}' in theirs
+        assert "helixpy_executor_processed_total" in theirs
+        # and both probes pass, saying why
+        for what, (_, port) in (("controller", ctl), ("participant", part)):
+            ok = probe(what, port)
+            assert ok.returncode == 0, ok.stdout + ok.stderr
+            assert json.loads(ok.stdout)["ok"] is True
+        # When the participant is killed, its probe fails (nothing answers)
+        cluster.kill_participant(inst)
+        dead = probe("participant", part[1])
+        assert dead.returncode == 1 and "healthz" in dead.stdout
+
+
+def test_json_logs_name_the_task_of_every_task_line(zk_address: str) -> None:
+    # Given a cluster logging JSON
+    with LocalCluster(participants=1, zk=zk_address,
+                      extra_args=["--log-format", "json"]) as cluster:
+        inst = cluster.instances[0]
+        # When a task raises
+        cluster.driver.start(Workflow.builder("j").add_job("boom", JobConfig(
+            command="Raise", num_tasks=1, max_attempts_per_task=1)).build())
+        assert wait_final(cluster.driver, "j") is TaskState.FAILED
+        wait_for_line(cluster.log_dir / f"{inst}.log", "raised", timeout=30)
+        # Then every line is a JSON object, and the one about the task names it
+        lines = [json.loads(line) for line in
+                 (cluster.log_dir / f"{inst}.log").read_text().splitlines() if line.strip()]
+        assert all({"ts", "level", "process", "logger", "message"} <= set(x) for x in lines)
+        raised = [x for x in lines if "raised" in x["message"]]
+        assert raised and raised[0]["workflow"] == "j" and raised[0]["job"] == "boom"
+        assert raised[0]["attempt"] == 1 and raised[0]["task"]
+
+
+def test_cli_errors_are_one_line_unless_debug_and_reads_speak_json(zk_address: str) -> None:
+    env = {**os.environ, "HELIXPY_ZK": zk_address}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "helixpy.cli", *args], capture_output=True,
+                              text=True, timeout=60, env=env, check=False)
+
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        env["HELIXPY_CLUSTER"] = cluster.cluster
+        cluster.driver.start(Workflow.builder("o").add_job("j", record_job(2)).build())
+        assert wait_final(cluster.driver, "o") is TaskState.COMPLETED
+        # A read command answers JSON for scripts
+        status = json.loads(cli("workflow", "status", "o", "--output", "json").stdout)
+        assert status == {"workflow": "o", "state": "COMPLETED",
+                          "jobs": [{"job": "j", "state": "COMPLETED", "completed": 2,
+                                    "tasks": 2}]}
+        listed = json.loads(cli("workflow", "list", "-o", "json").stdout)
+        assert {"workflow": "o", "state": "COMPLETED"} in listed
+        assert cluster.instances[0] in json.loads(cli("instance", "list", "-o", "json").stdout)
+        # An error is one line, exit 1, no traceback
+        missing = cli("workflow", "status", "nope")
+        assert missing.returncode == 1 and "Traceback" not in missing.stderr
+        assert missing.stderr.strip().startswith("Error:") and "nope" in missing.stderr
+    version = cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("helixpy, version")
