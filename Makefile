@@ -52,6 +52,7 @@ unit: $(STAMP)
 # Container-backed tests get a container engine from scripts/with-docker.sh (a private
 # dockerd when none is configured and we may install one); they skip without one.
 test: $(STAMP) zookeeper proto-check lint types
+	scripts/ensure-chromium.sh || true
 	scripts/with-docker.sh $(BIN)/python $(BIN)/pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
 
 # The quick inner loop: lint, types, unit tests and one cluster smoke test.

@@ -36,23 +36,24 @@ class Health:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-class TelemetryServer:
-    """Serve ``registry`` and ``health`` over HTTP on ``host:port`` (0 picks a free port)."""
+#: an HTTP answer: status, content type, body
+Reply = tuple[int, str, bytes]
+
+
+class HttpServer:
+    """A small threaded HTTP server for GET requests: ``handle(path)`` answers each one.
+
+    ``port`` 0 picks a free port (see :attr:`address`). Serves on a daemon thread until
+    :meth:`stop`. Shared by the telemetry server and the controller's dashboard.
+    """
 
     def __init__(
-        self,
-        registry: CollectorRegistry,
-        health: Callable[[], Health],
-        host: str = "127.0.0.1",
-        port: int = 0,
+        self, handle: Callable[[str], Reply], host: str = "127.0.0.1", port: int = 0,
+        name: str = "http",
     ) -> None:
-        self._registry = registry
-        self._health = health
-        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server = ThreadingHTTPServer((host, port), _handler(handle, name))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="telemetry", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
 
     @property
     def address(self) -> str:
@@ -67,36 +68,56 @@ class TelemetryServer:
         self._server.server_close()
         self._thread.join(5.0)
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        registry, health = self._registry, self._health
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # the http.server protocol names it
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
-                elif path == "/healthz":
-                    try:
-                        answer = health()
-                    except Exception as exc:  # a probe must answer, not hang or 500
-                        log.exception("health check failed")
-                        answer = Health(False, {"error": f"{type(exc).__name__}: {exc}"})
-                    body = json.dumps({"ok": answer.ok, **answer.detail}).encode()
-                    self._send(200 if answer.ok else 503, "application/json", body)
-                else:
-                    self._send(404, "text/plain", b"not found: try /metrics or /healthz\n")
+def _handler(handle: Callable[[str], Reply], name: str) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # the http.server protocol names it
+            try:
+                code, content_type, body = handle(self.path)
+            except Exception as exc:  # one bad request must not take the server down
+                log.exception("%s: GET %s failed", name, self.path)
+                code, content_type = 500, "text/plain"
+                body = f"{type(exc).__name__}: {exc}\n".encode()
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
 
-            def _send(self, code: int, content_type: str, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug(f"{name} %s: " + format, self.address_string(), *args)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("telemetry %s: " + format, self.address_string(), *args)
+    return Handler
 
-        return Handler
+
+class TelemetryServer(HttpServer):
+    """Serve ``registry`` at ``/metrics`` and ``health`` at ``/healthz``."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        health: Callable[[], Health],
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self._registry = registry
+        self._health = health
+        super().__init__(self._answer, host, port, name="telemetry")
+
+    def _answer(self, raw_path: str) -> Reply:
+        path = raw_path.split("?", 1)[0]
+        if path == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+        if path == "/healthz":
+            try:
+                answer = self._health()
+            except Exception as exc:  # a probe must answer, not hang or 500
+                log.exception("health check failed")
+                answer = Health(False, {"error": f"{type(exc).__name__}: {exc}"})
+            body = json.dumps({"ok": answer.ok, **answer.detail}).encode()
+            return 200 if answer.ok else 503, "application/json", body
+        return 404, "text/plain", b"not found: try /metrics or /healthz\n"
 
 
 def probe(host: str, port: int, timeout: float) -> tuple[bool, str]:

@@ -84,6 +84,15 @@ def health_command(group: click.Group, what: str) -> None:
     "--tls-client-ca", default=None, help="Mutual TLS: require client certificates from this CA."
 )
 @metrics_options
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve the read-only web dashboard on this port (0: a free one, logged).",
+)
+@click.option(
+    "--http-host", default="127.0.0.1", show_default=True, help="Address for the dashboard."
+)
 @click.pass_context
 def controller(
     ctx: click.Context,
@@ -96,6 +105,8 @@ def controller(
     tls_client_ca: str | None,
     metrics_host: str,
     metrics_port: int | None,
+    http_port: int | None,
+    http_host: str,
 ) -> None:
     """Run a controller (leader or standby). With --token (global) every call must carry
     that bearer token. `helixpy controller health` probes a running one."""
@@ -129,6 +140,8 @@ def controller(
         token=obj.get("token"),
         metrics_host=metrics_host,
         metrics_port=metrics_port,
+        http_host=http_host,
+        http_port=http_port,
     )
     ctl.start()
     stop = threading.Event()

@@ -19,6 +19,7 @@ import grpc
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NodeExistsError
 
+from helixpy.controller.dashboard import Dashboard
 from helixpy.controller.election import Leadership, read_leader, try_lead, wait_for_vacancy
 from helixpy.controller.metrics import ControllerMetrics
 from helixpy.controller.pipeline import Pipeline
@@ -73,8 +74,13 @@ class Controller:
         token: str | None = None,
         metrics_host: str = "127.0.0.1",
         metrics_port: int | None = None,
+        http_host: str = "127.0.0.1",
+        http_port: int | None = None,
     ) -> None:
         self.paths = Paths(cluster)
+        #: ``--http-port``: None serves no dashboard (0 picks a free port)
+        self._dashboard_at = None if http_port is None else (http_host, http_port)
+        self.dashboard: Dashboard | None = None
         #: ``--metrics-port``: None serves no /metrics or /healthz (0 picks a free port)
         self._metrics_at = None if metrics_port is None else (metrics_host, metrics_port)
         self.metrics = ControllerMetrics(self._metrics_state)
@@ -136,6 +142,10 @@ class Controller:
             port = self._server.add_secure_port(address, self._tls.credentials())
         self._server.start()
         self.endpoint = f"{self._grpc_host}:{port}"
+        if self._dashboard_at is not None:
+            self.dashboard = Dashboard(self.zk, self.paths, *self._dashboard_at)
+            self.dashboard.start()
+            log.info("dashboard on http://%s", self.dashboard.address)
         if self._metrics_at is not None:
             self.telemetry = TelemetryServer(self.metrics.registry, self.health, *self._metrics_at)
             self.telemetry.start()
@@ -159,8 +169,9 @@ class Controller:
         if self.zk is not None:
             self.zk.stop()
             self.zk.close()
-        if self.telemetry is not None:
-            self.telemetry.stop()
+        for server in (self.telemetry, self.dashboard):
+            if server is not None:
+                server.stop()
         self.state = RunState.STOPPED
 
     def wait(self) -> None:

@@ -6,63 +6,16 @@ and retries; they live here so that the driver module holds only its public meth
 
 from __future__ import annotations
 
-from typing import Any
-
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
 
-from helixpy.errors import NotFound
-from helixpy.model import JobConfig, WorkflowConfig
+from helixpy.model import JobConfig
 from helixpy.store import records
-from helixpy.store.codec import decode
 from helixpy.store.paths import Paths
+from helixpy.store.views import read_instances, read_workflow_config, read_workflows
+
+__all__ = ["read_instances", "read_visible_job_config", "read_workflow_config", "read_workflows"]
 
 
 def read_visible_job_config(zk: KazooClient, paths: Paths, name: str, job: str) -> JobConfig:
     """Job ``job``'s config without the tasks deleted from it (users never see those)."""
     return records.read_job_config(zk, paths, name, job, hide_deleted=True)
-
-
-def read_workflow_config(zk: KazooClient, paths: Paths, name: str) -> WorkflowConfig:
-    """Workflow ``name``'s config; :class:`NotFound` while it has no CONFIG."""
-    return records.read_stored_workflow(zk, paths, name).config
-
-
-def read_workflows(zk: KazooClient, paths: Paths) -> dict[str, WorkflowConfig]:
-    """Every workflow's config by name, leaving out those being started or deleted."""
-    try:
-        names = zk.get_children(paths.workflows)
-    except NoNodeError:
-        return {}
-    out: dict[str, WorkflowConfig] = {}
-    for name in sorted(names):
-        try:
-            out[name] = read_workflow_config(zk, paths, name)
-        except NotFound:
-            continue  # no CONFIG: a start or delete is under way
-    return out
-
-
-def read_instances(zk: KazooClient, paths: Paths) -> dict[str, dict[str, Any]]:
-    """Every instance that ever registered: ``{id: {live, enabled, tags, capacity}}``.
-
-    An instance without a config (registering just now) is left out.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    try:
-        names = sorted(zk.get_children(paths.instances))
-    except NoNodeError:
-        return out
-    for name in names:
-        try:
-            cfg = decode(zk.get(paths.instance_config(name))[0]) or {}
-        except NoNodeError:
-            continue
-        live = zk.exists(paths.live_instance(name)) is not None
-        out[name] = {
-            "live": live,
-            "enabled": bool(cfg.get("enabled", True)),
-            "tags": list(cfg.get("tags") or []),
-            "capacity": cfg.get("capacity"),
-        }
-    return out
