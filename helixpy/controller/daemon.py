@@ -81,6 +81,7 @@ class Controller:
         #: ``--http-port``: None serves no dashboard (0 picks a free port)
         self._dashboard_at = None if http_port is None else (http_host, http_port)
         self.dashboard: Dashboard | None = None
+        self._writer: FencedWriter | None = None
         #: ``--metrics-port``: None serves no /metrics or /healthz (0 picks a free port)
         self._metrics_at = None if metrics_port is None else (metrics_host, metrics_port)
         self.metrics = ControllerMetrics(self._metrics_state)
@@ -198,6 +199,7 @@ class Controller:
             "epoch": leadership.epoch if leadership is not None and self.is_leader else 0,
             "run_state": self.state.value,
             "session": str(self.zk.state) if self.zk is not None else "NONE",
+            "multis": self._writer.multis if self._writer is not None else 0,
         }
 
     # --- events ---------------------------------------------------------------------------
@@ -262,6 +264,7 @@ class Controller:
         self.leadership = leadership
         self._elected.set()
         writer = FencedWriter(self.zk, self.paths.epoch, leadership.epoch, self.acl)
+        self._writer = writer  # its multis count is a metric
         self.signals.reset()
         pipeline = Pipeline(self.zk, self.paths, writer, self.signals, self.metrics)
         try:

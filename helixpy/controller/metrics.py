@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -194,6 +194,11 @@ class _Levels(Collector):
                      ["state"], {(str(state.get("run_state")),): 1})
         yield _gauge("helixpy_zookeeper_session", "1 for the ZooKeeper session's state.",
                      ["state"], {(str(state.get("session")),): 1})
+        multis = CounterMetricFamily(
+            "helixpy_zookeeper_multis", "Fenced multis this leadership term committed "
+            "(resets with the term).")
+        multis.add_metric([], int(state.get("multis", 0)))
+        yield multis
         yield _gauge("helixpy_workflows", "Workflows known to the leader, by state and type.",
                      ["state", "type"], {tuple(k): v for k, v in snap.workflows.items()})
         yield _gauge("helixpy_jobs", "Jobs known to the leader, by state and type.",

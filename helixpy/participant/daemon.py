@@ -238,6 +238,7 @@ class Participant:
             "incarnation": self.incarnation,
             "capacity": self.capacity,
             "running": self._running_count(),
+            "multis": self._writer.multis if self._writer is not None else 0,
         }
 
     # --- registration ---------------------------------------------------------------------

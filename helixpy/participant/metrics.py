@@ -34,8 +34,9 @@ class ParticipantMetrics:
         levels: Callable[[], Levels],
         executor: Callable[[], ExecutorMetrics | None],
     ) -> None:
-        """``levels()`` gives ``run_state``, ``session``, ``incarnation``, ``capacity`` and
-        ``running``; ``executor()`` the executor's snapshot (None before it starts)."""
+        """``levels()`` gives ``run_state``, ``session``, ``incarnation``, ``capacity``,
+        ``running`` and ``multis``; ``executor()`` the executor's snapshot (None before it
+        starts)."""
         self.registry = CollectorRegistry(auto_describe=False)
         self.attempts_started = Counter(
             "helixpy_participant_attempts_started",
@@ -77,6 +78,11 @@ class _Levels(Collector):
             yield _one(f"helixpy_participant_{key}", doc, ["instance"], [inst], int(now[key]))
         yield _one("helixpy_participant_free_slots", "Capacity minus running attempts.",
                    ["instance"], [inst], max(0, int(now["capacity"]) - int(now["running"])))
+        multis = CounterMetricFamily(
+            "helixpy_zookeeper_multis", "Fenced multis (state reports, content) this "
+            "incarnation committed (resets with the incarnation).", labels=["instance"])
+        multis.add_metric([inst], int(now.get("multis", 0)))
+        yield multis
         snap = self._executor()
         if snap is None:
             return

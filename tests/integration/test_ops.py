@@ -60,6 +60,8 @@ def test_daemons_serve_metrics_and_the_health_probe_follows_the_participant(
         assert 'helixpy_participant_attempts_finished_total{state="COMPLETED"} 5.0' in theirs
         assert f'helixpy_participant_capacity{{instance="{inst}"}}' in theirs
         assert "helixpy_executor_processed_total" in theirs
+        assert re.search(r"helixpy_zookeeper_multis_total [1-9]", ours)
+        assert re.search(r'helixpy_zookeeper_multis_total\{instance="[^"]+"\} [1-9]', theirs)
         # and both probes pass, saying why
         for what, (_, port) in (("controller", ctl), ("participant", part)):
             ok = probe(what, port)
