@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -224,8 +225,14 @@ health_command(participant, "participant")
 @cluster_options
 @click.option("--participants", type=int, default=3, show_default=True)
 @click.option("--tasks", "tasks_spec", default="helixpy.testing.tasks:registry", show_default=True)
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="The controller serves the dashboard on this port (0: a free one, printed).",
+)
 @click.pass_obj
-def up(obj: dict[str, Any], participants: int, tasks_spec: str) -> None:
+def up(obj: dict[str, Any], participants: int, tasks_spec: str, http_port: int | None) -> None:
     """Run a whole local cluster (ZooKeeper unless --zk is given) until Ctrl-C."""
     from helixpy.testing.cluster import LocalCluster
 
@@ -233,19 +240,37 @@ def up(obj: dict[str, Any], participants: int, tasks_spec: str) -> None:
     group = click.get_current_context().parent
     explicit = obj.get("zk_explicit") or (group is not None and _explicit(group, "zk"))
     zk_arg = obj["zk"] if explicit else None
+    extra = ["--http-port", str(http_port)] if http_port is not None else []
     with LocalCluster(
-        tasks=tasks_spec, participants=participants, zk=zk_arg, cluster=obj["cluster"]
+        tasks=tasks_spec,
+        participants=participants,
+        zk=zk_arg,
+        cluster=obj["cluster"],
+        controller_args=extra,
     ) as cluster:
         click.echo(
             f"cluster {cluster.cluster} up: zk={cluster.zk_address} "
             f"participants={','.join(cluster.instances)}"
         )
+        if http_port is not None:
+            click.echo(f"dashboard: {_dashboard_url(cluster.log_dir / 'controller-0.log')}")
         click.echo(
             f"export HELIXPY_ZK={cluster.zk_address} HELIXPY_CLUSTER={cluster.cluster}", nl=True
         )
         sys.stdout.flush()
         _wait_for_signal(threading.Event())
         click.echo("stopping")
+
+
+def _dashboard_url(log: Path, timeout: float = 10.0) -> str:
+    """The dashboard address the controller logged (it picks the port when given 0)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"dashboard on (http://\S+)", log.read_text(errors="replace"))
+        if found:
+            return found.group(1) + "/"
+        threading.Event().wait(0.05)  # polling a log file: there is no event to wait on
+    return "(not reported yet; see the controller's log)"
 
 
 DEMO_YAML = """\
