@@ -103,6 +103,10 @@ class HelixpyGroup(click.Group):
 def _load_registry(spec: str) -> Any:
     from helixpy.participant.registry import load_registry
 
+    # As with `python -m` (and `celery -A`): a module in the working directory is found.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
     try:
         return load_registry(spec)
     except InvalidConfig as exc:
