@@ -158,7 +158,12 @@ health_command(controller, "controller")
 @main.group(invoke_without_command=True)
 @cluster_options
 @click.option("--tasks", "tasks_spec", default=None, help="MODULE:ATTR of a TaskRegistry.")
-@click.option("--instance", default=None, help="Instance id (stable across restarts).")
+@click.option(
+    "--instance",
+    envvar="HELIXPY_INSTANCE",
+    default=None,
+    help="Instance id, stable across restarts (env HELIXPY_INSTANCE).",
+)
 @click.option("--tags", default="", help="Comma-separated instance group tags.")
 @click.option("--capacity", type=int, default=None, help="Concurrent tasks (default 40).")
 @click.option("--session-timeout", type=float, default=10.0, show_default=True)
