@@ -31,6 +31,7 @@ from helixpy.security import ServerTls, TokenInterceptor
 from helixpy.store.acl import AclProvider, OpenAclProvider
 from helixpy.store.client import connect
 from helixpy.store.fencing import FencedWriter
+from helixpy.store.locks import read_locks
 from helixpy.store.paths import Paths
 from helixpy.telemetry import Health, TelemetryServer
 
@@ -84,7 +85,7 @@ class Controller:
         self._writer: FencedWriter | None = None
         #: ``--metrics-port``: None serves no /metrics or /healthz (0 picks a free port)
         self._metrics_at = None if metrics_port is None else (metrics_host, metrics_port)
-        self.metrics = ControllerMetrics(self._metrics_state)
+        self.metrics = ControllerMetrics(self._metrics_state, self._read_locks)
         self.telemetry: TelemetryServer | None = None
         self.zk_auth = zk_auth
         self._tls = tls
@@ -190,6 +191,11 @@ class Controller:
         alive = self._thread is not None and self._thread.is_alive()
         connected = self.zk is not None and self.zk.state == KazooState.CONNECTED
         return Health(alive and connected, self._metrics_state())
+
+    def _read_locks(self) -> dict[str, Any]:
+        if self.zk is None or self.zk.state != KazooState.CONNECTED:
+            return {}
+        return read_locks(self.zk, self.paths)
 
     def _metrics_state(self) -> dict[str, str | bool | int]:
         leadership = self.leadership

@@ -14,11 +14,12 @@ A workflow's type is its ``workflow_type``, a job's its ``job_type`` (``none`` w
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -26,6 +27,8 @@ from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from helixpy.controller.runtime import JobRuntime, LiveInstance, WorkflowRuntime
+
+log = logging.getLogger(__name__)
 
 #: seconds: from sub-second jobs to day-long ones
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400)
@@ -71,8 +74,13 @@ def summarise(
 class ControllerMetrics:
     """Metrics of one controller; ``registry`` is what its telemetry server serves."""
 
-    def __init__(self, state: Callable[[], Mapping[str, str | bool | int]]) -> None:
-        """``state()`` gives ``leader`` (bool), ``run_state``, ``session`` and ``epoch``."""
+    def __init__(
+        self,
+        state: Callable[[], Mapping[str, str | bool | int]],
+        locks: Callable[[], Mapping[str, list[dict[str, Any]]]] | None = None,
+    ) -> None:
+        """``state()`` gives ``leader`` (bool), ``run_state``, ``session``, ``epoch`` and
+        ``multis``; ``locks()`` reads the cluster's task locks (at scrape time)."""
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
         self.attempts_finished = Counter(
@@ -114,7 +122,7 @@ class ControllerMetrics:
         self._next_snapshot = 0.0
         self._finished: set[tuple[str, str]] = set()
         self._finished_workflows: set[str] = set()
-        r.register(_Levels(self, state))
+        r.register(_Levels(self, state, locks))
 
     # --- events (pipeline thread) ---------------------------------------------------------
 
@@ -178,10 +186,14 @@ class _Levels(Collector):
     """Gauges computed at scrape time from the last snapshot and the daemon's state."""
 
     def __init__(
-        self, metrics: ControllerMetrics, state: Callable[[], Mapping[str, str | bool | int]]
+        self,
+        metrics: ControllerMetrics,
+        state: Callable[[], Mapping[str, str | bool | int]],
+        locks: Callable[[], Mapping[str, list[dict[str, Any]]]] | None,
     ) -> None:
         self._metrics = metrics
         self._state = state
+        self._locks = locks
 
     def collect(self) -> Iterator[Metric]:
         state = self._state()
@@ -209,6 +221,29 @@ class _Levels(Collector):
                      ["instance"], {(k,): v for k, v in snap.running.items()})
         yield _gauge("helixpy_instance_free_slots", "Advertised capacity minus active attempts.",
                      ["instance"], {(k,): v for k, v in snap.free.items()})
+        if self._locks is not None:
+            yield from _lock_levels(self._locks)
+
+
+def _lock_levels(
+    read: Callable[[], Mapping[str, list[dict[str, Any]]]],
+) -> Iterator[Metric]:
+    """Task locks in ZooKeeper now: granted by type, and revoked ones not yet released."""
+    try:
+        found = read()
+    except Exception as exc:  # a scrape while ZooKeeper is away: say nothing about locks
+        log.debug("locks not read for metrics: %s", exc)
+        return
+    held: Tally[tuple[str, ...]] = Tally()
+    revoked: Tally[tuple[str, ...]] = Tally()
+    for posses in found.values():
+        for posse in posses:
+            kind = (str(posse.get("type", "?")),)
+            (revoked if posse.get("revoked") else held)[kind] += 1
+    yield _gauge("helixpy_locks", "Task locks granted and not revoked, by type.", ["type"],
+                 dict(held))
+    yield _gauge("helixpy_locks_revoked", "Task locks revoked by a higher priority and not "
+                 "yet released by their holders, by type.", ["type"], dict(revoked))
 
 
 def _gauge(

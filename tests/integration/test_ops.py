@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -30,6 +32,17 @@ def telemetry_address(log: Path) -> tuple[str, int]:
 def scrape(host: str, port: int) -> str:
     with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as reply:
         return str(reply.read().decode())
+
+
+def wait_for_metric(address: tuple[str, int], pattern: str, timeout: float = 30) -> str:
+    """Scrape until ``pattern`` matches (bounded): an HTTP endpoint has no event to wait on."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = scrape(*address)
+        if re.search(pattern, body):
+            return body
+        assert time.monotonic() < deadline, f"{pattern!r} never appeared in /metrics"
+        threading.Event().wait(0.1)
 
 
 def probe(what: str, port: int) -> subprocess.CompletedProcess[str]:
@@ -71,6 +84,22 @@ def test_daemons_serve_metrics_and_the_health_probe_follows_the_participant(
         cluster.kill_participant(inst)
         dead = probe("participant", part[1])
         assert dead.returncode == 1 and "healthz" in dead.stdout
+
+
+def test_the_leader_counts_task_locks_by_type(zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address,
+                      controller_args=["--metrics-port", "0"]) as cluster:
+        ctl = telemetry_address(cluster.log_dir / "controller-0.log")
+        # Given no locks, the gauge says none
+        assert "helixpy_locks{" not in scrape(*ctl)
+        # When a task holds an exclusive lock
+        cluster.driver.start(Workflow.builder("lk").add_job("a", JobConfig(
+            command="Locker", num_tasks=1, lock_timeout=60,
+            command_config={"resource": "tbl", "hold": "60"})).build())
+        # Then the leader's metrics count it, and nothing revoked
+        body = wait_for_metric(ctl, r'helixpy_locks\{type="EXCLUSIVE"\} 1\.0')
+        assert 'helixpy_locks_revoked{type="EXCLUSIVE"}' not in body
+        cluster.driver.stop("lk")
 
 
 def test_json_logs_name_the_task_of_every_task_line(zk_address: str) -> None:
