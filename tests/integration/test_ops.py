@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -146,3 +147,43 @@ def test_cli_errors_are_one_line_unless_debug_and_reads_speak_json(zk_address: s
         assert missing.stderr.strip().startswith("Error:") and "nope" in missing.stderr
     version = cli("--version")
     assert version.returncode == 0 and version.stdout.startswith("helixpy, version")
+
+
+def test_shell_completion_names_commands() -> None:
+    # Given bash asking click's completion for "helixpy workflow st"
+    env = {**os.environ, "_HELIXPY_COMPLETE": "bash_complete",
+           "COMP_WORDS": "helixpy workflow st", "COMP_CWORD": "2"}
+    out = subprocess.run([sys.executable, "-m", "helixpy.cli"], capture_output=True, text=True,
+                         timeout=60, env=env, check=False)
+    # Then it offers the matching subcommands
+    assert out.stdout.split() == ["plain,start", "plain,status", "plain,stop"]
+
+
+def test_watch_draws_progress_bars_on_a_terminal(zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        cluster.driver.start(Workflow.builder("bars").add_job("j", record_job(4, 0.2)).build())
+        # When `workflow watch` runs on a terminal (a pseudo-terminal here)
+        main_fd, child_fd = pty.openpty()
+        env = {**os.environ, "HELIXPY_ZK": zk_address, "HELIXPY_CLUSTER": cluster.cluster,
+               "COLUMNS": "100", "TERM": "xterm"}
+        proc = subprocess.Popen([sys.executable, "-m", "helixpy.cli", "workflow", "watch",
+                                 "bars"], stdin=child_fd, stdout=child_fd, stderr=child_fd,
+                                env=env)
+        os.close(child_fd)
+        screen = b""
+        try:
+            while True:
+                try:
+                    chunk = os.read(main_fd, 65536)
+                except OSError:  # the terminal closed: the command exited
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+        finally:
+            os.close(main_fd)
+            rc = proc.wait(60)
+        text = screen.decode(errors="replace")
+        # Then it drew a bar for the job and ended with the workflow and job completed
+        assert rc == 0, text
+        assert "━" in text and "4/4" in text and "COMPLETED" in text
