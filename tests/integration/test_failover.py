@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 import uuid
 from typing import Any
 
@@ -164,3 +165,22 @@ def test_a_second_sigterm_exits_at_once(zk_address: str) -> None:
         cluster.send_signal(inst, signal.SIGTERM)
         # Then it exits at once, with a failure code
         assert cluster.exit_code(inst, timeout=10.0) not in (None, 0)
+
+
+def test_a_leader_stopped_with_sigterm_hands_over_before_its_session_expires(
+        zk_address: str) -> None:
+    # Given two controllers with a long session timeout (a killed leader would hold on
+    # to leadership for 20 s)
+    with LocalCluster(participants=1, controllers=2, zk=zk_address,
+                      session_timeout=20.0) as cluster:
+        old = cluster.leader()
+        # When the leader gets SIGTERM
+        started = time.monotonic()
+        cluster.send_signal(old, signal.SIGTERM)
+        # Then it resigns and the standby leads well before the session would expire
+        new = cluster.wait_for_leader(exclude=old, timeout=10.0)
+        assert new != old and time.monotonic() - started < 10.0
+        assert cluster.exit_code(old, timeout=15.0) == 0
+        # and the new leader runs work
+        cluster.driver.start(Workflow.builder("after").add_job("j", record_job(2)).build())
+        assert wait_final(cluster.driver, "after") is TaskState.COMPLETED
