@@ -18,12 +18,14 @@ import logging
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,24 @@ class TelemetryServer(HttpServer):
             body = json.dumps({"ok": answer.ok, **answer.detail}).encode()
             return 200 if answer.ok else 503, "application/json", body
         return 404, "text/plain", b"not found: try /metrics or /healthz\n"
+
+
+class RequestCounts(Collector):
+    """``helixpy_zookeeper_requests_total{op}``: what a daemon's ZooKeeper client sent."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]], labels: Mapping[str, str]):
+        self._counts = counts
+        self._labels = dict(labels)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "helixpy_zookeeper_requests",
+            "ZooKeeper requests this daemon sent, by operation (a multi is one Transaction).",
+            labels=[*self._labels, "op"],
+        )
+        for op, n in sorted(self._counts().items()):
+            family.add_metric([*self._labels.values(), op], n)
+        yield family
 
 
 def probe(host: str, port: int, timeout: float) -> tuple[bool, str]:

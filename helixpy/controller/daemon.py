@@ -29,11 +29,11 @@ from helixpy.errors import Fenced
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
 from helixpy.security import ServerTls, TokenInterceptor
 from helixpy.store.acl import AclProvider, OpenAclProvider
-from helixpy.store.client import connect
+from helixpy.store.client import connect, request_counts
 from helixpy.store.fencing import FencedWriter
 from helixpy.store.locks import read_locks
 from helixpy.store.paths import Paths
-from helixpy.telemetry import Health, TelemetryServer
+from helixpy.telemetry import Health, RequestCounts, TelemetryServer
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class Controller:
         #: ``--metrics-port``: None serves no /metrics or /healthz (0 picks a free port)
         self._metrics_at = None if metrics_port is None else (metrics_host, metrics_port)
         self.metrics = ControllerMetrics(self._metrics_state, self._read_locks)
+        self.metrics.registry.register(RequestCounts(lambda: request_counts(self.zk), {}))
         self.telemetry: TelemetryServer | None = None
         self.zk_auth = zk_auth
         self._tls = tls

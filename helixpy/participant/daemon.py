@@ -56,12 +56,12 @@ from helixpy.participant.services import FencedContent, attempt_locks
 from helixpy.participant.stream import run_stream_attempt
 from helixpy.participant.timeouts import Deadlines
 from helixpy.store.acl import AclProvider, OpenAclProvider
-from helixpy.store.client import connect
+from helixpy.store.client import connect, request_counts
 from helixpy.store.codec import decode
 from helixpy.store.fencing import FencedWriter
 from helixpy.store.paths import Paths, parse_task_key
 from helixpy.store.records import read_cluster_config, read_job_config
-from helixpy.telemetry import Health, TelemetryServer
+from helixpy.telemetry import Health, RequestCounts, TelemetryServer
 
 log = logging.getLogger(__name__)
 P = TaskPartitionState
@@ -145,6 +145,9 @@ class Participant:
             self.instance,
             self._levels,
             lambda: self._executor.metrics() if self._executor is not None else None,
+        )
+        self.metrics.registry.register(
+            RequestCounts(lambda: request_counts(self.zk), {"instance": self.instance})
         )
 
     # --- lifecycle ------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -9,6 +12,34 @@ from kazoo.retry import KazooRetry
 from kazoo.security import make_acl, make_digest_acl
 
 from helixpy.errors import ClusterUnavailable, InvalidConfig
+
+
+class CountingClient(KazooClient):  # type: ignore[misc] # kazoo ships no types
+    """A :class:`KazooClient` that counts the requests it sends, by kind (``GetData``,
+    ``Create``, ``Transaction`` ...): what a daemon's metrics call ZooKeeper operations.
+
+    Counted where kazoo queues a request (its ``_call``), so retries count each time and
+    the client's own pings do not.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._counts: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
+
+    def _call(self, request: Any, async_object: Any) -> Any:
+        with self._count_lock:
+            self._counts[type(request).__name__] += 1
+        return super()._call(request, async_object)
+
+    def request_counts(self) -> Mapping[str, int]:
+        with self._count_lock:
+            return dict(self._counts)
+
+
+def request_counts(zk: KazooClient | None) -> Mapping[str, int]:
+    """What ``zk`` has sent so far, by kind (empty for a client that does not count)."""
+    return zk.request_counts() if isinstance(zk, CountingClient) else {}
 
 
 def reconnect_policy() -> KazooRetry:
@@ -47,7 +78,7 @@ def connect(
     creates writable by that identity only.
     """
     auth_data, default_acl = zk_auth_settings(auth)
-    zk = KazooClient(
+    zk = CountingClient(
         hosts=hosts,
         timeout=session_timeout,
         connection_retry=reconnect_policy(),

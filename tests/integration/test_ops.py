@@ -75,6 +75,11 @@ def test_daemons_serve_metrics_and_the_health_probe_follows_the_participant(
         assert f'helixpy_participant_capacity{{instance="{inst}"}}' in theirs
         assert "helixpy_executor_processed_total" in theirs
         assert re.search(r"helixpy_zookeeper_multis_total [1-9]", ours)
+        assert re.search(r'helixpy_zookeeper_requests_total\{op="Transaction"\} [1-9]', ours)
+        assert re.search(r'helixpy_zookeeper_requests_total\{op="GetData"\} [1-9]', ours)
+        assert re.search(
+            r'helixpy_zookeeper_requests_total\{instance="[^"]+",op="Transaction"\} [1-9]',
+            theirs)
         assert re.search(r'helixpy_zookeeper_multis_total\{instance="[^"]+"\} [1-9]', theirs)
         # and both probes pass, saying why
         for what, (_, port) in (("controller", ctl), ("participant", part)):
