@@ -10,6 +10,7 @@ without CONFIG is a start or delete cut short, which a new leader finishes remov
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
 from helixpy.controller.dynamic import DYNAMIC_COMMANDS
-from helixpy.controller.loader import new_workflow_runtime
+from helixpy.controller.loader import load_workflow, new_workflow_runtime
 from helixpy.controller.prefetch import Prefetch
 from helixpy.controller.queues import QUEUE_COMMANDS
 from helixpy.controller.runtime import JobRuntime, WorkflowRuntime
@@ -109,10 +110,17 @@ class CommandHandler:
         try:
             for cmd in commands:
                 self.handle(cmd, now)
-        finally:
+        except BaseException:
+            # The first failure is the one to report (a Fenced must not be masked by a
+            # connection loss of a start still in flight); the in-flight ones are settled.
             inflight, self._inflight = self._inflight or [], None
             self.ahead.clear()
-            self._settle(inflight)
+            with contextlib.suppress(Exception):
+                self._settle(inflight)
+            raise
+        inflight, self._inflight = self._inflight or [], None
+        self.ahead.clear()
+        self._settle(inflight)
 
     def _settle(self, inflight: list[_InFlight]) -> None:
         """Wait for each in-flight start in order; answer it; raise the first failure."""
@@ -122,7 +130,8 @@ class CommandHandler:
                 entry.wait()
             except BaseException as exc:
                 # As in ``handle``: the pass fails and is retried, the driver retries.
-                entry.command.future.set_exception(exc)
+                if not entry.command.future.done():
+                    entry.command.future.set_exception(exc)
                 failure = failure or exc
                 continue
             entry.register()
@@ -145,6 +154,10 @@ class CommandHandler:
                 if cmd.kind == "delete" and self.p.zk.exists(self.p.paths.workflow(cmd.payload)):
                     # The first attempt was cut short after its first batch: finish it.
                     self.remove_tree(self.p.paths.workflow(cmd.payload))
+                if cmd.kind == "start" and isinstance(cmd.payload, Workflow | JobQueue):
+                    # The first attempt's multi landed but its answer was lost (a connection
+                    # blip): the workflow exists in ZooKeeper, maybe not yet in this pass.
+                    self._adopt(cmd.payload.name)
             elif cmd.kind == "start":
                 result = self._start(cmd, now)
             elif cmd.kind == "delete":
@@ -192,6 +205,15 @@ class CommandHandler:
             self._inflight[-1].result = result  # answered when its multi lands (_settle)
         elif not cmd.future.done():
             cmd.future.set_result(result)
+
+    def _adopt(self, name: str) -> None:
+        """Load workflow ``name`` from ZooKeeper if it is stored but not known here."""
+        if name in self.p.workflows:
+            return
+        loaded = load_workflow(self.p.zk, self.p.paths, name)
+        if isinstance(loaded, WorkflowRuntime):
+            self.p.workflows[name] = loaded
+            log.info("workflow %s adopted: its start landed, its answer was lost", name)
 
     def _stored_reply(self, request_id: str) -> dict[str, str] | None:
         data = self.ahead.get(self.p.paths.request(request_id))

@@ -21,7 +21,7 @@ from kazoo.exceptions import NodeExistsError
 
 from helixpy.controller.dashboard import Dashboard
 from helixpy.controller.election import Leadership, read_leader, try_lead, wait_for_vacancy
-from helixpy.controller.metrics import ControllerMetrics
+from helixpy.controller.metrics import ControllerMetrics, Snapshot
 from helixpy.controller.pipeline import Pipeline
 from helixpy.controller.service import ControllerService
 from helixpy.controller.signals import Command, Signals
@@ -310,6 +310,7 @@ class Controller:
             self._leading.clear()
             self._elected.clear()
             self.leadership = None
+            self.metrics.snapshot = Snapshot()  # a standby exports no levels of its own
             for cmd in self.signals.reset():
                 if not cmd.future.done():
                     cmd.future.set_exception(Fenced("leadership ended"))

@@ -21,10 +21,11 @@ from collections import Counter
 from importlib import resources
 from typing import Any
 
-from kazoo.client import KazooClient
+from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError
 
-from helixpy.errors import HelixpyError, NotFound
+from helixpy.errors import HelixpyError, InvalidConfig, NotFound
+from helixpy.model.names import check_name
 from helixpy.store import records
 from helixpy.store.locks import read_locks
 from helixpy.store.paths import Paths
@@ -48,11 +49,21 @@ class Dashboard(HttpServer):
         path = urllib.parse.unquote(raw_path.split("?", 1)[0])
         if path in ("/", "/index.html"):
             return 200, "text/html; charset=utf-8", self._page
+        if not path.startswith("/api/"):
+            return 404, "text/plain", b"not found\n"
+        if self._zk.state != KazooState.CONNECTED:
+            # Reads would queue until the session is back: answer now, the page retries.
+            body = json.dumps({"error": f"ZooKeeper session is {self._zk.state}"}).encode()
+            return 503, "application/json", body
         try:
             if path == "/api/overview":
                 return _json(overview(self._zk, self._paths))
             if path.startswith("/api/workflows/"):
-                return _json(workflow_view(self._zk, self._paths, path[len("/api/workflows/"):]))
+                name = path[len("/api/workflows/"):]
+                check_name("workflow", name)
+                return _json(workflow_view(self._zk, self._paths, name))
+        except InvalidConfig as exc:
+            return 404, "application/json", json.dumps({"error": str(exc)}).encode()
         except NotFound as exc:
             return 404, "application/json", json.dumps({"error": str(exc)}).encode()
         except HelixpyError as exc:
@@ -81,6 +92,12 @@ def overview(zk: KazooClient, paths: Paths) -> dict[str, Any]:
             ctx = records.read_workflow_context(zk, paths, name)
         except NotFound:
             continue  # being started or deleted
+        except (HelixpyError, KeyError, TypeError, ValueError) as exc:
+            # One unreadable workflow (the leader marks it FAILED) must not hide the others.
+            workflows.append({"name": name, "queue": False, "type": "", "state": "?",
+                              "jobs": {}, "start": None, "finish": None,
+                              "error": f"unreadable: {exc}"})
+            continue
         workflows.append({
             "name": name,
             "queue": stored.queue is not None,

@@ -57,61 +57,63 @@ def load_workflows(zk: KazooClient, paths: Paths) -> Iterator[WorkflowRuntime | 
         names = sorted(zk.get_children(paths.workflows))
     except NoNodeError:
         return
-    now = datetime.now(UTC).timestamp()
     for name in names:
-        try:
-            stored = read_stored_workflow(zk, paths, name)
-        except NotFound:
-            # CONFIG is written last at start and deleted first at delete: its absence marks
-            # a start or delete cut short by a leader change.
-            yield name
-            continue
-        except CorruptNode as exc:
-            yield Broken(name, str(exc))
-            continue
-        try:
-            ctx = read_workflow_context(zk, paths, name)
-            ctx_raw = get_json(zk, paths.workflow_context(name)) or {}
-            jobs: dict[str, JobRuntime] = {}
-            for job_name in stored.job_names:
-                cfg = read_job_config(zk, paths, name, job_name)
-                header = get_json(zk, paths.job_context(name, job_name)) or {}
-                jctx = read_job_context(zk, paths, name, job_name, header)
-                tasks = [
-                    jctx.tasks.get(p) or TaskContextInfo(task_id=cfg.task_id(p))
-                    for p in range(cfg.task_count)
-                ]
-                job = JobRuntime(
-                    workflow=name,
-                    name=job_name,
-                    config=cfg,
-                    tasks=tasks,
-                    state=jctx.state,
-                    start_time=jctx.start_time,
-                    finish_time=jctx.finish_time,
-                    info=jctx.info,
-                )
-                job.deleted, job.config_version = read_job_meta(zk, paths, name, job_name)
-                # Chunks of tasks added (add_task, a targeted job's start) whose context
-                # was not written yet, because the leader changed in between: create them.
-                job.stored_chunks = int(header.get("chunks", 0))
-                job.dirty_chunks = set(range(job.stored_chunks, num_chunks(len(tasks))))
-                job.header_dirty = bool(job.dirty_chunks)
-                rebuild_indexes(job, now)
-                jobs[job_name] = job
-        except (CorruptNode, NotFound, KeyError, TypeError, ValueError) as exc:
-            yield Broken(name, f"unreadable: {exc}")
-            continue
-        wf = WorkflowRuntime(
-            stored=stored,
-            jobs=jobs,
-            state=ctx.state,
-            start_time=ctx.start_time,
-            finish_time=ctx.finish_time,
-            info=ctx.info,
-            scheduled=list(ctx.scheduled_workflows),
-            last_boundary=ctx_raw.get("last_boundary"),
-        )
-        if wf.state is TaskState.NOT_STARTED:
-            wf.context_dirty = True
-        yield wf
+        yield load_workflow(zk, paths, name)
+
+
+def load_workflow(zk: KazooClient, paths: Paths, name: str) -> WorkflowRuntime | Broken | str:
+    """One stored workflow: its runtime, ``Broken``, or its bare name (half-written)."""
+    now = datetime.now(UTC).timestamp()
+    try:
+        stored = read_stored_workflow(zk, paths, name)
+    except NotFound:
+        # CONFIG is written last at start and deleted first at delete: its absence marks
+        # a start or delete cut short by a leader change.
+        return name
+    except CorruptNode as exc:
+        return Broken(name, str(exc))
+    try:
+        ctx = read_workflow_context(zk, paths, name)
+        ctx_raw = get_json(zk, paths.workflow_context(name)) or {}
+        jobs: dict[str, JobRuntime] = {}
+        for job_name in stored.job_names:
+            cfg = read_job_config(zk, paths, name, job_name)
+            header = get_json(zk, paths.job_context(name, job_name)) or {}
+            jctx = read_job_context(zk, paths, name, job_name, header)
+            tasks = [
+                jctx.tasks.get(p) or TaskContextInfo(task_id=cfg.task_id(p))
+                for p in range(cfg.task_count)
+            ]
+            job = JobRuntime(
+                workflow=name,
+                name=job_name,
+                config=cfg,
+                tasks=tasks,
+                state=jctx.state,
+                start_time=jctx.start_time,
+                finish_time=jctx.finish_time,
+                info=jctx.info,
+            )
+            job.deleted, job.config_version = read_job_meta(zk, paths, name, job_name)
+            # Chunks of tasks added (add_task, a targeted job's start) whose context
+            # was not written yet, because the leader changed in between: create them.
+            job.stored_chunks = int(header.get("chunks", 0))
+            job.dirty_chunks = set(range(job.stored_chunks, num_chunks(len(tasks))))
+            job.header_dirty = bool(job.dirty_chunks)
+            rebuild_indexes(job, now)
+            jobs[job_name] = job
+    except (CorruptNode, NotFound, KeyError, TypeError, ValueError) as exc:
+        return Broken(name, f"unreadable: {exc}")
+    wf = WorkflowRuntime(
+        stored=stored,
+        jobs=jobs,
+        state=ctx.state,
+        start_time=ctx.start_time,
+        finish_time=ctx.finish_time,
+        info=ctx.info,
+        scheduled=list(ctx.scheduled_workflows),
+        last_boundary=ctx_raw.get("last_boundary"),
+    )
+    if wf.state is TaskState.NOT_STARTED:
+        wf.context_dirty = True
+    return wf

@@ -88,8 +88,14 @@ class Membership:
                 )
         changed = {name for name, new in live.items() if self.p.instances.get(name) != new}
         self.p.instances = live
-        for name in sorted(changed):
-            self._prune_states(live[name])
+        try:
+            for name in sorted(changed):
+                self._prune_states(live[name])
+        except BaseException:
+            # ``changed`` is lost with this pass and a retried refresh finds nothing new:
+            # have the next pass read every instance's reports instead.
+            self.p.signals.mark_all_instances()
+            raise
         return changed
 
     def _prune_states(self, inst: LiveInstance) -> None:
@@ -155,6 +161,9 @@ class Membership:
         except CorruptNode as exc:
             log.error("%s", exc)
             return
+        if not isinstance(reports, dict):
+            log.error("%s: reports are not a mapping (%s); ignored", path, type(reports).__name__)
+            return
         for key, rep in reports.items():
             try:
                 wf_name, job_name, p = parse_task_key(key)
@@ -176,5 +185,6 @@ class Membership:
                 )
                 if folded and not state.is_active and self.p.metrics is not None:
                     self.p.metrics.attempts_finished.labels(state.value).inc()
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                # One bad entry is skipped: a failing pass would be retried forever on it.
                 log.error("instance %s: bad report %r: %s", inst, key, exc)

@@ -233,12 +233,13 @@ class Pipeline:
                 self.metrics.schedule_delay.observe(
                     max(0.0, (now - job.start_time).total_seconds())
                 )
+        # Counted before purges: work that expires at once (expiry 0) still counts.
+        if self.metrics is not None:
+            self.metrics.count_finished(self.workflows)
         # Purges first: what they change (a queue's job list) rides in this pass's write.
         expiry = self._expire(now)
         if expiry is not None:
             wakeups.append(expiry)
-        if self.metrics is not None:
-            self.metrics.count_finished(self.workflows)
         self._write(now)
         if time.monotonic() >= self._next_request_prune:
             self.commands.prune_requests(REQUEST_TTL)

@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import pytest
@@ -15,6 +16,8 @@ from helixpy import TaskPartitionState, TaskState, Workflow
 from helixpy.controller.daemon import Controller
 from helixpy.controller.membership import Membership
 from helixpy.controller.runtime import LiveInstance
+from helixpy.store.fencing import FencedWriter
+from helixpy.store.ops import Op
 from helixpy.testing import LocalCluster
 from helixpy.testing.zookeeper import ZooKeeperServer
 from tests.integration.helpers import (
@@ -176,5 +179,35 @@ def test_a_pass_that_loses_the_connection_mid_fold_reads_those_reports_again(
             # Then the next pass reads that instance again and the workflow completes
             assert wait_final(cluster.driver, "lost", timeout=30) is TaskState.COMPLETED
             assert failures == cluster.instances
+    finally:
+        controller.stop()
+
+
+def test_a_start_whose_answer_was_lost_runs_when_the_driver_retries(
+        zk_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a controller whose next start multi lands in ZooKeeper but whose answer is lost
+    # (a connection blip after the commit): the driver retries with the same request id
+    armed = threading.Event()
+    commit = FencedWriter.commit
+
+    def lossy_commit(self: FencedWriter, ops: Sequence[Op]) -> None:
+        commit(self, ops)
+        if armed.is_set() and any(op.path.endswith("/WORKFLOWS/lost/CONFIG") for op in ops):
+            armed.clear()
+            raise ConnectionLoss()
+
+    monkeypatch.setattr(FencedWriter, "commit", lossy_commit)
+    cluster_name = f"c{uuid.uuid4().hex[:8]}"
+    controller = Controller(zk_address, cluster_name, "in-process", session_timeout=6.0)
+    controller.start()
+    try:
+        with LocalCluster(participants=1, controllers=0, zk=zk_address,
+                          cluster=cluster_name) as cluster:
+            armed.set()
+            # When the workflow is started (the first answer is lost, the retry gets OK)
+            cluster.driver.start(Workflow.builder("lost").add_job("j", record_job(2)).build())
+            assert not armed.is_set()  # the loss really happened
+            # Then it runs: the retry made the leader adopt what its first attempt wrote
+            assert wait_final(cluster.driver, "lost", timeout=30) is TaskState.COMPLETED
     finally:
         controller.stop()

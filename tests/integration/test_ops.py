@@ -10,12 +10,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from helixpy import JobConfig, TaskState, Workflow
+from helixpy import JobConfig, TaskState, Workflow, WorkflowConfig
+from helixpy.store.client import connect
 from helixpy.testing import LocalCluster
 from tests.integration.helpers import record_job, wait_final, wait_for_line
 
@@ -192,3 +194,48 @@ def test_watch_draws_progress_bars_on_a_terminal(zk_address: str) -> None:
         # Then it drew a bar for the job and ended with the workflow and job completed
         assert rc == 0, text
         assert "━" in text and "4/4" in text and "COMPLETED" in text
+
+
+def test_work_that_expires_at_once_is_still_counted(zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address,
+                      controller_args=["--metrics-port", "0"]) as cluster:
+        ctl = telemetry_address(cluster.log_dir / "controller-0.log")
+        # Given a workflow purged in the pass it finishes (expiry 0)
+        wf = Workflow.builder("gone").set_config(WorkflowConfig(expiry=0)).add_job(
+            "j", record_job(1)).build()
+        cluster.driver.start(wf)
+        # Then it is counted anyway
+        wait_for_metric(ctl, r'helixpy_workflows_finished_total\{state="COMPLETED",type="none"\} 1')
+
+
+def test_the_dashboard_api_survives_an_unreadable_workflow_and_odd_names(
+        zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address,
+                      controller_args=["--http-port", "0"]) as cluster:
+        log = cluster.log_dir / "controller-0.log"
+        wait_for_line(log, "dashboard on http://", timeout=30)
+        found = re.search(r"dashboard on (http://[\d.]+:\d+)", log.read_text())
+        assert found is not None
+        url = found.group(1)
+        # Given a good workflow and one whose CONFIG is not a mapping
+        cluster.driver.start(Workflow.builder("good").add_job("j", record_job(1)).build())
+        assert wait_final(cluster.driver, "good") is TaskState.COMPLETED
+        zk = connect(zk_address)
+        try:
+            zk.create(cluster.paths.workflow_config("bad"), b"[1, 2]", makepath=True)
+        finally:
+            zk.stop()
+            zk.close()
+        # Then the overview still answers, listing both, the bad one with why
+        with urllib.request.urlopen(f"{url}/api/overview", timeout=10) as reply:
+            listed = {w["name"]: w for w in json.loads(reply.read())["workflows"]}
+        assert listed["good"]["state"] == "COMPLETED"
+        assert listed["bad"]["state"] == "?" and "unreadable" in listed["bad"]["error"]
+        # and a name that cannot be a workflow is a 404, not a server error
+        for odd in ("..", "a%2Fb", "%20"):
+            try:
+                urllib.request.urlopen(f"{url}/api/workflows/{odd}", timeout=10)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 404, odd
+            else:
+                raise AssertionError(f"{odd} answered 200")
