@@ -1,8 +1,8 @@
 """``python -m bench SCENARIO [options]``: run one benchmark, all of them, or the report.
 
 Each scenario writes ``bench/results/<scenario>.json``; ``report`` renders every result
-file into ``docs/benchmarks.md``. ``all`` runs every scenario with its defaults (about half
-an hour on a 2-core machine), then the report. ``make bench`` is ``python -m bench all``.
+file into ``docs/benchmarks.md``. ``all`` runs every scenario with its defaults (about ten
+minutes on a 2-core machine), then the report. ``make bench`` is ``python -m bench all``.
 """
 
 from __future__ import annotations
