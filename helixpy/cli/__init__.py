@@ -147,6 +147,13 @@ def _load_registry(spec: str) -> Any:
 )
 @click.option("--tls-client-cert", default=None, help="Clients: certificate for mutual TLS...")
 @click.option("--tls-client-key", default=None, help="...and its private key.")
+@click.option(
+    "--tls-server-name",
+    envvar="HELIXPY_TLS_SERVER_NAME",
+    default=None,
+    help="Clients: the name to check in the controller's certificate instead of the address "
+    "it advertises (env HELIXPY_TLS_SERVER_NAME; e.g. when controllers advertise pod IPs).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 @click.option(
     "--log-format",
@@ -172,6 +179,7 @@ def main(
     tls_ca: str | None,
     tls_client_cert: str | None,
     tls_client_key: str | None,
+    tls_server_name: str | None,
     log_level: str,
     log_format: str,
     debug: bool,
@@ -189,7 +197,7 @@ def main(
         "cluster": cluster,
         "zk_auth": zk_auth,
         "token": token,
-        "tls": (tls_ca, tls_client_cert, tls_client_key) if tls_ca else None,
+        "tls": (tls_ca, tls_client_cert, tls_client_key, tls_server_name) if tls_ca else None,
         "log_level": log_level,
         "zk_explicit": False,
     }

@@ -22,7 +22,8 @@ from cryptography.x509.oid import NameOID  # noqa: E402
 
 
 def _cert(path: Path, name: str, issuer: tuple[object, object] | None,
-          *, ca: bool = False) -> tuple[object, object]:
+          *, ca: bool = False, dns: str = "localhost",
+          ip: str | None = "127.0.0.1") -> tuple[object, object]:
     """Write ``name``.pem / ``name``.key; returns (certificate, key) for signing others."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
@@ -37,9 +38,10 @@ def _cert(path: Path, name: str, issuer: tuple[object, object] | None,
                .not_valid_after(now + dt.timedelta(days=1))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if not ca:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
+        names: list[x509.GeneralName] = [x509.DNSName(dns)]
+        if ip is not None:
+            names.append(x509.IPAddress(ipaddress.ip_address(ip)))
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = builder.sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
     (path / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (path / f"{name}.key").write_bytes(key.private_bytes(
@@ -53,6 +55,7 @@ def pki(tmp_path: Path) -> Path:
     ca = _cert(tmp_path, "ca", None, ca=True)
     _cert(tmp_path, "server", ca)
     _cert(tmp_path, "client", ca)
+    _cert(tmp_path, "named", ca, dns="helixpy-controller", ip=None)  # not its address
     other = _cert(tmp_path, "other-ca", None, ca=True)
     _cert(tmp_path, "stranger", other)
     return tmp_path
@@ -124,3 +127,32 @@ def test_the_cli_talks_tls_with_a_token(zk_address: str, pki: Path) -> None:
                                   "create", "q3"], env=env, capture_output=True, text=True,
                                  timeout=60, check=False)
         assert missing.returncode != 0 and "tls_client_cert" in missing.stderr
+
+
+def test_the_cli_checks_a_given_server_name_when_the_address_is_not_in_the_certificate(
+        zk_address: str, pki: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    p = str(pki)
+    # Given a controller whose certificate names "helixpy-controller", not the address it
+    # advertises (as with controllers advertising pod IPs)
+    with LocalCluster(participants=0, zk=zk_address,
+                      controller_args=["--tls-cert", f"{p}/named.pem",
+                                       "--tls-key", f"{p}/named.key"],
+                      driver_options={"tls": ClientTls.from_files(
+                          f"{p}/ca.pem", server_name="helixpy-controller"),
+                          "timeout": 5.0}) as cluster:
+        env = {**os.environ, "HELIXPY_ZK": cluster.zk_address,
+               "HELIXPY_CLUSTER": cluster.cluster}
+        base = [sys.executable, "-m", "helixpy.cli", "--tls-ca", f"{p}/ca.pem"]
+        # When a client checks the address, the handshake fails; with the name, it works
+        refused = subprocess.run([*base, "queue", "create", "q1"], env=env,
+                                 capture_output=True, text=True, timeout=120, check=False)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        named = subprocess.run([*base, "--tls-server-name", "helixpy-controller", "queue",
+                                "create", "q2"], env=env, capture_output=True, text=True,
+                               timeout=120, check=False)
+        assert named.returncode == 0, named.stderr
+        assert set(cluster.driver.get_workflows()) == {"q2"}
