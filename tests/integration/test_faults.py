@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import pytest
@@ -150,6 +151,21 @@ def test_an_ensemble_survives_leader_and_follower_loss_and_a_short_quorum_loss()
         assert all(cluster.exit_code(name, 0) is None for name in cluster.instances)
 
 
+@contextlib.contextmanager
+def in_process_controller(zk_address: str) -> Iterator[LocalCluster]:
+    """A cluster whose one controller runs in this process (so a test can patch its code)
+    and whose participant is a real process."""
+    cluster_name = f"c{uuid.uuid4().hex[:8]}"
+    controller = Controller(zk_address, cluster_name, "in-process", session_timeout=6.0)
+    controller.start()
+    try:
+        with LocalCluster(participants=1, controllers=0, zk=zk_address,
+                          cluster=cluster_name) as cluster:
+            yield cluster
+    finally:
+        controller.stop()
+
+
 def test_a_pass_that_loses_the_connection_mid_fold_reads_those_reports_again(
         zk_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a controller in this process whose next instance-report read fails with a
@@ -167,20 +183,13 @@ def test_a_pass_that_loses_the_connection_mid_fold_reads_those_reports_again(
         fold(self, insts, now)
 
     monkeypatch.setattr(Membership, "fold", flaky_fold)
-    cluster_name = f"c{uuid.uuid4().hex[:8]}"
-    controller = Controller(zk_address, cluster_name, "in-process", session_timeout=6.0)
-    controller.start()
-    try:
-        with LocalCluster(participants=1, controllers=0, zk=zk_address,
-                          cluster=cluster_name) as cluster:
-            # When the fold of the first report after the start fails
-            armed.set()
-            cluster.driver.start(Workflow.builder("lost").add_job("j", record_job(3)).build())
-            # Then the next pass reads that instance again and the workflow completes
-            assert wait_final(cluster.driver, "lost", timeout=30) is TaskState.COMPLETED
-            assert failures == cluster.instances
-    finally:
-        controller.stop()
+    with in_process_controller(zk_address) as cluster:
+        # When the fold of the first report after the start fails
+        armed.set()
+        cluster.driver.start(Workflow.builder("lost").add_job("j", record_job(3)).build())
+        # Then the next pass reads that instance again and the workflow completes
+        assert wait_final(cluster.driver, "lost", timeout=30) is TaskState.COMPLETED
+        assert failures == cluster.instances
 
 
 def test_a_start_whose_answer_was_lost_runs_when_the_driver_retries(
@@ -197,17 +206,10 @@ def test_a_start_whose_answer_was_lost_runs_when_the_driver_retries(
             raise ConnectionLoss()
 
     monkeypatch.setattr(FencedWriter, "commit", lossy_commit)
-    cluster_name = f"c{uuid.uuid4().hex[:8]}"
-    controller = Controller(zk_address, cluster_name, "in-process", session_timeout=6.0)
-    controller.start()
-    try:
-        with LocalCluster(participants=1, controllers=0, zk=zk_address,
-                          cluster=cluster_name) as cluster:
-            armed.set()
-            # When the workflow is started (the first answer is lost, the retry gets OK)
-            cluster.driver.start(Workflow.builder("lost").add_job("j", record_job(2)).build())
-            assert not armed.is_set()  # the loss really happened
-            # Then it runs: the retry made the leader adopt what its first attempt wrote
-            assert wait_final(cluster.driver, "lost", timeout=30) is TaskState.COMPLETED
-    finally:
-        controller.stop()
+    with in_process_controller(zk_address) as cluster:
+        armed.set()
+        # When the workflow is started (the first answer is lost, the retry gets OK)
+        cluster.driver.start(Workflow.builder("lost").add_job("j", record_job(2)).build())
+        assert not armed.is_set()  # the loss really happened
+        # Then it runs: the retry made the leader adopt what its first attempt wrote
+        assert wait_final(cluster.driver, "lost", timeout=30) is TaskState.COMPLETED
