@@ -16,7 +16,6 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
@@ -47,10 +46,10 @@ from helixpy.participant.attempt import (
     with_follow_ups,
 )
 from helixpy.participant.executor import Executor, Item, WorkGroup
-from helixpy.participant.isolation import ProcessPool, process_factory
+from helixpy.participant.isolation import TaskLookup
 from helixpy.participant.metrics import ParticipantMetrics
-from helixpy.participant.registration import register
-from helixpy.participant.registry import TaskContext, TaskFactory, TaskRegistry
+from helixpy.participant.registration import check_capacity, register
+from helixpy.participant.registry import TaskContext, TaskRegistry
 from helixpy.participant.reporter import StateReporter
 from helixpy.participant.services import FencedContent, attempt_locks
 from helixpy.participant.stream import run_stream_attempt
@@ -65,8 +64,6 @@ from helixpy.telemetry import Health, RequestCounts, TelemetryServer
 
 log = logging.getLogger(__name__)
 P = TaskPartitionState
-#: The most concurrent attempts one participant may advertise.
-MAX_CAPACITY = 100
 #: Job configs kept in memory (keyed by workflow, job and the workflow's start uid).
 JOB_CONFIG_CACHE = 256
 
@@ -115,12 +112,13 @@ class Participant:
         self.instance = check_name("instance", instance)
         self.tags = tuple(check_name("tag", t) for t in tags)
         #: None until start(): then the given capacity, else the cluster's default_capacity
-        self._capacity_arg = _check_capacity(capacity) if capacity is not None else None
+        self._capacity_arg = check_capacity(capacity) if capacity is not None else None
         self.capacity = capacity or DEFAULT_CAPACITY
         self.registry = registry
         #: ``MODULE:ATTR`` of ``registry``: worker processes (isolation="process") load it
         self.tasks_spec = tasks_spec
-        self._processes: ProcessPool | None = None
+        #: how a job's commands become tasks (worker processes for isolation="process")
+        self._lookup = TaskLookup(registry, tasks_spec, name=f"worker-{self.instance}")
         self.zk_hosts = zk_hosts
         self.session_timeout = session_timeout
         self.acl = acl or OpenAclProvider()
@@ -157,7 +155,8 @@ class Participant:
         self.zk.add_listener(self._on_session)
         if self._capacity_arg is None:
             default = read_cluster_config(self.zk, self.paths).get("default_capacity")
-            self.capacity = _check_capacity(int(default or DEFAULT_CAPACITY))
+            self.capacity = check_capacity(int(default or DEFAULT_CAPACITY))
+        self._lookup.capacity = self.capacity
         # One worker per advertised slot: the controller never assigns more attempts than
         # that, so admission never holds an attempt back; follow-ups a task emits share
         # the workers (and run inline on the emitting worker when the queue is full).
@@ -207,8 +206,7 @@ class Participant:
             # Attempts were cancelled or finished by now (shutdown) or are fenced (close):
             # what still runs is abandoned to its daemon thread, never reported.
             self._executor.stop(0.0)
-        if self._processes is not None:
-            self._processes.close()  # worker processes do not outlive their participant
+        self._lookup.close()  # worker processes do not outlive their participant
         if self._reporter is not None:
             self._reporter.close()
         if self.zk is not None:
@@ -455,31 +453,11 @@ class Participant:
             time.monotonic() + cfg.timeout_per_task, attempt
         )
         try:
-            lookup = self._lookup(attempt.ctx.job_config)
+            lookup = self._lookup.for_job(attempt.ctx.job_config)
         except InvalidConfig as exc:
             attempt.outcome = (P.ERROR, str(exc))  # never retried: no attempt can run here
             return
         attempt.outcome = run_attempt(lookup, attempt)
-
-    def _lookup(self, cfg: JobConfig) -> Callable[[str], TaskFactory | None]:
-        """How a job's commands become tasks: in this process, or in a worker process."""
-        if cfg.isolation != "process":
-            return self.registry.get
-        if self.tasks_spec is None:
-            raise InvalidConfig(
-                "job.isolation",
-                "process isolation needs a participant started with a tasks spec "
-                "(helixpy participant --tasks MODULE:ATTR)",
-            )
-        with self._lock:
-            if self._processes is None:
-                self._processes = ProcessPool(
-                    self.tasks_spec, self.capacity, name=f"worker-{self.instance}"
-                )
-            pool = self._processes
-        factory = process_factory(pool)
-        # An unknown command is ERROR here already: no process is started for it.
-        return lambda command: factory if self.registry.get(command) is not None else None
 
     def _complete(self, attempt: Attempt, incarnation: int) -> None:
         """The attempt's work is done (run and follow-ups): report it, unless stale."""
@@ -528,15 +506,3 @@ class Participant:
                 self.metrics.attempts_started.inc()
             elif not state.is_active:
                 self.metrics.attempts_finished.labels(state.value).inc()
-
-
-def _check_capacity(capacity: int) -> int:
-    # The STATE node holds one entry per running or unpruned attempt; the bound keeps it
-    # under the payload limit.
-    if (
-        isinstance(capacity, bool)
-        or not isinstance(capacity, int)
-        or not 1 <= capacity <= MAX_CAPACITY
-    ):
-        raise InvalidConfig("capacity", f"must be an integer from 1 to {MAX_CAPACITY}")
-    return capacity

@@ -31,8 +31,9 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
-from helixpy.model import Scope, TaskResult, TaskStatus
-from helixpy.participant.registry import Task, TaskContext
+from helixpy.errors import InvalidConfig
+from helixpy.model import JobConfig, Scope, TaskResult, TaskStatus
+from helixpy.participant.registry import Task, TaskContext, TaskFactory, TaskRegistry
 
 log = logging.getLogger(__name__)
 
@@ -252,3 +253,41 @@ def _serve_content(ctx: TaskContext, message: dict[str, Any]) -> dict[str, Any]:
 def process_factory(pool: ProcessPool) -> Callable[[TaskContext], Task]:
     """A task factory running each attempt in ``pool``."""
     return lambda ctx: ProcessTask(pool, ctx)
+
+
+class TaskLookup:
+    """How a job's commands become tasks: the registry in this process, or worker
+    processes for ``isolation="process"`` (started on first need, at most ``capacity``,
+    closed with the participant)."""
+
+    def __init__(self, registry: TaskRegistry, tasks_spec: str | None, name: str) -> None:
+        self.registry = registry
+        self.tasks_spec = tasks_spec
+        self.name = name
+        #: the participant's capacity: the most worker processes (set before any attempt)
+        self.capacity = 1
+        self._lock = threading.Lock()
+        self._pool: ProcessPool | None = None
+
+    def for_job(self, cfg: JobConfig) -> Callable[[str], TaskFactory | None]:
+        if cfg.isolation != "process":
+            return self.registry.get
+        if self.tasks_spec is None:
+            raise InvalidConfig(
+                "job.isolation",
+                "process isolation needs a participant started with a tasks spec "
+                "(helixpy participant --tasks MODULE:ATTR)",
+            )
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPool(self.tasks_spec, self.capacity, name=self.name)
+            pool = self._pool
+        factory = process_factory(pool)
+        # An unknown command is ERROR here already: no process is started for it.
+        return lambda command: factory if self.registry.get(command) is not None else None
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()

@@ -16,7 +16,7 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError
 
-from helixpy.errors import Fenced
+from helixpy.errors import Fenced, InvalidConfig
 from helixpy.store.acl import AclProvider
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed, run_multi
@@ -114,3 +114,19 @@ def register(
                 continue
             raise
     raise RuntimeError(f"{inst}: could not create the live node")
+
+
+#: The most concurrent attempts one participant may advertise.
+MAX_CAPACITY = 100
+
+
+def check_capacity(capacity: int) -> int:
+    # The STATE node holds one entry per running or unpruned attempt; the bound keeps it
+    # under the payload limit.
+    if (
+        isinstance(capacity, bool)
+        or not isinstance(capacity, int)
+        or not 1 <= capacity <= MAX_CAPACITY
+    ):
+        raise InvalidConfig("capacity", f"must be an integer from 1 to {MAX_CAPACITY}")
+    return capacity
