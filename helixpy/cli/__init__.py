@@ -300,8 +300,12 @@ def workflow_status(driver: Any, name: str) -> dict[str, Any]:
 
 
 def _status_text(driver: Any, name: str) -> str:
-    status = workflow_status(driver, name)
-    lines = [f"workflow {name}: {status['state']}"]
+    return status_lines(workflow_status(driver, name))
+
+
+def status_lines(status: dict[str, Any]) -> str:
+    """The text of a :func:`workflow_status` for people."""
+    lines = [f"workflow {status['workflow']}: {status['state']}"]
     for j in status["jobs"]:
         lines.append(
             f"  {j['job']:<20} {j['state']:<12} {j['completed']}/{j['tasks']} tasks completed"

@@ -18,6 +18,7 @@ from helixpy.cli import (
     main,
     make_driver,
     output_option,
+    status_lines,
 )
 from helixpy.cli import workflow_status as status_of
 from helixpy.errors import HelixpyError
@@ -141,8 +142,8 @@ def workflow_watch(obj: dict[str, Any], name: str, timeout: float) -> None:
 
     def text(driver: Any) -> None:
         last = ""
-        for _ in changes(driver):
-            now = _status_text(driver, name)
+        for status in changes(driver):
+            now = status_lines(status)
             if now != last:
                 click.echo(now)
                 last = now

@@ -49,23 +49,21 @@ class ParticipantMetrics:
             ["state"],
             registry=self.registry,
         )
-        self.registry.register(_Levels(instance, levels, executor))
+        self.instance = instance
+        self.levels = levels
+        self.executor = executor
+        self.registry.register(_Levels(self))
 
 
 class _Levels(Collector):
-    def __init__(
-        self,
-        instance: str,
-        levels: Callable[[], Levels],
-        executor: Callable[[], ExecutorMetrics | None],
-    ) -> None:
-        self._instance = instance
-        self._levels = levels
-        self._executor = executor
+    """The participant's levels, read at scrape time through its metrics' functions."""
+
+    def __init__(self, metrics: ParticipantMetrics) -> None:
+        self._metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        now = self._levels()
-        inst = self._instance
+        now = self._metrics.levels()
+        inst = self._metrics.instance
         yield _one("helixpy_participant_run_state", "1 for the participant's run state.",
                    ["instance", "state"], [inst, str(now["run_state"])], 1)
         yield _one("helixpy_zookeeper_session", "1 for the ZooKeeper session's state.",
@@ -83,7 +81,7 @@ class _Levels(Collector):
             "incarnation committed (resets with the incarnation).", labels=["instance"])
         multis.add_metric([inst], int(now.get("multis", 0)))
         yield multis
-        snap = self._executor()
+        snap = self._metrics.executor()
         if snap is None:
             return
         for key, value in asdict(snap).items():
