@@ -258,12 +258,10 @@ def make_driver(obj: dict[str, Any]) -> Any:
 
 
 def driver_call(obj: dict[str, Any], fn: Callable[[Any], str | None]) -> None:
-    """Run ``fn(driver)`` and echo what it returns; helixpy errors become clean CLI errors."""
-    try:
-        with make_driver(obj) as driver:
-            out = fn(driver)
-    except HelixpyError as exc:
-        raise click.ClickException(str(exc)) from exc
+    """Run ``fn(driver)`` and echo what it returns."""
+    # A helixpy error becomes one clear line in HelixpyGroup (the root), like every other.
+    with make_driver(obj) as driver:
+        out = fn(driver)
     if out:
         click.echo(out)
 

@@ -36,12 +36,9 @@ def workflow() -> None:
 @click.pass_obj
 def workflow_start(obj: dict[str, Any], file: Any) -> None:
     """Start the workflow described by a YAML FILE."""
-    try:
-        wf = Workflow.from_yaml(file.read())
-        with make_driver(obj) as driver:
-            driver.start(wf)
-    except HelixpyError as exc:
-        raise click.ClickException(str(exc)) from exc
+    wf = Workflow.from_yaml(file.read())
+    with make_driver(obj) as driver:
+        driver.start(wf)
     click.echo(f"started {wf.name}")
 
 
