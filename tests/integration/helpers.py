@@ -6,6 +6,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 
 from helixpy import JobConfig, TaskPartitionState, TaskState
 from helixpy.driver import TaskDriver
@@ -83,6 +87,24 @@ def wait_for_line(path: Path, text: str | tuple[str, ...], timeout: float) -> No
     while not any(w in path.read_text(errors="replace") for w in wanted):
         assert time.monotonic() < deadline, f"{text!r} never appeared in {path.name}"
         time.sleep(0.05)  # polling a file: there is no event to wait on
+
+
+def wait_for_data(zk: KazooClient, path: str, ok: Callable[[dict[str, Any]], bool],
+                  timeout: float) -> None:
+    """Block until the JSON mapping at ``path`` satisfies ``ok``, woken by a data watch."""
+    event = threading.Event()
+    deadline = time.monotonic() + timeout
+    while True:
+        event.clear()
+        try:
+            body = decode(zk.get(path, watch=lambda _e: event.set())[0])
+        except NoNodeError:
+            body = None
+        if isinstance(body, dict) and ok(body):
+            return
+        left = deadline - time.monotonic()
+        assert left > 0, f"{path} never held what was expected (last: {body!r})"
+        event.wait(min(left, 1.0))  # the bound only guards against a lost watch
 
 
 def wait_gone(cluster: LocalCluster, path: str, timeout: float = 60.0) -> None:

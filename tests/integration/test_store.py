@@ -168,18 +168,24 @@ def test_an_unreadable_workflow_is_failed_while_others_run(zk_address: str) -> N
 def test_a_participant_skips_an_unreadable_assignment_entry_and_works_on(
         zk_address: str) -> None:
     from helixpy.store.codec import encode
-    from tests.integration.helpers import wait_for_line
+    from tests.integration.helpers import wait_for_data, wait_for_line
 
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         inst = cluster.instances[0]
         zk = connect(cluster.zk_address)
         try:
-            # Given garbage written into the participant's assignment behind our back
-            zk.set(cluster.paths.assignment(inst), encode({"inc": cluster.incarnation(inst),
-                                                           "tasks": {"w/j/0": "garbage"}}))
+            # Given the leader has adopted the instance: it writes the assignment for this
+            # incarnation once, when it first sees the live node. Written before that, the
+            # garbage would be overwritten before the participant read it (the race that
+            # made this test fail 2 runs in 8); written after, nothing rewrites it.
+            incarnation = cluster.incarnation(inst)
+            path = cluster.paths.assignment(inst)
+            wait_for_data(zk, path, lambda body: body.get("inc") == incarnation, 30)
+            # And garbage written into the participant's assignment behind our back
+            zk.set(path, encode({"inc": incarnation, "tasks": {"w/j/0": "garbage"}}))
             # Then it names the entry it skipped, and keeps taking work
             wait_for_line(cluster.log_dir / f"{inst}.log", "unreadable entry skipped", 30)
-            zk.set(cluster.paths.assignment(inst), b"\x00not json at all")
+            zk.set(path, b"\x00not json at all")
             wait_for_line(cluster.log_dir / f"{inst}.log", "assignment unreadable", 30)
         finally:
             zk.stop()
