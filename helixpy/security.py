@@ -122,9 +122,7 @@ class TokenInterceptor(_Interceptor):
 
     def intercept_service(
         self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None
-        ],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         got = dict(details.invocation_metadata or ()).get(TOKEN_HEADER, "")

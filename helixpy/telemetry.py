@@ -50,7 +50,10 @@ class HttpServer:
     """
 
     def __init__(
-        self, handle: Callable[[str], Reply], host: str = "127.0.0.1", port: int = 0,
+        self,
+        handle: Callable[[str], Reply],
+        host: str = "127.0.0.1",
+        port: int = 0,
         name: str = "http",
     ) -> None:
         self._server = ThreadingHTTPServer((host, port), _handler(handle, name))

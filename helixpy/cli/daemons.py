@@ -62,8 +62,9 @@ def health_command(group: click.Group, what: str) -> None:
         "health", help=f"Exit 0 if the {what} at --host/--port is healthy, else 1 (probes)."
     )
     @click.option("--host", default="127.0.0.1", show_default=True)
-    @click.option("--port", type=click.IntRange(1, 65535), required=True,
-                  help=f"The {what}'s --metrics-port.")
+    @click.option(
+        "--port", type=click.IntRange(1, 65535), required=True, help=f"The {what}'s --metrics-port."
+    )
     @click.option("--timeout", type=float, default=2.0, show_default=True)
     def health(host: str, port: int, timeout: float) -> None:
         from helixpy.telemetry import probe

@@ -148,8 +148,12 @@ def workflow_watch(obj: dict[str, Any], name: str, timeout: float) -> None:
     def bars(driver: Any) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[state]}"))
+        columns = (
+            TextColumn("{task.description:<24}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[state]}"),
+        )
         with Progress(*columns) as progress:
             ids: dict[str, Any] = {}
             head = progress.add_task(f"workflow {name}", total=None, state="")
@@ -158,9 +162,14 @@ def workflow_watch(obj: dict[str, Any], name: str, timeout: float) -> None:
                 for job in status["jobs"]:
                     if job["job"] not in ids:
                         ids[job["job"]] = progress.add_task(
-                            f"  {job['job']}", total=job["tasks"], state="")
-                    progress.update(ids[job["job"]], completed=job["completed"],
-                                    total=job["tasks"], state=job["state"])
+                            f"  {job['job']}", total=job["tasks"], state=""
+                        )
+                    progress.update(
+                        ids[job["job"]],
+                        completed=job["completed"],
+                        total=job["tasks"],
+                        state=job["state"],
+                    )
 
     # Live bars on a terminal; plain lines (one per change) when piped or captured.
     driver_call(obj, lambda d: (bars if sys.stdout.isatty() else text)(d))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
 from helixpy.controller.dynamic import DYNAMIC_COMMANDS
+from helixpy.controller.groupcommit import GroupCommit
 from helixpy.controller.loader import load_workflow, new_workflow_runtime
 from helixpy.controller.prefetch import Prefetch
 from helixpy.controller.queues import QUEUE_COMMANDS
@@ -29,7 +30,7 @@ from helixpy.controller.runtime import JobRuntime, WorkflowRuntime
 from helixpy.controller.schedules import CLONE_SUFFIX_LEN
 from helixpy.controller.signals import Command
 from helixpy.controller.targeting import TARGET_COMMANDS
-from helixpy.errors import AlreadyExists, InvalidConfig, NotFound, PayloadTooLarge
+from helixpy.errors import AlreadyExists, CorruptNode, InvalidConfig, NotFound, PayloadTooLarge
 from helixpy.model import JobConfig, JobContext, JobQueue, Workflow
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OK = "OK"
+#: Expired workflows purged per batch of pipelined reads and multis.
+PURGE_GROUP = 200
 CLUSTER_SETTINGS: Mapping[str, str] = {
     "default_capacity": "an integer >= 1: capacity of participants that do not set one",
     "quota_types": "a mapping of job type to an integer ratio >= 0",
@@ -95,18 +98,22 @@ class CommandHandler:
         self.ahead = Prefetch(pipeline.zk, pipeline.paths)
         #: a burst's starts whose commits are in flight; None outside a burst
         self._inflight: list[_InFlight] | None = None
+        #: a burst's starts collected into shared multis; None outside a burst
+        self._group: GroupCommit | None = None
         self._current: Command | None = None
 
     def handle_all(self, commands: list[Command], now: datetime) -> None:
         """Apply and answer ``commands`` in order.
 
         A burst of independent starts (see :mod:`~helixpy.controller.prefetch`) has its
-        reads sent ahead, and each start's multi sent without waiting for the previous
-        one: 1,000 starts cost a few round trips per pass, not four each. A start is
-        answered, and its workflow known to the pass, only once its multi succeeded.
+        reads sent ahead, and its starts written many per multi
+        (:mod:`~helixpy.controller.groupcommit`), sent without waiting: 1,000 starts cost a
+        few round trips per pass, not four each. A start is answered, and its workflow
+        known to the pass, only once its multi succeeded.
         """
         burst = self.ahead.send(commands)
         self._inflight = [] if burst else None
+        self._group = GroupCommit(self.p.writer) if burst else None
         try:
             for cmd in commands:
                 self.handle(cmd, now)
@@ -116,11 +123,18 @@ class CommandHandler:
             inflight, self._inflight = self._inflight or [], None
             self.ahead.clear()
             with contextlib.suppress(Exception):
+                self._flush_group()
                 self._settle(inflight)
             raise
         inflight, self._inflight = self._inflight or [], None
         self.ahead.clear()
+        self._flush_group()
         self._settle(inflight)
+
+    def _flush_group(self) -> None:
+        group, self._group = self._group, None
+        if group is not None:
+            group.flush()
 
     def _settle(self, inflight: list[_InFlight]) -> None:
         """Wait for each in-flight start in order; answer it; raise the first failure."""
@@ -153,7 +167,7 @@ class CommandHandler:
                 result = stored
                 if cmd.kind == "delete" and self.p.zk.exists(self.p.paths.workflow(cmd.payload)):
                     # The first attempt was cut short after its first batch: finish it.
-                    self.remove_tree(self.p.paths.workflow(cmd.payload))
+                    self.remove_workflow(cmd.payload)
                 if cmd.kind == "start" and isinstance(cmd.payload, Workflow | JobQueue):
                     # The first attempt's multi landed but its answer was lost (a connection
                     # blip): the workflow exists in ZooKeeper, maybe not yet in this pass.
@@ -208,12 +222,34 @@ class CommandHandler:
 
     def _adopt(self, name: str) -> None:
         """Load workflow ``name`` from ZooKeeper if it is stored but not known here."""
-        if name in self.p.workflows:
-            return
+        if name in self.p.workflows or not self.p.zk.exists(self.p.paths.active_entry(name)):
+            return  # known, or retired (finished and out of the hot set) already
         loaded = load_workflow(self.p.zk, self.p.paths, name)
         if isinstance(loaded, WorkflowRuntime):
             self.p.workflows[name] = loaded
             log.info("workflow %s adopted: its start landed, its answer was lost", name)
+
+    def resident(self, name: str, what: str = "workflow") -> WorkflowRuntime:
+        """The active workflow ``name``: :class:`NotFound` if there is none, InvalidConfig
+        if it finished and left the hot set (readable in ZooKeeper until it expires)."""
+        runtime = self.p.workflows.get(name)
+        if runtime is not None:
+            return runtime
+        state = self.retired_state(name)
+        if state is None:
+            raise NotFound(f"{what} {name} does not exist")
+        raise InvalidConfig("workflow", f"{name} has finished ({state}): it can no longer change")
+
+    def retired_state(self, name: str) -> str | None:
+        """The final state of a stored workflow that is not in the hot set (None: no such)."""
+        paths = self.p.paths
+        if "/" in name or not self.p.zk.exists(paths.workflow_config(name)):
+            return None
+        try:
+            ctx = decode(self.p.zk.get(paths.workflow_context(name))[0]) or {}
+        except (NoNodeError, CorruptNode):
+            return None
+        return str(ctx.get("state", "UNKNOWN"))
 
     def _stored_reply(self, request_id: str) -> dict[str, str] | None:
         data = self.ahead.get(self.p.paths.request(request_id))
@@ -284,9 +320,17 @@ class CommandHandler:
         # Known here but gone from ZooKeeper: force-deleted while we led. Forget it.
         self.p.workflows.pop(name, None)
         if self.ahead.exists(paths.workflow(name)):
+            if self._group is not None:
+                self._group.flush()  # what came before goes first
             self.remove_tree(paths.workflow(name))  # a half-written earlier start
         runtime = new_workflow_runtime(stored, jobs)
-        ops: list[Op] = [
+        # First: a start cut short is found by the next leader through this entry.
+        ops: list[Op] = (
+            []
+            if self.ahead.exists(paths.active_entry(name))
+            else [Create(paths.active_entry(name))]
+        )
+        ops += [
             Create(paths.workflow(name)),
             Create(paths.workflow_context(name), encode({"state": "NOT_STARTED", "jobs": {}})),
             Create(paths.workflow_content(name), encode({})),
@@ -302,13 +346,17 @@ class CommandHandler:
         def register() -> None:
             runtime.context_dirty = True
             self.p.workflows[name] = runtime
+            self.p.watch_config(name)
             log.info("workflow %s started (%d jobs)", name, len(runtime.jobs))
 
-        if self._inflight is not None and self._current is not None and request_op is not None:
-            wait = self.p.writer.commit_async(ops)
-            if wait is not None:  # one multi: in flight while the next start is prepared
+        if self._group is not None and self._current is not None and request_op is not None:
+            wait = self._group.add(ops)
+            if wait is not None:  # written with the burst's other starts (group commit)
+                assert self._inflight is not None
                 self._inflight.append(_InFlight(self._current, wait, register))
                 return
+        if self._group is not None:
+            self._group.flush()  # what came before goes first
         self.p.writer.commit(ops)
         register()
 
@@ -333,10 +381,14 @@ class CommandHandler:
         """Stop (STOP) or resume (START) a workflow: persisted in its CONFIG, acted on by
         the same pass's evaluation."""
         name, target = cmd.payload
+        verb = "stopped" if target == "STOP" else "resumed"
         runtime = self.p.workflows.get(name)
         if runtime is None:
-            raise NotFound(f"workflow {name} does not exist")
-        verb = "stopped" if target == "STOP" else "resumed"
+            state = self.retired_state(name)
+            if state is None:
+                raise NotFound(f"workflow {name} does not exist")
+            # As for a finished workflow in the hot set: its state is never rewritten.
+            return reply(OK, f"workflow {name} has finished ({state}); nothing {verb}")
         result = reply(OK, f"workflow {name} {verb}")
         # On a recurring template, stop and resume apply to its last clone too.
         last = self.p.workflows.get(runtime.scheduled[-1]) if runtime.scheduled else None
@@ -383,9 +435,7 @@ class CommandHandler:
         """Replace the config of a job queue (applies at once) or of a recurring template
         (applies to its future clones); Helix allows nothing else to change after start."""
         name, config = cmd.payload
-        runtime = self.p.workflows.get(name)
-        if runtime is None:
-            raise NotFound(f"workflow {name} does not exist")
+        runtime = self.resident(name)
         old = runtime.stored.config
         is_template = old.schedule is not None and old.schedule.recurrence_interval is not None
         if runtime.stored.queue is not None:
@@ -435,11 +485,19 @@ class CommandHandler:
         a delete cut short leaves a directory without CONFIG, which a new leader removes."""
         paths = self.p.paths
         first: list[Op] = [] if request_op is None else [request_op]
+        indexed = self.p.zk.exists(paths.active_entry(name)) is not None
         if self.p.zk.exists(paths.workflow_config(name)):
             first.insert(0, Delete(paths.workflow_config(name)))
+            if not indexed:
+                # A retired workflow: the entry lets the next leader finish a cut-short
+                # delete, as it does for active ones.
+                first.append(Create(paths.active_entry(name)))
+                indexed = True
         if first:
             self.p.writer.commit(first)
         self.remove_tree(paths.workflow(name))
+        if indexed:
+            self.p.writer.commit([Delete(paths.active_entry(name))])
 
     def remove_tree(self, root: str) -> None:
         """Delete ``root`` and everything below it, leaves first, in fenced batches.
@@ -480,6 +538,62 @@ class CommandHandler:
                 log.info("request pruning raced: %s", exc)
                 return 0
         return len(old)
+
+    def purge_workflows(self, items: list[tuple[str, str]]) -> None:
+        """Purge expired workflows ``(name, uid)``: only where CONFIG still has that uid (a
+        name reused by a later start is left alone); a directory without CONFIG (a delete
+        cut short) goes too. Reads and deletes are pipelined, many workflows per multi."""
+        paths = self.p.paths
+        for i in range(0, len(items), PURGE_GROUP):
+            group = [(n, u) for n, u in items[i : i + PURGE_GROUP] if n not in self.p.workflows]
+            reads = [(n, u, self.p.zk.get_async(paths.workflow_config(n))) for n, u in group]
+            first: list[Op] = []
+            roots: list[str] = []
+            for name, uid, read in reads:
+                try:
+                    data = read.get()[0]
+                except NoNodeError:
+                    roots.append(paths.workflow(name))
+                    continue
+                try:
+                    stored = decode(data) or {}
+                except CorruptNode:
+                    stored = {}
+                if stored.get("uid") != uid:
+                    continue  # deleted and started again under the same name
+                first.append(Delete(paths.workflow_config(name)))
+                roots.append(paths.workflow(name))
+            self.remove_trees(roots, first)
+
+    def remove_trees(self, roots: list[str], first: list[Op] | None = None) -> None:
+        """Delete ``roots`` and everything below them: ``first`` (their CONFIGs), then the
+        rest leaves first, read level by level with pipelined reads, in fenced batches.
+        A tree that changes while we walk falls back to :meth:`remove_tree`."""
+        first = list(first or [])
+        done = {op.path for op in first}
+        nodes: list[str] = []
+        level = list(roots)
+        while level:
+            reads = [(path, self.p.zk.get_children_async(path)) for path in level]
+            level = []
+            for path, read in reads:
+                try:
+                    children = read.get()
+                except NoNodeError:
+                    continue
+                nodes.append(path)
+                level += [f"{path}/{c}" for c in children]
+        ops = first + [Delete(n) for n in reversed(nodes) if n not in done]
+        if not ops:
+            return
+        try:
+            self.p.writer.commit(ops)
+        except MultiFailed as exc:
+            if not isinstance(exc.error, NotEmptyError | NoNodeError):
+                raise
+            log.info("batched removal raced (%s); removing one tree at a time", exc)
+            for root in roots:
+                self.remove_tree(root)
 
     def _walk(self, root: str) -> list[str]:
         out: list[str] = []

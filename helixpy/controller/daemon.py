@@ -131,9 +131,7 @@ class Controller:
                 self.zk.create(self.paths.epoch, b"0", acl=self.acl.acl_for(self.paths.epoch))
             except NodeExistsError as exc:  # another controller created it first
                 log.debug("EPOCH exists already: %s", exc)
-        interceptors: list[Any] = (
-            [TokenInterceptor(self._token)] if self._token is not None else []
-        )
+        interceptors: list[Any] = [TokenInterceptor(self._token)] if self._token is not None else []
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS), interceptors=interceptors
         )

@@ -59,7 +59,7 @@ class Dashboard(HttpServer):
             if path == "/api/overview":
                 return _json(overview(self._zk, self._paths))
             if path.startswith("/api/workflows/"):
-                name = path[len("/api/workflows/"):]
+                name = path[len("/api/workflows/") :]
                 check_name("workflow", name)
                 return _json(workflow_view(self._zk, self._paths, name))
         except InvalidConfig as exc:
@@ -94,19 +94,30 @@ def overview(zk: KazooClient, paths: Paths) -> dict[str, Any]:
             continue  # being started or deleted
         except (HelixpyError, KeyError, TypeError, ValueError) as exc:
             # One unreadable workflow (the leader marks it FAILED) must not hide the others.
-            workflows.append({"name": name, "queue": False, "type": "", "state": "?",
-                              "jobs": {}, "start": None, "finish": None,
-                              "error": f"unreadable: {exc}"})
+            workflows.append(
+                {
+                    "name": name,
+                    "queue": False,
+                    "type": "",
+                    "state": "?",
+                    "jobs": {},
+                    "start": None,
+                    "finish": None,
+                    "error": f"unreadable: {exc}",
+                }
+            )
             continue
-        workflows.append({
-            "name": name,
-            "queue": stored.queue is not None,
-            "type": stored.config.workflow_type or "",
-            "state": ctx.state.value,
-            "jobs": {job: state.value for job, state in ctx.job_states.items()},
-            "start": ctx.start_time,
-            "finish": ctx.finish_time,
-        })
+        workflows.append(
+            {
+                "name": name,
+                "queue": stored.queue is not None,
+                "type": stored.config.workflow_type or "",
+                "state": ctx.state.value,
+                "jobs": {job: state.value for job, state in ctx.job_states.items()},
+                "start": ctx.start_time,
+                "finish": ctx.finish_time,
+            }
+        )
     return {
         "cluster": paths.cluster,
         "leader": {k: leader.get(k) for k in ("id", "epoch", "endpoint")},
@@ -152,28 +163,37 @@ def workflow_view(zk: KazooClient, paths: Paths, name: str) -> dict[str, Any]:
         try:
             jctx = records.read_job_context(zk, paths, name, job)
         except NotFound:
-            jobs.append({"name": job, "state": state.value if state else "NOT_STARTED",
-                         "counts": {}, "tasks": [], "total": 0})
+            jobs.append(
+                {
+                    "name": job,
+                    "state": state.value if state else "NOT_STARTED",
+                    "counts": {},
+                    "tasks": [],
+                    "total": 0,
+                }
+            )
             continue
         tasks = sorted(jctx.tasks.items())
         counts = Counter(t.state.value if t.state else "PENDING" for _, t in tasks)
-        jobs.append({
-            "name": job,
-            "state": (state or jctx.state).value,
-            "counts": dict(counts),
-            "total": len(tasks),
-            "tasks": [
-                {
-                    "partition": p,
-                    "id": t.task_id,
-                    "state": t.state.value if t.state else "PENDING",
-                    "attempts": t.num_attempts,
-                    "instance": t.assigned_participant,
-                    "info": t.info,
-                }
-                for p, t in tasks[:TASK_ROWS]
-            ],
-        })
+        jobs.append(
+            {
+                "name": job,
+                "state": (state or jctx.state).value,
+                "counts": dict(counts),
+                "total": len(tasks),
+                "tasks": [
+                    {
+                        "partition": p,
+                        "id": t.task_id,
+                        "state": t.state.value if t.state else "PENDING",
+                        "attempts": t.num_attempts,
+                        "instance": t.assigned_participant,
+                        "info": t.info,
+                    }
+                    for p, t in tasks[:TASK_ROWS]
+                ],
+            }
+        )
     parents = {job: sorted(stored.parents.get(job, ())) for job in order}
     return {
         "name": name,

@@ -32,8 +32,8 @@ _CHANGEABLE = frozenset({TaskState.NOT_STARTED, TaskState.IN_PROGRESS, TaskState
 
 
 def _job(h: CommandHandler, wf_name: str, job_name: str) -> JobRuntime:
-    wf = h.p.workflows.get(wf_name)
-    if wf is None or job_name not in wf.jobs:
+    wf = h.resident(wf_name)  # NotFound, or InvalidConfig naming its final state
+    if job_name not in wf.jobs:
         raise NotFound(f"job {wf_name}/{job_name} does not exist")
     job = wf.jobs[job_name]
     if not job.config.tasks:

@@ -51,10 +51,13 @@ class Broken:
         self.reason = reason
 
 
-def load_workflows(zk: KazooClient, paths: Paths) -> Iterator[WorkflowRuntime | Broken | str]:
-    """Every stored workflow: a runtime, a ``Broken`` one, or a bare name (half-written)."""
+def load_workflows(
+    zk: KazooClient, paths: Paths, root: str
+) -> Iterator[WorkflowRuntime | Broken | str]:
+    """The workflows named by ``root``'s children (``ACTIVE``; ``WORKFLOWS`` once, to build
+    the index): a runtime, a ``Broken`` one, or a bare name (half-written or half-deleted)."""
     try:
-        names = sorted(zk.get_children(paths.workflows))
+        names = sorted(zk.get_children(root))
     except NoNodeError:
         return
     for name in names:

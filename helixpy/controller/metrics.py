@@ -90,33 +90,45 @@ class ControllerMetrics:
             registry=r,
         )
         self.jobs_finished = Counter(
-            "helixpy_jobs_finished", "Jobs that reached a final state.", ["state", "type"],
+            "helixpy_jobs_finished",
+            "Jobs that reached a final state.",
+            ["state", "type"],
             registry=r,
         )
         self.workflows_finished = Counter(
-            "helixpy_workflows_finished", "Workflows that reached a final state.",
-            ["state", "type"], registry=r,
+            "helixpy_workflows_finished",
+            "Workflows that reached a final state.",
+            ["state", "type"],
+            registry=r,
         )
         self.job_duration = Histogram(
-            "helixpy_job_duration_seconds", "Start to finish of jobs that reached a final state.",
-            ["type"], buckets=DURATION_BUCKETS, registry=r,
+            "helixpy_job_duration_seconds",
+            "Start to finish of jobs that reached a final state.",
+            ["type"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
         )
         self.workflow_duration = Histogram(
             "helixpy_workflow_duration_seconds",
             "Start to finish of workflows that reached a final state.",
-            ["type"], buckets=DURATION_BUCKETS, registry=r,
+            ["type"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
         )
         self.schedule_delay = Histogram(
             "helixpy_task_schedule_delay_seconds",
             "From a job's start to the first scheduling of each of its tasks.",
-            buckets=DELAY_BUCKETS, registry=r,
+            buckets=DELAY_BUCKETS,
+            registry=r,
         )
         self.passes = Counter(
             "helixpy_controller_passes", "Pipeline passes, by result.", ["result"], registry=r
         )
         self.pass_duration = Histogram(
-            "helixpy_controller_pass_seconds", "Duration of pipeline passes.",
-            buckets=DELAY_BUCKETS, registry=r,
+            "helixpy_controller_pass_seconds",
+            "Duration of pipeline passes.",
+            buckets=DELAY_BUCKETS,
+            registry=r,
         )
         self.snapshot = Snapshot()
         self._next_snapshot = 0.0
@@ -198,29 +210,66 @@ class _Levels(Collector):
     def collect(self) -> Iterator[Metric]:
         state = self._state()
         snap = self._metrics.snapshot
-        yield _gauge("helixpy_controller_leader", "1 while this controller leads.", [],
-                     {(): int(bool(state.get("leader")))})
-        yield _gauge("helixpy_controller_epoch", "The leadership epoch (0 when not leading).",
-                     [], {(): int(state.get("epoch", 0))})
-        yield _gauge("helixpy_controller_run_state", "1 for the controller's current run state.",
-                     ["state"], {(str(state.get("run_state")),): 1})
-        yield _gauge("helixpy_zookeeper_session", "1 for the ZooKeeper session's state.",
-                     ["state"], {(str(state.get("session")),): 1})
+        yield _gauge(
+            "helixpy_controller_leader",
+            "1 while this controller leads.",
+            [],
+            {(): int(bool(state.get("leader")))},
+        )
+        yield _gauge(
+            "helixpy_controller_epoch",
+            "The leadership epoch (0 when not leading).",
+            [],
+            {(): int(state.get("epoch", 0))},
+        )
+        yield _gauge(
+            "helixpy_controller_run_state",
+            "1 for the controller's current run state.",
+            ["state"],
+            {(str(state.get("run_state")),): 1},
+        )
+        yield _gauge(
+            "helixpy_zookeeper_session",
+            "1 for the ZooKeeper session's state.",
+            ["state"],
+            {(str(state.get("session")),): 1},
+        )
         multis = CounterMetricFamily(
-            "helixpy_zookeeper_multis", "Fenced multis this leadership term committed "
-            "(resets with the term).")
+            "helixpy_zookeeper_multis",
+            "Fenced multis this leadership term committed (resets with the term).",
+        )
         multis.add_metric([], int(state.get("multis", 0)))
         yield multis
-        yield _gauge("helixpy_workflows", "Workflows known to the leader, by state and type.",
-                     ["state", "type"], {tuple(k): v for k, v in snap.workflows.items()})
-        yield _gauge("helixpy_jobs", "Jobs known to the leader, by state and type.",
-                     ["state", "type"], {tuple(k): v for k, v in snap.jobs.items()})
-        yield _gauge("helixpy_tasks", "Tasks of known jobs: pending, running, completed, "
-                     "given_up.", ["state"], {(k,): v for k, v in snap.tasks.items()})
-        yield _gauge("helixpy_instance_running_tasks", "Active attempts per live instance.",
-                     ["instance"], {(k,): v for k, v in snap.running.items()})
-        yield _gauge("helixpy_instance_free_slots", "Advertised capacity minus active attempts.",
-                     ["instance"], {(k,): v for k, v in snap.free.items()})
+        yield _gauge(
+            "helixpy_workflows",
+            "Workflows known to the leader, by state and type.",
+            ["state", "type"],
+            {tuple(k): v for k, v in snap.workflows.items()},
+        )
+        yield _gauge(
+            "helixpy_jobs",
+            "Jobs known to the leader, by state and type.",
+            ["state", "type"],
+            {tuple(k): v for k, v in snap.jobs.items()},
+        )
+        yield _gauge(
+            "helixpy_tasks",
+            "Tasks of known jobs: pending, running, completed, given_up.",
+            ["state"],
+            {(k,): v for k, v in snap.tasks.items()},
+        )
+        yield _gauge(
+            "helixpy_instance_running_tasks",
+            "Active attempts per live instance.",
+            ["instance"],
+            {(k,): v for k, v in snap.running.items()},
+        )
+        yield _gauge(
+            "helixpy_instance_free_slots",
+            "Advertised capacity minus active attempts.",
+            ["instance"],
+            {(k,): v for k, v in snap.free.items()},
+        )
         if self._locks is not None:
             yield from _lock_levels(self._locks)
 
@@ -240,10 +289,15 @@ def _lock_levels(
         for posse in posses:
             kind = (str(posse.get("type", "?")),)
             (revoked if posse.get("revoked") else held)[kind] += 1
-    yield _gauge("helixpy_locks", "Task locks granted and not revoked, by type.", ["type"],
-                 dict(held))
-    yield _gauge("helixpy_locks_revoked", "Task locks revoked by a higher priority and not "
-                 "yet released by their holders, by type.", ["type"], dict(revoked))
+    yield _gauge(
+        "helixpy_locks", "Task locks granted and not revoked, by type.", ["type"], dict(held)
+    )
+    yield _gauge(
+        "helixpy_locks_revoked",
+        "Task locks revoked by a higher priority and not yet released by their holders, by type.",
+        ["type"],
+        dict(revoked),
+    )
 
 
 def _gauge(

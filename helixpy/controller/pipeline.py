@@ -24,6 +24,7 @@ from helixpy.controller.membership import Membership
 from helixpy.controller.metrics import ControllerMetrics
 from helixpy.controller.queues import purge_due
 from helixpy.controller.quota import Quotas
+from helixpy.controller.retention import ExpiryIndex, is_retirable
 from helixpy.controller.runtime import (
     ABORT,
     DROP,
@@ -35,7 +36,7 @@ from helixpy.controller.runtime import (
     WorkflowRuntime,
 )
 from helixpy.controller.schedules import run_schedules
-from helixpy.controller.signals import Pending, Signals
+from helixpy.controller.signals import ALL_WORKFLOWS, Pending, Signals
 from helixpy.controller.targeting import (
     PartitionMap,
     allowed_instances,
@@ -48,7 +49,7 @@ from helixpy.model import JobContext, TaskState, WorkflowContext
 from helixpy.model.context import cap_info
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import FencedWriter, MultiFailed
-from helixpy.store.ops import Op, SetData
+from helixpy.store.ops import Create, Delete, Op, SetData
 from helixpy.store.partitions import read_partitions
 from helixpy.store.paths import Paths
 from helixpy.store.records import job_context_ops, num_chunks, read_cluster_config
@@ -90,6 +91,8 @@ class Pipeline:
         self.cluster_config: dict[str, Any] = {}
         #: every instance's partition records (targeted jobs); the leader is their writer
         self.partitions = PartitionMap()
+        #: finished workflows retained in ZooKeeper, by due time (never in memory)
+        self.expiry = ExpiryIndex(zk, paths, writer)
 
     # --- takeover -------------------------------------------------------------------------
 
@@ -106,15 +109,24 @@ class Pipeline:
         self.partitions = PartitionMap(read_partitions(self.zk, self.paths, errors=errors))
         for error in errors:
             log.error("partition record ignored: %s", error)
-        for item in load_workflows(self.zk, self.paths):
+        if self.zk.exists(self.paths.layout) is None:
+            self._build_indexes(now)
+        self.expiry.load()
+        for item in load_workflows(self.zk, self.paths, self.paths.active):
             if isinstance(item, str):
                 log.warning("workflow %s was half written or half deleted; removing it", item)
-                self.commands.remove_tree(self.paths.workflow(item))
+                self.commands.remove_workflow(item)
             elif isinstance(item, Broken):
                 self.mark_broken(item.name, item.reason, now)
             else:
                 self.workflows[item.name] = item
                 self._remove_orphan_jobs(item)
+        for name in self.workflows:
+            self.watch_config(name)
+        log.info(
+            "loaded %d active workflows (finished ones stay in ZooKeeper, indexed by expiry)",
+            len(self.workflows),
+        )
         if self.metrics is not None:
             self.metrics.baseline(self.workflows.values())
         try:
@@ -126,6 +138,61 @@ class Pipeline:
                     continue
         except NoNodeError:
             pass
+
+    def _build_indexes(self, now: datetime) -> None:
+        """Once per cluster (created before the indexes existed): scan every workflow,
+        index the active ones in ACTIVE and the finished ones in EXPIRY, then mark it done.
+        Safe to repeat if cut short: entries already there are kept."""
+        log.info("building the ACTIVE and EXPIRY indexes from every stored workflow")
+        for path in (self.paths.active, self.paths.expiry):
+            if self.zk.exists(path) is None:
+                self.writer.commit([Create(path)])
+        indexed = set(self.zk.get_children(self.paths.active))
+        ops: list[Op] = []
+        finished: list[WorkflowRuntime] = []
+        for item in load_workflows(self.zk, self.paths, self.paths.workflows):
+            name = item if isinstance(item, str) else item.name
+            if isinstance(item, WorkflowRuntime) and is_retirable(item):
+                finished.append(item)
+            elif name not in indexed:
+                ops.append(Create(self.paths.active_entry(name)))
+        self.expiry.load()
+        retire, committed = self.expiry.retire_ops(finished)
+        ops += [op for op in retire if not isinstance(op, Delete)]  # none is in ACTIVE
+        self.writer.commit([*ops, Create(self.paths.layout)])
+        committed()
+
+    def watch_config(self, name: str) -> None:
+        """Arm a watch on an active workflow's CONFIG: a delete by anyone (a driver's force
+        delete with no controller involved, a zkCli user) reaches the next pass."""
+        path = self.paths.workflow_config(name)
+        sent = self.zk.exists_async(path, watch=self.signals.mark_workflow)
+
+        def landed(result: Any) -> None:
+            # Gone already (or unknown after a connection loss): the pass re-checks.
+            if not result.successful() or result.value is None:
+                self.signals.mark_workflow_path(path)
+
+        sent.rawlink(landed)
+
+    def _recheck_configs(self, paths: set[str]) -> None:
+        """Forget active workflows whose CONFIG is gone (their attempts leave the
+        assignments in this pass, so participants cancel them); re-arm the others."""
+        prefix, names = self.paths.workflows + "/", []
+        if ALL_WORKFLOWS in paths:
+            paths = {self.paths.workflow_config(n) for n in self.workflows}
+        for path in paths:
+            name = path[len(prefix) :].split("/", 1)[0] if path.startswith(prefix) else ""
+            if name in self.workflows and path == self.paths.workflow_config(name):
+                names.append(name)
+        watch = self.signals.mark_workflow
+        sent = [
+            (n, self.zk.exists_async(self.paths.workflow_config(n), watch=watch)) for n in names
+        ]
+        for name, result in sent:
+            if result.get() is None and name in self.workflows:
+                log.warning("workflow %s was removed from ZooKeeper directly; forgetting it", name)
+                del self.workflows[name]
 
     def _remove_orphan_jobs(self, wf: WorkflowRuntime) -> None:
         """Job directories outside the workflow's DAG (left by an interrupted write) go."""
@@ -139,24 +206,14 @@ class Pipeline:
                 self.commands.remove_tree(self.paths.job(wf.name, job))
 
     def _expire(self, now: datetime) -> float | None:
-        """Purge finished terminable workflows at finish + expiry; the next expiry time."""
-        wakeup: float | None = None
+        """Purge what is due: queue jobs (queues are active) and retired workflows (through
+        the expiry index); returns the next due time."""
+        wakeup = self.expiry.purge(now.timestamp(), self.commands.purge_workflows)
         for wf in list(self.workflows.values()):
             if wf.stored.queue is not None:
                 due = purge_due(self.commands, wf, now)
                 if due is not None:
                     wakeup = due if wakeup is None else min(wakeup, due)
-                continue
-            if not wf.state.is_final or not wf.stored.config.terminable or wf.finish_time is None:
-                continue
-            due = wf.finish_time.timestamp() + wf.stored.config.expiry
-            busy = any(job.active for job in wf.jobs.values())
-            if due <= now.timestamp() and not busy:
-                log.info("workflow %s expired; purging it", wf.name)
-                del self.workflows[wf.name]
-                self.commands.remove_workflow(wf.name)
-            elif not busy:
-                wakeup = due if wakeup is None else min(wakeup, due)
         return wakeup
 
     def mark_broken(self, name: str, reason: str, now: datetime) -> None:
@@ -173,10 +230,13 @@ class Pipeline:
             current = decode(self.zk.get(path)[0], path=path) or {}
         except (NoNodeError, CorruptNode):
             current = {}
-        if current.get("state") != TaskState.FAILED.value:
-            if self.zk.exists(path) is None:
-                return
-            self.writer.commit([SetData(path, encode(body, path=path))])
+        ops: list[Op] = []
+        if current.get("state") != TaskState.FAILED.value and self.zk.exists(path) is not None:
+            ops.append(SetData(path, encode(body, path=path)))
+        if self.zk.exists(self.paths.active_entry(name)) is not None:
+            ops.append(Delete(self.paths.active_entry(name)))  # kept, never loaded again
+        if ops:
+            self.writer.commit(ops)
 
     # --- the pass -------------------------------------------------------------------------
 
@@ -201,7 +261,7 @@ class Pipeline:
     def _pass(self, pending: Pending) -> float | None:
         now = datetime.now(UTC)
         if pending.workflows:
-            self._forget_vanished_workflows()
+            self._recheck_configs(pending.workflows)
         dirty = pending.instances  # grows in place, so a failed pass restores all of it
         if pending.membership:
             dirty |= self.members.refresh(now)
@@ -293,6 +353,10 @@ class Pipeline:
                 ops.append(SetData(path, encode(_workflow_context(wf), path=path)))
         assignment_ops = self._assignment_ops()
         ops += [op for _, op in assignment_ops]
+        # Last, after their final contexts: finished workflows leave the hot set.
+        retiring = [wf for wf in self.workflows.values() if is_retirable(wf)]
+        retire_ops, retired = self.expiry.retire_ops(retiring)
+        ops += retire_ops
         if ops:
             try:
                 self.writer.commit(ops)
@@ -300,6 +364,9 @@ class Pipeline:
                 gone = self._vanished_workflow(exc)
                 if gone is None:
                     raise
+                if not gone:
+                    self.signals.wake()
+                    return
                 # Force-deleted behind our back (no controller was needed for that): forget
                 # it and write the rest in the next pass; dirty flags are still set.
                 log.warning("workflow %s was removed from ZooKeeper directly; forgetting it", gone)
@@ -314,27 +381,27 @@ class Pipeline:
                 job.stored_chunks = num_chunks(len(job.tasks))
         for inst, op in assignment_ops:
             self.assignments[inst] = decode(op.data)
-
-    def _forget_vanished_workflows(self) -> None:
-        """Drop workflows whose directory is gone (force-deleted with no controller involved):
-        their attempts leave the assignments in this pass, so participants cancel them."""
-        try:
-            present = set(
-                self.zk.get_children(self.paths.workflows, watch=self.signals.mark_workflows)
-            )
-        except NoNodeError:
-            present = set()
-        for name in [n for n in self.workflows if n not in present]:
-            log.warning("workflow %s was removed from ZooKeeper directly; forgetting it", name)
-            del self.workflows[name]
+        retired()
+        for wf in retiring:
+            del self.workflows[wf.name]
 
     def _vanished_workflow(self, exc: MultiFailed) -> str | None:
         """The workflow whose znode a failed write found missing, if that was the failure."""
-        prefix = self.paths.workflows + "/"
-        if isinstance(exc.error, NoNodeError) and exc.op.path.startswith(prefix):
-            name = exc.op.path[len(prefix) :].split("/", 1)[0]
-            if name in self.workflows and self.zk.exists(self.paths.workflow_config(name)) is None:
+        if not isinstance(exc.error, NoNodeError):
+            return None
+        for root in (self.paths.workflows + "/", self.paths.active + "/"):
+            if not exc.op.path.startswith(root):
+                continue
+            name = exc.op.path[len(root) :].split("/", 1)[0]
+            if name not in self.workflows:
+                return None
+            if self.zk.exists(self.paths.workflow_config(name)) is None:
                 return name
+            if exc.op.path == self.paths.active_entry(name):
+                # Its index entry alone was removed by hand: put it back, retire it again.
+                log.warning("workflow %s had lost its ACTIVE entry; restoring it", name)
+                self.writer.commit([Create(exc.op.path)])
+                return ""
         return None
 
     def _target(self, job: JobRuntime, partition: int, inst: LiveInstance) -> str:

@@ -42,7 +42,11 @@ class Prefetch:
             self._gets[self._paths.request(c.request_id)] = self._zk.get_async(
                 self._paths.request(c.request_id)
             )
-            for path in (self._paths.workflow_config(name), self._paths.workflow(name)):
+            for path in (
+                self._paths.workflow_config(name),
+                self._paths.workflow(name),
+                self._paths.active_entry(name),
+            ):
                 self._exists[path] = self._zk.exists_async(path)
         return True
 

@@ -32,9 +32,7 @@ FLUSHABLE = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.ABORTED}
 
 
 def _queue(h: CommandHandler, name: str) -> WorkflowRuntime:
-    wf = h.p.workflows.get(name)
-    if wf is None:
-        raise NotFound(f"queue {name} does not exist")
+    wf = h.resident(name, "queue")
     if wf.stored.queue is None:
         raise InvalidConfig("queue", f"{name} is a workflow, not a job queue")
     return wf

@@ -85,5 +85,5 @@ def run_schedules(p: Pipeline, now: datetime) -> float | None:
         while len(wf.scheduled) > HISTORY:
             oldest = wf.scheduled.pop(0)
             p.workflows.pop(oldest, None)
-            p.commands.remove_tree(p.paths.workflow(oldest))
+            p.commands.remove_workflow(oldest)
     return wake

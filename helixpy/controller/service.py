@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -64,6 +65,42 @@ class ControllerService(pb_grpc.ControllerServicer):
             "queue_json",
             lambda: JobQueue.from_dict(json.loads(request.queue_json)),
         )
+
+    def StartMany(
+        self, request: pb.StartManyRequest, context: grpc.ServicerContext
+    ) -> pb.StartManyReply:
+        """Each item is its own start (request id ``<id>.<i>``): a bad item is answered
+        INVALID_CONFIG naming its field and never holds back the others."""
+        items: list[Command | pb.MutationReply] = []
+        for i, item in enumerate(request.items):
+            body = item.WhichOneof("body") or "workflow_json"
+
+            def parse(item: pb.StartItem = item, body: str = body) -> object:
+                if body == "queue_json":
+                    return JobQueue.from_dict(json.loads(item.queue_json))
+                return Workflow.from_dict(json.loads(item.workflow_json))
+
+            items.append(
+                self._parse("start", f"{request.request_id}.{i}", f"items[{i}].{body}", parse)
+            )
+        return pb.StartManyReply(replies=self._apply_many(items, context))
+
+    def EnqueueMany(
+        self, request: pb.EnqueueManyRequest, context: grpc.ServicerContext
+    ) -> pb.StartManyReply:
+        """Each item appends one job on its own (request id ``<id>.<i>``)."""
+        items: list[Command | pb.MutationReply] = []
+        for i, item in enumerate(request.items):
+
+            def parse(item: pb.EnqueueItem = item, i: int = i) -> object:
+                name = check_name(f"items[{i}].job", item.job)
+                job = JobConfig.from_dict(json.loads(item.job_json), f"items[{i}].job_json")
+                return check_name(f"items[{i}].queue", item.queue), [(name, job)]
+
+            items.append(
+                self._parse("enqueue", f"{request.request_id}.{i}", f"items[{i}].job_json", parse)
+            )
+        return pb.StartManyReply(replies=self._apply_many(items, context))
 
     def EnqueueJobs(
         self, request: pb.EnqueueJobsRequest, context: grpc.ServicerContext
@@ -257,35 +294,60 @@ class ControllerService(pb_grpc.ControllerServicer):
         json_field: str,
         parse: Callable[[], object],
     ) -> pb.MutationReply:
+        parsed = self._parse(kind, request_id, json_field, parse)
+        if isinstance(parsed, pb.MutationReply):
+            return parsed
+        return self._apply_many([parsed], context)[0]
+
+    @staticmethod
+    def _parse(
+        kind: str, request_id: str, json_field: str, parse: Callable[[], object]
+    ) -> Command | pb.MutationReply:
+        """The command for one mutation, or the INVALID_CONFIG reply that refuses it."""
         try:
+            # Request ids become znode names (CONTROLLER/REQUESTS/<id>).
+            check_name("request_id", request_id)
             payload = parse()
         except InvalidConfig as exc:
             return _invalid(exc)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             return _invalid(InvalidConfig(json_field, f"not valid: {exc}"))
-        return self._apply(Command(kind, request_id, payload), context)
+        return Command(kind, request_id, payload)
 
-    def _apply(self, cmd: Command, context: grpc.ServicerContext) -> pb.MutationReply:
-        try:
-            # Request ids become znode names (CONTROLLER/REQUESTS/<id>).
-            check_name("request_id", cmd.request_id)
-        except InvalidConfig as exc:
-            return _invalid(exc)
-        if not self._submit(cmd):
-            context.abort(grpc.StatusCode.UNAVAILABLE, "not the leader")
-        try:
-            result: dict[str, Any] = cmd.future.result(timeout=APPLY_TIMEOUT)
-        except FutureTimeout:
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the leader did not apply it in time")
-        except Exception as exc:  # the pipeline failed (fenced, lost): the driver retries
-            log.warning("%s %s not applied: %s", cmd.kind, cmd.request_id, exc)
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"not applied: {exc}")
-        return pb.MutationReply(
-            code=_CODES.get(result["code"], pb.INTERNAL),
-            message=result.get("message", ""),
-            field=result.get("field", ""),
-            rule=result.get("rule", ""),
-        )
+    def _apply_many(
+        self, items: list[Command | pb.MutationReply], context: grpc.ServicerContext
+    ) -> list[pb.MutationReply]:
+        """Submit every command together (one pass decides them all), then wait for each
+        under one deadline. Any unanswered one makes the whole call UNAVAILABLE: the driver
+        retries with the same ids, and those already applied answer with their stored reply."""
+        commands = [c for c in items if isinstance(c, Command)]
+        for cmd in commands:
+            if not self._submit(cmd):
+                context.abort(grpc.StatusCode.UNAVAILABLE, "not the leader")
+        deadline = time.monotonic() + APPLY_TIMEOUT
+        replies: list[pb.MutationReply] = []
+        for item in items:
+            if isinstance(item, pb.MutationReply):
+                replies.append(item)
+                continue
+            try:
+                result: dict[str, Any] = item.future.result(
+                    timeout=max(deadline - time.monotonic(), 0.0)
+                )
+            except FutureTimeout:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "the leader did not apply it in time")
+            except Exception as exc:  # the pipeline failed (fenced, lost): the driver retries
+                log.warning("%s %s not applied: %s", item.kind, item.request_id, exc)
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"not applied: {exc}")
+            replies.append(
+                pb.MutationReply(
+                    code=_CODES.get(result["code"], pb.INTERNAL),
+                    message=result.get("message", ""),
+                    field=result.get("field", ""),
+                    rule=result.get("rule", ""),
+                )
+            )
+        return replies
 
 
 def _invalid(exc: InvalidConfig) -> pb.MutationReply:

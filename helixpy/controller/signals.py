@@ -16,6 +16,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+#: marker in ``Pending.workflows``: re-check every resident workflow's CONFIG
+ALL_WORKFLOWS = "*"
+
 
 @dataclass
 class Command:
@@ -33,7 +36,8 @@ class Pending:
 
     instances: set[str]
     membership: bool
-    workflows: bool
+    #: paths of workflow CONFIGs whose watch fired (deleted behind our back, or changed)
+    workflows: set[str]
     #: re-read every live instance's reports (after a reconnect: belt and braces)
     all_instances: bool
     commands: list[Command]
@@ -47,7 +51,7 @@ class Signals:
         self._wake = threading.Event()
         self._instances: set[str] = set()
         self._membership = True
-        self._workflows = True
+        self._workflows: set[str] = set()
         self._all_instances = False
         self._commands: list[Command] = []
         self._callbacks: dict[str, Callable[[Any], None]] = {}
@@ -74,10 +78,17 @@ class Signals:
             self._membership = True
         self._wake.set()
 
-    def mark_workflows(self, _event: Any = None) -> None:
-        """The set of workflow directories changed (ours, or a force delete)."""
+    def mark_workflow(self, event: Any) -> None:
+        """A workflow CONFIG's watch fired (``event.path``): re-check that it still exists.
+
+        A session event (the session expired: kazoo drops every watch and calls it with no
+        path) marks ``ALL_WORKFLOWS``: every resident CONFIG is re-checked and re-armed."""
+        path = getattr(event, "path", None)
+        self.mark_workflow_path(path if path else ALL_WORKFLOWS)
+
+    def mark_workflow_path(self, path: str) -> None:
         with self._lock:
-            self._workflows = True
+            self._workflows.add(path)
         self._wake.set()
 
     def mark_all_instances(self) -> None:
@@ -109,8 +120,8 @@ class Signals:
                 self._all_instances,
                 self._commands,
             )
-            self._instances, self._commands = set(), []
-            self._membership = self._workflows = self._all_instances = False
+            self._instances, self._commands, self._workflows = set(), [], set()
+            self._membership = self._all_instances = False
             return out
 
     def restore(self, pending: Pending) -> None:
@@ -129,7 +140,7 @@ class Signals:
         with self._lock:
             cmds = self._commands
             self._instances, self._membership, self._commands = set(), True, []
-            self._workflows = True
+            self._workflows = set()
             self._all_instances = False
             self._callbacks.clear()
             return cmds

@@ -102,17 +102,13 @@ def target_of(job: JobRuntime, partition: int) -> str | None:
     return job.config.tasks[partition].target_partition
 
 
-def allowed_instances(
-    pmap: PartitionMap, job: JobRuntime, partition: int
-) -> frozenset[str] | None:
+def allowed_instances(pmap: PartitionMap, job: JobRuntime, partition: int) -> frozenset[str] | None:
     """Where a task may run: the hosts of its target partition; None for untargeted jobs."""
     target = target_of(job, partition)
     if target is None:
         return None
     assert job.config.target_resource is not None
-    return pmap.hosts(
-        job.config.target_resource, target, tuple(job.config.target_partition_states)
-    )
+    return pmap.hosts(job.config.target_resource, target, tuple(job.config.target_partition_states))
 
 
 def has_moved(pmap: PartitionMap, job: JobRuntime, partition: int, instance: str) -> bool:

@@ -40,6 +40,19 @@ _T = TypeVar("_T")
 _P = ParamSpec("_P")
 
 
+def reply_error(method: str, reply: Any) -> HelixpyError | None:
+    """The error a controller's reply stands for (None: OK)."""
+    if reply.code == pb.OK:
+        return None
+    if reply.code == pb.INVALID_CONFIG:
+        return InvalidConfig(reply.field or "request", reply.rule or reply.message)
+    if reply.code == pb.NOT_FOUND:
+        return NotFound(reply.message)
+    if reply.code == pb.ALREADY_EXISTS:
+        return AlreadyExists(reply.message)
+    return HelixpyError(f"{method} failed (reply code {reply.code}): {reply.message}")
+
+
 class DriverBase:
     """The connection of a driver to one cluster; see :class:`helixpy.driver.TaskDriver`."""
 
@@ -87,16 +100,9 @@ class DriverBase:
         self._zk.close()
 
     def _mutate(self, method: str, request: Any) -> None:
-        reply = self._leader.call(method, request)
-        if reply.code == pb.OK:
-            return
-        if reply.code == pb.INVALID_CONFIG:
-            raise InvalidConfig(reply.field or "request", reply.rule or reply.message)
-        if reply.code == pb.NOT_FOUND:
-            raise NotFound(reply.message)
-        if reply.code == pb.ALREADY_EXISTS:
-            raise AlreadyExists(reply.message)
-        raise HelixpyError(f"{method} failed (reply code {reply.code}): {reply.message}")
+        error = reply_error(method, self._leader.call(method, request))
+        if error is not None:
+            raise error
 
     def _read(
         self,

@@ -10,6 +10,7 @@ safety net for a watch lost while the session reconnects.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from helixpy.driver.reads import (
     read_workflows,
 )
 from helixpy.driver.stream_api import StreamMethods
+from helixpy.driver.submit import SubmitMethods
 from helixpy.errors import InvalidConfig, NotFound
 from helixpy.model import (
     JobConfig,
@@ -48,7 +50,7 @@ from helixpy.store.locks import read_audit, read_locks
 from helixpy.store.partitions import read_partitions
 
 
-class TaskDriver(StreamMethods):
+class TaskDriver(SubmitMethods, StreamMethods):
     """A client of one helixpy cluster: start and delete workflows, read and poll state.
 
     ``zk`` is a ZooKeeper connect string (a chroot may follow the hosts) and ``cluster`` the
@@ -296,6 +298,8 @@ class TaskDriver(StreamMethods):
                     f"workflow {name} does not exist in cluster {self._paths.cluster}"
                 ) from None
         self._zk.delete(root, recursive=True)
+        with contextlib.suppress(NoNodeError):  # finished ones have none
+            self._zk.delete(self._paths.active_entry(name))
 
     def set_cluster_config(self, **settings: Any) -> None:
         """Merge ``settings`` into the cluster config; the controller checks each one."""

@@ -95,6 +95,10 @@ class LeaderClient:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._stubs: dict[str, tuple[grpc.Channel, Any]] = {}  # by endpoint
+        #: (watcher generation, endpoint) of the last LEADER read: while no watch or session
+        #: event has fired since (LEADER's exists-watch is among them), it is still current,
+        #: so a mutation costs no ZooKeeper round trip
+        self._known: tuple[int, str] | None = None
 
     def call(self, method: str, request: Any) -> Any:
         """``method(request)`` on the leader, retried until it answers or the timeout passes.
@@ -106,15 +110,21 @@ class LeaderClient:
         backoff = 0.05
         while True:
             generation = self._watcher.generation()
-            endpoint, problem = self._resolve(deadline)
+            known = self._known
+            endpoint: str | None
+            if known is not None and known[0] == generation:
+                endpoint, problem = known[1], ""
+            else:
+                endpoint, problem = self._resolve(deadline)
+                if endpoint is not None:
+                    self._known = (generation, endpoint)
             if endpoint is not None:
                 rpc = getattr(self._stub(endpoint), method)
                 rpc_timeout = min(deadline - time.monotonic(), _RPC_DEADLINE)
                 try:
-                    return rpc(
-                        request, timeout=max(rpc_timeout, 0.001), metadata=self._metadata
-                    )
+                    return rpc(request, timeout=max(rpc_timeout, 0.001), metadata=self._metadata)
                 except grpc.RpcError as exc:
+                    self._known = None  # read LEADER again before the retry
                     problem = f"{method} at {endpoint}: {exc.code().name}: {exc.details()}"
                     if exc.code() in _REFUSED:
                         raise AccessDenied(f"cluster {self._paths.cluster}: {problem}") from exc

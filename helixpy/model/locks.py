@@ -45,9 +45,7 @@ def _bound(name: str, value: object) -> tuple[float, str]:
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidConfig(
-                f"interval.{name}", f"not an ISO-8601 instant: {value!r}"
-            ) from None
+            raise InvalidConfig(f"interval.{name}", f"not an ISO-8601 instant: {value!r}") from None
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise InvalidConfig(f"interval.{name}", "must be timezone-aware")
@@ -184,7 +182,13 @@ class Posse:
 
     def as_lock(self, resource: str, holder: Holder) -> Lock:
         return Lock(
-            resource, self.interval, self.type, self.group, self.priority, self.token, holder,
+            resource,
+            self.interval,
+            self.type,
+            self.group,
+            self.priority,
+            self.token,
+            holder,
             self.revoked,
         )
 

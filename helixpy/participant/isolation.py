@@ -202,9 +202,7 @@ class ProcessTask(Task):
                 op = message.get("op")
                 if op == "result":
                     reusable = True
-                    return TaskResult(
-                        TaskStatus(message["status"]), str(message.get("info", ""))
-                    )
+                    return TaskResult(TaskStatus(message["status"]), str(message.get("info", "")))
                 if op in ("content_put", "content_get"):
                     child.send(_serve_content(ctx, message))
                 else:

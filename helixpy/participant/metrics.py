@@ -64,21 +64,39 @@ class _Levels(Collector):
     def collect(self) -> Iterator[Metric]:
         now = self._metrics.levels()
         inst = self._metrics.instance
-        yield _one("helixpy_participant_run_state", "1 for the participant's run state.",
-                   ["instance", "state"], [inst, str(now["run_state"])], 1)
-        yield _one("helixpy_zookeeper_session", "1 for the ZooKeeper session's state.",
-                   ["instance", "state"], [inst, str(now["session"])], 1)
+        yield _one(
+            "helixpy_participant_run_state",
+            "1 for the participant's run state.",
+            ["instance", "state"],
+            [inst, str(now["run_state"])],
+            1,
+        )
+        yield _one(
+            "helixpy_zookeeper_session",
+            "1 for the ZooKeeper session's state.",
+            ["instance", "state"],
+            [inst, str(now["session"])],
+            1,
+        )
         for key, doc in (
             ("incarnation", "The registered incarnation (-1 before registering)."),
             ("capacity", "Concurrent tasks this instance advertises."),
             ("running", "Task attempts running now."),
         ):
             yield _one(f"helixpy_participant_{key}", doc, ["instance"], [inst], int(now[key]))
-        yield _one("helixpy_participant_free_slots", "Capacity minus running attempts.",
-                   ["instance"], [inst], max(0, int(now["capacity"]) - int(now["running"])))
+        yield _one(
+            "helixpy_participant_free_slots",
+            "Capacity minus running attempts.",
+            ["instance"],
+            [inst],
+            max(0, int(now["capacity"]) - int(now["running"])),
+        )
         multis = CounterMetricFamily(
-            "helixpy_zookeeper_multis", "Fenced multis (state reports, content) this "
-            "incarnation committed (resets with the incarnation).", labels=["instance"])
+            "helixpy_zookeeper_multis",
+            "Fenced multis (state reports, content) this "
+            "incarnation committed (resets with the incarnation).",
+            labels=["instance"],
+        )
         multis.add_metric([inst], int(now.get("multis", 0)))
         yield multis
         snap = self._metrics.executor()

@@ -115,8 +115,6 @@ class FencedWriter:
             run(*args)
         except MultiFailed as exc:
             if exc.op is self.fence and isinstance(exc.error, BadVersionError | NoNodeError):
-                raise Fenced(
-                    f"{self.fence.path} moved past version {self.fence.version}"
-                ) from None
+                raise Fenced(f"{self.fence.path} moved past version {self.fence.version}") from None
             raise
         self.multis += 1

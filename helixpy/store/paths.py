@@ -54,6 +54,11 @@ class Paths:
         return f"{self.root}/CONTROLLER/EPOCH"
 
     @property
+    def layout(self) -> str:
+        """Present once the ACTIVE and EXPIRY indexes cover every stored workflow."""
+        return f"{self.root}/CONTROLLER/LAYOUT"
+
+    @property
     def requests(self) -> str:
         return f"{self.root}/CONTROLLER/REQUESTS"
 
@@ -97,6 +102,26 @@ class Paths:
 
     def state(self, inst: str, incarnation: int) -> str:
         return f"{self.states(inst)}/{incarnation}"
+
+    # indexes: which workflows are active, and when finished ones expire
+    @property
+    def active(self) -> str:
+        """One child per workflow that is not retired (see docs/architecture.md)."""
+        return f"{self.root}/ACTIVE"
+
+    def active_entry(self, wf: str) -> str:
+        return f"{self.active}/{wf}"
+
+    @property
+    def expiry(self) -> str:
+        """Buckets of finished workflows by due time: ``EXPIRY/<bucket>/<entry>``."""
+        return f"{self.root}/EXPIRY"
+
+    def expiry_bucket(self, bucket: int) -> str:
+        return f"{self.expiry}/{bucket:012d}"
+
+    def expiry_entry(self, bucket: int, entry: str) -> str:
+        return f"{self.expiry_bucket(bucket)}/{entry}"
 
     # workflows
     @property

@@ -83,10 +83,14 @@ def _attempts(log_dir: Path) -> dict[tuple[str, str, str], dict[int, dict[str, o
         wf, job, task, attempt = path.name.split(".")
         lines = path.read_text().split("\n")
         instance, incarnation, start = lines[0].split()
-        end, outcome = (lines[1].split() if len(lines) > 1 and lines[1] else ("inf", "running"))
+        end, outcome = lines[1].split() if len(lines) > 1 and lines[1] else ("inf", "running")
         out.setdefault((wf, job, task), {})[int(attempt)] = {
-            "instance": instance, "incarnation": int(incarnation), "start": float(start),
-            "end": float(end), "outcome": outcome}
+            "instance": instance,
+            "incarnation": int(incarnation),
+            "start": float(start),
+            "end": float(end),
+            "outcome": outcome,
+        }
     return out
 
 
@@ -96,9 +100,12 @@ def test_chaos(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     log_dir = tmp_path / "attempts"
     log_dir.mkdir()
     rng = random.Random(seed)
-    with local_ensemble(3) as ensemble, LocalCluster(
-            participants=4, controllers=2, zk=ensemble.connection_string,
-            session_timeout=4.0) as cluster:
+    with (
+        local_ensemble(3) as ensemble,
+        LocalCluster(
+            participants=4, controllers=2, zk=ensemble.connection_string, session_timeout=4.0
+        ) as cluster,
+    ):
         driver = cluster.driver
         faults = Faults(cluster, ensemble, seed)
         faults.thread.start()
@@ -107,10 +114,18 @@ def test_chaos(request: pytest.FixtureRequest, tmp_path: Path) -> None:
             for i in range(n_workflows):
                 b = Workflow.builder(f"w{i:03d}")
                 for j in range(2):
-                    b.add_job(f"j{j}", JobConfig(
-                        command="Chaos", num_tasks=5, num_concurrent_tasks_per_instance=5,
-                        command_config={"dir": str(log_dir),
-                                        "seconds": f"{rng.uniform(0.05, 0.6):.2f}"}))
+                    b.add_job(
+                        f"j{j}",
+                        JobConfig(
+                            command="Chaos",
+                            num_tasks=5,
+                            num_concurrent_tasks_per_instance=5,
+                            command_config={
+                                "dir": str(log_dir),
+                                "seconds": f"{rng.uniform(0.05, 0.6):.2f}",
+                            },
+                        ),
+                    )
                 b.add_parent_child_dependency("j0", "j1")
                 driver.start(b.build())
                 names.append(f"w{i:03d}")
@@ -120,7 +135,8 @@ def test_chaos(request: pytest.FixtureRequest, tmp_path: Path) -> None:
             for name in names:
                 final = (S.COMPLETED, S.FAILED, S.TIMED_OUT, S.ABORTED)
                 states[name] = driver.poll_for_workflow_state(
-                    name, *final, timeout=max(1.0, deadline - time.monotonic()))
+                    name, *final, timeout=max(1.0, deadline - time.monotonic())
+                )
         finally:
             faults.stop.set()
             faults.thread.join(120)
@@ -155,7 +171,9 @@ def test_chaos(request: pytest.FixtureRequest, tmp_path: Path) -> None:
                     superseded = a["incarnation"] != final_incarnation[str(a["instance"])]
                     assert superseded, (key, a, b)
         total = sum(len(v) for v in attempts.values())
-        print(f"\nchaos: {n_workflows} workflows, {len(attempts)} tasks, {total} attempts run, "
-              f"faults {dict(faults.done)}, overlaps with a superseded attempt {overlaps}, "
-              f"tasks lost {lost}")
+        print(
+            f"\nchaos: {n_workflows} workflows, {len(attempts)} tasks, {total} attempts run, "
+            f"faults {dict(faults.done)}, overlaps with a superseded attempt {overlaps}, "
+            f"tasks lost {lost}"
+        )
         assert sum(faults.done.values()) >= 4 and len(faults.done) == 4, faults.done

@@ -23,8 +23,7 @@ FINAL = (TaskState.COMPLETED, TaskState.FAILED, TaskState.TIMED_OUT, TaskState.A
 
 def record_job(n: int, seconds: float = 0.05, **kw: object) -> JobConfig:
     """A job of ``n`` Record tasks (they write instance, attempt, times to task content)."""
-    return JobConfig(command="Record", num_tasks=n,
-                     command_config={"seconds": str(seconds)}, **kw)  # type: ignore[arg-type]
+    return JobConfig(command="Record", num_tasks=n, command_config={"seconds": str(seconds)}, **kw)  # type: ignore[arg-type]
 
 
 def wait_final(driver: TaskDriver, name: str, timeout: float = 120.0) -> TaskState:
@@ -34,12 +33,19 @@ def wait_final(driver: TaskDriver, name: str, timeout: float = 120.0) -> TaskSta
 def task_records(driver: TaskDriver, wf: str, job: str) -> list[dict[str, str]]:
     """The Record tasks' task-scope content, in partition order."""
     ctx = driver.get_job_context(wf, job)
-    return [driver.get_task_user_content_map(wf, job, t.task_id)
-            for _, t in sorted(ctx.tasks.items())]
+    return [
+        driver.get_task_user_content_map(wf, job, t.task_id) for _, t in sorted(ctx.tasks.items())
+    ]
 
 
-def wait_job(cluster: LocalCluster, wf: str, job: str, ok: Callable[[JobContext], bool],
-             what: str, timeout: float = 60.0) -> JobContext:
+def wait_job(
+    cluster: LocalCluster,
+    wf: str,
+    job: str,
+    ok: Callable[[JobContext], bool],
+    what: str,
+    timeout: float = 60.0,
+) -> JobContext:
     """Block until ``ok(job context)``, woken by watches on the context's znodes."""
     zk = connect(cluster.zk_address)
     event = threading.Event()
@@ -89,8 +95,9 @@ def wait_for_line(path: Path, text: str | tuple[str, ...], timeout: float) -> No
         time.sleep(0.05)  # polling a file: there is no event to wait on
 
 
-def wait_for_data(zk: KazooClient, path: str, ok: Callable[[dict[str, Any]], bool],
-                  timeout: float) -> None:
+def wait_for_data(
+    zk: KazooClient, path: str, ok: Callable[[dict[str, Any]], bool], timeout: float
+) -> None:
     """Block until the JSON mapping at ``path`` satisfies ``ok``, woken by a data watch."""
     event = threading.Event()
     deadline = time.monotonic() + timeout

@@ -23,11 +23,17 @@ from tests.integration.helpers import leader_endpoint, wait_final
 pytestmark = pytest.mark.cluster
 
 
-def helixpy(*args: str, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "helixpy.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})},
-                          check=False)
+def helixpy(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "helixpy.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 WORKFLOW_YAML = """\
@@ -55,8 +61,15 @@ def test_workflow_start_and_status_from_yaml(zk_address: str, tmp_path: Path) ->
         wait_final(cluster.driver, "from-yaml")
         # Then status shows it and its jobs
         # (here with --zk and --cluster on the command itself)
-        status = helixpy("workflow", "status", "from-yaml", "--zk", cluster.zk_address,
-                         "--cluster", cluster.cluster)
+        status = helixpy(
+            "workflow",
+            "status",
+            "from-yaml",
+            "--zk",
+            cluster.zk_address,
+            "--cluster",
+            cluster.cluster,
+        )
         assert status.returncode == 0, status.stderr
         assert "workflow from-yaml: COMPLETED" in status.stdout
         assert "second" in status.stdout and "2/2 tasks completed" in status.stdout
@@ -76,23 +89,31 @@ def test_controller_rejects_invalid_specs_and_keeps_running(zk_address: str) -> 
             "not json",
             json.dumps({"name": "x", "jobs": {"j": {"num_tasks": 1}}}),
             json.dumps({"name": "../etc", "jobs": {}}),
-            json.dumps({"name": "x", "jobs": {"j": {"command": "Noop", "num_tasks": 1,
-                                                    "parents": ["zz"]}}}),
+            json.dumps(
+                {"name": "x", "jobs": {"j": {"command": "Noop", "num_tasks": 1, "parents": ["zz"]}}}
+            ),
         ]
         with grpc.insecure_channel(endpoint) as channel:
             stub = pb_grpc.ControllerStub(channel)
             for spec in bad_specs:
                 # When a raw client sends an invalid spec (bypassing the driver's checks)
-                reply = stub.StartWorkflow(pb.StartWorkflowRequest(
-                    request_id=uuid.uuid4().hex, workflow_json=spec), timeout=30)
+                reply = stub.StartWorkflow(
+                    pb.StartWorkflowRequest(request_id=uuid.uuid4().hex, workflow_json=spec),
+                    timeout=30,
+                )
                 # Then the controller answers INVALID_CONFIG naming the field
                 assert reply.code == pb.INVALID_CONFIG, spec
                 assert reply.field
             # and a request id that is not a valid name is refused too
-            reply = stub.StartWorkflow(pb.StartWorkflowRequest(
-                request_id="../../x", workflow_json=json.dumps(
-                    {"name": "x", "jobs": {"j": {"command": "Noop", "num_tasks": 1}}})),
-                timeout=30)
+            reply = stub.StartWorkflow(
+                pb.StartWorkflowRequest(
+                    request_id="../../x",
+                    workflow_json=json.dumps(
+                        {"name": "x", "jobs": {"j": {"command": "Noop", "num_tasks": 1}}}
+                    ),
+                ),
+                timeout=30,
+            )
             assert reply.code == pb.INVALID_CONFIG and reply.field == "request_id"
         # and it still serves
         from helixpy import JobConfig, TaskState, Workflow
@@ -104,9 +125,21 @@ def test_controller_rejects_invalid_specs_and_keeps_running(zk_address: str) -> 
 
 def test_zk_start_runs_a_server_in_the_foreground(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "helixpy.cli", "zk", "start", "--port",
-                             str(port), "--data-dir", str(tmp_path / "zk")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "helixpy.cli",
+            "zk",
+            "start",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "zk"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         client = connect(f"127.0.0.1:{port}", connect_timeout=30)
         client.create("/hello", b"world")
@@ -127,9 +160,12 @@ def test_demo_runs_a_dag_and_exits_zero() -> None:
 
 def test_up_runs_a_cluster_until_interrupted() -> None:
     # Given `helixpy up` with its own ZooKeeper
-    proc = subprocess.Popen([sys.executable, "-m", "helixpy.cli", "--cluster", "upc", "up",
-                             "--participants", "2"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "helixpy.cli", "--cluster", "upc", "up", "--participants", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = ""
@@ -142,8 +178,9 @@ def test_up_runs_a_cluster_until_interrupted() -> None:
         from helixpy.driver import TaskDriver
 
         with TaskDriver(env["HELIXPY_ZK"], env["HELIXPY_CLUSTER"]) as driver:
-            driver.start(Workflow.builder("up").add_job(
-                "j", JobConfig(command="Noop", num_tasks=4)).build())
+            driver.start(
+                Workflow.builder("up").add_job("j", JobConfig(command="Noop", num_tasks=4)).build()
+            )
             assert wait_final(driver, "up") is TaskState.COMPLETED
         # Then Ctrl-C stops everything and it exits cleanly
         proc.send_signal(signal.SIGINT)
@@ -159,8 +196,11 @@ def test_workflow_and_instance_commands(zk_address: str) -> None:
         env = {"HELIXPY_ZK": cluster.zk_address, "HELIXPY_CLUSTER": cluster.cluster}
         from helixpy import JobConfig, TaskState, Workflow
 
-        cluster.driver.start(Workflow.builder("cli").add_job("j", JobConfig(
-            command="Sleep", num_tasks=1, command_config={"seconds": "60"})).build())
+        cluster.driver.start(
+            Workflow.builder("cli")
+            .add_job("j", JobConfig(command="Sleep", num_tasks=1, command_config={"seconds": "60"}))
+            .build()
+        )
         cluster.driver.poll_for_workflow_state("cli", TaskState.IN_PROGRESS, timeout=30)
         # stop (waiting), list, resume, watch nothing final yet, delete
         out = helixpy("workflow", "stop", "cli", "--wait", "30", env=env)
@@ -168,8 +208,10 @@ def test_workflow_and_instance_commands(zk_address: str) -> None:
         listed = helixpy("workflow", "list", env=env)
         assert "cli" in listed.stdout and "STOPPED" in listed.stdout
         assert helixpy("workflow", "resume", "cli", env=env).returncode == 0
-        assert cluster.driver.poll_for_workflow_state("cli", TaskState.IN_PROGRESS,
-                                                      timeout=30) is TaskState.IN_PROGRESS
+        assert (
+            cluster.driver.poll_for_workflow_state("cli", TaskState.IN_PROGRESS, timeout=30)
+            is TaskState.IN_PROGRESS
+        )
         watch = helixpy("workflow", "watch", "cli", "--timeout", "1", env=env)
         assert watch.returncode == 0 and "workflow cli: IN_PROGRESS" in watch.stdout
         deleted = helixpy("workflow", "delete", "cli", env=env)
@@ -194,12 +236,15 @@ def test_queue_commands(zk_address: str, tmp_path: Path) -> None:
         out = helixpy("queue", "create", "cq", "--parallel-jobs", "1", "--capacity", "5", env=env)
         assert out.returncode == 0 and "created queue cq" in out.stdout, out.stderr
         jobs = tmp_path / "jobs.yaml"
-        jobs.write_text("first: {command: Noop, num_tasks: 1}\nsecond: {command: Noop, "
-                        "num_tasks: 2}\n")
+        jobs.write_text(
+            "first: {command: Noop, num_tasks: 1}\nsecond: {command: Noop, num_tasks: 2}\n"
+        )
         out = helixpy("queue", "enqueue", "cq", str(jobs), env=env)
         assert out.returncode == 0 and "enqueued first, second to cq" in out.stdout, out.stderr
-        assert cluster.driver.poll_for_job_state("cq", "second", TaskState.COMPLETED,
-                                                 timeout=60) is TaskState.COMPLETED
+        assert (
+            cluster.driver.poll_for_job_state("cq", "second", TaskState.COMPLETED, timeout=60)
+            is TaskState.COMPLETED
+        )
         assert helixpy("queue", "flush", "cq", env=env).returncode == 0
         assert cluster.driver.get_workflow_context("cq").job_states == {}
         bad = helixpy("queue", "delete-job", "cq", "nope", env=env)
@@ -214,14 +259,21 @@ def test_job_task_commands(zk_address: str) -> None:
 
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         env = {"HELIXPY_ZK": cluster.zk_address, "HELIXPY_CLUSTER": cluster.cluster}
-        cluster.driver.start(Workflow.builder("dyn").add_job("j", JobConfig(
-            command="Sleep", tasks=[TaskConfig(id="a", config={"seconds": "1"})])).build())
+        cluster.driver.start(
+            Workflow.builder("dyn")
+            .add_job(
+                "j", JobConfig(command="Sleep", tasks=[TaskConfig(id="a", config={"seconds": "1"})])
+            )
+            .build()
+        )
         out = helixpy("job", "add-task", "dyn", "j", "b", "--config", "seconds=0.1", env=env)
         assert out.returncode == 0 and "added task b to dyn/j" in out.stdout, out.stderr
         out = helixpy("job", "delete-task", "dyn", "j", "a", env=env)
         assert out.returncode == 0 and "deleted task a" in out.stdout, out.stderr
-        assert cluster.driver.poll_for_workflow_state("dyn", TaskState.COMPLETED,
-                                                      timeout=60) is TaskState.COMPLETED
+        assert (
+            cluster.driver.poll_for_workflow_state("dyn", TaskState.COMPLETED, timeout=60)
+            is TaskState.COMPLETED
+        )
         ctx = cluster.driver.get_job_context("dyn", "j")
         assert [t.task_id for t in ctx.tasks.values()] == ["b"]
         bad = helixpy("job", "add-task", "dyn", "j", "c", "--config", "oops", env=env)
@@ -254,7 +306,8 @@ def test_partition_commands(zk_address: str) -> None:
 
 
 def test_locks_list_shows_holders_types_intervals_priorities_and_revocation(
-        zk_address: str) -> None:
+    zk_address: str,
+) -> None:
     from helixpy.model.locks import LockType
     from helixpy.store.client import connect
     from helixpy.store.locks import LockBox
@@ -271,10 +324,22 @@ def test_locks_list_shows_holders_types_intervals_priorities_and_revocation(
             out = helixpy("locks", "list", "--resource", "tbl", env=env)
             assert out.returncode == 0, out.stderr
             lines = out.stdout.splitlines()
-            assert any("[0.0, 10.0)" in ln and "SHARED" in ln and "prio=25" in ln
-                       and "holders=low-task" in ln and ln.endswith("revoked") for ln in lines)
-            assert any("[5.0, 20.0)" in ln and "EXCLUSIVE" in ln and "prio=75" in ln
-                       and "holders=high-task" in ln and "revoked" not in ln for ln in lines)
+            assert any(
+                "[0.0, 10.0)" in ln
+                and "SHARED" in ln
+                and "prio=25" in ln
+                and "holders=low-task" in ln
+                and ln.endswith("revoked")
+                for ln in lines
+            )
+            assert any(
+                "[5.0, 20.0)" in ln
+                and "EXCLUSIVE" in ln
+                and "prio=75" in ln
+                and "holders=high-task" in ln
+                and "revoked" not in ln
+                for ln in lines
+            )
         finally:
             zk.stop()
             zk.close()

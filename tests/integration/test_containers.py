@@ -19,13 +19,14 @@ from tests.integration.helpers import record_job, wait_final
 _problem = container_engine_problem()
 if _problem is not None and os.environ.get("CI") == "true":
     raise RuntimeError(f"CI=true requires the container tests to run: {_problem}")
-pytestmark = [pytest.mark.cluster,
-              pytest.mark.skipif(_problem is not None, reason=str(_problem))]
+pytestmark = [pytest.mark.cluster, pytest.mark.skipif(_problem is not None, reason=str(_problem))]
 
 
 def test_a_container_ensemble_keeps_work_running_when_its_leader_is_killed() -> None:
-    with local_ensemble(3, backend="container") as ensemble, LocalCluster(
-            participants=2, zk=ensemble.connection_string, session_timeout=6.0) as cluster:
+    with (
+        local_ensemble(3, backend="container") as ensemble,
+        LocalCluster(participants=2, zk=ensemble.connection_string, session_timeout=6.0) as cluster,
+    ):
         assert all(s.image == container_image() for s in ensemble.servers)  # type: ignore[attr-defined]
         driver = cluster.driver
         driver.start(Workflow.builder("ck").add_job("j", record_job(20, 0.2)).build())
@@ -39,8 +40,10 @@ def test_a_container_ensemble_keeps_work_running_when_its_leader_is_killed() -> 
 
 
 def test_a_paused_zookeeper_container_stops_nothing() -> None:
-    with local_ensemble(3, backend="container") as ensemble, LocalCluster(
-            participants=2, zk=ensemble.connection_string, session_timeout=6.0) as cluster:
+    with (
+        local_ensemble(3, backend="container") as ensemble,
+        LocalCluster(participants=2, zk=ensemble.connection_string, session_timeout=6.0) as cluster,
+    ):
         driver = cluster.driver
         follower = next(i for i in range(3) if i != ensemble.leader())
         driver.start(Workflow.builder("cp").add_job("j", record_job(20, 0.2)).build())

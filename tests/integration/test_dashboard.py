@@ -34,8 +34,7 @@ WAIT_MS = 30_000
 @pytest.fixture
 def page() -> Iterator[Page]:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:
             yield browser.new_page(viewport={"width": 1280, "height": 900})
         finally:
@@ -53,32 +52,43 @@ def dashboard_url(cluster: LocalCluster) -> str:
 def diamond(seconds: str) -> Workflow:
     b = Workflow.builder("dash")
     for name in "abcd":
-        b.add_job(name, JobConfig(command="Sleep", num_tasks=2,
-                                  command_config={"seconds": seconds}))
+        b.add_job(
+            name, JobConfig(command="Sleep", num_tasks=2, command_config={"seconds": seconds})
+        )
     for parent, child in (("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")):
         b.add_parent_child_dependency(parent, child)
     return b.build()
 
 
 def job_states(page: Page) -> dict[str, Any]:
-    return dict(page.eval_on_selector_all(
-        "svg#dag g.job", "gs => gs.map(g => [g.dataset.job, g.dataset.state])"))
+    return dict(
+        page.eval_on_selector_all(
+            "svg#dag g.job", "gs => gs.map(g => [g.dataset.job, g.dataset.state])"
+        )
+    )
 
 
 def test_the_dag_renders_and_a_state_change_appears_without_reload(
-        zk_address: str, page: Page) -> None:
-    with LocalCluster(participants=2, zk=zk_address,
-                      controller_args=["--http-port", "0"]) as cluster:
+    zk_address: str, page: Page
+) -> None:
+    with LocalCluster(
+        participants=2, zk=zk_address, controller_args=["--http-port", "0"]
+    ) as cluster:
         url = dashboard_url(cluster)
         # Given a running diamond workflow a -> (b, c) -> d whose first job sleeps
         cluster.driver.start(diamond("60"))
         # When its page is open
         page.goto(f"{url}/#/workflow/dash")
-        page.wait_for_selector('svg#dag g.job[data-job="a"][data-state="IN_PROGRESS"]',
-                               timeout=WAIT_MS)
+        page.wait_for_selector(
+            'svg#dag g.job[data-job="a"][data-state="IN_PROGRESS"]', timeout=WAIT_MS
+        )
         # Then the DAG is drawn: four jobs, four edges, a running and the rest waiting
-        assert job_states(page) == {"a": "IN_PROGRESS", "b": "NOT_STARTED",
-                                    "c": "NOT_STARTED", "d": "NOT_STARTED"}
+        assert job_states(page) == {
+            "a": "IN_PROGRESS",
+            "b": "NOT_STARTED",
+            "c": "NOT_STARTED",
+            "d": "NOT_STARTED",
+        }
         assert page.locator("svg#dag line.edge").count() == 4
         dag = page.locator("svg#dag")
         box = dag.bounding_box()
@@ -88,20 +98,23 @@ def test_the_dag_renders_and_a_state_change_appears_without_reload(
         cluster.driver.stop("dash")
         # Then the page shows it without a reload, and the drawing changed with it
         page.wait_for_selector('#wf-state[data-state="STOPPED"]', timeout=WAIT_MS)
-        page.wait_for_selector('svg#dag g.job[data-job="a"][data-state="STOPPED"]',
-                               timeout=WAIT_MS)
+        page.wait_for_selector('svg#dag g.job[data-job="a"][data-state="STOPPED"]', timeout=WAIT_MS)
         assert dag.screenshot() != before
         assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
 
 
 def test_the_front_page_lists_workflows_and_instances_and_links_to_a_workflow(
-        zk_address: str, page: Page) -> None:
-    with LocalCluster(participants=2, zk=zk_address,
-                      controller_args=["--http-port", "0"]) as cluster:
+    zk_address: str, page: Page
+) -> None:
+    with LocalCluster(
+        participants=2, zk=zk_address, controller_args=["--http-port", "0"]
+    ) as cluster:
         url = dashboard_url(cluster)
         cluster.driver.start(diamond("0"))
-        assert cluster.driver.poll_for_workflow_state(
-            "dash", TaskState.COMPLETED, timeout=60) is TaskState.COMPLETED
+        assert (
+            cluster.driver.poll_for_workflow_state("dash", TaskState.COMPLETED, timeout=60)
+            is TaskState.COMPLETED
+        )
         page.goto(f"{url}/#/")
         row = page.wait_for_selector('tr[data-workflow="dash"]', timeout=WAIT_MS)
         assert row is not None and "COMPLETED" in row.inner_text()
@@ -109,6 +122,7 @@ def test_the_front_page_lists_workflows_and_instances_and_links_to_a_workflow(
             cells = page.locator(f'tr[data-instance="{inst}"] td').all_inner_texts()
             assert cells[:4] == [inst, "live", "enabled", "40"]
         page.click('tr[data-workflow="dash"] a')
-        page.wait_for_selector('svg#dag g.job[data-job="d"][data-state="COMPLETED"]',
-                               timeout=WAIT_MS)
+        page.wait_for_selector(
+            'svg#dag g.job[data-job="d"][data-state="COMPLETED"]', timeout=WAIT_MS
+        )
         assert page.locator('table.tasks[data-job="d"] tr').count() == 3  # header + 2

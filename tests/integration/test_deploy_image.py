@@ -45,16 +45,41 @@ def test_the_image_builds_and_runs_helixpy() -> None:
     tag = f"helixpy-test:{uuid.uuid4().hex[:8]}"
     try:
         build = subprocess.run(
-            ["docker", "build", "-f", "deploy/Dockerfile", "--build-arg",
-             f"PYTHON_IMAGE={BASE}", "-t", tag, "."],
-            cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
+            [
+                "docker",
+                "build",
+                "-f",
+                "deploy/Dockerfile",
+                "--build-arg",
+                f"PYTHON_IMAGE={BASE}",
+                "-t",
+                tag,
+                ".",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
         assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-        run = subprocess.run(["docker", "run", "--rm", tag, "--version"], capture_output=True,
-                             text=True, timeout=120, check=False)
+        run = subprocess.run(
+            ["docker", "run", "--rm", tag, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert run.returncode == 0 and run.stdout.startswith("helixpy, version"), run.stderr
-        user = subprocess.run(["docker", "run", "--rm", "--entrypoint", "id", tag, "-u"],
-                              capture_output=True, text=True, timeout=120, check=False)
+        user = subprocess.run(
+            ["docker", "run", "--rm", "--entrypoint", "id", tag, "-u"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert user.stdout.strip() != "0"  # not root
     finally:
-        subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True, timeout=120,
-                       check=False)
+        subprocess.run(
+            ["docker", "image", "rm", "-f", tag], capture_output=True, timeout=120, check=False
+        )

@@ -15,8 +15,12 @@ S = TaskState
 
 
 def sleepy(*ids: str, seconds: str = "1.5") -> JobConfig:
-    return JobConfig(command="Sleep", tasks=[TaskConfig(id=i) for i in ids],
-                     num_concurrent_tasks_per_instance=4, command_config={"seconds": seconds})
+    return JobConfig(
+        command="Sleep",
+        tasks=[TaskConfig(id=i) for i in ids],
+        num_concurrent_tasks_per_instance=4,
+        command_config={"seconds": seconds},
+    )
 
 
 def ids(cluster: LocalCluster, wf: str, job: str) -> dict[str, tuple[P | None, int]]:
@@ -41,11 +45,13 @@ def test_a_task_added_to_a_running_job_runs_and_counts(zk_address: str) -> None:
 def test_helix_rules_for_adding_tasks(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
-        driver.start(Workflow.builder("rules").add_job("j", sleepy("t1", seconds="30"))
-                     .add_job("n", JobConfig(command="Sleep", num_tasks=1,
-                                             command_config={"seconds": "30"}))
-                     .add_job("done", JobConfig(tasks=[TaskConfig(id="x", command="Noop")]))
-                     .build())
+        driver.start(
+            Workflow.builder("rules")
+            .add_job("j", sleepy("t1", seconds="30"))
+            .add_job("n", JobConfig(command="Sleep", num_tasks=1, command_config={"seconds": "30"}))
+            .add_job("done", JobConfig(tasks=[TaskConfig(id="x", command="Noop")]))
+            .build()
+        )
         with pytest.raises(AlreadyExists):
             driver.add_task("rules", "j", TaskConfig(id="t1"))
         with pytest.raises(InvalidConfig) as exc:
@@ -66,16 +72,24 @@ def test_helix_rules_for_adding_tasks(zk_address: str) -> None:
 def test_a_deleted_task_is_cancelled_and_gone_even_after_failover(zk_address: str) -> None:
     with LocalCluster(participants=1, controllers=2, zk=zk_address) as cluster:
         driver = cluster.driver
-        job = JobConfig(command="Sleep", num_concurrent_tasks_per_instance=2, tasks=[
-            TaskConfig(id="long", config={"seconds": "60"}),
-            TaskConfig(id="short", config={"seconds": "2"})])
+        job = JobConfig(
+            command="Sleep",
+            num_concurrent_tasks_per_instance=2,
+            tasks=[
+                TaskConfig(id="long", config={"seconds": "60"}),
+                TaskConfig(id="short", config={"seconds": "2"}),
+            ],
+        )
         driver.start(Workflow.builder("shrink").add_job("j", job).build())
         wait_job(cluster, "shrink", "j", lambda c: count(c, P.RUNNING) == 2, "running")
         # When the long task is deleted while it runs
         driver.delete_task("shrink", "j", "long")
         # Then its attempt is cancelled and it is gone from the context and the config
-        wait_for_line(cluster.log_dir / f"{cluster.instances[0]}.log",
-                      "shrink/j/0 attempt 1 cancelled", timeout=30)
+        wait_for_line(
+            cluster.log_dir / f"{cluster.instances[0]}.log",
+            "shrink/j/0 attempt 1 cancelled",
+            timeout=30,
+        )
         assert set(ids(cluster, "shrink", "j")) == {"short"}
         assert [t.id for t in driver.get_job_config("shrink", "j").tasks] == ["short"]
         # and a new leader keeps it deleted; the job completes without it
@@ -89,16 +103,23 @@ def test_added_tasks_cross_chunk_boundaries(zk_address: str) -> None:
     from helixpy import WorkflowConfig
 
     def noops(n: int) -> JobConfig:
-        return JobConfig(command="Noop", num_concurrent_tasks_per_instance=40,
-                         tasks=[TaskConfig(id=f"t{i}") for i in range(n)])
+        return JobConfig(
+            command="Noop",
+            num_concurrent_tasks_per_instance=40,
+            tasks=[TaskConfig(id=f"t{i}") for i in range(n)],
+        )
 
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
         # Given jobs that exactly fill a context chunk (160) and a task-config chunk (200),
         # held stopped so they cannot finish first
-        wf = (Workflow.builder("edges").set_config(WorkflowConfig(parallel_jobs=2,
-                                                                  target_state="STOP"))
-              .add_job("ctx", noops(160)).add_job("cfg", noops(200)).build())
+        wf = (
+            Workflow.builder("edges")
+            .set_config(WorkflowConfig(parallel_jobs=2, target_state="STOP"))
+            .add_job("ctx", noops(160))
+            .add_job("cfg", noops(200))
+            .build()
+        )
         driver.start(wf)
         # When one more task is added to each (a new chunk of each kind is created)
         driver.add_task("edges", "ctx", TaskConfig(id="extra"))

@@ -32,8 +32,11 @@ P = TaskPartitionState
 
 def test_standby_finishes_the_workflow_after_the_leader_is_killed(zk_address: str) -> None:
     with LocalCluster(participants=3, controllers=2, zk=zk_address) as cluster:
-        wf = Workflow.builder("failover").add_job(
-            "j", record_job(30, 0.2, num_concurrent_tasks_per_instance=2)).build()
+        wf = (
+            Workflow.builder("failover")
+            .add_job("j", record_job(30, 0.2, num_concurrent_tasks_per_instance=2))
+            .build()
+        )
         cluster.driver.start(wf)
         wait_job(cluster, "failover", "j", lambda c: count(c, P.COMPLETED) >= 5, "5 completed")
         # When the leader is SIGKILLed mid-workflow
@@ -46,10 +49,12 @@ def test_standby_finishes_the_workflow_after_the_leader_is_killed(zk_address: st
 
 
 def test_frozen_leader_that_wakes_after_takeover_cannot_write(zk_address: str) -> None:
-    with LocalCluster(participants=2, controllers=2, zk=zk_address,
-                      session_timeout=4.0) as cluster:
-        wf = Workflow.builder("frozen").add_job(
-            "j", record_job(20, 0.2, num_concurrent_tasks_per_instance=2)).build()
+    with LocalCluster(participants=2, controllers=2, zk=zk_address, session_timeout=4.0) as cluster:
+        wf = (
+            Workflow.builder("frozen")
+            .add_job("j", record_job(20, 0.2, num_concurrent_tasks_per_instance=2))
+            .build()
+        )
         cluster.driver.start(wf)
         wait_job(cluster, "frozen", "j", lambda c: count(c, P.COMPLETED) >= 2, "2 completed")
         zk = connect(cluster.zk_address)
@@ -91,9 +96,19 @@ def test_restarted_participant_does_not_rerun_stale_assignments(zk_address: str)
     with LocalCluster(participants=1, zk=zk_address, session_timeout=20.0) as cluster:
         inst = cluster.instances[0]
         # Given long tasks running on the only participant
-        wf = Workflow.builder("restart").add_job("j", JobConfig(
-            command="Record", num_tasks=2, num_concurrent_tasks_per_instance=2,
-            command_config={"seconds": "3"})).build()
+        wf = (
+            Workflow.builder("restart")
+            .add_job(
+                "j",
+                JobConfig(
+                    command="Record",
+                    num_tasks=2,
+                    num_concurrent_tasks_per_instance=2,
+                    command_config={"seconds": "3"},
+                ),
+            )
+            .build()
+        )
         cluster.driver.start(wf)
         driver = cluster.driver
         wait_job(cluster, "restart", "j", lambda c: count(c, P.RUNNING) == 2, "2 running")
@@ -113,9 +128,19 @@ def test_restarted_participant_does_not_rerun_stale_assignments(zk_address: str)
 def test_graceful_stop_lets_running_tasks_finish(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         inst = cluster.instances[0]
-        wf = Workflow.builder("graceful").add_job("j", JobConfig(
-            command="Record", num_tasks=2, num_concurrent_tasks_per_instance=2,
-            command_config={"seconds": "1.5"})).build()
+        wf = (
+            Workflow.builder("graceful")
+            .add_job(
+                "j",
+                JobConfig(
+                    command="Record",
+                    num_tasks=2,
+                    num_concurrent_tasks_per_instance=2,
+                    command_config={"seconds": "1.5"},
+                ),
+            )
+            .build()
+        )
         cluster.driver.start(wf)
         wait_job(cluster, "graceful", "j", lambda c: count(c, P.RUNNING) == 2, "2 running")
         # When the participant gets SIGTERM while both run
@@ -129,8 +154,9 @@ def test_graceful_stop_lets_running_tasks_finish(zk_address: str) -> None:
 def test_a_retried_request_id_applies_once_across_a_leader_change(zk_address: str) -> None:
     with LocalCluster(participants=1, controllers=2, zk=zk_address) as cluster:
         wf = Workflow.builder("once").add_job("j", JobConfig(command="Noop", num_tasks=1)).build()
-        request = pb.StartWorkflowRequest(request_id=uuid.uuid4().hex,
-                                          workflow_json=json.dumps(wf.to_dict()))
+        request = pb.StartWorkflowRequest(
+            request_id=uuid.uuid4().hex, workflow_json=json.dumps(wf.to_dict())
+        )
 
         def send() -> Any:
             with grpc.insecure_channel(leader_endpoint(cluster)) as channel:
@@ -146,8 +172,9 @@ def test_a_retried_request_id_applies_once_across_a_leader_change(zk_address: st
         assert reply.code == pb.OK, reply
         assert wait_final(cluster.driver, "once") is TaskState.COMPLETED
         # while a new request for the same name is refused
-        request = pb.StartWorkflowRequest(request_id=uuid.uuid4().hex,
-                                          workflow_json=json.dumps(wf.to_dict()))
+        request = pb.StartWorkflowRequest(
+            request_id=uuid.uuid4().hex, workflow_json=json.dumps(wf.to_dict())
+        )
         assert send().code == pb.ALREADY_EXISTS
 
 
@@ -155,8 +182,13 @@ def test_a_second_sigterm_exits_at_once(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         inst = cluster.instances[0]
         # Given a task that would keep a graceful stop waiting for its whole grace period
-        wf = Workflow.builder("impatient").add_job("j", JobConfig(
-            command="Sleep", num_tasks=1, command_config={"seconds": "120"})).build()
+        wf = (
+            Workflow.builder("impatient")
+            .add_job(
+                "j", JobConfig(command="Sleep", num_tasks=1, command_config={"seconds": "120"})
+            )
+            .build()
+        )
         cluster.driver.start(wf)
         wait_job(cluster, "impatient", "j", lambda c: count(c, P.RUNNING) == 1, "running")
         # When the participant gets SIGTERM (grace 30 s) and then a second SIGTERM
@@ -168,11 +200,13 @@ def test_a_second_sigterm_exits_at_once(zk_address: str) -> None:
 
 
 def test_a_leader_stopped_with_sigterm_hands_over_before_its_session_expires(
-        zk_address: str) -> None:
+    zk_address: str,
+) -> None:
     # Given two controllers with a long session timeout (a killed leader would hold on
     # to leadership for 20 s)
-    with LocalCluster(participants=1, controllers=2, zk=zk_address,
-                      session_timeout=20.0) as cluster:
+    with LocalCluster(
+        participants=1, controllers=2, zk=zk_address, session_timeout=20.0
+    ) as cluster:
         old = cluster.leader()
         # When the leader gets SIGTERM
         started = time.monotonic()

@@ -35,8 +35,10 @@ P = TaskPartitionState
 
 
 def test_participant_fences_itself_when_zookeeper_goes_silent() -> None:
-    with ZooKeeperServer(tick_time=0.5) as server, LocalCluster(
-            participants=1, zk=server.connection_string, session_timeout=3.0) as cluster:
+    with (
+        ZooKeeperServer(tick_time=0.5) as server,
+        LocalCluster(participants=1, zk=server.connection_string, session_timeout=3.0) as cluster,
+    ):
         inst = cluster.instances[0]
         wf = Workflow.builder("silent").add_job("j", record_job(1, 3.0)).build()
         cluster.driver.start(wf)
@@ -59,12 +61,14 @@ def test_participant_fences_itself_when_zookeeper_goes_silent() -> None:
         assert cluster.incarnation(inst) != first_incarnation
 
 
-def test_a_killed_participants_attempts_run_elsewhere_and_nothing_is_lost(
-        zk_address: str) -> None:
+def test_a_killed_participants_attempts_run_elsewhere_and_nothing_is_lost(zk_address: str) -> None:
     with LocalCluster(participants=2, zk=zk_address, session_timeout=4.0) as cluster:
         driver = cluster.driver
-        wf = Workflow.builder("death").add_job("j", record_job(
-            6, 2.0, num_concurrent_tasks_per_instance=3)).build()
+        wf = (
+            Workflow.builder("death")
+            .add_job("j", record_job(6, 2.0, num_concurrent_tasks_per_instance=3))
+            .build()
+        )
         driver.start(wf)
         ctx = wait_job(cluster, "death", "j", lambda c: count(c, P.RUNNING) == 6, "running")
         victim, survivor = cluster.instances
@@ -83,7 +87,8 @@ def test_a_killed_participants_attempts_run_elsewhere_and_nothing_is_lost(
 
 
 def test_a_frozen_participant_is_replaced_and_rejoins_under_a_new_incarnation(
-        zk_address: str) -> None:
+    zk_address: str,
+) -> None:
     with LocalCluster(participants=2, zk=zk_address, session_timeout=4.0) as cluster:
         driver = cluster.driver
         frozen, other = cluster.instances
@@ -96,21 +101,26 @@ def test_a_frozen_participant_is_replaced_and_rejoins_under_a_new_incarnation(
         cluster.send_signal(frozen, signal.SIGSTOP)
         try:
             # Then its task runs again on the other participant and completes there
-            wait_job(cluster, "freeze", "j",
-                     lambda c: c.tasks[mine].state is P.COMPLETED, "rerun elsewhere",
-                     timeout=90)
+            wait_job(
+                cluster,
+                "freeze",
+                "j",
+                lambda c: c.tasks[mine].state is P.COMPLETED,
+                "rerun elsewhere",
+                timeout=90,
+            )
         finally:
             cluster.send_signal(frozen, signal.SIGCONT)
         assert wait_final(driver, "freeze", timeout=60) is TaskState.COMPLETED
         # and when it wakes it fences itself: its zombie attempt's report is ignored
         wait_for_line(cluster.log_dir / f"{frozen}.log", "fences itself", timeout=30)
         task = driver.get_job_context("freeze", "j").tasks[mine]
-        assert (task.state, task.num_attempts, task.assigned_participant) == (
-            P.COMPLETED, 2, other)
+        assert (task.state, task.num_attempts, task.assigned_participant) == (P.COMPLETED, 2, other)
         assert task_records(driver, "freeze", "j")[mine]["instance"] == other
         # and it rejoins under a new incarnation and takes new work
         assert cluster.wait_registered(frozen, other_than=first_incarnation, timeout=30) != (
-            first_incarnation)
+            first_incarnation
+        )
         driver.set_instance_enabled(other, False)
         driver.start(Workflow.builder("after").add_job("j", record_job(1)).build())
         assert wait_final(driver, "after", timeout=60) is TaskState.COMPLETED
@@ -120,9 +130,12 @@ def test_a_frozen_participant_is_replaced_and_rejoins_under_a_new_incarnation(
 def test_an_ensemble_survives_leader_and_follower_loss_and_a_short_quorum_loss() -> None:
     from helixpy.testing import local_ensemble
 
-    with local_ensemble(3) as ensemble, LocalCluster(
-            participants=2, controllers=2, zk=ensemble.connection_string,
-            session_timeout=8.0) as cluster:
+    with (
+        local_ensemble(3) as ensemble,
+        LocalCluster(
+            participants=2, controllers=2, zk=ensemble.connection_string, session_timeout=8.0
+        ) as cluster,
+    ):
         driver = cluster.driver
         pids = {name: cluster.pid(name) for name in cluster.instances}
         # When the ZooKeeper leader dies while work runs, nothing stops
@@ -159,15 +172,17 @@ def in_process_controller(zk_address: str) -> Iterator[LocalCluster]:
     controller = Controller(zk_address, cluster_name, "in-process", session_timeout=6.0)
     controller.start()
     try:
-        with LocalCluster(participants=1, controllers=0, zk=zk_address,
-                          cluster=cluster_name) as cluster:
+        with LocalCluster(
+            participants=1, controllers=0, zk=zk_address, cluster=cluster_name
+        ) as cluster:
             yield cluster
     finally:
         controller.stop()
 
 
 def test_a_pass_that_loses_the_connection_mid_fold_reads_those_reports_again(
-        zk_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    zk_address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a controller in this process whose next instance-report read fails with a
     # connection loss (as when the ZooKeeper server it talks to dies mid-pass); the failed
     # read arms no watch, so only the pipeline's own bookkeeping can bring it back
@@ -193,7 +208,8 @@ def test_a_pass_that_loses_the_connection_mid_fold_reads_those_reports_again(
 
 
 def test_a_start_whose_answer_was_lost_runs_when_the_driver_retries(
-        zk_address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    zk_address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a controller whose next start multi lands in ZooKeeper but whose answer is lost
     # (a connection blip after the commit): the driver retries with the same request id
     armed = threading.Event()

@@ -24,33 +24,62 @@ RPCS: dict[str, type[Any]] = {
 }
 ANSWERS = {pb.OK, pb.INVALID_CONFIG, pb.NOT_FOUND, pb.ALREADY_EXISTS}
 
-names = st.sampled_from(["wf", "q", "j", "../x", "a/b", ".", "", "ä" * 129, "x" * 300,
-                         "participant-0", "ok_name"]) | st.text(max_size=40)
+names = st.sampled_from(
+    ["wf", "q", "j", "../x", "a/b", ".", "", "ä" * 129, "x" * 300, "participant-0", "ok_name"]
+) | st.text(max_size=40)
 numbers = st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True)
 garbage = st.recursive(
     st.none() | st.booleans() | numbers | st.text(max_size=30),
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=12), kids,
-                                                             max_size=4),
-    max_leaves=15)
-jobs = st.dictionaries(names, st.fixed_dictionaries({}, optional={
-    "command": st.text(max_size=10) | garbage,
-    "num_tasks": numbers | garbage,
-    "timeout": numbers,
-    "max_attempts_per_task": numbers,
-    "tasks": st.lists(st.dictionaries(st.sampled_from(["id", "command", "config"]), garbage)),
-    "target_resource": names, "stream": garbage}), max_size=4)
-plausible = st.fixed_dictionaries({"name": names}, optional={
-    "jobs": jobs | garbage,
-    "parents": st.dictionaries(names, st.lists(names, max_size=3)) | garbage,
-    "config": st.dictionaries(st.sampled_from(["timeout", "parallel_jobs", "capacity",
-                                               "failure_threshold", "expiry"]), numbers)})
-deep_dag = st.integers(50, 400).map(lambda n: {
-    "name": f"deep{n}",
-    "jobs": {f"j{i}": {"command": "Noop", "num_tasks": 1} for i in range(n)},
-    "parents": {f"j{i}": [f"j{i - 1}"] for i in range(1, n)}})
-json_text = (st.one_of(plausible, garbage, deep_dag,
-                       st.lists(st.tuples(names, jobs), max_size=3)).map(json.dumps)
-             | st.text(max_size=60) | st.just("x" * 200_000))
+    lambda kids: (
+        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=12), kids, max_size=4)
+    ),
+    max_leaves=15,
+)
+jobs = st.dictionaries(
+    names,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "command": st.text(max_size=10) | garbage,
+            "num_tasks": numbers | garbage,
+            "timeout": numbers,
+            "max_attempts_per_task": numbers,
+            "tasks": st.lists(
+                st.dictionaries(st.sampled_from(["id", "command", "config"]), garbage)
+            ),
+            "target_resource": names,
+            "stream": garbage,
+        },
+    ),
+    max_size=4,
+)
+plausible = st.fixed_dictionaries(
+    {"name": names},
+    optional={
+        "jobs": jobs | garbage,
+        "parents": st.dictionaries(names, st.lists(names, max_size=3)) | garbage,
+        "config": st.dictionaries(
+            st.sampled_from(
+                ["timeout", "parallel_jobs", "capacity", "failure_threshold", "expiry"]
+            ),
+            numbers,
+        ),
+    },
+)
+deep_dag = st.integers(50, 400).map(
+    lambda n: {
+        "name": f"deep{n}",
+        "jobs": {f"j{i}": {"command": "Noop", "num_tasks": 1} for i in range(n)},
+        "parents": {f"j{i}": [f"j{i - 1}"] for i in range(1, n)},
+    }
+)
+json_text = (
+    st.one_of(plausible, garbage, deep_dag, st.lists(st.tuples(names, jobs), max_size=3)).map(
+        json.dumps
+    )
+    | st.text(max_size=60)
+    | st.just("x" * 200_000)
+)
 
 
 @st.composite
@@ -74,15 +103,20 @@ def requests(draw: st.DrawFn) -> tuple[str, Any]:
 
 
 def test_random_and_malformed_requests_get_answers_and_the_controller_lives_on(
-        zk_address: str) -> None:
+    zk_address: str,
+) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         leader = cluster.leader()
         channel = grpc.insecure_channel(leader_endpoint(cluster))
         stub = pb_grpc.ControllerStub(channel)
         seen: dict[int, int] = {}
 
-        @settings(max_examples=150, deadline=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=150,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(requests())
         def call(request: tuple[str, Any]) -> None:
             method, message = request
@@ -101,7 +135,12 @@ def test_random_and_malformed_requests_get_answers_and_the_controller_lives_on(
         # Then the leader never changed (it did not crash), and real work still runs
         assert cluster.leader() == leader and cluster.exit_code(leader, 0) is None
         assert seen.get(pb.INVALID_CONFIG, 0) > 50
-        cluster.driver.start(Workflow.builder("after-fuzz").add_job(
-            "j", JobConfig(command="Noop", num_tasks=2)).build())
-        assert cluster.driver.poll_for_workflow_state(
-            "after-fuzz", TaskState.COMPLETED, timeout=60) is TaskState.COMPLETED
+        cluster.driver.start(
+            Workflow.builder("after-fuzz")
+            .add_job("j", JobConfig(command="Noop", num_tasks=2))
+            .build()
+        )
+        assert (
+            cluster.driver.poll_for_workflow_state("after-fuzz", TaskState.COMPLETED, timeout=60)
+            is TaskState.COMPLETED
+        )

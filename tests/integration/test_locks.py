@@ -59,7 +59,8 @@ def test_exclusive_denied_to_another_group_until_released(zk: KazooClient, clust
 
 
 def test_acquire_with_a_timeout_on_a_held_lock_gives_up_after_it(
-        zk: KazooClient, cluster: str) -> None:
+    zk: KazooClient, cluster: str
+) -> None:
     box(zk, cluster, "holder").try_acquire("r", (0, 10), EX)
     t0 = time.monotonic()
     result = box(zk, cluster, "waiter").acquire("r", (0, 10), EX, timeout=1.0)
@@ -68,13 +69,13 @@ def test_acquire_with_a_timeout_on_a_held_lock_gives_up_after_it(
 
 
 def test_acquire_waits_and_is_granted_when_the_holder_releases(
-        zk: KazooClient, cluster: str) -> None:
+    zk: KazooClient, cluster: str
+) -> None:
     holder = box(zk, cluster, "holder")
     holder.try_acquire("r", (0, 10), EX)
     waiter = box(zk, cluster, "waiter")
     got: list[bool] = []
-    t = threading.Thread(target=lambda: got.append(waiter.acquire("r", (0, 10), EX,
-                                                                  timeout=30).ok))
+    t = threading.Thread(target=lambda: got.append(waiter.acquire("r", (0, 10), EX, timeout=30).ok))
     t.start()
     holder.close()  # its liveness node goes with it
     t.join(30)
@@ -82,7 +83,8 @@ def test_acquire_waits_and_is_granted_when_the_holder_releases(
 
 
 def test_preemption_revokes_lower_priorities_and_revocation_is_sticky(
-        zk: KazooClient, cluster: str) -> None:
+    zk: KazooClient, cluster: str
+) -> None:
     low = box(zk, cluster, "low", priority=25)
     assert low.try_acquire("r", (0, 10), SH).ok
     mid = box(zk, cluster, "mid", priority=50)
@@ -96,13 +98,20 @@ def test_preemption_revokes_lower_priorities_and_revocation_is_sticky(
     with pytest.raises(LockRevoked), low.critical_section("r", [(0, 10)]):
         pass
     events = [(e["event"], e["holder"]) for e in read_audit(zk, Paths(cluster), "r")]
-    assert events == [("grant", "low"), ("revoke", "low"), ("grant", "mid"),
-                      ("revoke", "mid"), ("grant", "top"), ("release", "mid"),
-                      ("release", "top")]
+    assert events == [
+        ("grant", "low"),
+        ("revoke", "low"),
+        ("grant", "mid"),
+        ("revoke", "mid"),
+        ("grant", "top"),
+        ("release", "mid"),
+        ("release", "top"),
+    ]
 
 
 def test_a_preemptor_waits_while_the_victim_is_in_a_critical_section(
-        zk: KazooClient, cluster: str) -> None:
+    zk: KazooClient, cluster: str
+) -> None:
     victim, preemptor = box(zk, cluster, "victim", 25), box(zk, cluster, "preemptor", 75)
     assert victim.try_acquire("r", (0, 10), EX).ok
     inside, leave = threading.Event(), threading.Event()
@@ -118,8 +127,9 @@ def test_a_preemptor_waits_while_the_victim_is_in_a_critical_section(
     assert inside.wait(30)
     assert preemptor.try_acquire("r", (0, 10), EX).ok is False  # cannot revoke now
     got: list[bool] = []
-    waiter = threading.Thread(target=lambda: got.append(
-        preemptor.acquire("r", (0, 10), EX, timeout=30).ok))
+    waiter = threading.Thread(
+        target=lambda: got.append(preemptor.acquire("r", (0, 10), EX, timeout=30).ok)
+    )
     waiter.start()
     leave.set()
     t.join(30)
@@ -132,7 +142,8 @@ def test_a_preemptor_waits_while_the_victim_is_in_a_critical_section(
 
 
 def test_a_group_shares_a_posse_and_one_release_keeps_it_for_the_other(
-        zk: KazooClient, cluster: str) -> None:
+    zk: KazooClient, cluster: str
+) -> None:
     m1 = box(zk, cluster, "m1", group="ingest")
     m2 = box(zk, cluster, "m2", group="ingest")
     first, second = m1.try_acquire("r", (0, 10), EX), m2.try_acquire("r", (2, 8), EX)
@@ -145,17 +156,31 @@ def test_a_group_shares_a_posse_and_one_release_keeps_it_for_the_other(
 
 def _holder(zk_address: str, cluster: str, name: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.lock_holder", zk_address, cluster, name,
-         "r", "0", "10"],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.lock_holder",
+            zk_address,
+            cluster,
+            name,
+            "r",
+            "0",
+            "10",
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "held"
     return proc
 
 
 def test_a_killed_holders_lock_is_reclaimed_by_the_next_acquirer(
-        zk: KazooClient, zk_address: str, cluster: str) -> None:
+    zk: KazooClient, zk_address: str, cluster: str
+) -> None:
     proc = _holder(zk_address, cluster, "doomed")
     proc.kill()
     proc.wait(10)
@@ -167,7 +192,8 @@ def test_a_killed_holders_lock_is_reclaimed_by_the_next_acquirer(
 
 
 def test_a_frozen_holder_that_wakes_after_its_session_expired_cannot_commit(
-        zk: KazooClient, zk_address: str, cluster: str) -> None:
+    zk: KazooClient, zk_address: str, cluster: str
+) -> None:
     proc = _holder(zk_address, cluster, "sleeper")
     proc.send_signal(signal.SIGSTOP)
     try:
@@ -192,8 +218,7 @@ def test_instants_normalise_and_abut(zk: KazooClient, cluster: str) -> None:
     assert not b.try_acquire("ds", ("2026-01-01T12:00:00Z", "2026-01-01T13:00:00Z"), SH).ok
 
 
-def test_tasks_lock_through_ctx_locks_and_release_when_their_attempt_ends(
-        zk_address: str) -> None:
+def test_tasks_lock_through_ctx_locks_and_release_when_their_attempt_ends(zk_address: str) -> None:
     from helixpy import JobConfig, Workflow
     from helixpy.testing import LocalCluster
     from tests.integration.helpers import wait_final
@@ -201,8 +226,12 @@ def test_tasks_lock_through_ctx_locks_and_release_when_their_attempt_ends(
     with LocalCluster(participants=2, zk=zk_address) as cluster:
         driver = cluster.driver
         # Given two independent jobs whose tasks want the same exclusive lock
-        job = JobConfig(command="Locker", num_tasks=1, lock_timeout=60,
-                        command_config={"resource": "tbl", "hold": "1.5"})
+        job = JobConfig(
+            command="Locker",
+            num_tasks=1,
+            lock_timeout=60,
+            command_config={"resource": "tbl", "hold": "1.5"},
+        )
         driver.start(Workflow.builder("lk").add_job("a", job).add_job("b", job).build())
         assert wait_final(driver, "lk").value == "COMPLETED"
         recs = {j: driver.get_task_user_content_map("lk", j, "0") for j in ("a", "b")}
@@ -225,8 +254,12 @@ def _replay(audit: list[dict[str, object]]) -> int:
         token, kind = int(str(e["token"])), e["event"]
         if kind == "grant":
             grants += 1
-            live[token] = {"interval": Interval.from_list(e["interval"]),  # type: ignore[arg-type]
-                           "type": e["type"], "members": {e["holder"]}, "revoked": False}
+            live[token] = {
+                "interval": Interval.from_list(e["interval"]),  # type: ignore[arg-type]
+                "type": e["type"],
+                "members": {e["holder"]},
+                "revoked": False,
+            }
         elif kind == "join":
             live[token]["members"].add(e["holder"])  # type: ignore[attr-defined]
         elif kind == "revoke":
@@ -237,7 +270,7 @@ def _replay(audit: list[dict[str, object]]) -> int:
                 del live[token]
         held = [p for p in live.values() if not p["revoked"]]
         for i, p in enumerate(held):
-            for q in held[i + 1:]:
+            for q in held[i + 1 :]:
                 if p["interval"].overlaps(q["interval"]):  # type: ignore[attr-defined]
                     assert p["type"] == q["type"] == "SHARED", (e, p, q)
     return grants
@@ -254,9 +287,15 @@ def test_twenty_contending_tasks_never_hold_conflicting_locks(zk_address: str) -
     with LocalCluster(participants=3, zk=zk_address) as cluster:
         b = Workflow.builder("contend")
         for i in range(20):
-            b.add_job(f"t{i:02d}", JobConfig(
-                command="Contend", num_tasks=1, priority=rng.choice([0, 25, 50, 75]),
-                command_config={"resource": "hot", "rounds": "4", "seed": "7"}))
+            b.add_job(
+                f"t{i:02d}",
+                JobConfig(
+                    command="Contend",
+                    num_tasks=1,
+                    priority=rng.choice([0, 25, 50, 75]),
+                    command_config={"resource": "hot", "rounds": "4", "seed": "7"},
+                ),
+            )
         cluster.driver.start(b.build())
         # Then every task ends, and the audit trail shows no conflicting pair at any time
         assert wait_final(cluster.driver, "contend", timeout=180).value == "COMPLETED"
@@ -276,7 +315,8 @@ def test_locks_survive_a_controller_failover(zk_address: str) -> None:
             cluster.wait_for_leader(exclude=cluster.kill_controller())
             assert not LockBox(zk, cluster.cluster, "other").try_acquire("r", (0, 5), EX).ok
             assert [p["members"] for p in cluster.driver.get_locks("r")["r"]] == [
-                {"keeper": {"id": "keeper"}}]
+                {"keeper": {"id": "keeper"}}
+            ]
         finally:
             zk.stop()
             zk.close()

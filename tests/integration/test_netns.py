@@ -23,8 +23,10 @@ from tests.integration.helpers import count, record_job, task_records, wait_for_
 
 pytestmark = [
     pytest.mark.cluster,
-    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
-                       reason="needs root and iproute2 to make a network namespace"),
+    pytest.mark.skipif(
+        os.geteuid() != 0 or shutil.which("ip") is None,
+        reason="needs root and iproute2 to make a network namespace",
+    ),
 ]
 P = TaskPartitionState
 
@@ -75,9 +77,11 @@ def link() -> Iterator[Link]:
 
 
 def test_a_participant_behind_a_cut_link_fences_itself_and_rejoins_when_healed() -> None:
-    with link() as net, ZooKeeperServer(host=net.host_ip, tick_time=0.5) as server, \
-            LocalCluster(participants=0, zk=server.connection_string,
-                         session_timeout=4.0) as cluster:
+    with (
+        link() as net,
+        ZooKeeperServer(host=net.host_ip, tick_time=0.5) as server,
+        LocalCluster(participants=0, zk=server.connection_string, session_timeout=4.0) as cluster,
+    ):
         driver = cluster.driver
         inside = cluster.add_participant(prefix=["ip", "netns", "exec", net.ns])
         outside = cluster.add_participant()
@@ -92,19 +96,30 @@ def test_a_participant_behind_a_cut_link_fences_itself_and_rejoins_when_healed()
             # Then it notices within the session timeout and cancels its attempt, and the
             # task runs again on the other participant, as attempt 2
             wait_for_line(cluster.log_dir / f"{inside}.log", "fences itself", timeout=15)
-            ctx = wait_job(cluster, "cut", "j", lambda c: c.tasks[0].state is P.COMPLETED,
-                           "rerun outside", timeout=60)
+            ctx = wait_job(
+                cluster,
+                "cut",
+                "j",
+                lambda c: c.tasks[0].state is P.COMPLETED,
+                "rerun outside",
+                timeout=60,
+            )
         finally:
             net.heal()
         task = ctx.tasks[0]
         assert (task.num_attempts, task.assigned_participant) == (2, outside)
         # and nothing from the cut-off attempt was written: the record is attempt 2's
-        assert task_records(driver, "cut", "j")[0] == {**task_records(driver, "cut", "j")[0],
-                                                      "attempt": "2", "instance": outside}
+        assert task_records(driver, "cut", "j")[0] == {
+            **task_records(driver, "cut", "j")[0],
+            "attempt": "2",
+            "instance": outside,
+        }
         # When the link heals it rejoins under a new incarnation and takes work again
         assert cluster.wait_registered(inside, other_than=first, timeout=60) != first
         driver.set_instance_enabled(outside, False)
         driver.start(Workflow.builder("healed").add_job("j", record_job(1)).build())
-        assert driver.poll_for_workflow_state(
-            "healed", TaskState.COMPLETED, timeout=60) is TaskState.COMPLETED
+        assert (
+            driver.poll_for_workflow_state("healed", TaskState.COMPLETED, timeout=60)
+            is TaskState.COMPLETED
+        )
         assert driver.get_job_context("healed", "j").tasks[0].assigned_participant == inside

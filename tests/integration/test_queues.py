@@ -14,8 +14,7 @@ S = TaskState
 
 
 def rec(seconds: float, **kw: object) -> JobConfig:
-    return JobConfig(command="Record", num_tasks=1,
-                     command_config={"seconds": str(seconds)}, **kw)  # type: ignore[arg-type]
+    return JobConfig(command="Record", num_tasks=1, command_config={"seconds": str(seconds)}, **kw)  # type: ignore[arg-type]
 
 
 def span(cluster: LocalCluster, queue: str, job: str) -> tuple[float, float]:
@@ -44,8 +43,9 @@ def test_queue_runs_jobs_in_enqueue_order_and_never_completes(zk_address: str) -
 def test_parallel_jobs_lets_queue_jobs_overlap(zk_address: str) -> None:
     with LocalCluster(participants=2, zk=zk_address) as cluster:
         driver = cluster.driver
-        driver.create_queue(JobQueue.builder("par").set_config(
-            WorkflowConfig(parallel_jobs=2)).build())
+        driver.create_queue(
+            JobQueue.builder("par").set_config(WorkflowConfig(parallel_jobs=2)).build()
+        )
         driver.enqueue_jobs("par", {"one": rec(1.5), "two": rec(1.5)})
         for job in ("one", "two"):
             assert driver.poll_for_job_state("par", job, S.COMPLETED, timeout=60) is S.COMPLETED
@@ -57,8 +57,7 @@ def test_parallel_jobs_lets_queue_jobs_overlap(zk_address: str) -> None:
 def test_enqueue_is_atomic_and_respects_capacity(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
-        driver.create_queue(JobQueue.builder("cap").set_config(
-            WorkflowConfig(capacity=2)).build())
+        driver.create_queue(JobQueue.builder("cap").set_config(WorkflowConfig(capacity=2)).build())
         driver.enqueue_job("cap", "a", rec(0.1))
         # a batch with a duplicate writes nothing
         with pytest.raises(AlreadyExists):
@@ -77,14 +76,16 @@ def test_a_failed_job_fails_the_next_unless_it_ignores_that(zk_address: str) -> 
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
         driver.create_queue(JobQueue.builder("fq").build())
-        driver.enqueue_jobs("fq", {
-            "bad": JobConfig(command="Fail", num_tasks=1, max_attempts_per_task=1),
-            "next": rec(0.1),
-            "tolerant": rec(0.1, ignore_dependent_job_failure=True),
-        })
+        driver.enqueue_jobs(
+            "fq",
+            {
+                "bad": JobConfig(command="Fail", num_tasks=1, max_attempts_per_task=1),
+                "next": rec(0.1),
+                "tolerant": rec(0.1, ignore_dependent_job_failure=True),
+            },
+        )
         assert driver.poll_for_job_state("fq", "next", S.FAILED, timeout=60) is S.FAILED
-        assert driver.poll_for_job_state("fq", "tolerant", S.COMPLETED,
-                                         timeout=60) is S.COMPLETED
+        assert driver.poll_for_job_state("fq", "tolerant", S.COMPLETED, timeout=60) is S.COMPLETED
         # the queue ignores its failure threshold: still IN_PROGRESS
         assert driver.get_workflow_context("fq").state is S.IN_PROGRESS
 
@@ -119,14 +120,14 @@ def test_finished_queue_jobs_are_purged_after_their_expiry(zk_address: str) -> N
         assert list(driver.get_workflow_context("pq").job_states) == ["kept"]
 
 
-def test_queue_purges_are_batched_at_most_once_per_job_purge_interval(
-        zk_address: str) -> None:
+def test_queue_purges_are_batched_at_most_once_per_job_purge_interval(zk_address: str) -> None:
     import time
 
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
-        driver.create_queue(JobQueue.builder("bq").set_config(
-            WorkflowConfig(job_purge_interval=3.0)).build())
+        driver.create_queue(
+            JobQueue.builder("bq").set_config(WorkflowConfig(job_purge_interval=3.0)).build()
+        )
         # Given a first expired job purged as soon as it is due
         driver.enqueue_job("bq", "a", rec(0.05, expiry=0.0))
         wait_gone(cluster, cluster.paths.job("bq", "a"), timeout=30)

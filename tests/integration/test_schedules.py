@@ -21,8 +21,9 @@ S = TaskState
 FAST = {"min_recurrence_interval": 0.5}
 
 
-def wait_context(cluster: LocalCluster, name: str, ok: object, timeout: float = 60.0
-                 ) -> WorkflowContext:
+def wait_context(
+    cluster: LocalCluster, name: str, ok: object, timeout: float = 60.0
+) -> WorkflowContext:
     """Block until ``ok(context)`` of workflow ``name``, woken by a watch on its context."""
     zk = connect(cluster.zk_address)
     event = threading.Event()
@@ -45,9 +46,12 @@ def wait_context(cluster: LocalCluster, name: str, ok: object, timeout: float = 
 def test_one_time_delayed_start(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         when = datetime.now(UTC) + timedelta(seconds=2)
-        wf = (Workflow.builder("later").set_schedule_config(
-            ScheduleConfig.one_time_delayed_start(when))
-            .add_job("j", JobConfig(command="Record", num_tasks=1)).build())
+        wf = (
+            Workflow.builder("later")
+            .set_schedule_config(ScheduleConfig.one_time_delayed_start(when))
+            .add_job("j", JobConfig(command="Record", num_tasks=1))
+            .build()
+        )
         cluster.driver.start(wf)
         assert cluster.driver.get_workflow_context("later").state is S.NOT_STARTED
         assert wait_final(cluster.driver, "later") is S.COMPLETED
@@ -58,9 +62,12 @@ def test_one_time_delayed_start(zk_address: str) -> None:
 def test_recurring_template_clones_itself_each_period(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address, cluster_config=FAST) as cluster:
         driver = cluster.driver
-        wf = (Workflow.builder("tick").set_schedule_config(
-            ScheduleConfig.recurring_from_now(1.0))
-            .add_job("j", JobConfig(command="Noop", num_tasks=2)).build())
+        wf = (
+            Workflow.builder("tick")
+            .set_schedule_config(ScheduleConfig.recurring_from_now(1.0))
+            .add_job("j", JobConfig(command="Noop", num_tasks=2))
+            .build()
+        )
         driver.start(wf)
         # poll_for_job_state on the template follows its last clone
         assert driver.poll_for_job_state("tick", "j", S.COMPLETED, timeout=30) is S.COMPLETED
@@ -82,10 +89,14 @@ def test_recurring_template_clones_itself_each_period(zk_address: str) -> None:
 def test_a_clone_starts_only_after_the_previous_one_finished(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address, cluster_config=FAST) as cluster:
         driver = cluster.driver
-        wf = (Workflow.builder("slow").set_schedule_config(
-            ScheduleConfig.recurring_from_now(0.5))
-            .add_job("j", JobConfig(command="Sleep", num_tasks=1,
-                                    command_config={"seconds": "1.5"})).build())
+        wf = (
+            Workflow.builder("slow")
+            .set_schedule_config(ScheduleConfig.recurring_from_now(0.5))
+            .add_job(
+                "j", JobConfig(command="Sleep", num_tasks=1, command_config={"seconds": "1.5"})
+            )
+            .build()
+        )
         driver.start(wf)
         ctx = wait_context(cluster, "slow", lambda c: len(c.scheduled_workflows) >= 3)
         first, second, third = ctx.scheduled_workflows[:3]
@@ -98,8 +109,10 @@ def test_a_clone_starts_only_after_the_previous_one_finished(zk_address: str) ->
         driver.stop("slow")
         last = driver.get_workflow_context("slow").last_scheduled_workflow
         assert last is not None
-        assert driver.poll_for_workflow_state(
-            last, S.STOPPED, S.COMPLETED, timeout=30) in (S.STOPPED, S.COMPLETED)
+        assert driver.poll_for_workflow_state(last, S.STOPPED, S.COMPLETED, timeout=30) in (
+            S.STOPPED,
+            S.COMPLETED,
+        )
         assert driver.poll_for_workflow_state("slow", S.STOPPED, timeout=30) is S.STOPPED
         count = len(driver.get_workflow_context("slow").scheduled_workflows)
         time.sleep(1.5)  # two more periods pass while stopped (a fault window, not a sync)
@@ -109,17 +122,23 @@ def test_a_clone_starts_only_after_the_previous_one_finished(zk_address: str) ->
 
 def test_recurrence_below_the_cluster_minimum_is_refused(zk_address: str) -> None:
     with LocalCluster(participants=0, zk=zk_address) as cluster:
-        wf = (Workflow.builder("toofast").set_schedule_config(
-            ScheduleConfig.recurring_from_now(5.0))
-            .add_job("j", JobConfig(command="Noop", num_tasks=1)).build())
+        wf = (
+            Workflow.builder("toofast")
+            .set_schedule_config(ScheduleConfig.recurring_from_now(5.0))
+            .add_job("j", JobConfig(command="Noop", num_tasks=1))
+            .build()
+        )
         with pytest.raises(InvalidConfig) as exc:
             cluster.driver.start(wf)
         assert exc.value.field == "schedule.recurrence_interval" and "60" in exc.value.rule
         # and a job queue cannot be scheduled at all
         from helixpy import JobQueue, WorkflowConfig
 
-        queue = JobQueue.builder("sq").set_config(WorkflowConfig(
-            schedule=ScheduleConfig.recurring_from_now(120))).build()
+        queue = (
+            JobQueue.builder("sq")
+            .set_config(WorkflowConfig(schedule=ScheduleConfig.recurring_from_now(120)))
+            .build()
+        )
         with pytest.raises(InvalidConfig) as exc:
             cluster.driver.create_queue(queue)
         assert exc.value.field == "queue.config.schedule"
@@ -128,15 +147,20 @@ def test_recurrence_below_the_cluster_minimum_is_refused(zk_address: str) -> Non
 def test_a_template_keeps_at_most_twenty_clones(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address, cluster_config=FAST) as cluster:
         driver = cluster.driver
-        wf = (Workflow.builder("many").set_schedule_config(
-            ScheduleConfig.recurring_from_now(0.5))
-            .add_job("j", JobConfig(command="Noop", num_tasks=1)).build())
+        wf = (
+            Workflow.builder("many")
+            .set_schedule_config(ScheduleConfig.recurring_from_now(0.5))
+            .add_job("j", JobConfig(command="Noop", num_tasks=1))
+            .build()
+        )
         driver.start(wf)
-        first = wait_context(cluster, "many", lambda c: len(c.scheduled_workflows) >= 1
-                             ).scheduled_workflows[0]
+        first = wait_context(
+            cluster, "many", lambda c: len(c.scheduled_workflows) >= 1
+        ).scheduled_workflows[0]
         # When more than twenty periods have passed
-        ctx = wait_context(cluster, "many", lambda c: first not in c.scheduled_workflows,
-                           timeout=90)
+        ctx = wait_context(
+            cluster, "many", lambda c: first not in c.scheduled_workflows, timeout=90
+        )
         # Then twenty are kept and the oldest is gone from ZooKeeper too
         assert len(ctx.scheduled_workflows) == 20
         with pytest.raises(NotFound):
@@ -150,15 +174,20 @@ def test_update_workflow_changes_a_templates_future_clones(zk_address: str) -> N
     with LocalCluster(participants=1, zk=zk_address, cluster_config=FAST) as cluster:
         driver = cluster.driver
         schedule = ScheduleConfig.recurring_from_now(0.5)
-        wf = (Workflow.builder("evolve").set_schedule_config(schedule)
-              .add_job("j", JobConfig(command="Noop", num_tasks=1)).build())
+        wf = (
+            Workflow.builder("evolve")
+            .set_schedule_config(schedule)
+            .add_job("j", JobConfig(command="Noop", num_tasks=1))
+            .build()
+        )
         driver.start(wf)
         wait_context(cluster, "evolve", lambda c: len(c.scheduled_workflows) >= 1)
         # When the template's config changes
         driver.update_workflow("evolve", WorkflowConfig(failure_threshold=7, schedule=schedule))
         before = set(driver.get_workflow_context("evolve").scheduled_workflows)
-        ctx = wait_context(cluster, "evolve",
-                           lambda c: any(n not in before for n in c.scheduled_workflows))
+        ctx = wait_context(
+            cluster, "evolve", lambda c: any(n not in before for n in c.scheduled_workflows)
+        )
         # Then the clones made afterwards carry it
         newest = ctx.scheduled_workflows[-1]
         assert driver.get_workflow_config(newest).failure_threshold == 7

@@ -25,20 +25,23 @@ def _walk(zk: KazooClient, path: str) -> list[str]:
     return out
 
 
-def test_with_zk_auth_only_the_cluster_identity_can_change_its_znodes(
-        zk_address: str) -> None:
+def test_with_zk_auth_only_the_cluster_identity_can_change_its_znodes(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address, zk_auth=AUTH) as cluster:
         driver = cluster.driver
         # Given a cluster run with an identity, doing a bit of everything
-        driver.start(Workflow.builder("acl").add_job("j", JobConfig(
-            command="Record", num_tasks=2)).build())
+        driver.start(
+            Workflow.builder("acl").add_job("j", JobConfig(command="Record", num_tasks=2)).build()
+        )
         assert wait_final(driver, "acl") is TaskState.COMPLETED
         driver.set_partition_state(cluster.instances[0], "db", "db_0", "MASTER")
         owner = connect(cluster.zk_address, auth=AUTH)
         anon = connect(cluster.zk_address)
         try:
-            assert LockBox(owner, cluster.cluster, "locker").try_acquire(
-                "r", (0, 1), LockType.EXCLUSIVE).ok
+            assert (
+                LockBox(owner, cluster.cluster, "locker")
+                .try_acquire("r", (0, 1), LockType.EXCLUSIVE)
+                .ok
+            )
             # Then every znode of the cluster grants writes to that identity only
             nodes = _walk(owner, cluster.paths.root)
             assert len(nodes) > 40
@@ -73,12 +76,18 @@ def test_a_bad_zk_auth_is_refused_with_the_rule() -> None:
 
 
 def test_nothing_in_zookeeper_makes_a_participant_import_or_run_other_code(
-        zk_address: str, tmp_path: object) -> None:
+    zk_address: str, tmp_path: object
+) -> None:
     from pathlib import Path
 
     marker = Path(str(tmp_path)) / "pwned"
-    evil = [f"os:system('touch {marker}')", "os:system", "helixpy.testing.tasks:registry",
-            f"__import__('os').system('touch {marker}')", "subprocess.run"]
+    evil = [
+        f"os:system('touch {marker}')",
+        "os:system",
+        "helixpy.testing.tasks:registry",
+        f"__import__('os').system('touch {marker}')",
+        "subprocess.run",
+    ]
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         from helixpy import WorkflowConfig
 
@@ -86,9 +95,15 @@ def test_nothing_in_zookeeper_makes_a_participant_import_or_run_other_code(
         b = Workflow.builder("evil").set_config(WorkflowConfig(failure_threshold=100))
         for i, command in enumerate(evil):
             for isolation in ("thread", "process"):
-                b.add_job(f"j{i}{isolation[0]}", JobConfig(
-                    command=command, num_tasks=1, isolation=isolation,
-                    command_config={"module": "os", "cmd": f"touch {marker}"}))
+                b.add_job(
+                    f"j{i}{isolation[0]}",
+                    JobConfig(
+                        command=command,
+                        num_tasks=1,
+                        isolation=isolation,
+                        command_config={"module": "os", "cmd": f"touch {marker}"},
+                    ),
+                )
         cluster.driver.start(b.build())
         # Then each such command is just an unknown name in the registry: ERROR, not run
         assert wait_final(cluster.driver, "evil") is TaskState.COMPLETED

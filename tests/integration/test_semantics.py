@@ -21,24 +21,45 @@ def states(cluster: LocalCluster, wf: str, job: str) -> dict[str, tuple[P | None
 
 def test_failure_and_retry_figures(zk_address: str) -> None:
     # Given 5 tasks, max attempts 5, a threshold that tolerates every failure
-    tasks = [TaskConfig(id="fatal", command="Fatal"), TaskConfig(id="fails", command="Fail"),
-             TaskConfig(id="raises", command="Raise"), TaskConfig(id="ok1", command="Noop"),
-             TaskConfig(id="ok2", command="Noop")]
-    wf = Workflow.builder("figures").add_job("j", JobConfig(
-        tasks=tasks, max_attempts_per_task=5, failure_threshold=5,
-        num_concurrent_tasks_per_instance=5)).build()
+    tasks = [
+        TaskConfig(id="fatal", command="Fatal"),
+        TaskConfig(id="fails", command="Fail"),
+        TaskConfig(id="raises", command="Raise"),
+        TaskConfig(id="ok1", command="Noop"),
+        TaskConfig(id="ok2", command="Noop"),
+    ]
+    wf = (
+        Workflow.builder("figures")
+        .add_job(
+            "j",
+            JobConfig(
+                tasks=tasks,
+                max_attempts_per_task=5,
+                failure_threshold=5,
+                num_concurrent_tasks_per_instance=5,
+            ),
+        )
+        .build()
+    )
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         cluster.driver.start(wf)
         # Then FATAL is aborted after 1 attempt, the failing two exhaust 5, the rest complete
         assert wait_final(cluster.driver, "figures") is S.COMPLETED
         assert states(cluster, "figures", "j") == {
-            "fatal": (P.TASK_ABORTED, 1), "fails": (P.TASK_ERROR, 5),
-            "raises": (P.TASK_ERROR, 5), "ok1": (P.COMPLETED, 1), "ok2": (P.COMPLETED, 1)}
+            "fatal": (P.TASK_ABORTED, 1),
+            "fails": (P.TASK_ERROR, 5),
+            "raises": (P.TASK_ERROR, 5),
+            "ok1": (P.COMPLETED, 1),
+            "ok2": (P.COMPLETED, 1),
+        }
 
 
 def test_fatal_failures_over_the_threshold_fail_job_and_workflow(zk_address: str) -> None:
-    wf = Workflow.builder("fatal").add_job("j", JobConfig(
-        command="Fatal", num_tasks=5, failure_threshold=1)).build()
+    wf = (
+        Workflow.builder("fatal")
+        .add_job("j", JobConfig(command="Fatal", num_tasks=5, failure_threshold=1))
+        .build()
+    )
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         cluster.driver.start(wf)
         assert wait_final(cluster.driver, "fatal") is S.FAILED
@@ -51,9 +72,20 @@ def test_fatal_failures_over_the_threshold_fail_job_and_workflow(zk_address: str
 
 def test_per_task_timeout_is_timed_out_and_retried(zk_address: str) -> None:
     # Given a task that sleeps far past its per-task timeout
-    wf = Workflow.builder("slow").add_job("j", JobConfig(
-        command="Sleep", num_tasks=1, timeout_per_task=0.5, max_attempts_per_task=2,
-        command_config={"seconds": "60"})).build()
+    wf = (
+        Workflow.builder("slow")
+        .add_job(
+            "j",
+            JobConfig(
+                command="Sleep",
+                num_tasks=1,
+                timeout_per_task=0.5,
+                max_attempts_per_task=2,
+                command_config={"seconds": "60"},
+            ),
+        )
+        .build()
+    )
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         cluster.driver.start(wf)
         # Then each attempt is cancelled and TIMED_OUT, retried until attempts run out
@@ -62,42 +94,74 @@ def test_per_task_timeout_is_timed_out_and_retried(zk_address: str) -> None:
 
 
 def test_job_timeout_aborts_running_tasks_and_fails_children(zk_address: str) -> None:
-    wf = (Workflow.builder("jobtimeout").set_config(WorkflowConfig(failure_threshold=5))
-          .add_job("slow", JobConfig(command="Sleep", num_tasks=2, timeout=1.0,
-                                     num_concurrent_tasks_per_instance=2,
-                                     command_config={"seconds": "60"}))
-          .add_job("child", JobConfig(command="Noop", num_tasks=1))
-          .add_parent_child_dependency("slow", "child").build())
+    wf = (
+        Workflow.builder("jobtimeout")
+        .set_config(WorkflowConfig(failure_threshold=5))
+        .add_job(
+            "slow",
+            JobConfig(
+                command="Sleep",
+                num_tasks=2,
+                timeout=1.0,
+                num_concurrent_tasks_per_instance=2,
+                command_config={"seconds": "60"},
+            ),
+        )
+        .add_job("child", JobConfig(command="Noop", num_tasks=1))
+        .add_parent_child_dependency("slow", "child")
+        .build()
+    )
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         cluster.driver.start(wf)
-        assert cluster.driver.poll_for_job_state("jobtimeout", "slow", S.TIMED_OUT,
-                                                 timeout=30) is S.TIMED_OUT
+        assert (
+            cluster.driver.poll_for_job_state("jobtimeout", "slow", S.TIMED_OUT, timeout=30)
+            is S.TIMED_OUT
+        )
         assert {s for s, _ in states(cluster, "jobtimeout", "slow").values()} == {P.TASK_ABORTED}
         # TIMED_OUT counts as a failure for the child
-        assert cluster.driver.poll_for_job_state("jobtimeout", "child", S.FAILED,
-                                                 timeout=30) is S.FAILED
+        assert (
+            cluster.driver.poll_for_job_state("jobtimeout", "child", S.FAILED, timeout=30)
+            is S.FAILED
+        )
         assert wait_final(cluster.driver, "jobtimeout") is S.COMPLETED  # threshold 5
 
 
 def test_workflow_timeout(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
-        slow = Workflow.builder("wftimeout").set_config(WorkflowConfig(timeout=1.0)).add_job(
-            "j", JobConfig(command="Sleep", num_tasks=1, command_config={"seconds": "60"})
-        ).build()
+        slow = (
+            Workflow.builder("wftimeout")
+            .set_config(WorkflowConfig(timeout=1.0))
+            .add_job("j", JobConfig(command="Sleep", num_tasks=1, command_config={"seconds": "60"}))
+            .build()
+        )
         cluster.driver.start(slow)
         assert wait_final(cluster.driver, "wftimeout") is S.TIMED_OUT
         assert cluster.driver.get_job_context("wftimeout", "j").state is S.ABORTED
         # a timeout of 0 times out at once
-        zero = Workflow.builder("zero").set_config(WorkflowConfig(timeout=0.0)).add_job(
-            "j", JobConfig(command="Noop", num_tasks=1)).build()
+        zero = (
+            Workflow.builder("zero")
+            .set_config(WorkflowConfig(timeout=0.0))
+            .add_job("j", JobConfig(command="Noop", num_tasks=1))
+            .build()
+        )
         cluster.driver.start(zero)
         assert wait_final(cluster.driver, "zero") is S.TIMED_OUT
 
 
 def test_stop_then_resume_reruns_stopped_tasks(zk_address: str) -> None:
-    wf = Workflow.builder("stopme").add_job("j", JobConfig(
-        command="Sleep", num_tasks=4, num_concurrent_tasks_per_instance=2,
-        command_config={"seconds": "2"})).build()
+    wf = (
+        Workflow.builder("stopme")
+        .add_job(
+            "j",
+            JobConfig(
+                command="Sleep",
+                num_tasks=4,
+                num_concurrent_tasks_per_instance=2,
+                command_config={"seconds": "2"},
+            ),
+        )
+        .build()
+    )
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
         driver.start(wf)
@@ -118,9 +182,13 @@ def test_stop_then_resume_reruns_stopped_tasks(zk_address: str) -> None:
 
 
 def test_a_task_ignoring_cancel_keeps_its_job_stopping_until_its_instance_dies(
-        zk_address: str) -> None:
-    wf = Workflow.builder("stubborn").add_job("j", JobConfig(
-        command="Stubborn", num_tasks=1, command_config={"seconds": "120"})).build()
+    zk_address: str,
+) -> None:
+    wf = (
+        Workflow.builder("stubborn")
+        .add_job("j", JobConfig(command="Stubborn", num_tasks=1, command_config={"seconds": "120"}))
+        .build()
+    )
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
         driver.start(wf)
@@ -138,8 +206,11 @@ def test_a_task_ignoring_cancel_keeps_its_job_stopping_until_its_instance_dies(
 
 
 def test_stop_wins_over_completion(zk_address: str) -> None:
-    wf = Workflow.builder("wins").add_job("j", JobConfig(
-        command="Stubborn", num_tasks=1, command_config={"seconds": "1.5"})).build()
+    wf = (
+        Workflow.builder("wins")
+        .add_job("j", JobConfig(command="Stubborn", num_tasks=1, command_config={"seconds": "1.5"}))
+        .build()
+    )
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
         driver.start(wf)

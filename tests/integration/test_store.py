@@ -55,13 +55,21 @@ def test_a_100k_task_context_stores_and_loads(zk: KazooClient) -> None:
     paths = Paths("ctx100k")
     zk.ensure_path(paths.job("w", "j"))
     zk.ensure_path("/ctx100k/EPOCH")
-    tasks = [TaskContextInfo(task_id=f"t{p}", state=TaskPartitionState.COMPLETED,
-                             num_attempts=1 + p % 3, assigned_participant=f"p{p % 7}",
-                             info=f"done {p}") for p in range(100_000)]
+    tasks = [
+        TaskContextInfo(
+            task_id=f"t{p}",
+            state=TaskPartitionState.COMPLETED,
+            num_attempts=1 + p % 3,
+            assigned_participant=f"p{p % 7}",
+            info=f"done {p}",
+        )
+        for p in range(100_000)
+    ]
     writer = FencedWriter(zk, "/ctx100k/EPOCH", 0)
     # When it is written in fenced, size-split multis
-    writer.commit(job_context_ops(paths, "w", "j", {"state": "COMPLETED"}, tasks, None,
-                                  create=True))
+    writer.commit(
+        job_context_ops(paths, "w", "j", {"state": "COMPLETED"}, tasks, None, create=True)
+    )
     # Then it loads back identical, and took several multis
     ctx = read_job_context(zk, paths, "w", "j")
     assert ctx.state is TaskState.COMPLETED
@@ -82,8 +90,18 @@ def test_user_content_cas_keeps_every_concurrent_write(zk: KazooClient, zk_addre
         # When four writers each put 25 keys into the same JOB map at once
         def writer(i: int) -> None:
             for k in range(25):
-                put_content(clients[i], paths, OpenAclProvider(), fence, Scope.JOB, "w", "j",
-                            None, f"k{i}-{k}", str(k))
+                put_content(
+                    clients[i],
+                    paths,
+                    OpenAclProvider(),
+                    fence,
+                    Scope.JOB,
+                    "w",
+                    "j",
+                    None,
+                    f"k{i}-{k}",
+                    str(k),
+                )
 
         threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
         for t in threads:
@@ -108,18 +126,30 @@ def test_user_content_cas_keeps_every_concurrent_write(zk: KazooClient, zk_addre
     # and a write after the job was deleted does not recreate it
     zk.delete(paths.workflow("w"), recursive=True)
     with pytest.raises(NotFound):
-        put_content(zk, paths, OpenAclProvider(), Check("/content/INC", 1), Scope.JOB, "w",
-                    "j", None, "a", "b")
+        put_content(
+            zk,
+            paths,
+            OpenAclProvider(),
+            Check("/content/INC", 1),
+            Scope.JOB,
+            "w",
+            "j",
+            None,
+            "a",
+            "b",
+        )
     assert zk.exists(paths.workflow("w")) is None
 
 
-def test_a_100k_task_job_runs_through_the_controller_and_survives_failover(
-        zk_address: str) -> None:
+def test_a_100k_task_job_runs_through_the_controller_and_survives_failover(zk_address: str) -> None:
     # Given a cluster with no participants and a standby controller
     with LocalCluster(participants=0, controllers=2, zk=zk_address) as cluster:
         driver = cluster.driver
-        wf = Workflow.builder("big").add_job(
-            "j", JobConfig(command="Noop", num_tasks=100_000)).build()
+        wf = (
+            Workflow.builder("big")
+            .add_job("j", JobConfig(command="Noop", num_tasks=100_000))
+            .build()
+        )
         # When a 100,000-task job is started
         driver.start(wf)
         ctx = driver.get_job_context("big", "j")
@@ -130,10 +160,12 @@ def test_a_100k_task_job_runs_through_the_controller_and_survives_failover(
         cluster.wait_for_leader(exclude=old)
         # and runs it once a participant joins (a few hundred tasks show it is live)
         cluster.add_participant(capacity=100)
-        ctx = wait_job(cluster, "big", "j",
-                       lambda c: count(c, TaskPartitionState.COMPLETED) >= 300, "300 done")
-        assert {t.num_attempts for t in ctx.tasks.values()
-                if t.state is TaskPartitionState.COMPLETED} == {1}
+        ctx = wait_job(
+            cluster, "big", "j", lambda c: count(c, TaskPartitionState.COMPLETED) >= 300, "300 done"
+        )
+        assert {
+            t.num_attempts for t in ctx.tasks.values() if t.state is TaskPartitionState.COMPLETED
+        } == {1}
         driver.delete("big")
         with pytest.raises(NotFound):
             driver.get_job_context("big", "j")
@@ -142,8 +174,11 @@ def test_a_100k_task_job_runs_through_the_controller_and_survives_failover(
 def test_an_unreadable_workflow_is_failed_while_others_run(zk_address: str) -> None:
     with LocalCluster(participants=1, controllers=2, zk=zk_address) as cluster:
         driver = cluster.driver
-        bad = Workflow.builder("bad").add_job("j", JobConfig(command="Sleep", num_tasks=1,
-                                              command_config={"seconds": "30"})).build()
+        bad = (
+            Workflow.builder("bad")
+            .add_job("j", JobConfig(command="Sleep", num_tasks=1, command_config={"seconds": "30"}))
+            .build()
+        )
         driver.start(bad)
         zk = connect(cluster.zk_address)
         try:
@@ -156,17 +191,16 @@ def test_an_unreadable_workflow_is_failed_while_others_run(zk_address: str) -> N
         old = cluster.kill_controller()
         cluster.wait_for_leader(exclude=old)
         # Then it is FAILED with the reason, and another workflow still runs to completion
-        assert driver.poll_for_workflow_state("bad", TaskState.FAILED,
-                                              timeout=30) is TaskState.FAILED
+        assert (
+            driver.poll_for_workflow_state("bad", TaskState.FAILED, timeout=30) is TaskState.FAILED
+        )
         assert "unreadable" in driver.get_workflow_context("bad").info
-        good = Workflow.builder("good").add_job("j", JobConfig(command="Noop",
-                                                               num_tasks=3)).build()
+        good = Workflow.builder("good").add_job("j", JobConfig(command="Noop", num_tasks=3)).build()
         driver.start(good)
         assert wait_final(driver, "good") is TaskState.COMPLETED
 
 
-def test_a_participant_skips_an_unreadable_assignment_entry_and_works_on(
-        zk_address: str) -> None:
+def test_a_participant_skips_an_unreadable_assignment_entry_and_works_on(zk_address: str) -> None:
     from helixpy.store.codec import encode
     from tests.integration.helpers import wait_for_data, wait_for_line
 
@@ -192,5 +226,7 @@ def test_a_participant_skips_an_unreadable_assignment_entry_and_works_on(
             zk.close()
         wf = Workflow.builder("after").add_job("j", JobConfig(command="Noop", num_tasks=2))
         cluster.driver.start(wf.build())
-        assert cluster.driver.poll_for_workflow_state(
-            "after", TaskState.COMPLETED, timeout=60) is TaskState.COMPLETED
+        assert (
+            cluster.driver.poll_for_workflow_state("after", TaskState.COMPLETED, timeout=60)
+            is TaskState.COMPLETED
+        )

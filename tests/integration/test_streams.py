@@ -16,8 +16,14 @@ WAIT = 60.0
 
 
 def stream_job(slots: int, **config: str) -> JobConfig:
-    return JobConfig(command="Sum", num_tasks=slots, stream=True, max_attempts_per_task=5,
-                     num_concurrent_tasks_per_instance=slots, command_config=config)
+    return JobConfig(
+        command="Sum",
+        num_tasks=slots,
+        stream=True,
+        max_attempts_per_task=5,
+        num_concurrent_tasks_per_instance=slots,
+        command_config=config,
+    )
 
 
 def start_stream(cluster: LocalCluster, name: str, slots: int, **config: str) -> None:
@@ -26,8 +32,10 @@ def start_stream(cluster: LocalCluster, name: str, slots: int, **config: str) ->
 
 
 def totals(checkpoint: dict[int, dict[str, object]]) -> tuple[int, int]:
-    return (sum(int(str(c["count"])) for c in checkpoint.values()),
-            sum(int(str(c["total"])) for c in checkpoint.values()))
+    return (
+        sum(int(str(c["count"])) for c in checkpoint.values()),
+        sum(int(str(c["total"])) for c in checkpoint.values()),
+    )
 
 
 def test_checkpoints_reflect_exactly_the_splits_before_each_barrier(zk_address: str) -> None:
@@ -50,7 +58,8 @@ def test_checkpoints_reflect_exactly_the_splits_before_each_barrier(zk_address: 
         results = driver.get_split_results("cyc", "s")
         assert len(results) == 600 and len({(r.batch, r.index) for r in results}) == 600
         assert sorted(r.result for r in results) == sorted(
-            2 * (c * 10 + i) for c in range(100) for i in range(6))
+            2 * (c * 10 + i) for c in range(100) for i in range(6)
+        )
 
 
 def test_barriers_coalesce_only_when_no_split_came_between(zk_address: str) -> None:
@@ -88,8 +97,7 @@ def test_splits_added_during_a_barrier_are_processed_after_it(zk_address: str) -
         assert sorted(r.result for r in late) == [200, 400]
 
 
-def test_a_participant_killed_mid_stream_loses_and_double_counts_nothing(
-        zk_address: str) -> None:
+def test_a_participant_killed_mid_stream_loses_and_double_counts_nothing(zk_address: str) -> None:
     with LocalCluster(participants=2, zk=zk_address) as cluster:
         driver = cluster.driver
         start_stream(cluster, "kill", 2, delay="0.05")
@@ -109,7 +117,9 @@ def test_a_participant_killed_mid_stream_loses_and_double_counts_nothing(
         checkpoints.append(driver.end_stream("kill", "s").wait(WAIT))
         # Then the checkpoints add up to every split exactly once
         assert tuple(map(sum, zip(*(totals(c) for c in checkpoints), strict=True))) == (
-            len(values), sum(values))
+            len(values),
+            sum(values),
+        )
         results = driver.get_split_results("kill", "s")
         assert sorted(r.result for r in results) == sorted(2 * v for v in values)
         assert wait_final(driver, "kill") is S.COMPLETED
@@ -135,9 +145,13 @@ def test_stopping_during_a_barrier_cancels_it_without_a_hang(zk_address: str) ->
 def test_end_stream_completes_the_job_and_its_workflow(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
-        wf = (Workflow.builder("fin").add_job("s", stream_job(2))
-              .add_job("after", JobConfig(command="Noop", num_tasks=1))
-              .add_parent_child_dependency("s", "after").build())
+        wf = (
+            Workflow.builder("fin")
+            .add_job("s", stream_job(2))
+            .add_job("after", JobConfig(command="Noop", num_tasks=1))
+            .add_parent_child_dependency("s", "after")
+            .build()
+        )
         driver.start(wf)
         driver.add_splits("fin", "s", [{"v": 5}, {"v": 6}, {"v": 7}])
         with pytest.raises(InvalidConfig, match="splits"):
@@ -158,8 +172,11 @@ def test_end_stream_completes_the_job_and_its_workflow(zk_address: str) -> None:
 def test_stream_errors_name_the_problem(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
-        driver.start(Workflow.builder("plain").add_job("j", JobConfig(
-            command="Sleep", num_tasks=1, command_config={"seconds": "30"})).build())
+        driver.start(
+            Workflow.builder("plain")
+            .add_job("j", JobConfig(command="Sleep", num_tasks=1, command_config={"seconds": "30"}))
+            .build()
+        )
         with pytest.raises(InvalidConfig, match="not a streaming job"):
             driver.add_splits("plain", "j", [{"v": 1}])
         with pytest.raises(InvalidConfig, match="not a streaming job"):
@@ -167,19 +184,26 @@ def test_stream_errors_name_the_problem(zk_address: str) -> None:
         with pytest.raises(NotFound):
             driver.add_splits("plain", "nosuch", [{"v": 1}])
         # A streaming job whose command is not a StreamTask fails with the reason
-        driver.start(Workflow.builder("wrong").add_job("s", JobConfig(
-            command="Noop", num_tasks=1, stream=True)).build())
+        driver.start(
+            Workflow.builder("wrong")
+            .add_job("s", JobConfig(command="Noop", num_tasks=1, stream=True))
+            .build()
+        )
         assert wait_final(driver, "wrong") is S.FAILED
         task = driver.get_job_context("wrong", "s").tasks[0]
         assert task.state is P.ERROR and "not a StreamTask" in task.info
 
 
-def test_a_split_that_keeps_failing_fails_the_job_by_its_attempt_rules(
-        zk_address: str) -> None:
+def test_a_split_that_keeps_failing_fails_the_job_by_its_attempt_rules(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
-        job = JobConfig(command="Sum", num_tasks=1, stream=True, max_attempts_per_task=3,
-                        command_config={"fail_value": "13"})
+        job = JobConfig(
+            command="Sum",
+            num_tasks=1,
+            stream=True,
+            max_attempts_per_task=3,
+            command_config={"fail_value": "13"},
+        )
         driver.start(Workflow.builder("poison").add_job("s", job).build())
         driver.add_splits("poison", "s", [{"v": 1}])
         assert totals(driver.request_barrier("poison", "s").wait(WAIT)) == (1, 1)
@@ -195,8 +219,13 @@ def test_a_split_that_keeps_failing_fails_the_job_by_its_attempt_rules(
 def test_stream_slots_are_exempt_from_the_per_task_timeout(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
-        job = JobConfig(command="Sum", num_tasks=1, stream=True, timeout_per_task=0.5,
-                        command_config={"delay": "1.5"})
+        job = JobConfig(
+            command="Sum",
+            num_tasks=1,
+            stream=True,
+            timeout_per_task=0.5,
+            command_config={"delay": "1.5"},
+        )
         driver.start(Workflow.builder("long").add_job("s", job).build())
         # When a slot lives (and even processes one split) far past timeout_per_task
         driver.add_splits("long", "s", [{"v": 4}])
@@ -208,8 +237,7 @@ def test_stream_slots_are_exempt_from_the_per_task_timeout(zk_address: str) -> N
         assert (task.state, task.num_attempts) == (P.COMPLETED, 1)
 
 
-def test_a_slot_that_fails_after_acking_the_end_completes_on_its_retry(
-        zk_address: str) -> None:
+def test_a_slot_that_fails_after_acking_the_end_completes_on_its_retry(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
         start_stream(cluster, "closing", 1, fail_close="1")

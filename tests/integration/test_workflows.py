@@ -61,10 +61,13 @@ def test_tagged_job_runs_only_on_tagged_instances(zk_address: str) -> None:
     with LocalCluster(participants=2, zk=zk_address) as cluster:
         # Given one tagged instance among untagged ones
         gpu = cluster.add_participant(tags=("gpu",))
-        wf = (Workflow.builder("tagged")
-              .add_job("t", record_job(6, instance_group_tag="gpu",
-                                       num_concurrent_tasks_per_instance=3))
-              .build())
+        wf = (
+            Workflow.builder("tagged")
+            .add_job(
+                "t", record_job(6, instance_group_tag="gpu", num_concurrent_tasks_per_instance=3)
+            )
+            .build()
+        )
         # When a job for that tag runs
         cluster.driver.start(wf)
         assert wait_final(cluster.driver, "tagged") is TaskState.COMPLETED
@@ -76,8 +79,11 @@ def test_tagged_job_runs_only_on_tagged_instances(zk_address: str) -> None:
 
 def test_unknown_command_fails_the_workflow_without_retry(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
-        wf = Workflow.builder("unknown").add_job(
-            "j", JobConfig(command="NoSuchCommand", num_tasks=1)).build()
+        wf = (
+            Workflow.builder("unknown")
+            .add_job("j", JobConfig(command="NoSuchCommand", num_tasks=1))
+            .build()
+        )
         cluster.driver.start(wf)
         assert wait_final(cluster.driver, "unknown") is TaskState.FAILED
         task = cluster.driver.get_job_context("unknown", "j").tasks[0]
@@ -87,9 +93,19 @@ def test_unknown_command_fails_the_workflow_without_retry(zk_address: str) -> No
 
 def test_raising_task_is_retried_and_its_message_is_in_info(zk_address: str) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
-        wf = Workflow.builder("raising").add_job("j", JobConfig(
-            command="Raise", num_tasks=1, max_attempts_per_task=2,
-            command_config={"message": "disk on fire"})).build()
+        wf = (
+            Workflow.builder("raising")
+            .add_job(
+                "j",
+                JobConfig(
+                    command="Raise",
+                    num_tasks=1,
+                    max_attempts_per_task=2,
+                    command_config={"message": "disk on fire"},
+                ),
+            )
+            .build()
+        )
         cluster.driver.start(wf)
         assert wait_final(cluster.driver, "raising") is TaskState.FAILED
         task = cluster.driver.get_job_context("raising", "j").tasks[0]
@@ -99,10 +115,13 @@ def test_raising_task_is_retried_and_its_message_is_in_info(zk_address: str) -> 
 
 def test_user_content_is_shared_across_jobs_and_visible_to_the_driver(zk_address: str) -> None:
     # Given a writer job and a reader job after it
-    wf = (Workflow.builder("content")
-          .add_job("writer", JobConfig(command="WriteContent", num_tasks=2))
-          .add_job("reader", JobConfig(command="ReadContent", num_tasks=1))
-          .add_parent_child_dependency("writer", "reader").build())
+    wf = (
+        Workflow.builder("content")
+        .add_job("writer", JobConfig(command="WriteContent", num_tasks=2))
+        .add_job("reader", JobConfig(command="ReadContent", num_tasks=1))
+        .add_parent_child_dependency("writer", "reader")
+        .build()
+    )
     with LocalCluster(participants=2, zk=zk_address) as cluster:
         driver = cluster.driver
         driver.start(wf)
@@ -110,13 +129,15 @@ def test_user_content_is_shared_across_jobs_and_visible_to_the_driver(zk_address
         # Then the later job saw the workflow-scope value
         reader_task = driver.get_job_context("content", "reader").tasks[0]
         assert driver.get_task_user_content_map("content", "reader", reader_task.task_id) == {
-            "saw": "writer"}
+            "saw": "writer"
+        }
         # and the driver sees every scope
         assert driver.get_workflow_user_content_map("content") == {"written_by": "writer"}
         assert driver.get_job_user_content_map("content", "writer") == {"job": "writer"}
         for t in driver.get_job_context("content", "writer").tasks.values():
             assert driver.get_task_user_content_map("content", "writer", t.task_id) == {
-                "task": t.task_id}
+                "task": t.task_id
+            }
 
 
 def test_driver_rejects_bad_input_and_duplicates(zk_address: str) -> None:
@@ -148,7 +169,8 @@ def test_driver_rejects_bad_input_and_duplicates(zk_address: str) -> None:
 
 
 def test_a_burst_of_starts_runs_every_new_workflow_and_refuses_an_existing_name(
-        zk_address: str) -> None:
+    zk_address: str,
+) -> None:
     # Given a cluster where workflow "w-old" already exists
     with LocalCluster(participants=2, zk=zk_address) as cluster:
         driver = cluster.driver
@@ -158,9 +180,15 @@ def test_a_burst_of_starts_runs_every_new_workflow_and_refuses_an_existing_name(
         def start(name: str) -> str:
             # "w-big" needs more than one multi (its task configs alone pass 512 KB), so it
             # is written the one-multi-at-a-time way even inside a burst
-            job = (JobConfig(command="Noop", num_concurrent_tasks_per_instance=100, tasks=[
-                TaskConfig(config={"pad": os.urandom(250).hex()}) for _ in range(2000)])
-                if name == "w-big" else record_job(1))
+            job = (
+                JobConfig(
+                    command="Noop",
+                    num_concurrent_tasks_per_instance=100,
+                    tasks=[TaskConfig(config={"pad": os.urandom(250).hex()}) for _ in range(2000)],
+                )
+                if name == "w-big"
+                else record_job(1)
+            )
             try:
                 driver.start(Workflow.builder(name).add_job("j", job).build())
             except AlreadyExists:

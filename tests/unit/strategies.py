@@ -138,9 +138,7 @@ def job_configs(draw: st.DrawFn) -> JobConfig:
         tasks=tasks,
         target_resource=draw(names) if targeted else None,
         target_partitions=target_partitions,
-        target_partition_states=draw(st.lists(names, max_size=3, unique=True))
-        if targeted
-        else [],
+        target_partition_states=draw(st.lists(names, max_size=3, unique=True)) if targeted else [],
         command_config=draw(str_maps),
         max_attempts_per_task=draw(st.integers(min_value=1, max_value=100)),
         num_concurrent_tasks_per_instance=draw(st.integers(min_value=1, max_value=100)),

@@ -22,15 +22,18 @@ Hosts = Callable[[JobRuntime, int], frozenset[str] | None]
 
 
 def reference_assign(
-    jobs: list[JobRuntime], instances: Mapping[str, LiveInstance], load: Mapping[str, int],
+    jobs: list[JobRuntime],
+    instances: Mapping[str, LiveInstance],
+    load: Mapping[str, int],
     allowed: Hosts,
 ) -> list[tuple[str, int, str]]:
     free = {n: i.capacity - load.get(n, 0) for n, i in instances.items()}
     placed: list[tuple[str, int, str]] = []
     for job in jobs:
         tag = job.config.instance_group_tag
-        eligible = sorted(n for n, i in instances.items()
-                          if i.enabled and (tag is None or tag in i.tags))
+        eligible = sorted(
+            n for n, i in instances.items() if i.enabled and (tag is None or tag in i.tags)
+        )
         per_job = Counter(job.active.values())
         limit = job.config.num_concurrent_tasks_per_instance
         waiting: list[int] = []
@@ -39,8 +42,12 @@ def reference_assign(
             hosts = allowed(job, p)
             best: str | None = None
             for n in eligible:
-                if (free[n] > 0 and per_job[n] < limit and (hosts is None or n in hosts)
-                        and (best is None or free[n] > free[best])):
+                if (
+                    free[n] > 0
+                    and per_job[n] < limit
+                    and (hosts is None or n in hosts)
+                    and (best is None or free[n] > free[best])
+                ):
                     best = n
             if best is None:
                 if hosts is None:
@@ -64,16 +71,23 @@ job_st = st.tuples(st.integers(1, 25), st.integers(1, 6), st.sampled_from([None,
     specs=st.lists(instance_st, min_size=1, max_size=10),
     loads=st.lists(st.integers(0, 4), min_size=10, max_size=10),
     jobs=st.lists(job_st, min_size=1, max_size=3),
-    targeted=st.lists(st.one_of(st.none(), st.sets(st.integers(0, 9))), min_size=25,
-                      max_size=25),
+    targeted=st.lists(st.one_of(st.none(), st.sets(st.integers(0, 9))), min_size=25, max_size=25),
 )
 def test_assign_places_exactly_what_the_linear_scan_places(
-    specs: list[tuple[int, bool, set[str]]], loads: list[int],
-    jobs: list[tuple[int, int, str | None]], targeted: list[set[int] | None],
+    specs: list[tuple[int, bool, set[str]]],
+    loads: list[int],
+    jobs: list[tuple[int, int, str | None]],
+    targeted: list[set[int] | None],
 ) -> None:
     instances = {
-        f"i{k}": LiveInstance(name=f"i{k}", incarnation=1, session=1, tags=frozenset(tags),
-                              capacity=cap, enabled=enabled)
+        f"i{k}": LiveInstance(
+            name=f"i{k}",
+            incarnation=1,
+            session=1,
+            tags=frozenset(tags),
+            capacity=cap,
+            enabled=enabled,
+        )
         for k, (cap, enabled, tags) in enumerate(specs)
     }
     load = {f"i{k}": loads[k] for k in range(len(specs))}
@@ -85,13 +99,21 @@ def test_assign_places_exactly_what_the_linear_scan_places(
     def build() -> list[JobRuntime]:
         b = Workflow.builder("w")
         for n, (tasks, limit, tag) in enumerate(jobs):
-            b.add_job(f"j{n}", JobConfig(command="x", num_tasks=tasks, instance_group_tag=tag,
-                                         num_concurrent_tasks_per_instance=limit))
+            b.add_job(
+                f"j{n}",
+                JobConfig(
+                    command="x",
+                    num_tasks=tasks,
+                    instance_group_tag=tag,
+                    num_concurrent_tasks_per_instance=limit,
+                ),
+            )
         wf = runtime(b.build())  # every task pending
         return [wf.jobs[f"j{n}"] for n in range(len(jobs))]
 
     ours_jobs, ref_jobs = build(), build()
-    ours = [(j.name, p, i.name)
-            for j, p, i in rules.assign(ours_jobs, instances, load, allowed=allowed)]
+    ours = [
+        (j.name, p, i.name) for j, p, i in rules.assign(ours_jobs, instances, load, allowed=allowed)
+    ]
     assert ours == reference_assign(ref_jobs, instances, load, allowed)
     assert [list(j.pending) for j in ours_jobs] == [list(j.pending) for j in ref_jobs]

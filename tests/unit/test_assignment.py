@@ -6,16 +6,19 @@ from helixpy.participant.assignment import Entry, readable_entries
 
 
 def test_good_entries_are_read_and_bad_ones_named_and_skipped() -> None:
-    body = {"inc": 3, "tasks": {
-        "wf/j/0": {"a": 2, "t": "RUN", "u": "uid.1"},
-        "wf/j/1": {"a": 1, "t": "STOP"},
-        "wf/j/2": "garbage",
-        "wf/j/3": {"a": "1", "t": "RUN"},
-        "wf/j/4": {"a": 1, "t": "EXPLODE"},
-        "no-key": {"a": 1, "t": "RUN"},
-        "wf/j/x": {"a": 1, "t": "RUN"},
-        "wf/j/5": {"a": True, "t": "RUN"},
-    }}
+    body = {
+        "inc": 3,
+        "tasks": {
+            "wf/j/0": {"a": 2, "t": "RUN", "u": "uid.1"},
+            "wf/j/1": {"a": 1, "t": "STOP"},
+            "wf/j/2": "garbage",
+            "wf/j/3": {"a": "1", "t": "RUN"},
+            "wf/j/4": {"a": 1, "t": "EXPLODE"},
+            "no-key": {"a": 1, "t": "RUN"},
+            "wf/j/x": {"a": 1, "t": "RUN"},
+            "wf/j/5": {"a": True, "t": "RUN"},
+        },
+    }
     entries, problems = readable_entries(body, 3)
     assert entries == {"wf/j/0": Entry(2, "RUN", "uid.1"), "wf/j/1": Entry(1, "STOP", "")}
     assert len(problems) == 6

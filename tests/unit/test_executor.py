@@ -43,8 +43,7 @@ def test_many_sources_into_a_small_admission_queue_run_every_item_once() -> None
         # Given 8 sources each submitting 10,000 items into an admission queue of 100
         def source(s: int) -> None:
             for i in range(10_000):
-                assert ex.submit(Item(lambda k=(s, i): tally.hit(k), job=f"j{s % 3}"),
-                                 timeout=WAIT)
+                assert ex.submit(Item(lambda k=(s, i): tally.hit(k), job=f"j{s % 3}"), timeout=WAIT)
 
         threads = [threading.Thread(target=source, args=(s,)) for s in range(8)]
         for t in threads:
@@ -71,12 +70,14 @@ def test_bursts_into_a_tiny_internal_queue_run_once_within_bounds() -> None:
             def run() -> None:
                 tally.hit((g, i))
                 ex.emit(Item(leaf((g, i, "leaf")), job="x"))
+
             return run
 
         def root(g: int) -> Callable[[], None]:
             def run() -> None:
                 for i in range(3_000):
                     ex.emit(Item(mid(g, i), job="x"))
+
             return run
 
         for g, group in enumerate(groups):
@@ -96,17 +97,18 @@ def test_an_emission_tree_deeper_than_the_inline_limit_fails_only_its_task() -> 
     deep, other = WorkGroup(), WorkGroup()
     # One worker and a queue of one: once it holds an item, every emit runs inline
     with running(Executor(workers=1, internal_capacity=1, max_inline_depth=8)) as ex:
+
         def node(depth: int) -> Callable[[], None]:
             def run() -> None:
                 tally.hit(depth)
                 if depth < 50:
                     ex.emit(Item(node(depth + 1), job="deep"))
                     ex.emit(Item(node(depth + 1), job="deep"))
+
             return run
 
         assert ex.submit(Item(node(0), job="deep", group=deep), timeout=WAIT)
-        assert ex.submit(Item(lambda: tally.hit("other"), job="other", group=other),
-                         timeout=WAIT)
+        assert ex.submit(Item(lambda: tally.hit("other"), job="other", group=other), timeout=WAIT)
         assert deep.done.wait(WAIT) and other.done.wait(WAIT)
     # Then the deep task failed with TooMuchWork (no RecursionError), the other one did not
     assert isinstance(deep.error, TooMuchWork)
@@ -126,6 +128,7 @@ def test_a_pending_stop_runs_after_exactly_the_items_ahead_of_it() -> None:
             assert gate.wait(WAIT)
             with lock:
                 finished.append(name)
+
         return run
 
     def stop() -> None:
@@ -161,6 +164,7 @@ def test_an_attempt_completes_only_after_its_emitted_items_ran() -> None:
     gate = threading.Event()
     group = WorkGroup(on_done=lambda err: done_with.append(err))
     with running(Executor(workers=2)) as ex:
+
         def child() -> None:
             assert gate.wait(WAIT)
             order.append("child")
@@ -182,6 +186,7 @@ def test_a_failed_or_cancelled_group_skips_its_remaining_items() -> None:
     failing, cancelled = WorkGroup(), WorkGroup()
     gate = threading.Event()
     with running(Executor(workers=1, internal_capacity=100)) as ex:
+
         def root_fails() -> None:
             ex.emit(Item(lambda: ran.append("after failure"), job="a"))
             raise ValueError("boom")
@@ -228,8 +233,9 @@ def test_submit_gives_up_on_timeout_stop_event_or_stop_and_workers_may_not_submi
         ex.emit(Item(lambda: None, job="j"))  # not on a worker
 
 
-@pytest.mark.parametrize("field", ["workers", "admission_capacity", "internal_capacity",
-                                   "max_inline_depth"])
+@pytest.mark.parametrize(
+    "field", ["workers", "admission_capacity", "internal_capacity", "max_inline_depth"]
+)
 def test_sizes_must_be_positive(field: str) -> None:
     kwargs: dict[str, int] = {"workers": 1, field: 0}
     with pytest.raises(InvalidConfig, match=f"executor.{field}"):
@@ -242,19 +248,27 @@ trees = st.recursive(st.just([]), lambda kids: st.lists(kids, max_size=4), max_l
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(forest=st.lists(trees, min_size=1, max_size=4), workers=st.integers(1, 3),
-       internal=st.integers(1, 4), depth=st.integers(2, 6))
+@given(
+    forest=st.lists(trees, min_size=1, max_size=4),
+    workers=st.integers(1, 3),
+    internal=st.integers(1, 4),
+    depth=st.integers(2, 6),
+)
 def test_random_emit_trees_run_each_node_at_most_once_and_all_unless_too_deep(
-        forest: list[Tree], workers: int, internal: int, depth: int) -> None:
+    forest: list[Tree], workers: int, internal: int, depth: int
+) -> None:
     tally = Tally()
     groups = [WorkGroup() for _ in forest]
-    with running(Executor(workers=workers, internal_capacity=internal,
-                          max_inline_depth=depth)) as ex:
+    with running(
+        Executor(workers=workers, internal_capacity=internal, max_inline_depth=depth)
+    ) as ex:
+
         def node(path: tuple[int, ...], kids: Tree) -> Callable[[], None]:
             def run() -> None:
                 tally.hit(path)
                 for i, kid in enumerate(kids):
                     ex.emit(Item(node((*path, i), kid), job="t"))
+
             return run
 
         for g, (tree, group) in enumerate(zip(forest, groups, strict=True)):

@@ -31,8 +31,16 @@ class Table:
         self.token = 0
         self.dead: set[str] = set()
 
-    def ask(self, holder: str, start: float, end: float, type_: LockType, *, group: str = "",
-            priority: int = 50) -> Decision:
+    def ask(
+        self,
+        holder: str,
+        start: float,
+        end: float,
+        type_: LockType,
+        *,
+        group: str = "",
+        priority: int = 50,
+    ) -> Decision:
         self.token += 1
         r = Request(Interval.of(start, end), type_, group or holder, priority, Holder(holder))
         d = decide(self.posses, r, lambda h: h not in self.dead, self.token)
@@ -52,14 +60,17 @@ def test_intervals_are_half_open_and_normalise_instants_to_utc() -> None:
     assert str(t) == "[2026-01-01T00:00:00+00:00, 2026-01-02T00:00:00+00:00)"
 
 
-@pytest.mark.parametrize(("start", "end", "rule"), [
-    (5, 5, "before end"),
-    (0, datetime(2026, 1, 1, tzinfo=UTC), "both be numbers or instants"),
-    (datetime(2026, 1, 1), datetime(2026, 1, 2), "timezone-aware"),
-    ("yesterday", 3, "not an ISO-8601 instant"),
-    (True, 3, "number or an aware"),
-    (0, float("inf"), "finite"),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "rule"),
+    [
+        (5, 5, "before end"),
+        (0, datetime(2026, 1, 1, tzinfo=UTC), "both be numbers or instants"),
+        (datetime(2026, 1, 1), datetime(2026, 1, 2), "timezone-aware"),
+        ("yesterday", 3, "not an ISO-8601 instant"),
+        (True, 3, "number or an aware"),
+        (0, float("inf"), "finite"),
+    ],
+)
 def test_bad_intervals_name_the_rule(start: object, end: object, rule: str) -> None:
     with pytest.raises(InvalidConfig, match=rule):
         Interval.of(start, end)
@@ -161,21 +172,38 @@ def test_mixed_locks_over_three_days_with_low_and_high_priorities() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 9), st.integers(1, 4),
-                          st.sampled_from([SH, EX]), st.sampled_from([0, 25, 50, 75]),
-                          st.booleans()), max_size=40))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5),
+            st.integers(0, 9),
+            st.integers(1, 4),
+            st.sampled_from([SH, EX]),
+            st.sampled_from([0, 25, 50, 75]),
+            st.booleans(),
+        ),
+        max_size=40,
+    )
+)
 def test_no_two_conflicting_unrevoked_locks_ever_coexist(
-        steps: list[tuple[int, int, int, LockType, int, bool]]) -> None:
+    steps: list[tuple[int, int, int, LockType, int, bool]],
+) -> None:
     t = Table()
     for holder, start, length, type_, priority, drop in steps:
         if drop:
             t.drop(f"h{holder}")
         else:
-            t.ask(f"h{holder}", start, start + length, type_, group=f"g{holder % 3}",
-                  priority=priority)
+            t.ask(
+                f"h{holder}",
+                start,
+                start + length,
+                type_,
+                group=f"g{holder % 3}",
+                priority=priority,
+            )
         live = [p for p in t.posses if not p.revoked]
         for i, p in enumerate(live):
-            for q in live[i + 1:]:
+            for q in live[i + 1 :]:
                 if p.interval.overlaps(q.interval) and not (p.type is SH and q.type is SH):
                     # only one holder's own locks may overlap (it widened or upgraded)
                     assert set(p.members) == set(q.members) and len(p.members) == 1, (p, q)

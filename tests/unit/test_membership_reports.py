@@ -31,8 +31,10 @@ def test_a_bad_entry_is_skipped_and_the_good_one_beside_it_is_folded() -> None:
     # Given a report whose start time cannot be a date, beside a good report
     members, pipeline = members_with_one_running_task()
     job = pipeline.workflows["w"].jobs["j"]
-    reports = {"w/j/0": {"a": 1, "s": "COMPLETED", "st": 1e20},
-               "w/j/zz": {"a": 1, "s": "COMPLETED"}}
+    reports = {
+        "w/j/0": {"a": 1, "s": "COMPLETED", "st": 1e20},
+        "w/j/zz": {"a": 1, "s": "COMPLETED"},
+    }
     # When they are folded, nothing raises; then the good one goes through
     members._apply_reports("i", 1, encode(reports), NOW)
     members._apply_reports("i", 1, encode({"w/j/0": {"a": 1, "s": "COMPLETED"}}), NOW)

@@ -21,8 +21,9 @@ def runtime(wf: Workflow) -> WorkflowRuntime:
 
 
 def inst(name: str, capacity: int = 40, tags: tuple[str, ...] = (), inc: int = 1) -> LiveInstance:
-    return LiveInstance(name=name, incarnation=inc, session=1, tags=frozenset(tags),
-                        capacity=capacity)
+    return LiveInstance(
+        name=name, incarnation=inc, session=1, tags=frozenset(tags), capacity=capacity
+    )
 
 
 def run_all(job: JobRuntime, instances: dict[str, LiveInstance], now: datetime = NOW) -> None:
@@ -33,8 +34,9 @@ def run_all(job: JobRuntime, instances: dict[str, LiveInstance], now: datetime =
 def report(job: JobRuntime, p: int, state: P, now: datetime = NOW) -> bool:
     t = job.tasks[p]
     assert t.assigned_participant is not None and t.incarnation is not None
-    return rules.apply_report(job, p, t.assigned_participant, t.incarnation, t.num_attempts,
-                              state, "", None, now)
+    return rules.apply_report(
+        job, p, t.assigned_participant, t.incarnation, t.num_attempts, state, "", None, now
+    )
 
 
 def chain(n_tasks: int = 2, **job_kw: object) -> WorkflowRuntime:
@@ -55,7 +57,9 @@ def test_attempts_are_counted_when_scheduled() -> None:
     run_all(job, {"i": inst("i")})
     # Then each task has one attempt, INIT, on that instance, before anything ran
     assert [(t.state, t.num_attempts, t.assigned_participant) for t in job.tasks] == [
-        (P.INIT, 1, "i"), (P.INIT, 1, "i")]
+        (P.INIT, 1, "i"),
+        (P.INIT, 1, "i"),
+    ]
 
 
 def test_child_starts_only_after_parent_completes() -> None:
@@ -173,8 +177,9 @@ def test_assignment_honours_concurrency_capacity_and_tags() -> None:
     b.add_job("a", JobConfig(command="x", num_tasks=20, num_concurrent_tasks_per_instance=2))
     b.add_job("t", JobConfig(command="x", num_tasks=5, instance_group_tag="gpu"))
     wf = runtime(b.build())
-    wf.stored = StoredWorkflow(name="w", config=WorkflowConfig(parallel_jobs=2),
-                               parents=wf.stored.parents, uid="u")
+    wf.stored = StoredWorkflow(
+        name="w", config=WorkflowConfig(parallel_jobs=2), parents=wf.stored.parents, uid="u"
+    )
     rules.evaluate_workflow(wf, NOW)
     instances = {"i": inst("i", capacity=3), "j": inst("j", capacity=40, tags=("gpu",))}
     placed = rules.assign(rules.schedulable_jobs([wf]), instances, {})
@@ -221,8 +226,9 @@ def test_parallel_jobs_limits_concurrent_jobs() -> None:
 def test_disabled_instances_get_no_new_attempts() -> None:
     wf = chain(n_tasks=4)
     rules.evaluate_workflow(wf, NOW)
-    off = LiveInstance(name="off", incarnation=1, session=1, tags=frozenset(), capacity=40,
-                       enabled=False)
+    off = LiveInstance(
+        name="off", incarnation=1, session=1, tags=frozenset(), capacity=40, enabled=False
+    )
     placed = rules.assign([wf.jobs["a"]], {"off": off, "on": inst("on")}, {})
     assert {i.name for _, _, i in placed} == {"on"}
 
@@ -291,15 +297,24 @@ def test_a_type_without_quota_never_blocks_other_types() -> None:
     from helixpy.controller.quota import Quotas
 
     b = Workflow.builder("w").set_config(WorkflowConfig(parallel_jobs=2))
-    b.add_job("none", JobConfig(command="x", num_tasks=3, job_type="Z",
-                                num_concurrent_tasks_per_instance=3))
-    b.add_job("b", JobConfig(command="x", num_tasks=3, job_type="B",
-                             num_concurrent_tasks_per_instance=3))
+    b.add_job(
+        "none",
+        JobConfig(command="x", num_tasks=3, job_type="Z", num_concurrent_tasks_per_instance=3),
+    )
+    b.add_job(
+        "b", JobConfig(command="x", num_tasks=3, job_type="B", num_concurrent_tasks_per_instance=3)
+    )
     wf = runtime(b.build())
     rules.evaluate_workflow(wf, NOW)
     quotas = Quotas({"B": 1})
-    placed = rules.assign(rules.schedulable_jobs([wf]), {"i": inst("i", capacity=4)}, {},
-                          quotas, lambda j: quotas.type_of(None, j.config.job_type), {})
+    placed = rules.assign(
+        rules.schedulable_jobs([wf]),
+        {"i": inst("i", capacity=4)},
+        {},
+        quotas,
+        lambda j: quotas.type_of(None, j.config.job_type),
+        {},
+    )
     assert [j.name for j, _, _ in placed] == ["b", "b", "b"]
 
 
@@ -308,8 +323,12 @@ def test_schedules_round_trip_through_yaml_and_validate() -> None:
     from helixpy.model import ScheduleConfig
 
     start = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-    wf = (Workflow.builder("s").set_schedule_config(ScheduleConfig.recurring_from_date(start, 90))
-          .add_job("j", JobConfig(command="x", num_tasks=1)).build())
+    wf = (
+        Workflow.builder("s")
+        .set_schedule_config(ScheduleConfig.recurring_from_date(start, 90))
+        .add_job("j", JobConfig(command="x", num_tasks=1))
+        .build()
+    )
     text = wf.to_yaml()
     assert "recurrence_interval: 90" in text
     assert Workflow.from_yaml(text) == wf
@@ -325,8 +344,10 @@ def test_schedules_round_trip_through_yaml_and_validate() -> None:
 def test_a_one_time_schedule_holds_the_start_and_a_template_runs_nothing() -> None:
     from helixpy.model import ScheduleConfig
 
-    later = with_config(chain(n_tasks=1), schedule=ScheduleConfig.one_time_delayed_start(
-        NOW + timedelta(seconds=30)))
+    later = with_config(
+        chain(n_tasks=1),
+        schedule=ScheduleConfig.one_time_delayed_start(NOW + timedelta(seconds=30)),
+    )
     assert rules.evaluate_workflow(later, NOW) == (NOW + timedelta(seconds=30)).timestamp()
     assert later.state is S.NOT_STARTED
     rules.evaluate_workflow(later, NOW + timedelta(seconds=30))
@@ -336,13 +357,18 @@ def test_a_one_time_schedule_holds_the_start_and_a_template_runs_nothing() -> No
     assert template.state is S.IN_PROGRESS and rules.schedulable_jobs([template]) == []
 
 
-
 def test_higher_priority_jobs_are_assigned_first_when_capacity_is_short() -> None:
     # Given a low-priority workflow started before a high-priority one, and one free slot
-    low = runtime(Workflow.builder("low").add_job(
-        "j", JobConfig(command="x", num_tasks=2, job_type="compaction")).build())
-    high = runtime(Workflow.builder("high").add_job(
-        "j", JobConfig(command="x", num_tasks=2, priority=90)).build())
+    low = runtime(
+        Workflow.builder("low")
+        .add_job("j", JobConfig(command="x", num_tasks=2, job_type="compaction"))
+        .build()
+    )
+    high = runtime(
+        Workflow.builder("high")
+        .add_job("j", JobConfig(command="x", num_tasks=2, priority=90))
+        .build()
+    )
     rules.evaluate_workflow(low, NOW)
     rules.evaluate_workflow(high, NOW + timedelta(seconds=1))
     order = rules.schedulable_jobs([low, high])
@@ -350,7 +376,10 @@ def test_higher_priority_jobs_are_assigned_first_when_capacity_is_short() -> Non
     placed = rules.assign(order, {"i": inst("i", capacity=1)}, {})
     # Then the one slot goes to the high-priority job; equal priorities keep their order
     assert [(j.workflow, p) for j, p, _ in placed] == [("high", 0)]
-    same = runtime(Workflow.builder("same").add_job(
-        "j", JobConfig(command="x", num_tasks=1, job_type="compaction")).build())
+    same = runtime(
+        Workflow.builder("same")
+        .add_job("j", JobConfig(command="x", num_tasks=1, job_type="compaction"))
+        .build()
+    )
     rules.evaluate_workflow(same, NOW + timedelta(seconds=2))
     assert [j.workflow for j in rules.schedulable_jobs([same, low])] == ["low", "same"]

@@ -23,13 +23,22 @@ ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 def worst_record(rng: random.Random) -> TaskContextInfo:
     """A record as large as the rules allow, and as incompressible as they allow."""
     name = "".join(rng.choice(ALPHABET) for _ in range(128))
-    info = "".join(chr(rng.choice([rng.randrange(1, 32), rng.randrange(0x10000, 0x10FFFF)]))
-                   for _ in range(400))
+    info = "".join(
+        chr(rng.choice([rng.randrange(1, 32), rng.randrange(0x10000, 0x10FFFF)]))
+        for _ in range(400)
+    )
     t = datetime(2026, 1, 1, tzinfo=UTC)
-    return TaskContextInfo(task_id=name, state=TaskPartitionState.TASK_ERROR,
-                           num_attempts=2**31, assigned_participant=name[::-1],
-                           incarnation=2**31, info=cap_info(info), start_time=t,
-                           finish_time=t, next_retry_time=t)
+    return TaskContextInfo(
+        task_id=name,
+        state=TaskPartitionState.TASK_ERROR,
+        num_attempts=2**31,
+        assigned_participant=name[::-1],
+        incarnation=2**31,
+        info=cap_info(info),
+        start_time=t,
+        finish_time=t,
+        next_retry_time=t,
+    )
 
 
 def test_a_chunk_of_worst_case_records_fits_the_payload_limit() -> None:
@@ -85,8 +94,7 @@ def test_split_batches_rejects_a_single_op_over_the_multi_limit() -> None:
 def test_a_100k_task_context_splits_into_fixed_chunks_within_limits() -> None:
     # Given a job of 100,000 fresh task records
     tasks = [TaskContextInfo(task_id=str(p)) for p in range(100_000)]
-    ops = job_context_ops(Paths("c"), "w", "j", {"state": "NOT_STARTED"}, tasks, None,
-                          create=True)
+    ops = job_context_ops(Paths("c"), "w", "j", {"state": "NOT_STARTED"}, tasks, None, create=True)
     # Then it is a header plus ceil(100000/CONTEXT_CHUNK) chunks, each under the limit
     assert len(ops) == 1 + num_chunks(100_000) == 1 + -(-100_000 // CONTEXT_CHUNK)
     assert max(op_size(op) for op in ops) <= MAX_PAYLOAD

@@ -24,45 +24,55 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhelixpy/v1/controller.proto\x12\nhelixpy.v1\"b\n\rMutationReply\x12#\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x15.helixpy.v1.ReplyCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\"A\n\x14StartWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rworkflow_json\x18\x02 \x01(\t\"9\n\x15\x44\x65leteWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"3\n\x0fWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"O\n\x16InstanceEnabledRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\"<\n\x12\x43reateQueueRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nqueue_json\x18\x02 \x01(\t\"J\n\x12\x45nqueueJobsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x11\n\tjobs_json\x18\x03 \x01(\t\"Q\n\x10\x44\x65leteJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\"I\n\x13InstanceTagsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\"V\n\x0e\x41\x64\x64TaskRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08workflow\x18\x02 \x01(\t\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\x11\n\ttask_json\x18\x04 \x01(\t\"W\n\x11\x44\x65leteTaskRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08workflow\x18\x02 \x01(\t\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"N\n\x15UpdateWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x03 \x01(\t\"t\n\x18SetPartitionStateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x10\n\x08resource\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\"c\n\x16RemovePartitionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x10\n\x08resource\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\t\"D\n\x17SetClusterConfigRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rsettings_json\x18\x02 \x01(\t*t\n\tReplyCode\x12\x1a\n\x16REPLY_CODE_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x12\n\x0eINVALID_CONFIG\x10\x02\x12\r\n\tNOT_FOUND\x10\x03\x12\x12\n\x0e\x41LREADY_EXISTS\x10\x04\x12\x0c\n\x08INTERNAL\x10\x05\x32\xd6\t\n\nController\x12L\n\rStartWorkflow\x12 .helixpy.v1.StartWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12N\n\x0e\x44\x65leteWorkflow\x12!.helixpy.v1.DeleteWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12R\n\x10SetClusterConfig\x12#.helixpy.v1.SetClusterConfigRequest\x1a\x19.helixpy.v1.MutationReply\x12\x46\n\x0cStopWorkflow\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0eResumeWorkflow\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12S\n\x12SetInstanceEnabled\x12\".helixpy.v1.InstanceEnabledRequest\x1a\x19.helixpy.v1.MutationReply\x12M\n\x0fSetInstanceTags\x12\x1f.helixpy.v1.InstanceTagsRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0b\x43reateQueue\x12\x1e.helixpy.v1.CreateQueueRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0b\x45nqueueJobs\x12\x1e.helixpy.v1.EnqueueJobsRequest\x1a\x19.helixpy.v1.MutationReply\x12\x44\n\tDeleteJob\x12\x1c.helixpy.v1.DeleteJobRequest\x1a\x19.helixpy.v1.MutationReply\x12\x44\n\nFlushQueue\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12@\n\x07\x41\x64\x64Task\x12\x1a.helixpy.v1.AddTaskRequest\x1a\x19.helixpy.v1.MutationReply\x12\x46\n\nDeleteTask\x12\x1d.helixpy.v1.DeleteTaskRequest\x1a\x19.helixpy.v1.MutationReply\x12N\n\x0eUpdateWorkflow\x12!.helixpy.v1.UpdateWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12T\n\x11SetPartitionState\x12$.helixpy.v1.SetPartitionStateRequest\x1a\x19.helixpy.v1.MutationReply\x12P\n\x0fRemovePartition\x12\".helixpy.v1.RemovePartitionRequest\x1a\x19.helixpy.v1.MutationReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhelixpy/v1/controller.proto\x12\nhelixpy.v1\"b\n\rMutationReply\x12#\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x15.helixpy.v1.ReplyCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\"A\n\x14StartWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rworkflow_json\x18\x02 \x01(\t\"B\n\tStartItem\x12\x17\n\rworkflow_json\x18\x01 \x01(\tH\x00\x12\x14\n\nqueue_json\x18\x02 \x01(\tH\x00\x42\x06\n\x04\x62ody\"L\n\x10StartManyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x05items\x18\x02 \x03(\x0b\x32\x15.helixpy.v1.StartItem\"<\n\x0eStartManyReply\x12*\n\x07replies\x18\x01 \x03(\x0b\x32\x19.helixpy.v1.MutationReply\";\n\x0b\x45nqueueItem\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x0b\n\x03job\x18\x02 \x01(\t\x12\x10\n\x08job_json\x18\x03 \x01(\t\"P\n\x12\x45nqueueManyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\x05items\x18\x02 \x03(\x0b\x32\x17.helixpy.v1.EnqueueItem\"9\n\x15\x44\x65leteWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"3\n\x0fWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"O\n\x16InstanceEnabledRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\"<\n\x12\x43reateQueueRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nqueue_json\x18\x02 \x01(\t\"J\n\x12\x45nqueueJobsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x11\n\tjobs_json\x18\x03 \x01(\t\"Q\n\x10\x44\x65leteJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\"I\n\x13InstanceTagsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\"V\n\x0e\x41\x64\x64TaskRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08workflow\x18\x02 \x01(\t\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\x11\n\ttask_json\x18\x04 \x01(\t\"W\n\x11\x44\x65leteTaskRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08workflow\x18\x02 \x01(\t\x12\x0b\n\x03job\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"N\n\x15UpdateWorkflowRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x03 \x01(\t\"t\n\x18SetPartitionStateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x10\n\x08resource\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\"c\n\x16RemovePartitionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x10\n\x08resource\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\t\"D\n\x17SetClusterConfigRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x15\n\rsettings_json\x18\x02 \x01(\t*t\n\tReplyCode\x12\x1a\n\x16REPLY_CODE_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x12\n\x0eINVALID_CONFIG\x10\x02\x12\r\n\tNOT_FOUND\x10\x03\x12\x12\n\x0e\x41LREADY_EXISTS\x10\x04\x12\x0c\n\x08INTERNAL\x10\x05\x32\xe8\n\n\nController\x12L\n\rStartWorkflow\x12 .helixpy.v1.StartWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12\x45\n\tStartMany\x12\x1c.helixpy.v1.StartManyRequest\x1a\x1a.helixpy.v1.StartManyReply\x12I\n\x0b\x45nqueueMany\x12\x1e.helixpy.v1.EnqueueManyRequest\x1a\x1a.helixpy.v1.StartManyReply\x12N\n\x0e\x44\x65leteWorkflow\x12!.helixpy.v1.DeleteWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12R\n\x10SetClusterConfig\x12#.helixpy.v1.SetClusterConfigRequest\x1a\x19.helixpy.v1.MutationReply\x12\x46\n\x0cStopWorkflow\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0eResumeWorkflow\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12S\n\x12SetInstanceEnabled\x12\".helixpy.v1.InstanceEnabledRequest\x1a\x19.helixpy.v1.MutationReply\x12M\n\x0fSetInstanceTags\x12\x1f.helixpy.v1.InstanceTagsRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0b\x43reateQueue\x12\x1e.helixpy.v1.CreateQueueRequest\x1a\x19.helixpy.v1.MutationReply\x12H\n\x0b\x45nqueueJobs\x12\x1e.helixpy.v1.EnqueueJobsRequest\x1a\x19.helixpy.v1.MutationReply\x12\x44\n\tDeleteJob\x12\x1c.helixpy.v1.DeleteJobRequest\x1a\x19.helixpy.v1.MutationReply\x12\x44\n\nFlushQueue\x12\x1b.helixpy.v1.WorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12@\n\x07\x41\x64\x64Task\x12\x1a.helixpy.v1.AddTaskRequest\x1a\x19.helixpy.v1.MutationReply\x12\x46\n\nDeleteTask\x12\x1d.helixpy.v1.DeleteTaskRequest\x1a\x19.helixpy.v1.MutationReply\x12N\n\x0eUpdateWorkflow\x12!.helixpy.v1.UpdateWorkflowRequest\x1a\x19.helixpy.v1.MutationReply\x12T\n\x11SetPartitionState\x12$.helixpy.v1.SetPartitionStateRequest\x1a\x19.helixpy.v1.MutationReply\x12P\n\x0fRemovePartition\x12\".helixpy.v1.RemovePartitionRequest\x1a\x19.helixpy.v1.MutationReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'helixpy.v1.controller_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REPLYCODE']._serialized_start=1245
-  _globals['_REPLYCODE']._serialized_end=1361
+  _globals['_REPLYCODE']._serialized_start=1596
+  _globals['_REPLYCODE']._serialized_end=1712
   _globals['_MUTATIONREPLY']._serialized_start=43
   _globals['_MUTATIONREPLY']._serialized_end=141
   _globals['_STARTWORKFLOWREQUEST']._serialized_start=143
   _globals['_STARTWORKFLOWREQUEST']._serialized_end=208
-  _globals['_DELETEWORKFLOWREQUEST']._serialized_start=210
-  _globals['_DELETEWORKFLOWREQUEST']._serialized_end=267
-  _globals['_WORKFLOWREQUEST']._serialized_start=269
-  _globals['_WORKFLOWREQUEST']._serialized_end=320
-  _globals['_INSTANCEENABLEDREQUEST']._serialized_start=322
-  _globals['_INSTANCEENABLEDREQUEST']._serialized_end=401
-  _globals['_CREATEQUEUEREQUEST']._serialized_start=403
-  _globals['_CREATEQUEUEREQUEST']._serialized_end=463
-  _globals['_ENQUEUEJOBSREQUEST']._serialized_start=465
-  _globals['_ENQUEUEJOBSREQUEST']._serialized_end=539
-  _globals['_DELETEJOBREQUEST']._serialized_start=541
-  _globals['_DELETEJOBREQUEST']._serialized_end=622
-  _globals['_INSTANCETAGSREQUEST']._serialized_start=624
-  _globals['_INSTANCETAGSREQUEST']._serialized_end=697
-  _globals['_ADDTASKREQUEST']._serialized_start=699
-  _globals['_ADDTASKREQUEST']._serialized_end=785
-  _globals['_DELETETASKREQUEST']._serialized_start=787
-  _globals['_DELETETASKREQUEST']._serialized_end=874
-  _globals['_UPDATEWORKFLOWREQUEST']._serialized_start=876
-  _globals['_UPDATEWORKFLOWREQUEST']._serialized_end=954
-  _globals['_SETPARTITIONSTATEREQUEST']._serialized_start=956
-  _globals['_SETPARTITIONSTATEREQUEST']._serialized_end=1072
-  _globals['_REMOVEPARTITIONREQUEST']._serialized_start=1074
-  _globals['_REMOVEPARTITIONREQUEST']._serialized_end=1173
-  _globals['_SETCLUSTERCONFIGREQUEST']._serialized_start=1175
-  _globals['_SETCLUSTERCONFIGREQUEST']._serialized_end=1243
-  _globals['_CONTROLLER']._serialized_start=1364
-  _globals['_CONTROLLER']._serialized_end=2602
+  _globals['_STARTITEM']._serialized_start=210
+  _globals['_STARTITEM']._serialized_end=276
+  _globals['_STARTMANYREQUEST']._serialized_start=278
+  _globals['_STARTMANYREQUEST']._serialized_end=354
+  _globals['_STARTMANYREPLY']._serialized_start=356
+  _globals['_STARTMANYREPLY']._serialized_end=416
+  _globals['_ENQUEUEITEM']._serialized_start=418
+  _globals['_ENQUEUEITEM']._serialized_end=477
+  _globals['_ENQUEUEMANYREQUEST']._serialized_start=479
+  _globals['_ENQUEUEMANYREQUEST']._serialized_end=559
+  _globals['_DELETEWORKFLOWREQUEST']._serialized_start=561
+  _globals['_DELETEWORKFLOWREQUEST']._serialized_end=618
+  _globals['_WORKFLOWREQUEST']._serialized_start=620
+  _globals['_WORKFLOWREQUEST']._serialized_end=671
+  _globals['_INSTANCEENABLEDREQUEST']._serialized_start=673
+  _globals['_INSTANCEENABLEDREQUEST']._serialized_end=752
+  _globals['_CREATEQUEUEREQUEST']._serialized_start=754
+  _globals['_CREATEQUEUEREQUEST']._serialized_end=814
+  _globals['_ENQUEUEJOBSREQUEST']._serialized_start=816
+  _globals['_ENQUEUEJOBSREQUEST']._serialized_end=890
+  _globals['_DELETEJOBREQUEST']._serialized_start=892
+  _globals['_DELETEJOBREQUEST']._serialized_end=973
+  _globals['_INSTANCETAGSREQUEST']._serialized_start=975
+  _globals['_INSTANCETAGSREQUEST']._serialized_end=1048
+  _globals['_ADDTASKREQUEST']._serialized_start=1050
+  _globals['_ADDTASKREQUEST']._serialized_end=1136
+  _globals['_DELETETASKREQUEST']._serialized_start=1138
+  _globals['_DELETETASKREQUEST']._serialized_end=1225
+  _globals['_UPDATEWORKFLOWREQUEST']._serialized_start=1227
+  _globals['_UPDATEWORKFLOWREQUEST']._serialized_end=1305
+  _globals['_SETPARTITIONSTATEREQUEST']._serialized_start=1307
+  _globals['_SETPARTITIONSTATEREQUEST']._serialized_end=1423
+  _globals['_REMOVEPARTITIONREQUEST']._serialized_start=1425
+  _globals['_REMOVEPARTITIONREQUEST']._serialized_end=1524
+  _globals['_SETCLUSTERCONFIGREQUEST']._serialized_start=1526
+  _globals['_SETCLUSTERCONFIGREQUEST']._serialized_end=1594
+  _globals['_CONTROLLER']._serialized_start=1715
+  _globals['_CONTROLLER']._serialized_end=3099
 # @@protoc_insertion_point(module_scope)

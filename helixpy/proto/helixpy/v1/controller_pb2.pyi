@@ -101,6 +101,135 @@ class StartWorkflowRequest(_message.Message):
 Global___StartWorkflowRequest: _TypeAlias = StartWorkflowRequest  # noqa: Y015
 
 @_typing.final
+class StartItem(_message.Message):
+    """Many starts in one request (TaskDriver.start_many): each item is a workflow or a job
+    queue, applied as its own start (item i under request id "<request_id>.<i>", so a retry
+    applies each once), all decided in one controller pass and written together.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_JSON_FIELD_NUMBER: _builtins.int
+    QUEUE_JSON_FIELD_NUMBER: _builtins.int
+    workflow_json: _builtins.str
+    """Workflow.to_dict() as JSON."""
+    queue_json: _builtins.str
+    """JobQueue.to_dict() as JSON."""
+    def __init__(
+        self,
+        *,
+        workflow_json: _builtins.str = ...,
+        queue_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "queue_json", b"queue_json", "workflow_json", b"workflow_json"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "queue_json", b"queue_json", "workflow_json", b"workflow_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["workflow_json", "queue_json"]  # noqa: Y015
+    _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
+
+Global___StartItem: _TypeAlias = StartItem  # noqa: Y015
+
+@_typing.final
+class StartManyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___StartItem]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        items: _abc.Iterable[Global___StartItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartManyRequest: _TypeAlias = StartManyRequest  # noqa: Y015
+
+@_typing.final
+class StartManyReply(_message.Message):
+    """One reply per item, in the request's order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def replies(self) -> _containers.RepeatedCompositeFieldContainer[Global___MutationReply]: ...
+    def __init__(
+        self,
+        *,
+        replies: _abc.Iterable[Global___MutationReply] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["replies", b"replies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartManyReply: _TypeAlias = StartManyReply  # noqa: Y015
+
+@_typing.final
+class EnqueueItem(_message.Message):
+    """Jobs for several queues in one request (TaskDriver.enqueue_many): each item appends one
+    job, applied on its own (item i under request id "<request_id>.<i>").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_FIELD_NUMBER: _builtins.int
+    JOB_FIELD_NUMBER: _builtins.int
+    JOB_JSON_FIELD_NUMBER: _builtins.int
+    queue: _builtins.str
+    job: _builtins.str
+    job_json: _builtins.str
+    """JobConfig.to_dict() as JSON."""
+    def __init__(
+        self,
+        *,
+        queue: _builtins.str = ...,
+        job: _builtins.str = ...,
+        job_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "job_json", b"job_json", "queue", b"queue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnqueueItem: _TypeAlias = EnqueueItem  # noqa: Y015
+
+@_typing.final
+class EnqueueManyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnqueueItem]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        items: _abc.Iterable[Global___EnqueueItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnqueueManyRequest: _TypeAlias = EnqueueManyRequest  # noqa: Y015
+
+@_typing.final
 class DeleteWorkflowRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

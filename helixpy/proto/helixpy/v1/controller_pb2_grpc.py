@@ -39,6 +39,16 @@ class ControllerStub:
                 request_serializer=helixpy_dot_v1_dot_controller__pb2.StartWorkflowRequest.SerializeToString,
                 response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
                 _registered_method=True)
+        self.StartMany = channel.unary_unary(
+                '/helixpy.v1.Controller/StartMany',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.StartManyRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.StartManyReply.FromString,
+                _registered_method=True)
+        self.EnqueueMany = channel.unary_unary(
+                '/helixpy.v1.Controller/EnqueueMany',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.EnqueueManyRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.StartManyReply.FromString,
+                _registered_method=True)
         self.DeleteWorkflow = channel.unary_unary(
                 '/helixpy.v1.Controller/DeleteWorkflow',
                 request_serializer=helixpy_dot_v1_dot_controller__pb2.DeleteWorkflowRequest.SerializeToString,
@@ -120,6 +130,18 @@ class ControllerServicer:
     """Missing associated documentation comment in .proto file."""
 
     def StartWorkflow(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartMany(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnqueueMany(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -222,6 +244,16 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.StartWorkflow,
                     request_deserializer=helixpy_dot_v1_dot_controller__pb2.StartWorkflowRequest.FromString,
                     response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'StartMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartMany,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.StartManyRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.StartManyReply.SerializeToString,
+            ),
+            'EnqueueMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnqueueMany,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.EnqueueManyRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.StartManyReply.SerializeToString,
             ),
             'DeleteWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteWorkflow,
@@ -326,6 +358,60 @@ class Controller:
             '/helixpy.v1.Controller/StartWorkflow',
             helixpy_dot_v1_dot_controller__pb2.StartWorkflowRequest.SerializeToString,
             helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/StartMany',
+            helixpy_dot_v1_dot_controller__pb2.StartManyRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.StartManyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnqueueMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/EnqueueMany',
+            helixpy_dot_v1_dot_controller__pb2.EnqueueManyRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.StartManyReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,8 @@ class ControllerStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ControllerAsyncStub: ...
     StartWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.StartWorkflowRequest, _controller_pb2.MutationReply]
+    StartMany: _grpc.UnaryUnaryMultiCallable[_controller_pb2.StartManyRequest, _controller_pb2.StartManyReply]
+    EnqueueMany: _grpc.UnaryUnaryMultiCallable[_controller_pb2.EnqueueManyRequest, _controller_pb2.StartManyReply]
     DeleteWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DeleteWorkflowRequest, _controller_pb2.MutationReply]
     SetClusterConfig: _grpc.UnaryUnaryMultiCallable[_controller_pb2.SetClusterConfigRequest, _controller_pb2.MutationReply]
     StopWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
@@ -58,6 +60,8 @@ class ControllerStub:
 class ControllerAsyncStub(ControllerStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     StartWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.StartWorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    StartMany: _aio.UnaryUnaryMultiCallable[_controller_pb2.StartManyRequest, _controller_pb2.StartManyReply]  # type: ignore[assignment]
+    EnqueueMany: _aio.UnaryUnaryMultiCallable[_controller_pb2.EnqueueManyRequest, _controller_pb2.StartManyReply]  # type: ignore[assignment]
     DeleteWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.DeleteWorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     SetClusterConfig: _aio.UnaryUnaryMultiCallable[_controller_pb2.SetClusterConfigRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     StopWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
@@ -81,6 +85,20 @@ class ControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.StartWorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def StartMany(
+        self,
+        request: _controller_pb2.StartManyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.StartManyReply, _abc.Awaitable[_controller_pb2.StartManyReply]]: ...
+
+    @_abc_1.abstractmethod
+    def EnqueueMany(
+        self,
+        request: _controller_pb2.EnqueueManyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.StartManyReply, _abc.Awaitable[_controller_pb2.StartManyReply]]: ...
 
     @_abc_1.abstractmethod
     def DeleteWorkflow(

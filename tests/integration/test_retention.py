@@ -1,0 +1,111 @@
+"""Finished workflows leave the controller's hot set, stay readable, and expire by index."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from helixpy import JobConfig, TaskConfig, TaskState, Workflow, WorkflowConfig
+from helixpy.errors import AlreadyExists, InvalidConfig
+from helixpy.store.client import connect
+from helixpy.testing import LocalCluster
+from tests.integration.helpers import wait_final, wait_for_line, wait_gone
+
+pytestmark = pytest.mark.cluster
+S = TaskState
+
+
+def one_task(name: str, expiry: float = 86400.0) -> Workflow:
+    return (
+        Workflow.builder(name)
+        .set_config(WorkflowConfig(expiry=expiry))
+        .add_job("j", JobConfig(command="Noop", num_tasks=1))
+        .build()
+    )
+
+
+def test_a_finished_workflow_is_readable_until_its_expiry_then_purged(zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        driver = cluster.driver
+        # Given a workflow that finished (expiry 4 s)
+        driver.start(one_task("kept", expiry=4.0))
+        assert wait_final(driver, "kept") is S.COMPLETED
+        # Then it leaves the active index (the controller no longer holds it) ...
+        wait_gone(cluster, cluster.paths.active_entry("kept"), timeout=30)
+        # ... but everything stays readable through the driver
+        assert driver.get_workflow_context("kept").state is S.COMPLETED
+        assert driver.get_job_context("kept", "j").state is S.COMPLETED
+        assert "kept" in driver.get_workflows()
+        # and changes are answered as for any finished workflow
+        driver.stop("kept")  # a no-op on a finished workflow, as before
+        with pytest.raises(InvalidConfig, match="has finished"):
+            driver.add_task("kept", "j", TaskConfig(command="Noop"))
+        with pytest.raises(AlreadyExists):
+            driver.start(one_task("kept"))
+        # When its expiry passes, it is purged without anyone asking
+        wait_gone(cluster, cluster.paths.workflow("kept"), timeout=40)
+        assert "kept" not in driver.get_workflows()
+        # and the name is free again
+        driver.start(one_task("kept"))
+        assert wait_final(driver, "kept") is S.COMPLETED
+
+
+def _wait_active(cluster: LocalCluster, want: set[str], timeout: float) -> None:
+    """Block until the ACTIVE index holds exactly ``want``, woken by a children watch."""
+    zk = connect(cluster.zk_address)
+    event = threading.Event()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            names = set(zk.get_children(cluster.paths.active, watch=lambda _e: event.set()))
+            if names == want:
+                return
+            left = deadline - time.monotonic()
+            assert left > 0, f"ACTIVE still holds {len(names)} entries: {sorted(names)[:5]}"
+            event.wait(min(left, 1.0))
+            event.clear()
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def test_takeover_with_10000_retained_loads_only_the_active_ones(zk_address: str) -> None:
+    with LocalCluster(participants=4, controllers=2, zk=zk_address) as cluster:
+        driver = cluster.driver
+        # Given one workflow that is not finished (stopped before it ran) ...
+        live = (
+            Workflow.builder("live")
+            .set_config(WorkflowConfig(target_state="STOP"))
+            .add_job("j", JobConfig(command="Noop", num_tasks=2))
+            .build()
+        )
+        driver.start(live)
+        # ... and 10,000 finished ones the cluster retains
+        names = [f"done-{i:05d}" for i in range(10_000)]
+        for i in range(0, len(names), 1000):
+            outcomes = driver.start_many([one_task(n) for n in names[i : i + 1000]])
+            assert all(o.ok for o in outcomes), [o for o in outcomes if not o.ok][:3]
+        _wait_active(cluster, {"live"}, timeout=240)
+        # When the leader dies and the standby takes over
+        old = cluster.leader()
+        cluster.kill_controller()
+        new = cluster.wait_for_leader(exclude=old)
+        # Then the new leader loaded the one active workflow, not the history
+        wait_for_line(cluster.log_dir / f"{new}.log", "loaded 1 active workflows", timeout=60)
+        # and nothing was lost: every retained workflow is still stored and readable
+        zk = connect(cluster.zk_address)
+        try:
+            stored = set(zk.get_children(cluster.paths.workflows))
+        finally:
+            zk.stop()
+            zk.close()
+        assert stored == {"live", *names}
+        for name in names[::1999]:
+            assert driver.get_workflow_context(name).state is S.COMPLETED
+        # and the active one still runs to the end under the new leader
+        driver.resume("live")
+        assert wait_final(driver, "live", timeout=60) is S.COMPLETED
+        driver.start(one_task("after"))
+        assert wait_final(driver, "after", timeout=60) is S.COMPLETED
