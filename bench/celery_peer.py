@@ -58,12 +58,28 @@ def redis_server() -> Iterator[str]:
     port = _free_port()
     log = open(workdir / "redis.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--daemonize", "no"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--daemonize",
+            "no",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     client = redis.Redis(host="127.0.0.1", port=port)
     try:
+
         def up() -> bool:
             try:
                 return bool(client.ping())
@@ -99,14 +115,36 @@ def celery_workers(
     try:
         for i in range(workers):
             log = open(logdir / f"w{i}.log", "wb")  # noqa: SIM115 - the child owns it
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker",
-                 "-P", pool, "-c", str(concurrency), "-n", f"w{i}@bench", "-l", "WARNING",
-                 "-Q", queue,
-                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                start_new_session=True,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "bench.celery_app",
+                        "worker",
+                        "-P",
+                        pool,
+                        "-c",
+                        str(concurrency),
+                        "-n",
+                        f"w{i}@bench",
+                        "-l",
+                        "WARNING",
+                        "-Q",
+                        queue,
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--without-heartbeat",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=ROOT,
+                    start_new_session=True,
+                )
+            )
             log.close()
 
         def ready() -> bool:

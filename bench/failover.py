@@ -24,8 +24,9 @@ from helixpy.testing import LocalCluster, local_zookeeper
 
 
 def leader_failover(zk: str, session_timeout: float) -> float:
-    with LocalCluster(participants=1, controllers=2, zk=zk,
-                      session_timeout=session_timeout) as cluster:
+    with LocalCluster(
+        participants=1, controllers=2, zk=zk, session_timeout=session_timeout
+    ) as cluster:
         driver = cluster.driver
         killed_at = time.time()
         cluster.kill_controller()
@@ -42,9 +43,19 @@ def participant_failover(zk: str, session_timeout: float) -> float:
         driver = cluster.driver
         victim, survivor = cluster.instances
         driver.set_instance_enabled(survivor, False)
-        driver.start(Workflow.builder("w").add_job("j", JobConfig(
-            command="Sleep", num_tasks=3, num_concurrent_tasks_per_instance=3,
-            command_config={"seconds": "60"})).build())
+        driver.start(
+            Workflow.builder("w")
+            .add_job(
+                "j",
+                JobConfig(
+                    command="Sleep",
+                    num_tasks=3,
+                    num_concurrent_tasks_per_instance=3,
+                    command_config={"seconds": "60"},
+                ),
+            )
+            .build()
+        )
 
         def running() -> bool:
             ctx = driver.get_job_context("w", "j")
@@ -57,13 +68,20 @@ def participant_failover(zk: str, session_timeout: float) -> float:
 
         def moved() -> bool:
             ctx = driver.get_job_context("w", "j")
-            return all(t.num_attempts == 2 and t.state is TaskPartitionState.RUNNING
-                       for t in ctx.tasks.values())
+            return all(
+                t.num_attempts == 2 and t.state is TaskPartitionState.RUNNING
+                for t in ctx.tasks.values()
+            )
 
         wait_until(moved, 120, "the tasks running elsewhere")
         ctx = driver.get_job_context("w", "j")
-        return max(t.start_time.timestamp() for t in ctx.tasks.values()  # type: ignore[union-attr]
-                   ) - killed_at
+        return (
+            max(
+                t.start_time.timestamp()
+                for t in ctx.tasks.values()  # type: ignore[union-attr]
+            )
+            - killed_at
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,8 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--session-timeout", type=float, default=4.0)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    out: dict[str, object] = {"session_timeout_s": args.session_timeout,
-                              "target_s": args.session_timeout + 1.0}
+    out: dict[str, object] = {
+        "session_timeout_s": args.session_timeout,
+        "target_s": args.session_timeout + 1.0,
+    }
     with local_zookeeper() as zk:
         for name, fn in (("leader", leader_failover), ("participant", participant_failover)):
             samples = [round(fn(zk, args.session_timeout), 3) for _ in range(args.repeat)]

@@ -34,8 +34,11 @@ def helixpy_run(runs: int) -> dict[str, Any]:
     with local_zookeeper() as zk, LocalCluster(participants=1, zk=zk) as cluster:
         driver = cluster.driver
         for i in range(-5, runs):
-            wf = Workflow.builder(f"lat{i + 5}").add_job(
-                "j", JobConfig(command="Noop", num_tasks=1)).build()
+            wf = (
+                Workflow.builder(f"lat{i + 5}")
+                .add_job("j", JobConfig(command="Noop", num_tasks=1))
+                .build()
+            )
             submitted_wall = time.time()
             t0 = time.perf_counter()
             driver.start(wf)
@@ -52,9 +55,10 @@ def helixpy_run(runs: int) -> dict[str, Any]:
 
 def celery_run(runs: int) -> dict[str, Any]:
     try:
-        with celery_peer.redis_server() as url, celery_peer.celery_workers(
-            url, 1, "prefork", 2
-        ) as app:
+        with (
+            celery_peer.redis_server() as url,
+            celery_peer.celery_workers(url, 1, "prefork", 2) as app,
+        ):
             return celery_peer.latency(app, runs)
     except (RuntimeError, ImportError, OSError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
@@ -69,7 +73,8 @@ def run(runs: int, peers: bool) -> dict[str, Any]:
             ours = out["helixpy"]
             out["ratios"] = {
                 f"{metric}_p50_helixpy_over_celery": round(
-                    ours[metric]["p50_ms"] / theirs[metric]["p50_ms"], 3)
+                    ours[metric]["p50_ms"] / theirs[metric]["p50_ms"], 3
+                )
                 for metric in ("end_to_end", "submit_to_running")
             }
     out["targets"] = {"submit_to_running_p50_ms": 20, "end_to_end_p50_ms": 50}

@@ -24,8 +24,12 @@ from bench.common import RESULTS, load
 OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 # Targets used when a file predates its "targets" block (or is missing altogether).
 DEFAULTS: dict[str, float] = {
-    "celery_ratio_min": 1.0, "zk_writes_per_task_max": 0.5, "submit_to_running_p50_ms": 20,
-    "end_to_end_p50_ms": 50, "target_s": 5.0, "controller_rss_mb_max": 500,
+    "celery_ratio_min": 1.0,
+    "zk_writes_per_task_max": 0.5,
+    "submit_to_running_p50_ms": 20,
+    "end_to_end_p50_ms": 50,
+    "target_s": 5.0,
+    "controller_rss_mb_max": 500,
     "znode_bytes_max": 524288,
 }
 DASH = "—"
@@ -83,8 +87,10 @@ def _table(header: list[str], rows: list[list[str]], text: int = 1) -> Lines:
     """A GitHub table: the first ``text`` columns left-aligned, the rest (numbers) right."""
     right = ["---:" if i >= text else "---" for i in range(len(header))]
     out = ["| " + " | ".join(header) + " |", "| " + " | ".join(right) + " |"]
-    out += ["| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |"
-            for row in rows]
+    out += [
+        "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |"
+        for row in rows
+    ]
     return [*out, ""]
 
 
@@ -94,9 +100,11 @@ def _stamp(data: dict[str, Any]) -> str:
     if not isinstance(m, dict) or not date:
         return "_Measured on: date and machine not recorded (older result file)._"
     model = f" ({m['cpu_model']})" if m.get("cpu_model") else ""
-    return (f"_Measured {date} on {m.get('cpus', '?')} CPUs{model}, "
-            f"{_num(m.get('memory_gib'))} GiB RAM, Python {m.get('python', '?')}, "
-            f"{m.get('os', '?')}._")
+    return (
+        f"_Measured {date} on {m.get('cpus', '?')} CPUs{model}, "
+        f"{_num(m.get('memory_gib'))} GiB RAM, Python {m.get('python', '?')}, "
+        f"{m.get('os', '?')}._"
+    )
 
 
 def _err(peer: Any) -> str | None:
@@ -116,8 +124,9 @@ def _save(fig: Figure, path: Path) -> None:
 def _headline_rows(res: dict[str, dict[str, Any] | None]) -> list[list[str]]:
     rows: list[list[str]] = []
 
-    def row(scenario: str, what: str, need: str, value: Any, shown: str,
-            ok: Callable[[float], bool]) -> None:
+    def row(
+        scenario: str, what: str, need: str, value: Any, shown: str, ok: Callable[[float], bool]
+    ) -> None:
         link = f"[{what}](#{scenario})"  # the section titles of these four are their names
         if res[scenario] is None:
             rows.append([link, need, "not run yet", DASH])
@@ -129,28 +138,60 @@ def _headline_rows(res: dict[str, dict[str, Any] | None]) -> list[list[str]]:
     cmin, zmax = _target(t, "celery_ratio_min"), _target(t, "zk_writes_per_task_max")
     r = _get(t, "ratios", "helixpy_over_celery_best")
     pool = _get(t, "ratios", "celery_best_pool")
-    row("throughput", "Throughput vs Celery (best pool)", f"≥ {cmin:.1f}x", r,
-        _ratio(r) + (f" (vs {pool})" if pool else ""), lambda v: v >= cmin)
+    row(
+        "throughput",
+        "Throughput vs Celery (best pool)",
+        f"≥ {cmin:.1f}x",
+        r,
+        _ratio(r) + (f" (vs {pool})" if pool else ""),
+        lambda v: v >= cmin,
+    )
     z = _get(t, "helixpy", "zk", "txns_per_task")
-    row("throughput", "ZooKeeper write transactions per task", f"≤ {zmax:g}", z,
-        _num(z, 3), lambda v: v <= zmax)
-    for key, what in (("submit_to_running", "Submit → RUNNING p50"),
-                      ("end_to_end", "End-to-end p50")):
+    row(
+        "throughput",
+        "ZooKeeper write transactions per task",
+        f"≤ {zmax:g}",
+        z,
+        _num(z, 3),
+        lambda v: v <= zmax,
+    )
+    for key, what in (
+        ("submit_to_running", "Submit → RUNNING p50"),
+        ("end_to_end", "End-to-end p50"),
+    ):
         lim = _target(lat, f"{key}_p50_ms")
         v = _get(lat, "helixpy", key, "p50_ms")
         row("latency", what, f"≤ {lim:g} ms", v, f"{_num(v, 1)} ms", partial(_le, lim))
     lim_s = _target(fo, "target_s")
     for role in ("leader", "participant"):
         v = _get(fo, role, "median_s")
-        row("failover", f"{role.capitalize()} failover (median)", f"≤ {lim_s:g} s", v,
-            f"{_num(v, 2)} s", lambda x: x <= lim_s)
+        row(
+            "failover",
+            f"{role.capitalize()} failover (median)",
+            f"≤ {lim_s:g} s",
+            v,
+            f"{_num(v, 2)} s",
+            lambda x: x <= lim_s,
+        )
     rss_max, zn_max = _target(sc, "controller_rss_mb_max"), _target(sc, "znode_bytes_max")
     rss = _get(sc, "big_job", "controller_peak_rss_mb")
-    row("scale", "Controller peak RSS (big job)", f"< {rss_max:g} MB", rss,
-        f"{_num(rss, 1)} MB", lambda v: v < rss_max)
+    row(
+        "scale",
+        "Controller peak RSS (big job)",
+        f"< {rss_max:g} MB",
+        rss,
+        f"{_num(rss, 1)} MB",
+        lambda v: v < rss_max,
+    )
     zn = _get(sc, "big_job", "largest_znode_bytes")
-    row("scale", "Largest znode (big job)", f"≤ {int(zn_max):,} B", zn, f"{_num(zn)} B",
-        lambda v: v <= zn_max)
+    row(
+        "scale",
+        "Largest znode (big job)",
+        f"≤ {int(zn_max):,} B",
+        zn,
+        f"{_num(zn)} B",
+        lambda v: v <= zn_max,
+    )
     return rows
 
 
@@ -161,8 +202,10 @@ def headline(results_dir: Path | str = RESULTS) -> list[str]:
     t = load("throughput", d)
     r = _get(t, "ratios", "helixpy_over_celery_best")
     if t is not None and isinstance(r, int | float):
-        out.append(f"helixpy/Celery throughput {r:.1f}x ({_num(t.get('tasks'))} no-op tasks, "
-                   f"{_num(t.get('workers'))} workers each)")
+        out.append(
+            f"helixpy/Celery throughput {r:.1f}x ({_num(t.get('tasks'))} no-op tasks, "
+            f"{_num(t.get('workers'))} workers each)"
+        )
     z = _get(t, "helixpy", "zk", "txns_per_task")
     if isinstance(z, int | float):
         out.append(f"{z:.3f} ZooKeeper write transactions per task")
@@ -174,8 +217,10 @@ def headline(results_dir: Path | str = RESULTS) -> list[str]:
     fo = load("failover", d)
     lead, part = _get(fo, "leader", "median_s"), _get(fo, "participant", "median_s")
     if fo is not None and isinstance(lead, int | float) and isinstance(part, int | float):
-        out.append(f"failover median {lead:.1f} s (leader), {part:.1f} s (participant) with a "
-                   f"{_num(fo.get('session_timeout_s'))} s session timeout")
+        out.append(
+            f"failover median {lead:.1f} s (leader), {part:.1f} s (participant) with a "
+            f"{_num(fo.get('session_timeout_s'))} s session timeout"
+        )
     big = _get(load("scale", d), "big_job")
     rss, tasks = _get(big, "controller_peak_rss_mb"), _get(big, "tasks")
     if isinstance(rss, int | float):
@@ -191,68 +236,114 @@ def headline(results_dir: Path | str = RESULTS) -> list[str]:
 
 def _throughput(t: dict[str, Any], img: Path) -> Lines:
     h = t.get("helixpy") or {}
-    out = [f"{_num(t.get('tasks'))} no-op tasks in {_num(t.get('workflows'))} workflows, "
-           f"{_num(t.get('workers'))} workers with {_num(t.get('concurrency_per_worker'))} "
-           "concurrent tasks each (the same for every system).", ""]
+    out = [
+        f"{_num(t.get('tasks'))} no-op tasks in {_num(t.get('workflows'))} workflows, "
+        f"{_num(t.get('workers'))} workers with {_num(t.get('concurrency_per_worker'))} "
+        "concurrent tasks each (the same for every system).",
+        "",
+    ]
     rows = [["helixpy", _num(h.get("seconds"), 2), _num(h.get("tasks_per_s"), 0), "1.00x"]]
     bars: list[tuple[str, Any]] = [("helixpy", h.get("tasks_per_s"))]
-    for key, label in (("celery_prefork", "Celery (prefork pool)"),
-                       ("celery_threads", "Celery (threads pool)")):
+    for key, label in (
+        ("celery_prefork", "Celery (prefork pool)"),
+        ("celery_threads", "Celery (threads pool)"),
+    ):
         peer = t.get(key)
         err = _err(peer)
         if err or not isinstance(peer, dict):
             rows.append([label, err or "not measured", DASH, DASH])
             bars.append((label, "error" if err else "not measured"))
         else:
-            rows.append([label, _num(peer.get("seconds"), 2), _num(peer.get("tasks_per_s"), 0),
-                         _ratio(_div(h.get("tasks_per_s"), peer.get("tasks_per_s")))])
+            rows.append(
+                [
+                    label,
+                    _num(peer.get("seconds"), 2),
+                    _num(peer.get("tasks_per_s"), 0),
+                    _ratio(_div(h.get("tasks_per_s"), peer.get("tasks_per_s"))),
+                ]
+            )
             bars.append((label, peer.get("tasks_per_s")))
     zb = t.get("zk_bound")
     if isinstance(zb, dict):
-        rows.append([f"ZooKeeper create bound ({_num(zb.get('creates'))} creates, "
-                     f"{_num(zb.get('in_flight'))} in flight)", _num(zb.get("seconds"), 2),
-                     _num(zb.get("creates_per_s"), 0),
-                     _ratio(_div(h.get("tasks_per_s"), zb.get("creates_per_s")))])
+        rows.append(
+            [
+                f"ZooKeeper create bound ({_num(zb.get('creates'))} creates, "
+                f"{_num(zb.get('in_flight'))} in flight)",
+                _num(zb.get("seconds"), 2),
+                _num(zb.get("creates_per_s"), 0),
+                _ratio(_div(h.get("tasks_per_s"), zb.get("creates_per_s"))),
+            ]
+        )
         bars.append(("ZooKeeper create\nbound (creates/s)", zb.get("creates_per_s")))
     out += _table(["System", "Seconds", "Tasks/s", "helixpy / this"], rows)
     ratios = t.get("ratios") or {}
-    text = (f"helixpy / best Celery pool ({ratios.get('celery_best_pool', DASH)}): "
-            f"{_ratio(ratios.get('helixpy_over_celery_best'))}.")
+    text = (
+        f"helixpy / best Celery pool ({ratios.get('celery_best_pool', DASH)}): "
+        f"{_ratio(ratios.get('helixpy_over_celery_best'))}."
+    )
     if isinstance(zb, dict):
-        text += (f" helixpy / ZooKeeper create bound: "
-                 f"{_ratio(ratios.get('helixpy_over_zk_bound'))} (the bound is bare znode "
-                 "creates per second on the same ZooKeeper server, shown for scale; it is "
-                 "not a task rate).")
+        text += (
+            f" helixpy / ZooKeeper create bound: "
+            f"{_ratio(ratios.get('helixpy_over_zk_bound'))} (the bound is bare znode "
+            "creates per second on the same ZooKeeper server, shown for scale; it is "
+            "not a task rate)."
+        )
     out += [text, ""]
     drains = [("helixpy", h.get("drain"))] + [
         (label, (t.get(key) or {}).get("drain"))
-        for key, label in (("celery_prefork", "Celery (prefork pool)"),
-                           ("celery_threads", "Celery (threads pool)"))]
+        for key, label in (
+            ("celery_prefork", "Celery (prefork pool)"),
+            ("celery_threads", "Celery (threads pool)"),
+        )
+    ]
     if any(isinstance(d, dict) for _, d in drains):
         ours = (h.get("drain") or {}).get("tasks_per_s")
-        out += ["Drain, submission excluded: the same work queued first while no worker may "
-                "take it (helixpy: every participant disabled; Celery: workers listening on "
-                "another queue), then released at once. This separates what the workers do "
-                "from the submit path (Celery publishes one broker message per task, helixpy "
-                "sends one request per workflow).", ""]
-        out += _table(["System", "Seconds", "Tasks/s", "helixpy / this"], [
-            [label, _num(d.get("seconds"), 2), _num(d.get("tasks_per_s"), 0),
-             _ratio(_div(ours, d.get("tasks_per_s")))]
-            for label, d in drains if isinstance(d, dict)])
-        out += ["Where the difference comes from: every Celery task is a broker message "
-                "pushed and popped, acknowledged, and a result written to Redis, each a "
-                "round trip; helixpy's controller hands out tasks in batches (one ASSIGNMENT "
-                "write per instance per pass) and each participant reports every transition "
-                "since its last write in one STATE write.", ""]
+        out += [
+            "Drain, submission excluded: the same work queued first while no worker may "
+            "take it (helixpy: every participant disabled; Celery: workers listening on "
+            "another queue), then released at once. This separates what the workers do "
+            "from the submit path (Celery publishes one broker message per task, helixpy "
+            "sends one request per workflow).",
+            "",
+        ]
+        out += _table(
+            ["System", "Seconds", "Tasks/s", "helixpy / this"],
+            [
+                [
+                    label,
+                    _num(d.get("seconds"), 2),
+                    _num(d.get("tasks_per_s"), 0),
+                    _ratio(_div(ours, d.get("tasks_per_s"))),
+                ]
+                for label, d in drains
+                if isinstance(d, dict)
+            ],
+        )
+        out += [
+            "Where the difference comes from: every Celery task is a broker message "
+            "pushed and popped, acknowledged, and a result written to Redis, each a "
+            "round trip; helixpy's controller hands out tasks in batches (one ASSIGNMENT "
+            "write per instance per pass) and each participant reports every transition "
+            "since its last write in one STATE write.",
+            "",
+        ]
     zk = h.get("zk") or {}
-    out += ["ZooKeeper cost of the helixpy run, counted by the server "
-            f"(target: ≤ {_target(t, 'zk_writes_per_task_max'):g} write transactions per task):",
-            ""]
-    out += _table(["Requests", "Total", "Per task"], [
-        [what, _num(zk.get(total)), _num(zk.get(per), 3)] for what, total, per in (
-            ("Write transactions (a multi counts once)", "txns", "txns_per_task"),
-            ("Write operations (each op of a multi)", "write_ops", "write_ops_per_task"),
-            ("Reads", "read_ops", "reads_per_task"))])
+    out += [
+        "ZooKeeper cost of the helixpy run, counted by the server "
+        f"(target: ≤ {_target(t, 'zk_writes_per_task_max'):g} write transactions per task):",
+        "",
+    ]
+    out += _table(
+        ["Requests", "Total", "Per task"],
+        [
+            [what, _num(zk.get(total)), _num(zk.get(per), 3)]
+            for what, total, per in (
+                ("Write transactions (a multi counts once)", "txns", "txns_per_task"),
+                ("Write operations (each op of a multi)", "write_ops", "write_ops_per_task"),
+                ("Reads", "read_ops", "reads_per_task"),
+            )
+        ],
+    )
     if any(isinstance(v, int | float) for _, v in bars):
         fig = Figure(figsize=(7.5, 3.8))
         ax = fig.add_subplot()
@@ -264,8 +355,13 @@ def _throughput(t: dict[str, Any], img: Path) -> Lines:
             drawn[-1].set_hatch("//")
         for rect, (_, v) in zip(drawn, bars, strict=True):
             text = f"{v:,.0f}" if isinstance(v, int | float) else str(v)
-            ax.annotate(text, (rect.get_x() + rect.get_width() / 2, rect.get_height()),
-                        ha="center", va="bottom", fontsize=9)
+            ax.annotate(
+                text,
+                (rect.get_x() + rect.get_width() / 2, rect.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=9,
+            )
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.set_ylabel("tasks/s (creates/s for the bound)")
         ax.set_title(f"Throughput, {_num(t.get('tasks'))} no-op tasks")
@@ -276,9 +372,12 @@ def _throughput(t: dict[str, Any], img: Path) -> Lines:
 
 
 def _latency(lat: dict[str, Any], img: Path) -> Lines:
-    out = [f"{_num(lat.get('runs'))} one-task workflows submitted one after the other on an "
-           "idle cluster. Submit → RUNNING: submission until the task's `run` begins; "
-           "end to end: submission until the client sees the workflow COMPLETED.", ""]
+    out = [
+        f"{_num(lat.get('runs'))} one-task workflows submitted one after the other on an "
+        "idle cluster. Submit → RUNNING: submission until the task's `run` begins; "
+        "end to end: submission until the client sees the workflow COMPLETED.",
+        "",
+    ]
     rows: list[list[str]] = []
     series: dict[str, dict[str, list[float]]] = {}
     for key, label in (("helixpy", "helixpy"), ("celery", "Celery")):
@@ -287,8 +386,10 @@ def _latency(lat: dict[str, Any], img: Path) -> Lines:
         if err or not isinstance(sysd, dict):
             rows.append([label, err or "not measured", DASH, DASH, DASH])
             continue
-        for metric, mlabel in (("submit_to_running", "submit → RUNNING"),
-                               ("end_to_end", "end to end")):
+        for metric, mlabel in (
+            ("submit_to_running", "submit → RUNNING"),
+            ("end_to_end", "end to end"),
+        ):
             p = sysd.get(metric) or {}
             rows.append([label, mlabel, *(_num(p.get(q), 2) for q in PCTS)])
             samples = _get(sysd, "samples_ms", metric)
@@ -296,27 +397,33 @@ def _latency(lat: dict[str, Any], img: Path) -> Lines:
                 series.setdefault(metric, {})[label] = sorted(float(s) for s in samples)
     out += _table(["System", "Metric", "p50 ms", "p90 ms", "p99 ms"], rows, text=2)
     r = lat.get("ratios") or {}
-    out += [f"helixpy / Celery p50: submit → RUNNING "
-            f"{_ratio(r.get('submit_to_running_p50_helixpy_over_celery'))}, end to end "
-            f"{_ratio(r.get('end_to_end_p50_helixpy_over_celery'))}. Targets: p50 submit → "
-            f"RUNNING ≤ {_target(lat, 'submit_to_running_p50_ms'):g} ms, p50 end to end ≤ "
-            f"{_target(lat, 'end_to_end_p50_ms'):g} ms.", "",
-            "Why helixpy is slower for one task: its path is a chain of ZooKeeper writes, "
-            "each a fenced multi the server commits to disk before answering (the start, "
-            "the leader's assignment, the participant's report, the leader's context "
-            "update), plus the watches that carry each step to the next process. Celery's "
-            "is a Redis push and pop. That chain is what makes the work survive the loss of "
-            "any one process; the throughput runs show it amortised over many tasks.", ""]
+    out += [
+        f"helixpy / Celery p50: submit → RUNNING "
+        f"{_ratio(r.get('submit_to_running_p50_helixpy_over_celery'))}, end to end "
+        f"{_ratio(r.get('end_to_end_p50_helixpy_over_celery'))}. Targets: p50 submit → "
+        f"RUNNING ≤ {_target(lat, 'submit_to_running_p50_ms'):g} ms, p50 end to end ≤ "
+        f"{_target(lat, 'end_to_end_p50_ms'):g} ms.",
+        "",
+        "Why helixpy is slower for one task: its path is a chain of ZooKeeper writes, "
+        "each a fenced multi the server commits to disk before answering (the start, "
+        "the leader's assignment, the participant's report, the leader's context "
+        "update), plus the watches that carry each step to the next process. Celery's "
+        "is a Redis push and pop. That chain is what makes the work survive the loss of "
+        "any one process; the throughput runs show it amortised over many tasks.",
+        "",
+    ]
     if series:
         fig = Figure(figsize=(9, 3.6))
-        for i, (metric, title) in enumerate((("submit_to_running", "Submit → RUNNING"),
-                                             ("end_to_end", "End to end"))):
+        for i, (metric, title) in enumerate(
+            (("submit_to_running", "Submit → RUNNING"), ("end_to_end", "End to end"))
+        ):
             ax = fig.add_subplot(1, 2, i + 1)
             for label, xs in sorted(series.get(metric, {}).items(), reverse=True):
                 ys = [(j + 1) / len(xs) for j in range(len(xs))]
                 ax.step(xs, ys, where="post", label=label)
-            ax.axvline(_target(lat, f"{metric}_p50_ms"), color="grey", ls="--", lw=1,
-                       label="p50 target")
+            ax.axvline(
+                _target(lat, f"{metric}_p50_ms"), color="grey", ls="--", lw=1, label="p50 target"
+            )
             ax.axhline(0.5, color="grey", ls=":", lw=1)
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -334,25 +441,40 @@ def _latency(lat: dict[str, Any], img: Path) -> Lines:
 
 def _failover(fo: dict[str, Any], img: Path) -> Lines:
     lim = _target(fo, "target_s")
-    out = [f"SIGKILL of the leader controller until the standby's first new assignment, and "
-           "of a participant running tasks until those tasks run elsewhere; ZooKeeper session "
-           f"timeout {_num(fo.get('session_timeout_s'))} s. Target: median ≤ {lim:g} s.", ""]
+    out = [
+        f"SIGKILL of the leader controller until the standby's first new assignment, and "
+        "of a participant running tasks until those tasks run elsewhere; ZooKeeper session "
+        f"timeout {_num(fo.get('session_timeout_s'))} s. Target: median ≤ {lim:g} s.",
+        "",
+    ]
     rows = []
     for role in ("leader", "participant"):
         samples = _get(fo, role, "samples_s") or []
         med = _get(fo, role, "median_s")
-        rows.append([role.capitalize(), ", ".join(_num(s, 2) for s in samples) or DASH,
-                     _num(med, 2), _verdict(med, lambda v: v <= lim)])
+        rows.append(
+            [
+                role.capitalize(),
+                ", ".join(_num(s, 2) for s in samples) or DASH,
+                _num(med, 2),
+                _verdict(med, lambda v: v <= lim),
+            ]
+        )
     return out + _table(["Failover", "Samples (s)", "Median (s)", "Result"], rows, text=2)
 
 
 def _scale(sc: dict[str, Any], img: Path) -> Lines:
     rss_max, zn_max = _target(sc, "controller_rss_mb_max"), _target(sc, "znode_bytes_max")
-    out = [f"Targets: controller peak RSS < {rss_max:g} MB and largest znode ≤ "
-           f"{int(zn_max):,} bytes, both for the big job.", ""]
+    out = [
+        f"Targets: controller peak RSS < {rss_max:g} MB and largest znode ≤ "
+        f"{int(zn_max):,} bytes, both for the big job.",
+        "",
+    ]
     rows = []
-    for key, label in (("big_job", "One big job"), ("many_workflows", "Many workflows"),
-                       ("many_participants", "Many participants")):
+    for key, label in (
+        ("big_job", "One big job"),
+        ("many_workflows", "Many workflows"),
+        ("many_participants", "Many participants"),
+    ):
         b = sc.get(key)
         if not isinstance(b, dict):
             rows.append([label, "not run", DASH, DASH, DASH])
@@ -361,27 +483,45 @@ def _scale(sc: dict[str, Any], img: Path) -> Lines:
         if key == "many_workflows":
             size = f"{_num(b.get('workflows'))} workflows of {_num(b.get('tasks_per_workflow'))}"
         elif key == "many_participants":
-            size += (f" on {_num(b.get('participants'))} participants in "
-                     f"{_num(b.get('processes'))} processes")
-        rows.append([label, size, _num(b.get("seconds"), 2), _num(b.get("tasks_per_s")),
-                     _num(b.get("controller_peak_rss_mb"))])
+            size += (
+                f" on {_num(b.get('participants'))} participants in "
+                f"{_num(b.get('processes'))} processes"
+            )
+        rows.append(
+            [
+                label,
+                size,
+                _num(b.get("seconds"), 2),
+                _num(b.get("tasks_per_s")),
+                _num(b.get("controller_peak_rss_mb")),
+            ]
+        )
     out += _table(["Shape", "Size", "Seconds", "Tasks/s", "Controller peak RSS MB"], rows, 2)
     b = sc.get("big_job")
     if isinstance(b, dict):
-        out += [f"Big job: job context {_num(b.get('context_bytes'))} bytes; largest znode "
-                f"{_num(b.get('largest_znode_bytes'))} bytes (`{b.get('largest_znode_path', '?')}`)"
-                f"; {_num(b.get('znodes'))} znodes in the cluster.", ""]
+        out += [
+            f"Big job: job context {_num(b.get('context_bytes'))} bytes; largest znode "
+            f"{_num(b.get('largest_znode_bytes'))} bytes (`{b.get('largest_znode_path', '?')}`)"
+            f"; {_num(b.get('znodes'))} znodes in the cluster.",
+            "",
+        ]
     p = sc.get("many_participants")
     if isinstance(p, dict):
-        out += [f"Many participants: registration took {_num(p.get('registration_seconds'), 2)}"
-                f" s; {_num(p.get('instances_that_ran_tasks'))} of "
-                f"{_num(p.get('participants'))} instances ran tasks.", ""]
+        out += [
+            f"Many participants: registration took {_num(p.get('registration_seconds'), 2)}"
+            f" s; {_num(p.get('instances_that_ran_tasks'))} of "
+            f"{_num(p.get('participants'))} instances ran tasks.",
+            "",
+        ]
     return out
 
 
 def _executor(ex: dict[str, Any], img: Path) -> Lines:
-    out = [f"The participant's task executor against `concurrent.futures.ThreadPoolExecutor`, "
-           f"{_num(ex.get('workers'))} workers each; ratios are helixpy / thread pool.", ""]
+    out = [
+        f"The participant's task executor against `concurrent.futures.ThreadPoolExecutor`, "
+        f"{_num(ex.get('workers'))} workers each; ratios are helixpy / thread pool.",
+        "",
+    ]
     rows = []
     for key, label in (("flat", "Flat"), ("fanout", "Fan-out")):
         w = ex.get(key)
@@ -389,56 +529,109 @@ def _executor(ex: dict[str, Any], img: Path) -> Lines:
             continue
         hl = w.get("helixpy_latency_ms_p50_p99") or []
         tl = w.get("threadpool_latency_ms_p50_p99") or []
-        rows.append([label, _num(w.get("helixpy_items_per_s"), 0),
-                     _num(w.get("threadpool_items_per_s"), 0), _ratio(w.get("throughput_ratio")),
-                     " / ".join(_num(v, 2) for v in hl) or DASH,
-                     " / ".join(_num(v, 2) for v in tl) or DASH,
-                     _ratio(w.get("p99_latency_ratio"))])
-    out += _table(["Workload", "helixpy items/s", "ThreadPool items/s", "Throughput ratio",
-                   "helixpy p50 / p99 ms", "ThreadPool p50 / p99 ms", "p99 ratio"], rows)
-    return [*out, "Flat: 4 source threads submit tiny items. The executor's admission queue is "
-            "bounded, so under saturation sources wait (backpressure) where the pool's queue "
-            "would grow without bound. Fan-out: root items emit follow-ups from inside a "
-            "worker; the executor takes follow-ups before new roots and runs overflow inline, "
-            "so they start far sooner than in the pool's single FIFO queue. On a 2-CPU "
-            "machine these ratios move by tens of percent from run to run.", ""]
+        rows.append(
+            [
+                label,
+                _num(w.get("helixpy_items_per_s"), 0),
+                _num(w.get("threadpool_items_per_s"), 0),
+                _ratio(w.get("throughput_ratio")),
+                " / ".join(_num(v, 2) for v in hl) or DASH,
+                " / ".join(_num(v, 2) for v in tl) or DASH,
+                _ratio(w.get("p99_latency_ratio")),
+            ]
+        )
+    out += _table(
+        [
+            "Workload",
+            "helixpy items/s",
+            "ThreadPool items/s",
+            "Throughput ratio",
+            "helixpy p50 / p99 ms",
+            "ThreadPool p50 / p99 ms",
+            "p99 ratio",
+        ],
+        rows,
+    )
+    return [
+        *out,
+        "Flat: 4 source threads submit tiny items. The executor's admission queue is "
+        "bounded, so under saturation sources wait (backpressure) where the pool's queue "
+        "would grow without bound. Fan-out: root items emit follow-ups from inside a "
+        "worker; the executor takes follow-ups before new roots and runs overflow inline, "
+        "so they start far sooner than in the pool's single FIFO queue. On a 2-CPU "
+        "machine these ratios move by tens of percent from run to run.",
+        "",
+    ]
 
 
 def _reuse(ru: dict[str, Any], img: Path) -> Lines:
-    out = [f"{_num(ru.get('requests'))} requests of {_num(ru.get('splits'))} splits each; the "
-           f"task's set-up costs {_num(ru.get('open_cost_s'), 2)} s. Warm: one streaming slot "
-           "opened once; cold: a fresh one-shot workflow per request. Overhead is the time "
-           "per request minus the set-up it had to pay.", ""]
-    rows = [[label, *(_num(_get(ru, key, q), 2) for q in ("mean_ms", "p50_ms", "p99_ms")),
-             _num(ru.get(f"{key}_overhead_ms"), 2)]
-            for key, label in (("warm", "Warm (streaming slot)"), ("cold", "Cold (new workflow)"))]
+    out = [
+        f"{_num(ru.get('requests'))} requests of {_num(ru.get('splits'))} splits each; the "
+        f"task's set-up costs {_num(ru.get('open_cost_s'), 2)} s. Warm: one streaming slot "
+        "opened once; cold: a fresh one-shot workflow per request. Overhead is the time "
+        "per request minus the set-up it had to pay.",
+        "",
+    ]
+    rows = [
+        [
+            label,
+            *(_num(_get(ru, key, q), 2) for q in ("mean_ms", "p50_ms", "p99_ms")),
+            _num(ru.get(f"{key}_overhead_ms"), 2),
+        ]
+        for key, label in (("warm", "Warm (streaming slot)"), ("cold", "Cold (new workflow)"))
+    ]
     out += _table(["Mode", "Mean ms", "p50 ms", "p99 ms", "Overhead ms"], rows)
-    return [*out, f"Cold / warm time per request: {_ratio(ru.get('cold_over_warm_per_request'))}.",
-            ""]
+    return [
+        *out,
+        f"Cold / warm time per request: {_ratio(ru.get('cold_over_warm_per_request'))}.",
+        "",
+    ]
 
 
 def _starts(st: dict[str, Any], img: Path) -> Lines:
     call = st.get("call") or {}
-    out = [f"{_num(st.get('workflows'))} one-job workflows started from "
-           f"{_num(st.get('threads'))} client threads at once; only the submission is timed.",
-           ""]
-    return out + _table(["Starts", "Seconds", "Starts/s", "Call p50 ms", "Call p99 ms"], [[
-        _num(st.get("workflows")), _num(st.get("seconds"), 2), _num(st.get("starts_per_s"), 0),
-        _num(call.get("p50_ms"), 1), _num(call.get("p99_ms"), 1)]])
+    out = [
+        f"{_num(st.get('workflows'))} one-job workflows started from "
+        f"{_num(st.get('threads'))} client threads at once; only the submission is timed.",
+        "",
+    ]
+    return out + _table(
+        ["Starts", "Seconds", "Starts/s", "Call p50 ms", "Call p99 ms"],
+        [
+            [
+                _num(st.get("workflows")),
+                _num(st.get("seconds"), 2),
+                _num(st.get("starts_per_s"), 0),
+                _num(call.get("p50_ms"), 1),
+                _num(call.get("p99_ms"), 1),
+            ]
+        ],
+    )
 
 
 def _changes(ch: dict[str, Any], img: Path) -> Lines:
     """Optimisations with their before / after measurements (``changes.json``)."""
-    rows = [[c.get("change", DASH), c.get("measure", DASH), _num(c.get("before"), 1),
-             _num(c.get("after"), 1), _ratio(_div(c.get("after"), c.get("before"))),
-             f"`{c['command']}`" if c.get("command") else DASH]
-            for c in ch.get("changes") or []]
-    out = ["Changes made from profiles of these benchmarks, each measured before and after "
-           "on the same machine (after / before > 1 is better for rates, < 1 for times).", ""]
+    rows = [
+        [
+            c.get("change", DASH),
+            c.get("measure", DASH),
+            _num(c.get("before"), 1),
+            _num(c.get("after"), 1),
+            _ratio(_div(c.get("after"), c.get("before"))),
+            f"`{c['command']}`" if c.get("command") else DASH,
+        ]
+        for c in ch.get("changes") or []
+    ]
+    out = [
+        "Changes made from profiles of these benchmarks, each measured before and after "
+        "on the same machine (after / before > 1 is better for rates, < 1 for times).",
+        "",
+    ]
     if ch.get("note"):
         out += [str(ch["note"]), ""]
-    out += _table(["Change", "Measure", "Before", "After", "After / before", "Command"],
-                  rows, text=2)
+    out += _table(
+        ["Change", "Measure", "Before", "After", "After / before", "Command"], rows, text=2
+    )
     findings = ch.get("findings") or []
     if findings:
         out += ["What the profiles showed:", "", *[f"- {f}" for f in findings], ""]
@@ -447,10 +640,13 @@ def _changes(ch: dict[str, Any], img: Path) -> Lines:
 
 Section = tuple[str, Callable[[dict[str, Any], Path], Lines]]
 SECTIONS: dict[str, Section] = {  # scenario name -> (title, renderer), in page order
-    "throughput": ("Throughput", _throughput), "latency": ("Latency", _latency),
-    "failover": ("Failover", _failover), "starts": ("Submission rate", _starts),
+    "throughput": ("Throughput", _throughput),
+    "latency": ("Latency", _latency),
+    "failover": ("Failover", _failover),
+    "starts": ("Submission rate", _starts),
     "scale": ("Scale", _scale),
-    "executor": ("Participant executor", _executor), "reuse": ("Task reuse", _reuse),
+    "executor": ("Participant executor", _executor),
+    "reuse": ("Task reuse", _reuse),
     "changes": ("Optimisations", _changes),
 }
 #: sections that ``python -m bench`` can run (``changes`` is a hand-kept record)
@@ -463,14 +659,17 @@ def render(results_dir: Path, out: Path) -> str:
     img = out.parent / "img"
     res = {name: load(name, results_dir) for name in SECTIONS}
     lines = [
-        "# Benchmarks", "",
+        "# Benchmarks",
+        "",
         "Measured numbers for helixpy against its targets and against peers (Celery, a bare "
         "`ThreadPoolExecutor`, ZooKeeper's own create rate). The scripts are under "
         "[`bench/`](../bench/); each writes `bench/results/<scenario>.json`, stamped with "
         "its date and machine, and this page is rendered from those files only. "
         "`make bench` runs everything, `python -m bench <scenario>` runs one scenario, and "
-        "`python -m bench report` regenerates this page and its charts.", "",
-        "## Headline", "",
+        "`python -m bench report` regenerates this page and its charts.",
+        "",
+        "## Headline",
+        "",
         *_table(["Target", "Required", "Measured", "Result"], _headline_rows(res), text=4),
     ]
     for name, (title, section) in SECTIONS.items():

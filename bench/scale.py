@@ -78,7 +78,7 @@ def znode_sizes(zk: KazooClient, root: str) -> dict[str, int]:
     while level:
         parents: list[str] = []
         for i in range(0, len(level), WALK_BATCH):
-            batch = level[i:i + WALK_BATCH]
+            batch = level[i : i + WALK_BATCH]
             pending = [(path, zk.exists_async(path)) for path in batch]
             for path, result in pending:
                 stat = result.get(timeout=60)
@@ -89,7 +89,7 @@ def znode_sizes(zk: KazooClient, root: str) -> dict[str, int]:
                     parents.append(path)
         level = []
         for i in range(0, len(parents), WALK_BATCH):
-            batch = parents[i:i + WALK_BATCH]
+            batch = parents[i : i + WALK_BATCH]
             listed = [(path, zk.get_children_async(path)) for path in batch]
             for path, result in listed:
                 try:
@@ -105,7 +105,8 @@ def tree_stats(zk: KazooClient, cluster: LocalCluster, contexts: list[str]) -> d
     sizes = znode_sizes(zk, cluster.paths.root)
     largest = max(sizes, key=lambda p: sizes[p])
     context_bytes = sum(
-        size for path, size in sizes.items()
+        size
+        for path, size in sizes.items()
         if any(path == c or path.startswith(c + "/") for c in contexts)
     )
     return {
@@ -125,10 +126,16 @@ def fresh_cluster(
 ) -> Iterator[tuple[LocalCluster, KazooClient]]:
     """A new ZooKeeper and a ``LocalCluster`` with ``participants`` participant processes,
     plus a kazoo client of our own (closed on exit)."""
-    with local_zookeeper() as zk_address, LocalCluster(
-        tasks=TASKS, participants=0, zk=zk_address, session_timeout=session_timeout,
-        driver_options={"timeout": DRIVER_TIMEOUT},
-    ) as cluster:
+    with (
+        local_zookeeper() as zk_address,
+        LocalCluster(
+            tasks=TASKS,
+            participants=0,
+            zk=zk_address,
+            session_timeout=session_timeout,
+            driver_options={"timeout": DRIVER_TIMEOUT},
+        ) as cluster,
+    ):
         for _ in range(participants):
             cluster.add_participant(capacity=capacity)
         zk = connect(zk_address)
@@ -147,8 +154,12 @@ def controller_rss(cluster: LocalCluster) -> float:
 
 
 def noop_job(tasks: int, per_instance: int) -> JobConfig:
-    return JobConfig(command="Noop", num_tasks=tasks,
-                     num_concurrent_tasks_per_instance=per_instance, max_attempts_per_task=1)
+    return JobConfig(
+        command="Noop",
+        num_tasks=tasks,
+        num_concurrent_tasks_per_instance=per_instance,
+        max_attempts_per_task=1,
+    )
 
 
 def run_to_end(cluster: LocalCluster, wf: Workflow, timeout: float) -> float:
@@ -156,7 +167,8 @@ def run_to_end(cluster: LocalCluster, wf: Workflow, timeout: float) -> float:
     started = time.monotonic()
     cluster.driver.start(wf)
     state = cluster.driver.poll_for_workflow_state(
-        wf.name, TaskState.COMPLETED, TaskState.FAILED, timeout=timeout)
+        wf.name, TaskState.COMPLETED, TaskState.FAILED, timeout=timeout
+    )
     elapsed = time.monotonic() - started
     if state is not TaskState.COMPLETED:
         raise SystemExit(f"workflow {wf.name} ended {state.value}")
@@ -178,8 +190,7 @@ def run_big_job(
         note(f"big_job: completed in {elapsed:.1f}s, controller peak RSS {rss} MB; walking")
         walk_started = time.monotonic()
         stats = tree_stats(zk, cluster, [cluster.paths.job_context("big", "j")])
-        note(f"big_job: walked {stats['znodes']} znodes in "
-             f"{time.monotonic() - walk_started:.1f}s")
+        note(f"big_job: walked {stats['znodes']} znodes in {time.monotonic() - walk_started:.1f}s")
     return {
         "tasks": tasks,
         "seconds": round(elapsed, 3),
@@ -190,17 +201,27 @@ def run_big_job(
 
 
 def run_many_workflows(
-    workflows: int, tasks_per_workflow: int, participants: int, capacity: int,
-    submitters: int, session_timeout: float, timeout: float,
+    workflows: int,
+    tasks_per_workflow: int,
+    participants: int,
+    capacity: int,
+    submitters: int,
+    session_timeout: float,
+    timeout: float,
 ) -> dict[str, Any]:
     """``workflows`` workflows of one ``tasks_per_workflow``-task job, all submitted at once."""
     with fresh_cluster(participants, capacity, session_timeout) as (cluster, _zk):
         driver = cluster.driver
-        wfs = [Workflow.builder(f"wf-{i:05d}").add_job(
-            "j", noop_job(tasks_per_workflow, tasks_per_workflow)).build()
-            for i in range(workflows)]
-        note(f"many_workflows: {workflows} x {tasks_per_workflow} tasks on "
-             f"{participants} participants x {capacity}")
+        wfs = [
+            Workflow.builder(f"wf-{i:05d}")
+            .add_job("j", noop_job(tasks_per_workflow, tasks_per_workflow))
+            .build()
+            for i in range(workflows)
+        ]
+        note(
+            f"many_workflows: {workflows} x {tasks_per_workflow} tasks on "
+            f"{participants} participants x {capacity}"
+        )
         started = time.monotonic()
         deadline = started + timeout
         with ThreadPoolExecutor(max_workers=submitters) as pool:
@@ -208,8 +229,11 @@ def run_many_workflows(
         note(f"many_workflows: submitted in {time.monotonic() - started:.1f}s")
         for wf in wfs:
             state = driver.poll_for_workflow_state(
-                wf.name, TaskState.COMPLETED, TaskState.FAILED,
-                timeout=max(1.0, deadline - time.monotonic()))
+                wf.name,
+                TaskState.COMPLETED,
+                TaskState.FAILED,
+                timeout=max(1.0, deadline - time.monotonic()),
+            )
             if state is not TaskState.COMPLETED:
                 raise SystemExit(f"workflow {wf.name} ended {state.value}")
         elapsed = time.monotonic() - started
@@ -226,8 +250,13 @@ def run_many_workflows(
 
 
 def spawn_sims(
-    cluster: LocalCluster, participants: int, processes: int, capacity: int,
-    session_timeout: float, procs: list[subprocess.Popen[bytes]], logs: list[IO[bytes]],
+    cluster: LocalCluster,
+    participants: int,
+    processes: int,
+    capacity: int,
+    session_timeout: float,
+    procs: list[subprocess.Popen[bytes]],
+    logs: list[IO[bytes]],
 ) -> None:
     """Start ``processes`` ``bench.sim_participants`` processes sharing ``participants``;
     each is appended to ``procs`` as soon as it exists (so the caller can stop it)."""
@@ -239,13 +268,34 @@ def spawn_sims(
             continue
         log = open(cluster.log_dir / f"sim-{k}.log", "wb")  # noqa: SIM115 - closed by caller
         logs.append(log)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "bench.sim_participants", "--zk", cluster.zk_address,
-             "--cluster", cluster.cluster, "--count", str(count), "--prefix", f"p{k}-",
-             "--tasks", TASKS, "--capacity", str(capacity),
-             "--session-timeout", str(session_timeout)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.sim_participants",
+                    "--zk",
+                    cluster.zk_address,
+                    "--cluster",
+                    cluster.cluster,
+                    "--count",
+                    str(count),
+                    "--prefix",
+                    f"p{k}-",
+                    "--tasks",
+                    TASKS,
+                    "--capacity",
+                    str(capacity),
+                    "--session-timeout",
+                    str(session_timeout),
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        )
 
 
 def stop_sims(procs: list[subprocess.Popen[bytes]], logs: list[IO[bytes]]) -> None:
@@ -264,8 +314,12 @@ def stop_sims(procs: list[subprocess.Popen[bytes]], logs: list[IO[bytes]]) -> No
 
 
 def run_many_participants(
-    participants: int, processes: int, capacity: int, tasks: int,
-    session_timeout: float, timeout: float,
+    participants: int,
+    processes: int,
+    capacity: int,
+    tasks: int,
+    session_timeout: float,
+    timeout: float,
 ) -> dict[str, Any]:
     """``participants`` participants as threads in ``processes`` processes, then one job."""
     with fresh_cluster(0, capacity, session_timeout) as (cluster, zk):
@@ -280,8 +334,9 @@ def run_many_participants(
             def all_live() -> bool:
                 dead = [p.pid for p in procs if p.poll() is not None]
                 if dead:
-                    raise SystemExit(f"participant processes {dead} exited; logs in "
-                                     f"{cluster.log_dir}")
+                    raise SystemExit(
+                        f"participant processes {dead} exited; logs in {cluster.log_dir}"
+                    )
                 return len(zk.get_children(live_path)) >= participants
 
             wait_until(all_live, timeout, f"{participants} live participants")
@@ -292,8 +347,10 @@ def run_many_participants(
             rss = controller_rss(cluster)
             ctx = cluster.driver.get_job_context("spread", "j")
             ran = {t.assigned_participant for t in ctx.tasks.values() if t.assigned_participant}
-            note(f"many_participants: completed in {elapsed:.1f}s on {len(ran)} instances, "
-                 f"controller peak RSS {rss} MB")
+            note(
+                f"many_participants: completed in {elapsed:.1f}s on {len(ran)} instances, "
+                f"controller peak RSS {rss} MB"
+            )
             for k in range(len(logs)):  # each process's own start time (imports excluded)
                 text = (cluster.log_dir / f"sim-{k}.log").read_text(errors="replace")
                 note(f"sim-{k}: {' | '.join(text.splitlines()[:3])}")
@@ -325,19 +382,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--big-participants", type=int, default=4)
     parser.add_argument("--workflows", type=int, default=1000)
     parser.add_argument("--tasks-per-workflow", type=int, default=10)
-    parser.add_argument("--many-participants", type=int, default=4,
-                        help="participant processes for the many_workflows scenario")
-    parser.add_argument("--submitters", type=int, default=32,
-                        help="threads submitting the many_workflows workflows")
-    parser.add_argument("--capacity", type=int, default=40,
-                        help="capacity of each participant process (big, many)")
+    parser.add_argument(
+        "--many-participants",
+        type=int,
+        default=4,
+        help="participant processes for the many_workflows scenario",
+    )
+    parser.add_argument(
+        "--submitters", type=int, default=32, help="threads submitting the many_workflows workflows"
+    )
+    parser.add_argument(
+        "--capacity", type=int, default=40, help="capacity of each participant process (big, many)"
+    )
     parser.add_argument("--participants", type=int, default=200)
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--participant-capacity", type=int, default=5)
     parser.add_argument("--participant-tasks", type=int, default=5000)
     parser.add_argument("--session-timeout", type=float, default=10.0)
-    parser.add_argument("--timeout", type=float, default=900.0,
-                        help="bound on each scenario's waits (seconds)")
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="bound on each scenario's waits (seconds)"
+    )
     parser.add_argument("--no-save", action="store_true", help="print only")
     args = parser.parse_args(argv)
     if threading.current_thread() is threading.main_thread():
@@ -345,21 +409,44 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGTERM, _terminate)
 
     scenarios: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
-        "big": ("big_job", lambda: run_big_job(
-            args.big_tasks, args.big_participants, args.capacity, args.session_timeout,
-            args.timeout)),
-        "many": ("many_workflows", lambda: run_many_workflows(
-            args.workflows, args.tasks_per_workflow, args.many_participants, args.capacity,
-            args.submitters, args.session_timeout, args.timeout)),
-        "participants": ("many_participants", lambda: run_many_participants(
-            args.participants, args.processes, args.participant_capacity,
-            args.participant_tasks, args.session_timeout, args.timeout)),
+        "big": (
+            "big_job",
+            lambda: run_big_job(
+                args.big_tasks,
+                args.big_participants,
+                args.capacity,
+                args.session_timeout,
+                args.timeout,
+            ),
+        ),
+        "many": (
+            "many_workflows",
+            lambda: run_many_workflows(
+                args.workflows,
+                args.tasks_per_workflow,
+                args.many_participants,
+                args.capacity,
+                args.submitters,
+                args.session_timeout,
+                args.timeout,
+            ),
+        ),
+        "participants": (
+            "many_participants",
+            lambda: run_many_participants(
+                args.participants,
+                args.processes,
+                args.participant_capacity,
+                args.participant_tasks,
+                args.session_timeout,
+                args.timeout,
+            ),
+        ),
     }
     result: dict[str, Any] = {}
     if args.only is not None:  # keep the other sub-scenarios of an earlier full run
         previous = load("scale") or {}
-        result = {k: v for k, v in previous.items() if k in
-                  {key for key, _ in scenarios.values()}}
+        result = {k: v for k, v in previous.items() if k in {key for key, _ in scenarios.values()}}
     for option, (key, run) in scenarios.items():
         if args.only in (None, option):
             result[key] = run()

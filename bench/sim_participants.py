@@ -39,8 +39,15 @@ def start_all(
     """Start one ``Participant`` per name (``parallel`` at a time); all of them, or raise."""
     registry = load_registry(tasks)
     parts = [
-        Participant(zk, cluster, name, registry, capacity=capacity,
-                    session_timeout=session_timeout, tasks_spec=tasks)
+        Participant(
+            zk,
+            cluster,
+            name,
+            registry,
+            capacity=capacity,
+            session_timeout=session_timeout,
+            tasks_spec=tasks,
+        )
         for name in names
     ]
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
@@ -72,8 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--start-parallel", type=int, default=8)
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(threadName)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(threadName)s %(levelname)s %(name)s: %(message)s",
+    )
 
     stop = threading.Event()
 
@@ -84,8 +94,15 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, handler)
     names = [f"{args.prefix}{i}" for i in range(args.count)]
     started = time.monotonic()
-    parts = start_all(args.zk, args.cluster, names, args.tasks, args.capacity,
-                      args.session_timeout, args.start_parallel)
+    parts = start_all(
+        args.zk,
+        args.cluster,
+        names,
+        args.tasks,
+        args.capacity,
+        args.session_timeout,
+        args.start_parallel,
+    )
     print(f"started {len(parts)} in {time.monotonic() - started:.2f}s", flush=True)
     parent = os.getppid()
     try:

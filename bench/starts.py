@@ -23,8 +23,10 @@ from helixpy.testing import LocalCluster, local_zookeeper
 
 
 def run(workflows: int, threads: int, participants: int) -> dict[str, Any]:
-    wfs = [Workflow.builder(f"s{i:05d}").add_job(
-        "j", JobConfig(command="Noop", num_tasks=10)).build() for i in range(workflows)]
+    wfs = [
+        Workflow.builder(f"s{i:05d}").add_job("j", JobConfig(command="Noop", num_tasks=10)).build()
+        for i in range(workflows)
+    ]
     calls: list[float] = []
     with local_zookeeper() as zk, LocalCluster(participants=participants, zk=zk) as cluster:
         driver = cluster.driver

@@ -38,15 +38,26 @@ from helixpy.testing import LocalCluster, local_zookeeper
 
 def _submit(driver: TaskDriver, names: list[str], per: int, concurrency: int) -> None:
     for name in names:
-        driver.start(Workflow.builder(name).add_job("noop", JobConfig(
-            command="Noop", num_tasks=per, num_concurrent_tasks_per_instance=concurrency,
-            max_attempts_per_task=1)).build())
+        driver.start(
+            Workflow.builder(name)
+            .add_job(
+                "noop",
+                JobConfig(
+                    command="Noop",
+                    num_tasks=per,
+                    num_concurrent_tasks_per_instance=concurrency,
+                    max_attempts_per_task=1,
+                ),
+            )
+            .build()
+        )
 
 
 def _wait_all(driver: TaskDriver, names: list[str], timeout: float) -> None:
     for name in names:
         state = driver.poll_for_workflow_state(
-            name, TaskState.COMPLETED, TaskState.FAILED, timeout=timeout)
+            name, TaskState.COMPLETED, TaskState.FAILED, timeout=timeout
+        )
         if state is not TaskState.COMPLETED:
             raise SystemExit(f"workflow {name} ended {state.value}")
 
@@ -82,8 +93,7 @@ def helixpy_run(
         "seconds": round(elapsed, 3),
         "submit_seconds": round(submitted, 3),
         "tasks_per_s": round(n / elapsed, 1),
-        "drain": {"seconds": round(drain_elapsed, 3),
-                  "tasks_per_s": round(n / drain_elapsed, 1)},
+        "drain": {"seconds": round(drain_elapsed, 3), "tasks_per_s": round(n / drain_elapsed, 1)},
         "zk": {
             "read_ops": cost.read_ops,
             "write_ops": cost.write_ops,
@@ -100,9 +110,10 @@ def celery_run(
 ) -> dict[str, Any]:
     """Celery's figures, or the reason it could not run (the report shows it)."""
     try:
-        with celery_peer.redis_server() as url, celery_peer.celery_workers(
-            url, workers, pool, concurrency, queue="bench-idle"
-        ) as app:
+        with (
+            celery_peer.redis_server() as url,
+            celery_peer.celery_workers(url, workers, pool, concurrency, queue="bench-idle") as app,
+        ):
             drained = celery_peer.drain(app, tasks, batches, timeout)
             # Every worker now consumes the default queue: the submit-inclusive run.
             return {**celery_peer.throughput(app, tasks, batches, timeout), "drain": drained}
@@ -130,16 +141,21 @@ def run(
     if peers:
         for pool in ("prefork", "threads"):
             out[f"celery_{pool}"] = celery_run(
-                pool, tasks, workflows, workers, concurrency, timeout)
-        rated = [(out[f"celery_{p}"]["tasks_per_s"], p) for p in ("prefork", "threads")
-                 if "tasks_per_s" in out[f"celery_{p}"]]
+                pool, tasks, workflows, workers, concurrency, timeout
+            )
+        rated = [
+            (out[f"celery_{p}"]["tasks_per_s"], p)
+            for p in ("prefork", "threads")
+            if "tasks_per_s" in out[f"celery_{p}"]
+        ]
         if rated:
             best, pool = max(rated)
             ratios["helixpy_over_celery_best"] = round(ours["tasks_per_s"] / best, 3)
             ratios["celery_best_pool"] = pool
             best_drain = max(out[f"celery_{p}"]["drain"]["tasks_per_s"] for _, p in rated)
             ratios["drain_helixpy_over_celery_best"] = round(
-                ours["drain"]["tasks_per_s"] / best_drain, 3)
+                ours["drain"]["tasks_per_s"] / best_drain, 3
+            )
     out["ratios"] = ratios
     out["targets"] = {"celery_ratio_min": 1.0, "zk_writes_per_task_max": 0.5}
     return out
@@ -154,8 +170,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--no-peers", action="store_true", help="helixpy and ZooKeeper only")
     args = parser.parse_args(argv)
-    result = run(args.tasks, args.workflows, args.workers, args.concurrency, args.timeout,
-                 peers=not args.no_peers)
+    result = run(
+        args.tasks,
+        args.workflows,
+        args.workers,
+        args.concurrency,
+        args.timeout,
+        peers=not args.no_peers,
+    )
     save("throughput", result)
     print(json.dumps(result))
 

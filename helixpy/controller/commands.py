@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
 from helixpy.controller.dynamic import DYNAMIC_COMMANDS
+from helixpy.controller.enqueues import EnqueueBatch
 from helixpy.controller.groupcommit import GroupCommit
 from helixpy.controller.loader import load_workflow, new_workflow_runtime
 from helixpy.controller.prefetch import Prefetch
@@ -100,6 +101,8 @@ class CommandHandler:
         self._inflight: list[_InFlight] | None = None
         #: a burst's starts collected into shared multis; None outside a burst
         self._group: GroupCommit | None = None
+        #: consecutive enqueues to one queue, written together
+        self._batch: EnqueueBatch | None = None
         self._current: Command | None = None
 
     def handle_all(self, commands: list[Command], now: datetime) -> None:
@@ -112,7 +115,7 @@ class CommandHandler:
         known to the pass, only once its multi succeeded.
         """
         burst = self.ahead.send(commands)
-        self._inflight = [] if burst else None
+        self._inflight = []
         self._group = GroupCommit(self.p.writer) if burst else None
         try:
             for cmd in commands:
@@ -124,6 +127,7 @@ class CommandHandler:
             self.ahead.clear()
             with contextlib.suppress(Exception):
                 self._flush_group()
+            with contextlib.suppress(Exception):
                 self._settle(inflight)
             raise
         inflight, self._inflight = self._inflight or [], None
@@ -135,6 +139,28 @@ class CommandHandler:
         group, self._group = self._group, None
         if group is not None:
             group.flush()
+        self._write_batch()
+
+    def enqueue_batch(self, wf: WorkflowRuntime) -> EnqueueBatch:
+        """The pending enqueues to ``wf`` (a new batch if they were to another queue)."""
+        if self._batch is not None and self._batch.wf is wf:
+            return self._batch
+        self._write_batch()
+        self._batch = EnqueueBatch(wf, wf.stored)
+        return self._batch
+
+    def _write_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            batch.write(self.p.writer, self.p.paths)
+
+    def answer_when_written(self, cmd: Command, wait: Callable[[], None]) -> None:
+        """Answer ``cmd`` once ``wait`` returns (its write landed), not before."""
+        if self._inflight is None:  # outside handle_all: write now
+            self._write_batch()
+            wait()
+            return
+        self._inflight.append(_InFlight(cmd, wait, lambda: None))
 
     def _settle(self, inflight: list[_InFlight]) -> None:
         """Wait for each in-flight start in order; answer it; raise the first failure."""
@@ -162,6 +188,8 @@ class CommandHandler:
         """
         self._current = cmd
         try:
+            if cmd.kind != "enqueue":
+                self._write_batch()  # what it may read must be written first
             stored = self._stored_reply(cmd.request_id)
             if stored is not None:
                 result = stored

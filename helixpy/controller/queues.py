@@ -44,33 +44,24 @@ def _config_op(h: CommandHandler, wf: WorkflowRuntime) -> Op:
 
 
 def enqueue(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
-    """Append jobs in the given order, atomically: all or nothing is written."""
+    """Append jobs in the given order, atomically: all or nothing is written. Consecutive
+    enqueues to one queue are written together (see :mod:`~helixpy.controller.enqueues`)."""
     name, jobs = cmd.payload
-    wf = _queue(h, name)
+    batch = h.enqueue_batch(_queue(h, name))
     jobs_list: list[tuple[str, JobConfig]] = list(jobs)
     seen: set[str] = set()
     for job_name, _ in jobs_list:
-        if job_name in wf.jobs or job_name in seen:
+        if batch.has_job(job_name) or job_name in seen:
             raise AlreadyExists(f"queue {name} already has a job {job_name}")
         seen.add(job_name)
-    check_capacity(wf.stored.config, len(wf.jobs), len(jobs_list))
+    check_capacity(batch.stored.config, batch.size, len(jobs_list))
     runtimes = [new_job_runtime(name, job_name, cfg) for job_name, cfg in jobs_list]
     ops: list[Op] = []
     for job in runtimes:
         ops += h.new_job_ops(name, job)
-    assert wf.stored.queue is not None
-    stored = replace(wf.stored, queue=wf.stored.queue + tuple(j.name for j in runtimes))
-    path = h.p.paths.workflow_config(name)
     result = {"code": "OK", "message": f"enqueued {len(runtimes)} job(s) to {name}"}
-    ops += [
-        SetData(path, encode(stored.to_dict(), path=path)),
-        h.request_op(cmd.request_id, result),
-    ]
-    h.p.writer.commit(ops)
-    wf.stored = stored
-    for job in runtimes:
-        wf.jobs[job.name] = job
-    wf.context_dirty = True
+    batch.add(runtimes, ops, h.request_op(cmd.request_id, result))
+    h.answer_when_written(cmd, batch.wait)
     return result
 
 

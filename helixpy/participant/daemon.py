@@ -29,7 +29,6 @@ from kazoo.exceptions import (
 from helixpy.errors import CorruptNode, InvalidConfig
 from helixpy.model import (
     DEFAULT_CAPACITY,
-    JobConfig,
     TaskPartitionState,
     TaskResult,
     TaskStatus,
@@ -47,6 +46,7 @@ from helixpy.participant.attempt import (
 )
 from helixpy.participant.executor import Executor, Item, WorkGroup
 from helixpy.participant.isolation import TaskLookup
+from helixpy.participant.jobconfigs import JobConfigs
 from helixpy.participant.metrics import ParticipantMetrics
 from helixpy.participant.registration import check_capacity, register
 from helixpy.participant.registry import TaskContext, TaskRegistry
@@ -59,13 +59,11 @@ from helixpy.store.client import connect, request_counts
 from helixpy.store.codec import decode
 from helixpy.store.fencing import FencedWriter
 from helixpy.store.paths import Paths, parse_task_key
-from helixpy.store.records import read_cluster_config, read_job_config
+from helixpy.store.records import read_cluster_config
 from helixpy.telemetry import Health, RequestCounts, TelemetryServer
 
 log = logging.getLogger(__name__)
 P = TaskPartitionState
-#: Job configs kept in memory (keyed by workflow, job and the workflow's start uid).
-JOB_CONFIG_CACHE = 256
 
 
 #: Assignment targets that cancel a running attempt, and why.
@@ -135,7 +133,7 @@ class Participant:
         self._draining = threading.Event()
         self._fence_now = threading.Event()
         self._last_contact = time.monotonic()
-        self._job_configs: dict[tuple[str, str, str], JobConfig] = {}
+        self._job_configs = JobConfigs(self.paths)
         self._executor: Executor | None = None
         self._threads: list[threading.Thread] = []
         self._deadlines = Deadlines(self._on_deadline, name=f"timeouts-{instance}")
@@ -367,10 +365,16 @@ class Participant:
             self._reporter.remove(prune)
         if self._draining.is_set():
             return
-        for key, entry in tasks.items():
+        launch = {
+            key: entry
+            for key, entry in tasks.items()
+            if entry.target == "RUN" and key not in running and finished.get(key) != entry.attempt
+        }
+        self._job_configs.read_ahead(
+            zk, ((*parse_task_key(k)[:2], e.version) for k, e in launch.items())
+        )
+        for key, entry in launch.items():
             a = entry.attempt
-            if entry.target != "RUN" or key in running or finished.get(key) == a:
-                continue
             try:
                 self._launch(key, a, entry.version, incarnation)
             except (ConnectionLoss, OperationTimeoutError, SessionExpiredError) as exc:
@@ -385,7 +389,8 @@ class Participant:
 
     def _launch(self, key: str, attempt_no: int, uid: str, incarnation: int) -> None:
         wf, job, partition = parse_task_key(key)
-        cfg = self._job_config(wf, job, uid)
+        assert self.zk is not None
+        cfg = self._job_configs.get(self.zk, wf, job, uid)
         task_cfg = cfg.tasks[partition] if cfg.tasks else None
         merged = dict(cfg.command_config)
         if task_cfg is not None:
@@ -420,18 +425,6 @@ class Participant:
         if not executor.submit(item, stop_event=self._stop):
             with self._lock:
                 self._attempts.pop(key, None)  # stopping: never started, never reported
-
-    def _job_config(self, wf: str, job: str, uid: str) -> JobConfig:
-        cache_key = (wf, job, uid)
-        cfg = self._job_configs.get(cache_key)
-        if cfg is None:
-            assert self.zk is not None
-            cfg = read_job_config(self.zk, self.paths, wf, job)
-            if len(self._job_configs) >= JOB_CONFIG_CACHE:
-                # Oldest first (dicts keep insertion order): finished jobs age out.
-                del self._job_configs[next(iter(self._job_configs))]
-            self._job_configs[cache_key] = cfg
-        return cfg
 
     def _run(self, attempt: Attempt) -> None:
         """The attempt's root item: run the task. Its outcome is reported by

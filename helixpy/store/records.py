@@ -149,7 +149,16 @@ def read_job_config(
 ) -> JobConfig:
     """A job's config. Tasks are positional (partition = index) unless ``hide_deleted``,
     which leaves out tasks removed with ``delete_task`` (what a user asking wants)."""
-    head = get_json(zk, paths.job_config(wf, job))
+    return job_config_from_head(
+        zk, paths, wf, job, get_json(zk, paths.job_config(wf, job)), hide_deleted=hide_deleted
+    )
+
+
+def job_config_from_head(
+    zk: KazooClient, paths: Paths, wf: str, job: str, head: Any, *, hide_deleted: bool = False
+) -> JobConfig:
+    """A job's config from its CONFIG's decoded payload (read ahead by the caller); task
+    config chunks, if it has any, are read here."""
     if not isinstance(head, dict):
         raise CorruptNode(f"{paths.job_config(wf, job)}: not a mapping")
     head = dict(head)
