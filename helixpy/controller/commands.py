@@ -290,13 +290,12 @@ class CommandHandler:
         return Create(path, encode(result, path=path))
 
     def new_job_ops(self, wf: str, job: JobRuntime) -> list[Op]:
-        """Creates for one new job: config (+ task-config chunks), content, empty context."""
+        """Creates for one new job: config (+ task-config chunks) and its context.
+
+        User content nodes are created by their first write (store/content.py).
+        """
         paths = self.p.paths
         ops = job_config_ops(paths, wf, job.name, job.config)
-        ops += [
-            Create(paths.job_content(wf, job.name), encode({})),
-            Create(paths.task_contents(wf, job.name)),
-        ]
         header = JobContext().header_dict()
         return ops + job_context_ops(paths, wf, job.name, header, job.tasks, None, create=True)
 
@@ -361,7 +360,6 @@ class CommandHandler:
         ops += [
             Create(paths.workflow(name)),
             Create(paths.workflow_context(name), encode({"state": "NOT_STARTED", "jobs": {}})),
-            Create(paths.workflow_content(name), encode({})),
             Create(paths.jobs(name)),
         ]
         for job in runtime.jobs.values():

@@ -16,12 +16,12 @@ from helixpy.store.paths import Paths
 from helixpy.store.records import (
     StoredWorkflow,
     get_json,
-    num_chunks,
     read_job_config,
     read_job_context,
     read_job_meta,
     read_stored_workflow,
     read_workflow_context,
+    stored_chunks,
 )
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def new_job_runtime(wf: str, name: str, cfg: JobConfig) -> JobRuntime:
     tasks = [TaskContextInfo(task_id=cfg.task_id(p)) for p in range(cfg.task_count)]
     job = JobRuntime(
-        workflow=wf, name=name, config=cfg, tasks=tasks, stored_chunks=num_chunks(len(tasks))
+        workflow=wf, name=name, config=cfg, tasks=tasks, stored_chunks=stored_chunks(len(tasks))
     )
     rebuild_indexes(job, 0.0)
     return job
@@ -101,7 +101,7 @@ def load_workflow(zk: KazooClient, paths: Paths, name: str) -> WorkflowRuntime |
             # Chunks of tasks added (add_task, a targeted job's start) whose context
             # was not written yet, because the leader changed in between: create them.
             job.stored_chunks = int(header.get("chunks", 0))
-            job.dirty_chunks = set(range(job.stored_chunks, num_chunks(len(tasks))))
+            job.dirty_chunks = set(range(job.stored_chunks, stored_chunks(len(tasks))))
             job.header_dirty = bool(job.dirty_chunks)
             rebuild_indexes(job, now)
             jobs[job_name] = job

@@ -52,7 +52,7 @@ from helixpy.store.fencing import FencedWriter, MultiFailed
 from helixpy.store.ops import Create, Delete, Op, SetData
 from helixpy.store.partitions import read_partitions
 from helixpy.store.paths import Paths
-from helixpy.store.records import job_context_ops, num_chunks, read_cluster_config
+from helixpy.store.records import job_context_ops, read_cluster_config, stored_chunks
 
 log = logging.getLogger(__name__)
 _STOPPED = (TaskState.STOPPING, TaskState.STOPPED)
@@ -378,7 +378,7 @@ class Pipeline:
             for job in wf.jobs.values():
                 job.header_dirty = False
                 job.dirty_chunks.clear()
-                job.stored_chunks = num_chunks(len(job.tasks))
+                job.stored_chunks = stored_chunks(len(job.tasks))
         for inst, op in assignment_ops:
             self.assignments[inst] = decode(op.data)
         retired()

@@ -2,10 +2,13 @@
 
 Workflow and job scope are one znode each; task scope is one znode per task id, sharded
 under ``CONTENT/TASKS/<xx>/`` so no parent grows past a few hundred children, and keyed by
-task id (not attempt) so it survives retries. Writers are fenced (a participant passes its
-incarnation check) and use a versioned CAS with retry, because tasks on several instances
-may write the same map at once. Late writes never recreate deleted paths: the workflow and
-job nodes are never created here, so a write after a delete fails with ``NotFound``.
+task id (not attempt) so it survives retries. Every content node is created by its first
+write (most workflows never write content, so a start creates none): a missing node reads
+as an empty map while its owner (the workflow's CONFIG, the job's CONFIG) exists. Writers
+are fenced (a participant passes its incarnation check) and use a versioned CAS with retry,
+because tasks on several instances may write the same map at once. Late writes never
+recreate deleted paths: a write creates only content nodes, never the workflow or job
+directory they hang from, so a write after a delete fails with ``NotFound``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ def content_path(paths: Paths, scope: Scope, wf: str, job: str | None, task_id: 
     return paths.task_content(wf, job, task_id)
 
 
+def owner_config(paths: Paths, scope: Scope, wf: str, job: str | None) -> str:
+    """The node whose presence says the scope exists: the workflow's or the job's CONFIG."""
+    if scope is Scope.WORKFLOW or job is None:
+        return paths.workflow_config(wf)
+    return paths.job_config(wf, job)
+
+
 def get_content_map(
     zk: KazooClient,
     paths: Paths,
@@ -44,19 +54,45 @@ def get_content_map(
     job: str | None = None,
     task_id: str | None = None,
 ) -> dict[str, str]:
-    """The whole map at one scope; empty when nothing was written (task scope)."""
+    """The whole map at one scope; empty when nothing was written there yet."""
     path = content_path(paths, scope, wf, job, task_id)
     try:
         data, _ = zk.get(path)
     except NoNodeError:
-        if scope is Scope.TASK:
-            # A task that never wrote has no node; its job's existence decides NotFound.
-            assert job is not None
-            if zk.exists(paths.job_content(wf, job)) is None:
-                raise NotFound(f"job {wf}/{job}") from None
-            return {}
-        raise NotFound(path) from None
+        owner = owner_config(paths, scope, wf, job)
+        if zk.exists(owner) is None:
+            raise NotFound(owner.rsplit("/", 1)[0]) from None
+        return {}
     return dict(decode(data, path=path) or {})
+
+
+def _missing_ops(
+    zk: KazooClient,
+    paths: Paths,
+    scope: Scope,
+    wf: str,
+    job: str | None,
+    task_id: str | None,
+    leaf: bytes,
+) -> list[Op]:
+    """Creates for a scope's first write: the missing content nodes down to the leaf.
+
+    Only content nodes: their parent (the workflow or job directory) must exist, so a write
+    racing a delete fails NoNode instead of recreating it.
+    """
+    path = content_path(paths, scope, wf, job, task_id)
+    if scope is not Scope.TASK:
+        return [Create(path, leaf)]
+    assert job is not None and task_id is not None
+    ops: list[Op] = []
+    for parent, data in (
+        (paths.job_content(wf, job), encode({})),
+        (paths.task_contents(wf, job), b""),
+        (paths.task_content_shard(wf, job, task_id), b""),
+    ):
+        if zk.exists(parent) is None:
+            ops.append(Create(parent, data))
+    return [*ops, Create(path, leaf)]
 
 
 def put_content(
@@ -78,14 +114,10 @@ def put_content(
         try:
             data, stat = zk.get(path)
         except NoNodeError:
-            if scope is not Scope.TASK:
+            if zk.exists(owner_config(paths, scope, wf, job)) is None:
                 raise NotFound(path) from None
-            assert job is not None and task_id is not None
             new = encode({key: value}, path=path)
-            shard = paths.task_content_shard(wf, job, task_id)
-            ops = [fence, Create(path, new)]
-            if zk.exists(shard) is None:
-                ops.insert(1, Create(shard))
+            ops = [fence, *_missing_ops(zk, paths, scope, wf, job, task_id, new)]
         else:
             current = dict(decode(data, path=path) or {})
             current[key] = value

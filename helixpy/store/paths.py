@@ -10,6 +10,8 @@ from helixpy.model.names import check_name
 #: worst-case records (128-character ids and instance names, a full ``info``) stays under
 #: the payload limit even uncompressed; tests/unit/test_store_limits.py checks it.
 CONTEXT_CHUNK = 160
+#: a job of at most this many tasks keeps its task records in its context header
+INLINE_TASKS = 8
 #: How many task configs one task-config chunk holds.
 TASKCONFIG_CHUNK = 200
 

@@ -24,7 +24,7 @@ from helixpy.model import (
 )
 from helixpy.store.codec import decode, encode
 from helixpy.store.ops import Create, Op, SetData
-from helixpy.store.paths import CONTEXT_CHUNK, TASKCONFIG_CHUNK, Paths
+from helixpy.store.paths import CONTEXT_CHUNK, INLINE_TASKS, TASKCONFIG_CHUNK, Paths
 from helixpy.store.streams import stream_dirs_ops
 
 
@@ -206,6 +206,20 @@ def num_chunks(task_count: int) -> int:
     return (task_count + CONTEXT_CHUNK - 1) // CONTEXT_CHUNK
 
 
+def is_inline(task_count: int) -> bool:
+    """Whether a job's task records live in its context header instead of chunk nodes.
+
+    A small job (most workflows have one task) changes its header and its only chunk in
+    the same passes, so one node saves a znode and a write op per change.
+    """
+    return task_count <= INLINE_TASKS
+
+
+def stored_chunks(task_count: int) -> int:
+    """How many chunk nodes a job of ``task_count`` tasks has once its context is written."""
+    return 0 if is_inline(task_count) else num_chunks(task_count)
+
+
 def encode_chunk(
     tasks: Sequence[TaskContextInfo] | Mapping[int, TaskContextInfo],
     chunk: int,
@@ -237,9 +251,18 @@ def job_context_ops(
     task_count = len(tasks)
     op_cls = Create if create else SetData
     ops: list[Op] = []
-    if include_header:
-        header_path = paths.job_context(wf, job)
-        body = dict(header)
+    header_path = paths.job_context(wf, job)
+    body = dict(header)
+    if is_inline(task_count):
+        # One node: any change to the header or to a task record rewrites it.
+        if include_header or chunks is None or chunks:
+            body["chunks"] = 0
+            body["records"] = [tasks[p].to_dict() for p in range(task_count)]
+            ops.append(op_cls(header_path, encode(body, path=header_path)))
+        return ops
+    # The header names the chunk count: a job that grew (tasks added, or past the inline
+    # size) rewrites it with its new chunks.
+    if include_header or existing_chunks not in (None, num_chunks(task_count)):
         body["chunks"] = num_chunks(task_count)
         ops.append(op_cls(header_path, encode(body, path=header_path)))
     todo = range(num_chunks(task_count)) if chunks is None else sorted(chunks)
@@ -261,6 +284,9 @@ def read_job_context(
         raise CorruptNode(f"{paths.job_context(wf, job)}: not a mapping")
     tasks: dict[int, TaskContextInfo] = {}
     deleted = set(header.get("deleted") or ())
+    for p, rec in enumerate(header.get("records") or ()):  # an inline (small) job
+        if p not in deleted:
+            tasks[p] = TaskContextInfo.from_dict(rec)
     for c in range(int(header.get("chunks", 0))):
         records = get_json(zk, paths.job_context_chunk(wf, job, c))
         base = c * CONTEXT_CHUNK

@@ -101,7 +101,11 @@ def test_finished_state_is_never_rewritten(zk_address: str) -> None:
     with LocalCluster(participants=2, controllers=2, zk=zk_address) as cluster:
         driver = cluster.driver
         driver.start(
-            Workflow.builder("done").add_job("j", JobConfig(command="Noop", num_tasks=3)).build()
+            # (j small enough to keep its records in its header, k chunked)
+            Workflow.builder("done")
+            .add_job("j", JobConfig(command="Noop", num_tasks=3))
+            .add_job("k", JobConfig(command="Noop", num_tasks=12))
+            .build()
         )
         assert wait_final(driver, "done") is S.COMPLETED
         zk = connect(cluster.zk_address)
@@ -109,7 +113,8 @@ def test_finished_state_is_never_rewritten(zk_address: str) -> None:
             paths = [
                 cluster.paths.workflow_context("done"),
                 cluster.paths.job_context("done", "j"),
-                cluster.paths.job_context_chunk("done", "j", 0),
+                cluster.paths.job_context("done", "k"),
+                cluster.paths.job_context_chunk("done", "k", 0),
                 cluster.paths.workflow_config("done"),
             ]
             before = [zk.exists(p).version for p in paths]

@@ -77,17 +77,105 @@ def test_a_100k_task_context_stores_and_loads(zk: KazooClient) -> None:
     assert writer.multis >= 1
 
 
+def test_a_small_job_keeps_its_records_in_its_header_until_it_grows(zk: KazooClient) -> None:
+    # Given a one-task job context written the way a start writes it
+    paths = Paths("inline")
+    zk.ensure_path(paths.job("w", "j"))
+    zk.ensure_path("/inline/EPOCH")
+    writer = FencedWriter(zk, "/inline/EPOCH", 0)
+    one = [TaskContextInfo(task_id="t0", state=TaskPartitionState.RUNNING, num_attempts=1)]
+    writer.commit(
+        job_context_ops(paths, "w", "j", {"state": "IN_PROGRESS"}, one, None, create=True)
+    )
+    # Then it is one node, with no chunk children, and reads back whole
+    assert zk.get_children(paths.job_context("w", "j")) == []
+    assert read_job_context(zk, paths, "w", "j").tasks == {0: one[0]}
+    # When a change to its task alone is written (the header not dirty)
+    done = [TaskContextInfo(task_id="t0", state=TaskPartitionState.COMPLETED, num_attempts=1)]
+    ops = job_context_ops(
+        paths,
+        "w",
+        "j",
+        {"state": "IN_PROGRESS"},
+        done,
+        {0},
+        create=False,
+        include_header=False,
+        existing_chunks=0,
+    )
+    writer.commit(ops)
+    # Then the header node carries it
+    assert [op.path for op in ops] == [paths.job_context("w", "j")]
+    assert read_job_context(zk, paths, "w", "j").tasks == {0: done[0]}
+    # When tasks are added past the inline size
+    grown = done + [TaskContextInfo(task_id=f"t{p}") for p in range(1, 12)]
+    writer.commit(
+        job_context_ops(
+            paths,
+            "w",
+            "j",
+            {"state": "IN_PROGRESS"},
+            grown,
+            {0},
+            create=False,
+            include_header=False,
+            existing_chunks=0,
+        )
+    )
+    # Then the records move to a created chunk and the header names it
+    assert zk.get_children(paths.job_context("w", "j")) == ["0"]
+    ctx = read_job_context(zk, paths, "w", "j")
+    assert [ctx.tasks[p] for p in range(12)] == grown
+
+
+def test_a_finished_one_task_workflow_keeps_six_znodes(zk_address: str) -> None:
+    # Given a running cluster
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        # When a one-task workflow runs to COMPLETED
+        cluster.driver.start(
+            Workflow.builder("lean").add_job("j", JobConfig(command="Noop", num_tasks=1)).build()
+        )
+        assert wait_final(cluster.driver, "lean") is TaskState.COMPLETED
+        # Then its directory holds only configs and contexts: no empty content nodes, no
+        # context chunk (a task writing content creates its node then)
+        client = connect(cluster.zk_address)
+        try:
+            root = Paths(cluster.cluster).workflow("lean")
+            found: list[str] = []
+            todo = [root]
+            while todo:
+                path = todo.pop()
+                found.append(path[len(root) :] or "/")
+                todo += [f"{path}/{c}" for c in client.get_children(path)]
+        finally:
+            client.stop()
+            client.close()
+        assert sorted(found) == [
+            "/",
+            "/CONFIG",
+            "/CONTEXT",
+            "/JOBS",
+            "/JOBS/j",
+            "/JOBS/j/CONFIG",
+            "/JOBS/j/CONTEXT",
+        ]
+        assert cluster.driver.get_job_user_content_map("lean", "j") == {}
+
+
 def test_user_content_cas_keeps_every_concurrent_write(zk: KazooClient, zk_address: str) -> None:
-    # Given a job's content node and a fence
+    # Given a workflow and a job (their CONFIGs) with no content node yet, and a fence
     paths = Paths("content")
-    zk.ensure_path(paths.job_content("w", "j"))
-    zk.ensure_path(paths.task_contents("w", "j"))
-    zk.ensure_path(paths.workflow_content("w"))
+    zk.ensure_path(paths.workflow_config("w"))
+    zk.ensure_path(paths.job_config("w", "j"))
     zk.ensure_path("/content/INC")
     fence = Check("/content/INC", 0)
+    assert get_content_map(zk, paths, Scope.JOB, "w", "j") == {}
+    assert get_content_map(zk, paths, Scope.WORKFLOW, "w") == {}
+    assert zk.exists(paths.job_content("w", "j")) is None
     clients = [connect(zk_address) for _ in range(4)]
     try:
-        # When four writers each put 25 keys into the same JOB map at once
+        # When four writers each put 25 keys into the same JOB map at once (racing to
+        # create it)
         def writer(i: int) -> None:
             for k in range(25):
                 put_content(
@@ -114,8 +202,9 @@ def test_user_content_cas_keeps_every_concurrent_write(zk: KazooClient, zk_addre
         for c in clients:
             c.stop()
             c.close()
-    # and task scope starts empty and is sharded under TASKS/
+    # and task scope starts empty and is sharded under TASKS/, created by the first write
     assert get_content_map(zk, paths, Scope.TASK, "w", "j", "t1") == {}
+    assert zk.exists(paths.task_contents("w", "j")) is None
     put_content(zk, paths, OpenAclProvider(), fence, Scope.TASK, "w", "j", "t1", "a", "b")
     assert get_content_map(zk, paths, Scope.TASK, "w", "j", "t1") == {"a": "b"}
     assert zk.exists(paths.task_content("w", "j", "t1")) is not None
@@ -134,6 +223,24 @@ def test_user_content_cas_keeps_every_concurrent_write(zk: KazooClient, zk_addre
             Scope.JOB,
             "w",
             "j",
+            None,
+            "a",
+            "b",
+        )
+    assert zk.exists(paths.workflow("w")) is None
+    # and reading a deleted job's content says NotFound rather than empty
+    with pytest.raises(NotFound):
+        get_content_map(zk, paths, Scope.TASK, "w", "j", "t2")
+    # and a first write racing the delete (owner gone) does not recreate anything either
+    with pytest.raises(NotFound):
+        put_content(
+            zk,
+            paths,
+            OpenAclProvider(),
+            Check("/content/INC", 1),
+            Scope.WORKFLOW,
+            "w",
+            None,
             None,
             "a",
             "b",
