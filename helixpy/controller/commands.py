@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -287,6 +286,7 @@ class CommandHandler:
 
     def request_op(self, request_id: str, result: dict[str, str]) -> Op:
         path = self.p.paths.request(request_id)
+        self.p.replies.written(path)
         return Create(path, encode(result, path=path))
 
     def new_job_ops(self, wf: str, job: JobRuntime) -> list[Op]:
@@ -543,27 +543,6 @@ class CommandHandler:
                     raise
                 log.info("retrying removal of %s: %s", root, exc)
         raise RuntimeError(f"could not remove {root}: it keeps changing")
-
-    def prune_requests(self, max_age: float) -> int:
-        """Delete request nodes older than ``max_age`` seconds; returns how many.
-
-        A driver retries a mutation for at most its timeout, so a request id older than
-        that will never be seen again.
-        """
-        paths = self.p.paths
-        now_ms = time.time() * 1000
-        old: list[Op] = []
-        for rid in self.p.zk.get_children(paths.requests):
-            stat = self.p.zk.exists(paths.request(rid))
-            if stat is not None and now_ms - stat.ctime > max_age * 1000:
-                old.append(Delete(paths.request(rid)))
-        if old:
-            try:
-                self.p.writer.commit(old)
-            except MultiFailed as exc:
-                log.info("request pruning raced: %s", exc)
-                return 0
-        return len(old)
 
     def purge_workflows(self, items: list[tuple[str, str]]) -> None:
         """Purge expired workflows ``(name, uid)``: only where CONFIG still has that uid (a

@@ -24,6 +24,7 @@ from helixpy.controller.membership import Membership
 from helixpy.controller.metrics import ControllerMetrics
 from helixpy.controller.queues import purge_due
 from helixpy.controller.quota import Quotas
+from helixpy.controller.replies import REQUEST_TTL, ReplyLog
 from helixpy.controller.retention import ExpiryIndex, is_retirable
 from helixpy.controller.runtime import (
     ABORT,
@@ -57,9 +58,6 @@ from helixpy.store.records import job_context_ops, read_cluster_config, stored_c
 log = logging.getLogger(__name__)
 _STOPPED = (TaskState.STOPPING, TaskState.STOPPED)
 
-#: How long a mutation's request id is remembered (far above any driver's retry window).
-REQUEST_TTL = 3600.0
-
 
 class Pipeline:
     """The leader's state and its pass. Created per leadership term."""
@@ -82,6 +80,8 @@ class Pipeline:
         self.instances: dict[str, LiveInstance] = {}
         #: what each ASSIGNMENT node holds now (as last read or written)
         self.assignments: dict[str, dict[str, Any]] = {}
+        #: the stored replies this term wrote, oldest first (pruned after REQUEST_TTL)
+        self.replies = ReplyLog(zk, paths, writer)
         self.commands = CommandHandler(self)
         self.members = Membership(self)
         self.next_wakeup: float | None = None
@@ -302,7 +302,7 @@ class Pipeline:
             wakeups.append(expiry)
         self._write(now)
         if time.monotonic() >= self._next_request_prune:
-            self.commands.prune_requests(REQUEST_TTL)
+            self.replies.prune(REQUEST_TTL)
             self._next_request_prune = time.monotonic() + REQUEST_TTL / 10
         self.next_wakeup = min(wakeups) if wakeups else None
         return self.next_wakeup

@@ -8,8 +8,12 @@ import time
 import pytest
 
 from helixpy import JobConfig, TaskConfig, TaskState, Workflow, WorkflowConfig
+from helixpy.controller.replies import ReplyLog
 from helixpy.errors import AlreadyExists, InvalidConfig
 from helixpy.store.client import connect
+from helixpy.store.fencing import FencedWriter
+from helixpy.store.ops import Create
+from helixpy.store.paths import Paths
 from helixpy.testing import LocalCluster
 from tests.integration.helpers import wait_final, wait_for_line, wait_gone
 
@@ -109,3 +113,35 @@ def test_takeover_with_10000_retained_loads_only_the_active_ones(zk_address: str
         assert wait_final(driver, "live", timeout=60) is S.COMPLETED
         driver.start(one_task("after"))
         assert wait_final(driver, "after", timeout=60) is S.COMPLETED
+
+
+def test_stored_replies_are_pruned_by_age_from_this_term_and_earlier_ones(
+    zk_address: str,
+) -> None:
+    # Given replies stored by an earlier term, replies written this term (one whose
+    # write never landed), and a fenced writer of this term
+    paths = Paths("replies")
+    zk = connect(zk_address)
+    try:
+        zk.ensure_path(paths.requests)
+        zk.ensure_path("/replies/EPOCH")
+        writer = FencedWriter(zk, "/replies/EPOCH", 0)
+        for rid in ("old-1", "old-2"):
+            zk.create(paths.request(rid), b"{}")
+        log = ReplyLog(zk, paths, writer)
+        for rid in ("mine-1", "mine-2", "lost"):
+            log.written(paths.request(rid))
+        writer.commit([Create(paths.request(r), b"{}") for r in ("mine-1", "mine-2")])
+        # When pruned with an age nothing has reached
+        # Then nothing goes
+        assert log.prune(max_age=3600) == 0
+        assert len(zk.get_children(paths.requests)) == 4
+        # When pruned with an age everything has reached (a cutoff in the future)
+        # Then every stored reply goes, earlier terms' included, and the lost one is skipped
+        assert log.prune(max_age=-1) == 4
+        assert zk.get_children(paths.requests) == []
+        # and a later prune has nothing left to touch
+        assert log.prune(max_age=-1) == 0
+    finally:
+        zk.stop()
+        zk.close()

@@ -1,0 +1,91 @@
+"""Stored replies (``CONTROLLER/REQUESTS/<id>``): which ones exist, and pruning them.
+
+Every accepted mutation stores its reply in the multi that applies it, so a driver's retry
+of the same request id gets the stored answer instead of applying twice. A driver retries
+for at most its timeout, so a reply older than ``REQUEST_TTL`` is never asked for again and
+is deleted. The leader keeps the replies it wrote this term in write order, so a prune
+touches only the ones that expired (its cost follows recent work, not the listing of every
+reply of the last hour); the replies written before this term are listed once, at the
+term's first prune.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from helixpy.store.fencing import FencedWriter, MultiFailed
+from helixpy.store.ops import Delete
+from helixpy.store.paths import Paths
+
+log = logging.getLogger(__name__)
+
+#: seconds a stored reply is kept (longer than any driver's retry window)
+REQUEST_TTL = 3600.0
+
+
+class ReplyLog:
+    """The stored replies of one leadership term, oldest first (owned by its pipeline)."""
+
+    def __init__(self, zk: KazooClient, paths: Paths, writer: FencedWriter) -> None:
+        self._zk = zk
+        self._paths = paths
+        self._writer = writer
+        #: (wall-clock seconds, path) of each reply written, in write order; a reply whose
+        #: write failed is in here too and is skipped by the prune's existence check
+        self._written: deque[tuple[float, str]] = deque()
+        self._listed = False
+
+    def written(self, path: str) -> None:
+        """Note a reply op about to be committed (call when the op is made)."""
+        self._written.append((time.time(), path))
+
+    def prune(self, max_age: float = REQUEST_TTL) -> int:
+        """Delete the stored replies older than ``max_age`` seconds; returns how many."""
+        if not self._listed:
+            self._list_earlier_terms()
+        cutoff = time.time() - max_age
+        due: list[str] = []
+        while self._written and self._written[0][0] < cutoff:
+            due.append(self._written.popleft()[1])
+        if not due:
+            return 0
+        # Pipelined: a reply whose multi failed was never created; a Delete of it would
+        # fail the whole prune.
+        reads = [(path, self._zk.exists_async(path)) for path in dict.fromkeys(due)]
+        ops = [Delete(path) for path, read in reads if read.get() is not None]
+        if not ops:
+            return 0
+        try:
+            self._writer.commit(ops)
+        except MultiFailed as exc:
+            # Only the leader deletes replies, so this is a force delete of the cluster's
+            # nodes; the next term lists what is left.
+            log.info("reply pruning raced: %s", exc)
+            return 0
+        return len(ops)
+
+    def _list_earlier_terms(self) -> None:
+        """Add the replies already stored (earlier leaders') by their creation time."""
+        self._listed = True
+        try:
+            names = self._zk.get_children(self._paths.requests)
+        except NoNodeError:
+            return
+        mine = {path for _, path in self._written}
+        reads = [
+            (path, self._zk.exists_async(path))
+            for path in (self._paths.request(n) for n in names)
+            if path not in mine
+        ]
+        earlier = []
+        for path, read in reads:
+            stat = read.get()
+            if stat is not None:
+                earlier.append((stat.ctime / 1000, path))
+        earlier.sort()
+        self._written.extendleft(reversed(earlier))
