@@ -19,6 +19,8 @@ SCENARIOS = {
     "starts": "bench.starts",
     "failover": "bench.failover",
     "scale": "bench.scale",
+    "small": "bench.small",
+    "history": "bench.history",
 }
 
 

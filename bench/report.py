@@ -31,6 +31,7 @@ DEFAULTS: dict[str, float] = {
     "target_s": 5.0,
     "controller_rss_mb_max": 500,
     "znode_bytes_max": 524288,
+    "p50_ratio_max": 1.5,
 }
 DASH = "—"
 PCTS = ("p50_ms", "p90_ms", "p99_ms")
@@ -192,6 +193,20 @@ def _headline_rows(res: dict[str, dict[str, Any] | None]) -> list[list[str]]:
         f"{_num(zn)} B",
         lambda v: v <= zn_max,
     )
+    hi = res.get("history")
+    hmax = _target(hi, "p50_ratio_max")
+    hr = _get(hi, "p50_ratio_last_over_first")
+    steps = _get(hi, "steps")
+    top = _get(steps[-1], "retained") if isinstance(steps, list) and steps else None
+    if "history" in res:
+        row(
+            "history",
+            f"Start p50 with {_num(top)} finished workflows retained / with none",
+            f"≤ {hmax:g}x",
+            hr,
+            _ratio(hr),
+            lambda v: v <= hmax,
+        )
     return rows
 
 
@@ -638,12 +653,203 @@ def _changes(ch: dict[str, Any], img: Path) -> Lines:
     return out
 
 
+_SMALL_MODES = (
+    ("start_threads", "helixpy `start`"),
+    ("start_async", "helixpy `start_async`"),
+    ("start_many", "helixpy `start_many`"),
+    ("queue_async", "helixpy queue `enqueue_job_async`"),
+    ("queue_sync", "helixpy queue `enqueue_job`"),
+)
+
+
+def _small(sm: dict[str, Any], img: Path) -> Lines:
+    h = sm.get("helixpy") or {}
+    r = sm.get("ratios") or {}
+    out = [
+        f"{_num(sm.get('items'))} independent no-op units per row, each submitted on its "
+        f"own (helixpy: a one-task workflow or a one-task queue job; the peers: one "
+        f"message), on {_num(sm.get('workers'))} workers of concurrency "
+        f"{_num(sm.get('concurrency_per_worker'))}; from the first submit until every unit "
+        "is seen finished. Every helixpy row runs on a fresh cluster.",
+        "",
+    ]
+    peers = [
+        (k, v)
+        for k, v in sm.items()
+        if (k.startswith("celery_") or k == "dramatiq") and isinstance(v, dict)
+    ]
+    rates = {
+        "celery": max(
+            (v["tasks_per_s"] for k, v in peers if k.startswith("celery_") and "tasks_per_s" in v),
+            default=None,
+        ),
+        "dramatiq": _get(sm, "dramatiq", "tasks_per_s"),
+    }
+    rows: list[list[str]] = []
+    for key, label in _SMALL_MODES:
+        m = h.get(key)
+        if not isinstance(m, dict):
+            continue
+        rows.append(
+            [
+                label,
+                str(m.get("api", DASH)),
+                _num(m.get("seconds"), 2),
+                _num(m.get("submit_seconds"), 2),
+                _num(m.get("tasks_per_s"), 0),
+                _ratio(_div(m.get("tasks_per_s"), rates["celery"])),
+                _ratio(_div(m.get("tasks_per_s"), rates["dramatiq"])),
+            ]
+        )
+    for key, peer in peers:
+        label = "Dramatiq" if key == "dramatiq" else f"Celery ({key.removeprefix('celery_')})"
+        err = _err(peer)
+        if err:
+            rows.append([label, err, DASH, DASH, DASH, DASH, DASH])
+            continue
+        rows.append(
+            [
+                label,
+                str(peer.get("api", DASH)),
+                _num(peer.get("seconds"), 2),
+                _num(peer.get("submit_seconds"), 2),
+                _num(peer.get("tasks_per_s"), 0),
+                _ratio(_div(peer.get("tasks_per_s"), rates["celery"])),
+                _ratio(_div(peer.get("tasks_per_s"), rates["dramatiq"])),
+            ]
+        )
+    out += _table(
+        [
+            "System",
+            "Submission",
+            "Seconds",
+            "Submit s",
+            "Tasks/s",
+            "this / Celery (best pool)",
+            "this / Dramatiq",
+        ],
+        rows,
+        text=2,
+    )
+    best = dict(_SMALL_MODES).get(str(r.get("helixpy_best_mode")), DASH)
+    out += [
+        f"Best helixpy mode: {best}; helixpy / Celery "
+        f"({r.get('celery_best_pool', DASH)} pool) {_ratio(r.get('helixpy_best_over_celery'))}"
+        f", helixpy / Dramatiq {_ratio(r.get('helixpy_best_over_dramatiq'))}.",
+        "",
+        "Latency of one submit call (a start returns once the workflow is durable in "
+        "ZooKeeper; `delay()` / `send()` once the message is in Redis):",
+        "",
+    ]
+    lat = h.get("latency") or {}
+    call_rows = [
+        [
+            "helixpy `start`",
+            f"1 thread, {_num(lat.get('starts'))} in a loop",
+            *(_num(_get(lat, "call", q), 2) for q in PCTS),
+        ],
+        [
+            "helixpy `start`",
+            f"{_num(sm.get('threads'))} threads, under load",
+            *(_num(_get(h, "start_threads", "call", q), 2) for q in PCTS),
+        ],
+    ]
+    for key, peer in peers:
+        if _err(peer):
+            continue
+        label = "Dramatiq `send()`" if key == "dramatiq" else f"Celery `delay()` ({key[7:]})"
+        call_rows.append(
+            [label, "1 thread", *(_num(_get(peer, "call_one_thread", q), 2) for q in PCTS)]
+        )
+        call_rows.append(
+            [
+                label,
+                f"{_num(sm.get('threads'))} threads, under load",
+                *(_num(_get(peer, "call", q), 2) for q in PCTS),
+            ]
+        )
+    out += _table(["Call", "Callers", "p50 ms", "p90 ms", "p99 ms"], call_rows, text=2)
+    out += [
+        "ZooKeeper's cost per one-task workflow, counted by the server (write "
+        "transactions from the zxid, a multi counting once; znodes created from `mntr`):",
+        "",
+    ]
+    zrows = []
+    for label, z in (
+        (f"{_num(sm.get('threads'))}-thread burst of `start`", _get(h, "start_threads", "zk")),
+        ("1-thread `start` loop", _get(lat, "zk")),
+    ):
+        if isinstance(z, dict):
+            zrows.append(
+                [
+                    label,
+                    _num(z.get("txns_per_workflow"), 2),
+                    _num(z.get("write_ops_per_workflow"), 2),
+                    _num(z.get("reads_per_workflow"), 2),
+                    _num(z.get("znodes_per_workflow"), 2),
+                ]
+            )
+    out += _table(["Run", "Write txns / wf", "Write ops / wf", "Reads / wf", "Znodes / wf"], zrows)
+    return out
+
+
+def _history(hi: dict[str, Any], img: Path) -> Lines:
+    lim = _target(hi, "p50_ratio_max")
+    out = [
+        f"One cluster brought to R finished one-task workflows retained, then "
+        f"{_num(hi.get('starts_per_step'))} sync `start` calls from one thread (waited "
+        "for, so they join the history); the leader controller's resident set; and a "
+        "leader takeover with that history, from the signal until the new leader accepted "
+        "a start (SIGTERM: the leader resigns; SIGKILL: the standby also waits out the "
+        f"dead leader's {_num(hi.get('session_timeout_s'))} s session). Target: start p50 "
+        f"at the largest R ≤ {lim:g}x that at R=0.",
+        "",
+    ]
+    rows = []
+    for st in hi.get("steps") or []:
+        rows.append(
+            [
+                _num(st.get("retained")),
+                *(_num(_get(st, "start", q), 2) for q in PCTS),
+                _num(st.get("leader_rss_mb")),
+                _num(st.get("leader_peak_rss_mb")),
+                _num(st.get("znodes")),
+                _num(_get(st, "takeover_term", "seconds"), 2),
+                _num(_get(st, "takeover_kill", "seconds"), 2),
+            ]
+        )
+    out += _table(
+        [
+            "Retained R",
+            "Start p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "Leader RSS MB",
+            "Peak RSS MB",
+            "Znodes",
+            "Takeover SIGTERM s",
+            "Takeover SIGKILL s",
+        ],
+        rows,
+    )
+    hr = hi.get("p50_ratio_last_over_first")
+    out += [
+        f"Start p50 at the largest R / at R=0: {_ratio(hr)} "
+        f"({_verdict(hr, lambda v: v <= lim)}); leader RSS largest R / R=0: "
+        f"{_ratio(hi.get('rss_ratio_last_over_first'))}.",
+        "",
+    ]
+    return out
+
+
 Section = tuple[str, Callable[[dict[str, Any], Path], Lines]]
 SECTIONS: dict[str, Section] = {  # scenario name -> (title, renderer), in page order
     "throughput": ("Throughput", _throughput),
     "latency": ("Latency", _latency),
     "failover": ("Failover", _failover),
     "starts": ("Submission rate", _starts),
+    "small": ("Many small units", _small),
+    "history": ("History", _history),
     "scale": ("Scale", _scale),
     "executor": ("Participant executor", _executor),
     "reuse": ("Task reuse", _reuse),
