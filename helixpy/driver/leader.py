@@ -108,6 +108,10 @@ class LeaderClient:
         """
         deadline = time.monotonic() + self._timeout
         backoff = 0.05
+        # Why an earlier try failed: the last try is often cut by the deadline while its
+        # channel is still connecting (DEADLINE_EXCEEDED), which hides the reason (a failed
+        # TLS handshake, a refused connection) that the earlier tries reported.
+        cause = ""
         while True:
             generation = self._watcher.generation()
             known = self._known
@@ -130,8 +134,12 @@ class LeaderClient:
                         raise AccessDenied(f"cluster {self._paths.cluster}: {problem}") from exc
                     if exc.code() not in _RETRYABLE_RPC:
                         raise HelixpyError(f"cluster {self._paths.cluster}: {problem}") from exc
+                    if exc.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
+                        cause = problem
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                if cause and cause != problem:
+                    problem = f"{problem}; before that {cause}"
                 raise ClusterUnavailable(
                     f"cluster {self._paths.cluster}: no leader controller answered within "
                     f"{self._timeout:g}s ({problem})"
