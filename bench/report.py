@@ -816,6 +816,15 @@ def _history(hi: dict[str, Any], img: Path) -> Lines:
                 _num(st.get("znodes")),
                 _num(_get(st, "takeover_term", "seconds"), 2),
                 _num(_get(st, "takeover_kill", "seconds"), 2),
+                _num(st.get("filled")),
+                _num(st.get("fill_per_s"), 0),
+                _num(
+                    _div(
+                        1e3 * (_get(st, "fill_cpu_seconds", "controller") or 0),
+                        st.get("filled"),
+                    ),
+                    2,
+                ),
             ]
         )
     out += _table(
@@ -829,6 +838,9 @@ def _history(hi: dict[str, Any], img: Path) -> Lines:
             "Znodes",
             "Takeover SIGTERM s",
             "Takeover SIGKILL s",
+            "Filled",
+            "Fill wf/s",
+            "Controller CPU ms / filled wf",
         ],
         rows,
     )
@@ -836,7 +848,9 @@ def _history(hi: dict[str, Any], img: Path) -> Lines:
     out += [
         f"Start p50 at the largest R / at R=0: {_ratio(hr)} "
         f"({_verdict(hr, lambda v: v <= lim)}); leader RSS largest R / R=0: "
-        f"{_ratio(hi.get('rss_ratio_last_over_first'))}.",
+        f"{_ratio(hi.get('rss_ratio_last_over_first'))}. Filled: the workflows started "
+        "at that step (with `start_many`, all at once) to reach R; the fill rate and the "
+        "leader's CPU per filled workflow show how the controller copes with that backlog.",
         "",
     ]
     return out
