@@ -5,18 +5,21 @@ of the same request id gets the stored answer instead of applying twice. A drive
 for at most its timeout, so a reply older than ``REQUEST_TTL`` is never asked for again and
 is deleted. The leader keeps the replies it wrote this term in write order, so a prune
 touches only the ones that expired (its cost follows recent work, not the listing of every
-reply of the last hour); the replies written before this term are listed once, at the
-term's first prune.
+reply of the last hour). The replies written before this term are listed once per term on
+a thread of their own (reads only; an hour of busy traffic is tens of thousands of nodes,
+which must not hold up the takeover's first pass) and join the log when that is done.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
+import threading
 import time
 from collections import deque
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import KazooException
 
 from helixpy.store.fencing import FencedWriter, MultiFailed
 from helixpy.store.ops import Delete
@@ -38,7 +41,9 @@ class ReplyLog:
         #: (wall-clock seconds, path) of each reply written, in write order; a reply whose
         #: write failed is in here too and is skipped by the prune's existence check
         self._written: deque[tuple[float, str]] = deque()
-        self._listed = False
+        #: the earlier terms' replies, (ctime, path) oldest first, once listed
+        self._earlier: list[tuple[float, str]] | None = None
+        self._lister: threading.Thread | None = None
 
     def written(self, path: str) -> None:
         """Note a reply op about to be committed (call when the op is made)."""
@@ -46,8 +51,7 @@ class ReplyLog:
 
     def prune(self, max_age: float = REQUEST_TTL) -> int:
         """Delete the stored replies older than ``max_age`` seconds; returns how many."""
-        if not self._listed:
-            self._list_earlier_terms()
+        self._merge_earlier_terms()
         cutoff = time.time() - max_age
         due: list[str] = []
         while self._written and self._written[0][0] < cutoff:
@@ -69,23 +73,46 @@ class ReplyLog:
             return 0
         return len(ops)
 
+    def listed(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until the earlier terms' replies are listed; the
+        next prune merges them. False if the listing is not done (or not started)."""
+        if self._lister is None:
+            return False
+        self._lister.join(timeout)
+        return not self._lister.is_alive()
+
+    def _merge_earlier_terms(self) -> None:
+        """Start listing the earlier terms' replies, or merge them in once listed."""
+        if self._lister is None:
+            self._lister = threading.Thread(
+                target=self._list_earlier_terms, name="reply-lister", daemon=True
+            )
+            self._lister.start()
+        elif self._earlier is not None and not self._lister.is_alive():
+            mine = {path for _, path in self._written}
+            earlier = [item for item in self._earlier if item[1] not in mine]
+            self._written = deque(heapq.merge(earlier, self._written))
+            self._earlier = []
+
     def _list_earlier_terms(self) -> None:
-        """Add the replies already stored (earlier leaders') by their creation time."""
-        self._listed = True
+        """The replies already stored (earlier leaders'), by their creation time.
+
+        Runs on its own thread: reads only, and a failed read leaves the rest to the next
+        term (a stale reply is harmless, only kept longer).
+        """
         try:
             names = self._zk.get_children(self._paths.requests)
-        except NoNodeError:
-            return
-        mine = {path for _, path in self._written}
-        reads = [
-            (path, self._zk.exists_async(path))
-            for path in (self._paths.request(n) for n in names)
-            if path not in mine
-        ]
-        earlier = []
-        for path, read in reads:
-            stat = read.get()
-            if stat is not None:
-                earlier.append((stat.ctime / 1000, path))
+            reads = [
+                (path, self._zk.exists_async(path))
+                for path in (self._paths.request(n) for n in names)
+            ]
+            earlier = []
+            for path, read in reads:
+                stat = read.get()
+                if stat is not None:
+                    earlier.append((stat.ctime / 1000, path))
+        except KazooException as exc:
+            log.info("listing stored replies failed (%r); the next term lists them", exc)
+            earlier = []
         earlier.sort()
-        self._written.extendleft(reversed(earlier))
+        self._earlier = earlier

@@ -132,9 +132,11 @@ def test_stored_replies_are_pruned_by_age_from_this_term_and_earlier_ones(
         for rid in ("mine-1", "mine-2", "lost"):
             log.written(paths.request(rid))
         writer.commit([Create(paths.request(r), b"{}") for r in ("mine-1", "mine-2")])
-        # When pruned with an age nothing has reached
+        # When pruned with an age nothing has reached (which starts listing the earlier
+        # terms' replies on a thread)
         # Then nothing goes
         assert log.prune(max_age=3600) == 0
+        assert log.listed(timeout=30)
         assert len(zk.get_children(paths.requests)) == 4
         # When pruned with an age everything has reached (a cutoff in the future)
         # Then every stored reply goes, earlier terms' included, and the lost one is skipped
