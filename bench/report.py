@@ -126,9 +126,16 @@ def _headline_rows(res: dict[str, dict[str, Any] | None]) -> list[list[str]]:
     rows: list[list[str]] = []
 
     def row(
-        scenario: str, what: str, need: str, value: Any, shown: str, ok: Callable[[float], bool]
+        scenario: str,
+        what: str,
+        need: str,
+        value: Any,
+        shown: str,
+        ok: Callable[[float], bool],
+        anchor: str = "",
     ) -> None:
-        link = f"[{what}](#{scenario})"  # the section titles of these four are their names
+        # the section titles are the scenarios' names unless ``anchor`` says otherwise
+        link = f"[{what}](#{anchor or scenario})"
         if res[scenario] is None:
             rows.append([link, need, "not run yet", DASH])
         else:
@@ -206,6 +213,28 @@ def _headline_rows(res: dict[str, dict[str, Any] | None]) -> list[list[str]]:
             hr,
             _ratio(hr),
             lambda v: v <= hmax,
+        )
+        rr = _get(hi, "rss_ratio_last_over_first")
+        row(
+            "history",
+            f"Controller RSS with {_num(top)} finished workflows retained / with none",
+            "≤ 1.25x",
+            rr,
+            _ratio(rr),
+            lambda v: v <= 1.25,
+        )
+    sm = res.get("small")
+    if "small" in res:
+        best = _get(sm, "ratios", "helixpy_best_over_dramatiq")
+        mode = _get(sm, "ratios", "helixpy_best_mode")
+        row(
+            "small",
+            "Many one-task units vs the best peer (Dramatiq, prefetch 64)",
+            "≥ 1.0x",
+            best,
+            _ratio(best) + (f" (best mode: {mode})" if mode else ""),
+            lambda v: v >= 1.0,
+            anchor="many-small-units",
         )
     return rows
 
