@@ -111,7 +111,12 @@ def test_chaos(request: pytest.FixtureRequest, tmp_path: Path) -> None:
         faults.thread.start()
         names = []
         try:
-            for i in range(n_workflows):
+            # Work keeps arriving until every kind of fault has struck at least once: a
+            # fast cluster must not finish the workload before the faults get to it.
+            submit_until = time.monotonic() + 180
+            for i in itertools.count():
+                if i >= n_workflows and (len(faults.done) == 4 or time.monotonic() > submit_until):
+                    break
                 b = Workflow.builder(f"w{i:03d}")
                 for j in range(2):
                     b.add_job(
@@ -172,7 +177,7 @@ def test_chaos(request: pytest.FixtureRequest, tmp_path: Path) -> None:
                     assert superseded, (key, a, b)
         total = sum(len(v) for v in attempts.values())
         print(
-            f"\nchaos: {n_workflows} workflows, {len(attempts)} tasks, {total} attempts run, "
+            f"\nchaos: {len(names)} workflows, {len(attempts)} tasks, {total} attempts run, "
             f"faults {dict(faults.done)}, overlaps with a superseded attempt {overlaps}, "
             f"tasks lost {lost}"
         )
