@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 OK = "OK"
 #: Expired workflows purged per batch of pipelined reads and multis.
 PURGE_GROUP = 200
+#: commands whose effect is one named workflow, which they mark touched themselves; any
+#: other makes the pass sweep every resident workflow (controller/worklist)
+TOUCHING = frozenset({"start", "enqueue"})
 CLUSTER_SETTINGS: Mapping[str, str] = {
     "default_capacity": "an integer >= 1: capacity of participants that do not set one",
     "quota_types": "a mapping of job type to an integer ratio >= 0",
@@ -186,6 +189,10 @@ class CommandHandler:
         fails the future and propagates, so the pass is retried and the driver retries.
         """
         self._current = cmd
+        if cmd.kind not in TOUCHING:
+            # Its reach is not one known workflow (an instance, a setting, a delete): the
+            # pass looks at everything (controller/worklist).
+            self.p.work.sweep_next()
         try:
             if cmd.kind != "enqueue":
                 self._write_batch()  # what it may read must be written first
@@ -254,6 +261,7 @@ class CommandHandler:
         loaded = load_workflow(self.p.zk, self.p.paths, name)
         if isinstance(loaded, WorkflowRuntime):
             self.p.workflows[name] = loaded
+            self.p.work.touch(name)
             log.info("workflow %s adopted: its start landed, its answer was lost", name)
 
     def resident(self, name: str, what: str = "workflow") -> WorkflowRuntime:
@@ -372,6 +380,7 @@ class CommandHandler:
         def register() -> None:
             runtime.context_dirty = True
             self.p.workflows[name] = runtime
+            self.p.work.touch(name)
             self.p.watch_config(name)
             log.info("workflow %s started (%d jobs)", name, len(runtime.jobs))
 

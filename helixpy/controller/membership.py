@@ -183,6 +183,8 @@ class Membership:
                     from_epoch(rep.get("st")),
                     now,
                 )
+                if folded:
+                    self.p.work.touch(wf_name)
                 if folded and not state.is_active and self.p.metrics is not None:
                     self.p.metrics.attempts_finished.labels(state.value).inc()
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:

@@ -132,36 +132,31 @@ class ControllerMetrics:
         )
         self.snapshot = Snapshot()
         self._next_snapshot = 0.0
-        self._finished: set[tuple[str, str]] = set()
-        self._finished_workflows: set[str] = set()
         r.register(_Levels(self, state, locks))
 
     # --- events (pipeline thread) ---------------------------------------------------------
 
     def baseline(self, workflows: Iterable[WorkflowRuntime]) -> None:
         """What a new term loads as finished already is not counted as finishing now."""
-        wfs = list(workflows)
-        self._finished = {
-            (wf.name, j.name) for wf in wfs for j in wf.jobs.values() if j.state.is_final
-        }
-        self._finished_workflows = {wf.name for wf in wfs if wf.state.is_final}
-
-    def count_finished(self, workflows: Mapping[str, WorkflowRuntime]) -> None:
-        """Count jobs and workflows that became final in this pass. Called before the pass
-        writes, so whoever sees a final state in ZooKeeper finds it counted already."""
-        finished: set[tuple[str, str]] = set()
-        finished_wfs: set[str] = set()
-        for wf in workflows.values():
+        for wf in workflows:
+            wf.counted = wf.state.is_final
             for job in wf.jobs.values():
-                if job.state.is_final:
-                    finished.add((wf.name, job.name))
-                    if (wf.name, job.name) not in self._finished:
-                        self._job_done(job)
-            if wf.state.is_final:
-                finished_wfs.add(wf.name)
-                if wf.name not in self._finished_workflows:
-                    self._workflow_done(wf)
-        self._finished, self._finished_workflows = finished, finished_wfs
+                job.counted = job.state.is_final
+
+    def count_finished(self, workflows: Iterable[WorkflowRuntime]) -> None:
+        """Count jobs and workflows of ``workflows`` (those the pass touched) that became
+        final. Called before the pass writes, so whoever sees a final state in ZooKeeper
+        finds it counted already."""
+        for wf in workflows:
+            for job in wf.jobs.values():
+                final = job.state.is_final
+                if final and not job.counted:
+                    self._job_done(job)
+                job.counted = final
+            final = wf.state.is_final
+            if final and not wf.counted:
+                self._workflow_done(wf)
+            wf.counted = final
 
     def after_pass(
         self,

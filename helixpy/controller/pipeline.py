@@ -45,6 +45,7 @@ from helixpy.controller.targeting import (
     start_targeted,
     unstarted_targeted,
 )
+from helixpy.controller.worklist import WorkList
 from helixpy.errors import CorruptNode
 from helixpy.model import JobContext, TaskState, WorkflowContext
 from helixpy.model.context import cap_info
@@ -93,6 +94,8 @@ class Pipeline:
         self.partitions = PartitionMap()
         #: finished workflows retained in ZooKeeper, by due time (never in memory)
         self.expiry = ExpiryIndex(zk, paths, writer)
+        #: what this pass must look at: touched, due, busy, runnable (controller/worklist)
+        self.work = WorkList()
 
     # --- takeover -------------------------------------------------------------------------
 
@@ -193,6 +196,7 @@ class Pipeline:
             if result.get() is None and name in self.workflows:
                 log.warning("workflow %s was removed from ZooKeeper directly; forgetting it", name)
                 del self.workflows[name]
+                self.work.forget(name)
 
     def _remove_orphan_jobs(self, wf: WorkflowRuntime) -> None:
         """Job directories outside the workflow's DAG (left by an interrupted write) go."""
@@ -206,14 +210,22 @@ class Pipeline:
                 self.commands.remove_tree(self.paths.job(wf.name, job))
 
     def _expire(self, now: datetime) -> float | None:
-        """Purge what is due: queue jobs (queues are active) and retired workflows (through
-        the expiry index); returns the next due time."""
+        """Purge what is due: queue jobs (of queues touched in this pass or due) and retired
+        workflows (through the expiry index); returns the next due time."""
+        work = self.work
         wakeup = self.expiry.purge(now.timestamp(), self.commands.purge_workflows)
-        for wf in list(self.workflows.values()):
-            if wf.stored.queue is not None:
-                due = purge_due(self.commands, wf, now)
-                if due is not None:
-                    wakeup = due if wakeup is None else min(wakeup, due)
+        # A queue is looked at when due, or when touched (a job of it may have finished).
+        names = set(work.purges.pop_due(now.timestamp())) | work.touched
+        for wf in work.resident(self.workflows, sorted(names)):
+            if wf.stored.queue is None:
+                continue
+            dirty = wf.context_dirty
+            work.purges.set(wf.name, purge_due(self.commands, wf, now))
+            if wf.context_dirty and not dirty:
+                work.touch(wf.name)
+        due = work.purges.next()
+        if due is not None:
+            wakeup = due if wakeup is None else min(wakeup, due)
         return wakeup
 
     def mark_broken(self, name: str, reason: str, now: datetime) -> None:
@@ -251,6 +263,7 @@ class Pipeline:
             # Nothing drained may be lost: an instance whose STATE read failed has no watch
             # armed, and would never be read again (the work it reports would hang).
             self.signals.restore(pending)
+            self.work.failed()
             if self.metrics is not None:
                 self.metrics.passes.labels("failed").inc()
             raise
@@ -260,34 +273,51 @@ class Pipeline:
 
     def _pass(self, pending: Pending) -> float | None:
         now = datetime.now(UTC)
+        work = self.work
         if pending.workflows:
             self._recheck_configs(pending.workflows)
         dirty = pending.instances  # grows in place, so a failed pass restores all of it
+        if pending.membership or pending.all_instances:
+            # An instance that left or was disabled changes attempts of any workflow.
+            work.sweep_next()
         if pending.membership:
             dirty |= self.members.refresh(now)
         if pending.all_instances:
             dirty |= set(self.instances)
         self.members.fold([self.instances[i] for i in sorted(dirty) if i in self.instances], now)
         self.commands.handle_all(pending.commands, now)
-        scheduled = run_schedules(self, now)
+        scheduled = run_schedules(self, now, work.resident(self.workflows, work.templates))
         wakeups = [] if scheduled is None else [scheduled]
-        wakeups += [
-            w
-            for w in (rules.evaluate_workflow(wf, now) for wf in self.workflows.values())
-            if w is not None
-        ]
-        for job in unstarted_targeted(list(self.workflows.values())):
+        # Only what changed or is due is evaluated (every resident workflow on a sweep).
+        evaluated = work.begin(self.workflows, now.timestamp())
+        for wf in evaluated:
+            work.timers.set(wf.name, rules.evaluate_workflow(wf, now))
+        missed = work.unmarked(evaluated)
+        if missed:
+            log.error("changes no pass had marked, found by a sweep: %s", ", ".join(missed[:20]))
+        due = work.timers.next()
+        if due is not None:
+            wakeups.append(due)
+        for job in unstarted_targeted(evaluated):
             start_targeted(self.commands, job, now)
+        busy = work.resident(self.workflows, work.busy | work.touched)
+        if work.sweeping:
+            work.candidates.rebuild(evaluated)
+        else:
+            for wf in evaluated:
+                work.candidates.add(wf)
         placed = rules.assign(
-            rules.schedulable_jobs(self.workflows.values()),
+            work.candidates.take(self.workflows),
             self.instances,
-            rules.instance_load(self.all_jobs()),
+            rules.instance_load(_jobs(busy)),
             self.quotas,
             self._quota_type,
-            self._type_load(),
+            self._type_load(busy),
             lambda job, p: allowed_instances(self.partitions, job, p),
         )
+        work.candidates.give_back()
         for job, p, target in placed:
+            work.touch(job.workflow)
             rules.schedule(job, p, target, now)
             if self.metrics is not None and job.tasks[p].num_attempts == 1 and job.start_time:
                 self.metrics.schedule_delay.observe(
@@ -295,7 +325,7 @@ class Pipeline:
                 )
         # Counted before purges: work that expires at once (expiry 0) still counts.
         if self.metrics is not None:
-            self.metrics.count_finished(self.workflows)
+            self.metrics.count_finished(work.resident(self.workflows, work.touched))
         # Purges first: what they change (a queue's job list) rides in this pass's write.
         expiry = self._expire(now)
         if expiry is not None:
@@ -311,10 +341,10 @@ class Pipeline:
         wf = self.workflows[job.workflow]
         return self.quotas.type_of(wf.stored.config.workflow_type, job.config.job_type)
 
-    def _type_load(self) -> Counter[tuple[str, str]]:
+    def _type_load(self, busy: list[WorkflowRuntime]) -> Counter[tuple[str, str]]:
         load: Counter[tuple[str, str]] = Counter()
         if self.quotas.ratios:
-            for job in self.all_jobs():
+            for job in _jobs(busy):
                 qtype = self._quota_type(job)
                 for inst in job.active.values():
                     load[(inst, qtype)] += 1
@@ -327,9 +357,11 @@ class Pipeline:
     # --- writes ---------------------------------------------------------------------------
 
     def _write(self, now: datetime) -> None:
-        """Contexts first, then assignments, in fenced multis; only what changed."""
+        """Contexts first, then assignments, in fenced multis; only what changed (what this
+        pass touched). The work list is re-indexed once the write landed."""
         ops: list[Op] = []
-        for wf in self.workflows.values():
+        touched = self.work.resident(self.workflows, self.work.touched)
+        for wf in touched:
             for job in wf.jobs.values():
                 if job.config.stream and job.header_dirty and job.state.is_final:
                     # A finished stream takes no more splits or barriers (their appends
@@ -354,7 +386,7 @@ class Pipeline:
         assignment_ops = self._assignment_ops()
         ops += [op for _, op in assignment_ops]
         # Last, after their final contexts: finished workflows leave the hot set.
-        retiring = [wf for wf in self.workflows.values() if is_retirable(wf)]
+        retiring = [wf for wf in touched if is_retirable(wf)]
         retire_ops, retired = self.expiry.retire_ops(retiring)
         ops += retire_ops
         if ops:
@@ -364,16 +396,19 @@ class Pipeline:
                 gone = self._vanished_workflow(exc)
                 if gone is None:
                     raise
+                # Written again by the next pass: its dirty flags and touched marks stay.
+                self.work.sweep_next()
                 if not gone:
                     self.signals.wake()
                     return
                 # Force-deleted behind our back (no controller was needed for that): forget
-                # it and write the rest in the next pass; dirty flags are still set.
+                # it and write the rest in the next pass.
                 log.warning("workflow %s was removed from ZooKeeper directly; forgetting it", gone)
                 self.workflows.pop(gone, None)
+                self.work.forget(gone)
                 self.signals.wake()
                 return
-        for wf in self.workflows.values():
+        for wf in touched:
             wf.context_dirty = False
             for job in wf.jobs.values():
                 job.header_dirty = False
@@ -384,6 +419,7 @@ class Pipeline:
         retired()
         for wf in retiring:
             del self.workflows[wf.name]
+        self.work.settle(self.workflows)
 
     def _vanished_workflow(self, exc: MultiFailed) -> str | None:
         """The workflow whose znode a failed write found missing, if that was the failure."""
@@ -420,7 +456,8 @@ class Pipeline:
         desired: dict[str, dict[str, Any]] = {
             name: {"inc": inst.incarnation, "tasks": {}} for name, inst in self.instances.items()
         }
-        for wf in self.workflows.values():
+        # Only workflows with attempts out (or touched in this pass) have entries.
+        for wf in self.work.resident(self.workflows, sorted(self.work.busy | self.work.touched)):
             for job in wf.jobs.values():
                 for p, inst in job.active.items():
                     live = self.instances.get(inst)
@@ -442,6 +479,11 @@ class Pipeline:
                 path = self.paths.assignment(inst)
                 out.append((inst, SetData(path, encode(body, path=path))))
         return out
+
+
+def _jobs(workflows: Iterable[WorkflowRuntime]) -> Iterable[JobRuntime]:
+    for wf in workflows:
+        yield from wf.jobs.values()
 
 
 def _job_header(job: JobRuntime) -> dict[str, Any]:

@@ -48,6 +48,7 @@ def enqueue(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
     enqueues to one queue are written together (see :mod:`~helixpy.controller.enqueues`)."""
     name, jobs = cmd.payload
     batch = h.enqueue_batch(_queue(h, name))
+    h.p.work.touch(name)  # evaluated once its jobs are known (after the batch's write)
     jobs_list: list[tuple[str, JobConfig]] = list(jobs)
     seen: set[str] = set()
     for job_name, _ in jobs_list:

@@ -317,21 +317,37 @@ def _release_delayed(job: JobRuntime, now_s: float, wakeups: list[float]) -> Non
             break
 
 
+def schedule_key(
+    wf: WorkflowRuntime, position: int, job: JobRuntime
+) -> tuple[int, bool, float, str, int]:
+    """A job's place in scheduling order: higher priority first (``JobConfig.priority``, else
+    its ``job_type``'s), and within one priority, submission order (workflow start, then
+    the job's ``position`` in the workflow's order)."""
+    start = wf.start_time
+    return (
+        -job.config.effective_priority(),
+        start is None,
+        start.timestamp() if start is not None else 0.0,
+        wf.name,
+        position,
+    )
+
+
+def is_schedulable(wf: WorkflowRuntime, job: JobRuntime) -> bool:
+    """Whether ``job`` has pending tasks that may be assigned now."""
+    return wf.state is S.IN_PROGRESS and job.state is S.IN_PROGRESS and bool(job.pending)
+
+
 def schedulable_jobs(workflows: Iterable[WorkflowRuntime]) -> list[JobRuntime]:
-    """Jobs with pending tasks that may be assigned now, in scheduling order: higher
-    priority first (``JobConfig.priority``, else its ``job_type``'s), and within one
-    priority, submission order (workflow start, then the workflow's job order)."""
-    out: list[JobRuntime] = []
-    for wf in sorted(workflows, key=lambda w: (w.start_time is None, w.start_time, w.name)):
-        if wf.state is not S.IN_PROGRESS:
-            continue
-        out.extend(
-            wf.jobs[name]
-            for name in wf.order
-            if wf.jobs[name].state is S.IN_PROGRESS and wf.jobs[name].pending
-        )
-    out.sort(key=lambda job: -job.config.effective_priority())  # stable: order kept
-    return out
+    """Jobs with pending tasks that may be assigned now, in :func:`schedule_key` order."""
+    keyed = [
+        (schedule_key(wf, i, wf.jobs[name]), wf.jobs[name])
+        for wf in workflows
+        for i, name in enumerate(wf.order)
+        if is_schedulable(wf, wf.jobs[name])
+    ]
+    keyed.sort(key=lambda kv: kv[0])
+    return [job for _, job in keyed]
 
 
 def _pop_roomiest(
@@ -387,9 +403,14 @@ def assign(
     """
     quotas = quotas or Quotas()
     free = {name: inst.capacity - load.get(name, 0) for name, inst in instances.items()}
+    # Free slots left anywhere: once none is, no later job can place a task (thousands of
+    # waiting jobs cost nothing while the cluster is full).
+    left = sum(max(0, f) for f in free.values())
     typed: dict[tuple[str, str], int] = {}
     placed: list[tuple[JobRuntime, int, LiveInstance]] = []
     for job in jobs:
+        if left <= 0:
+            break
         qtype = type_of(job) if type_of is not None else DEFAULT
         for name, inst in instances.items():
             if (name, qtype) not in typed:
@@ -433,6 +454,7 @@ def assign(
                 continue
             placed.append((job, p, instances[best]))
             free[best] -= 1
+            left -= 1
             typed[(best, qtype)] -= 1
             per_job[best] += 1
             if hosts is None and per_job[best] < limit:

@@ -62,6 +62,8 @@ class JobRuntime:
     config_version: int = 0
     #: context chunks that exist in ZooKeeper (an added task may need a new one)
     stored_chunks: int = 0
+    #: its final state was counted in the metrics (so each finish counts once)
+    counted: bool = False
 
     def key(self, partition: int) -> str:
         return task_key(self.workflow, self.name, partition)
@@ -107,6 +109,8 @@ class WorkflowRuntime:
     #: queues: when expired jobs were last purged (epoch seconds; in memory only, so a new
     #: leader purges what is due at once)
     last_purge: float | None = None
+    #: its final state was counted in the metrics (so each finish counts once)
+    counted: bool = False
 
     @property
     def name(self) -> str:

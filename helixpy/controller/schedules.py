@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from helixpy.store.records import StoredWorkflow
 
 if TYPE_CHECKING:
     from helixpy.controller.pipeline import Pipeline
+    from helixpy.controller.runtime import WorkflowRuntime
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,12 @@ def clone_name(template: str, boundary: float) -> str:
     return f"{template}_{datetime.fromtimestamp(boundary, UTC):%Y%m%dT%H%M%S}"
 
 
-def run_schedules(p: Pipeline, now: datetime) -> float | None:
-    """Create the clones that are due; return when the next boundary comes."""
+def run_schedules(p: Pipeline, now: datetime, templates: Iterable[WorkflowRuntime]) -> float | None:
+    """Create the clones of ``templates`` that are due; return when the next boundary
+    comes."""
     wake: float | None = None
     now_s = now.timestamp()
-    for wf in list(p.workflows.values()):
+    for wf in list(templates):
         sched = wf.stored.config.schedule
         if sched is None or sched.recurrence_interval is None:
             continue
@@ -67,6 +70,7 @@ def run_schedules(p: Pipeline, now: datetime) -> float | None:
             # period is taken by the clone already made.
             wf.last_boundary = boundary
             wf.context_dirty = True
+            p.work.touch(wf.name)
             continue
         stored = StoredWorkflow(
             name=name,
@@ -79,11 +83,13 @@ def run_schedules(p: Pipeline, now: datetime) -> float | None:
         except AlreadyExists:
             log.info("clone %s exists already (written before a leader change)", name)
         log.info("template %s scheduled %s", wf.name, name)
+        p.work.touch(wf.name)
         wf.scheduled.append(name)
         wf.last_boundary = boundary
         wf.context_dirty = True
         while len(wf.scheduled) > HISTORY:
             oldest = wf.scheduled.pop(0)
             p.workflows.pop(oldest, None)
+            p.work.forget(oldest)
             p.commands.remove_workflow(oldest)
     return wake
