@@ -295,11 +295,16 @@ class Pipeline:
         missed = work.unmarked(evaluated)
         if missed:
             log.error("changes no pass had marked, found by a sweep: %s", ", ".join(missed[:20]))
+        targeted = unstarted_targeted(evaluated)
+        for job in targeted:
+            start_targeted(self.commands, job, now)
+        # Fixing a targeted job's tasks may fail it (no partition): its workflow is
+        # evaluated again now, not left for a pass nothing would trigger.
+        for wf in work.resident(self.workflows, sorted({job.workflow for job in targeted})):
+            work.timers.set(wf.name, rules.evaluate_workflow(wf, now))
         due = work.timers.next()
         if due is not None:
             wakeups.append(due)
-        for job in unstarted_targeted(evaluated):
-            start_targeted(self.commands, job, now)
         busy = work.resident(self.workflows, work.busy | work.touched)
         if work.sweeping:
             work.candidates.rebuild(evaluated)
