@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from kazoo.exceptions import NoNodeError, NotEmptyError
+from kazoo.exceptions import NodeExistsError, NoNodeError, NotEmptyError
 
 from helixpy.controller.dynamic import DYNAMIC_COMMANDS
 from helixpy.controller.enqueues import EnqueueBatch
@@ -92,6 +92,13 @@ class _InFlight:
     wait: Callable[[], None]
     register: Callable[[], None]
     result: dict[str, str] = field(default_factory=dict)
+    #: written without reading first: if something it creates exists, it is decided again
+    #: with the reads (a retry, a name taken, a half-written start)
+    optimistic: bool = False
+
+
+class _Careful(Exception):
+    """Control flow: an optimistic start must be decided with the reads after all."""
 
 
 class CommandHandler:
@@ -106,6 +113,8 @@ class CommandHandler:
         #: consecutive enqueues to one queue, written together
         self._batch: EnqueueBatch | None = None
         self._current: Command | None = None
+        #: in a burst: starts of workflows not resident are written without reading first
+        self._optimistic = False
 
     def handle_all(self, commands: list[Command], now: datetime) -> None:
         """Apply and answer ``commands`` in order.
@@ -116,9 +125,10 @@ class CommandHandler:
         few round trips per pass, not four each. A start is answered, and its workflow
         known to the pass, only once its multi succeeded.
         """
-        burst = self.ahead.send(commands)
+        burst = self.ahead.send(commands, skip=self._goes_optimistic)
         self._inflight = []
         self._group = GroupCommit(self.p.writer) if burst else None
+        self._optimistic = burst
         try:
             for cmd in commands:
                 self.handle(cmd, now)
@@ -126,16 +136,24 @@ class CommandHandler:
             # The first failure is the one to report (a Fenced must not be masked by a
             # connection loss of a start still in flight); the in-flight ones are settled.
             inflight, self._inflight = self._inflight or [], None
+            self._optimistic = False
             self.ahead.clear()
             with contextlib.suppress(Exception):
                 self._flush_group()
             with contextlib.suppress(Exception):
-                self._settle(inflight)
+                self._settle(inflight, now)
             raise
         inflight, self._inflight = self._inflight or [], None
+        self._optimistic = False
         self.ahead.clear()
         self._flush_group()
-        self._settle(inflight)
+        self._settle(inflight, now)
+
+    def _goes_optimistic(self, cmd: Command) -> bool:
+        """Whether a start of a burst is written without reading first: its workflow is not
+        resident, so it most likely does not exist (its multi fails if anything it creates
+        does, and nothing of it is applied; it is then decided with the reads)."""
+        return cmd.kind == "start" and cmd.payload.name not in self.p.workflows
 
     def _flush_group(self) -> None:
         group, self._group = self._group, None
@@ -164,12 +182,18 @@ class CommandHandler:
             return
         self._inflight.append(_InFlight(cmd, wait, lambda: None))
 
-    def _settle(self, inflight: list[_InFlight]) -> None:
+    def _settle(self, inflight: list[_InFlight], now: datetime) -> None:
         """Wait for each in-flight start in order; answer it; raise the first failure."""
         failure: BaseException | None = None
         for entry in inflight:
             try:
-                entry.wait()
+                try:
+                    entry.wait()
+                except MultiFailed as exc:
+                    if not (entry.optimistic and isinstance(exc.error, NodeExistsError)):
+                        raise
+                    self.handle(entry.command, now)  # with the reads; it answers itself
+                    continue
             except BaseException as exc:
                 # As in ``handle``: the pass fails and is retried, the driver retries.
                 if not entry.command.future.done():
@@ -189,6 +213,7 @@ class CommandHandler:
         fails the future and propagates, so the pass is retried and the driver retries.
         """
         self._current = cmd
+        optimistic = self._optimistic and self._goes_optimistic(cmd)
         if cmd.kind not in TOUCHING:
             # Its reach is not one known workflow (an instance, a setting, a delete): the
             # pass looks at everything (controller/worklist).
@@ -196,43 +221,13 @@ class CommandHandler:
         try:
             if cmd.kind != "enqueue":
                 self._write_batch()  # what it may read must be written first
-            stored = self._stored_reply(cmd.request_id)
-            if stored is not None:
-                result = stored
-                if cmd.kind == "delete" and self.p.zk.exists(self.p.paths.workflow(cmd.payload)):
-                    # The first attempt was cut short after its first batch: finish it.
-                    self.remove_workflow(cmd.payload)
-                if cmd.kind == "start" and isinstance(cmd.payload, Workflow | JobQueue):
-                    # The first attempt's multi landed but its answer was lost (a connection
-                    # blip): the workflow exists in ZooKeeper, maybe not yet in this pass.
-                    self._adopt(cmd.payload.name)
-            elif cmd.kind == "start":
-                result = self._start(cmd, now)
-            elif cmd.kind == "delete":
-                result = self._delete(cmd)
-            elif cmd.kind == "target_state":
-                result = self._target_state(cmd)
-            elif cmd.kind == "instance_enabled":
-                name, enabled = cmd.payload
-                verb = "enabled" if enabled else "disabled"
-                result = self._instance_config(cmd, name, {"enabled": bool(enabled)}, verb)
-            elif cmd.kind == "instance_tags":
-                name, tags = cmd.payload
-                result = self._instance_config(cmd, name, {"tags": sorted(set(tags))}, "retagged")
-            elif cmd.kind in QUEUE_COMMANDS:
-                result = QUEUE_COMMANDS[cmd.kind](self, cmd, now)
-            elif cmd.kind in DYNAMIC_COMMANDS:
-                result = DYNAMIC_COMMANDS[cmd.kind](self, cmd, now)
-            elif cmd.kind in TARGET_COMMANDS:
-                result = TARGET_COMMANDS[cmd.kind](self, cmd, now)
-            elif cmd.kind == "update_workflow":
-                result = self._update_workflow(cmd)
-            elif cmd.kind == "cluster_config":
-                result = self._cluster_config(cmd)
+            if optimistic:
+                try:
+                    result = self._start(cmd, now, optimistic=True)
+                except _Careful:
+                    result = self._decide(cmd, now)
             else:
-                result = reply(
-                    "INVALID_CONFIG", f"unknown command {cmd.kind}", field="command", rule="unknown"
-                )
+                result = self._decide(cmd, now)
         except InvalidConfig as exc:
             result = reply("INVALID_CONFIG", str(exc), field=exc.field, rule=exc.rule)
         except AlreadyExists as exc:
@@ -253,6 +248,47 @@ class CommandHandler:
             self._inflight[-1].result = result  # answered when its multi lands (_settle)
         elif not cmd.future.done():
             cmd.future.set_result(result)
+
+    def _decide(self, cmd: Command, now: datetime) -> dict[str, str]:
+        """Apply ``cmd`` (its stored reply first, if it is a retry); return the reply."""
+        stored = self._stored_reply(cmd.request_id)
+        if stored is not None:
+            out = stored
+            if cmd.kind == "delete" and self.p.zk.exists(self.p.paths.workflow(cmd.payload)):
+                # The first attempt was cut short after its first batch: finish it.
+                self.remove_workflow(cmd.payload)
+            if cmd.kind == "start" and isinstance(cmd.payload, Workflow | JobQueue):
+                # The first attempt's multi landed but its answer was lost (a connection
+                # blip): the workflow exists in ZooKeeper, maybe not yet in this pass.
+                self._adopt(cmd.payload.name)
+        elif cmd.kind == "start":
+            out = self._start(cmd, now)
+        elif cmd.kind == "delete":
+            out = self._delete(cmd)
+        elif cmd.kind == "target_state":
+            out = self._target_state(cmd)
+        elif cmd.kind == "instance_enabled":
+            name, enabled = cmd.payload
+            verb = "enabled" if enabled else "disabled"
+            out = self._instance_config(cmd, name, {"enabled": bool(enabled)}, verb)
+        elif cmd.kind == "instance_tags":
+            name, tags = cmd.payload
+            out = self._instance_config(cmd, name, {"tags": sorted(set(tags))}, "retagged")
+        elif cmd.kind in QUEUE_COMMANDS:
+            out = QUEUE_COMMANDS[cmd.kind](self, cmd, now)
+        elif cmd.kind in DYNAMIC_COMMANDS:
+            out = DYNAMIC_COMMANDS[cmd.kind](self, cmd, now)
+        elif cmd.kind in TARGET_COMMANDS:
+            out = TARGET_COMMANDS[cmd.kind](self, cmd, now)
+        elif cmd.kind == "update_workflow":
+            out = self._update_workflow(cmd)
+        elif cmd.kind == "cluster_config":
+            out = self._cluster_config(cmd)
+        else:
+            out = reply(
+                "INVALID_CONFIG", f"unknown command {cmd.kind}", field="command", rule="unknown"
+            )
+        return out
 
     def _adopt(self, name: str) -> None:
         """Load workflow ``name`` from ZooKeeper if it is stored but not known here."""
@@ -307,7 +343,7 @@ class CommandHandler:
         header = JobContext().header_dict()
         return ops + job_context_ops(paths, wf, job.name, header, job.tasks, None, create=True)
 
-    def _start(self, cmd: Command, now: datetime) -> dict[str, str]:
+    def _start(self, cmd: Command, now: datetime, optimistic: bool = False) -> dict[str, str]:
         wf: Workflow | JobQueue = cmd.payload
         kind = "queue" if isinstance(wf, JobQueue) else "workflow"
         schedule = wf.config.schedule
@@ -339,30 +375,38 @@ class CommandHandler:
             stored = StoredWorkflow(
                 name=wf.name, config=wf.config, parents=wf.parents, uid=uuid.uuid4().hex
             )
-        self.create_workflow(stored, dict(wf.jobs), self.request_op(cmd.request_id, result))
+        request_op = self.request_op(cmd.request_id, result)
+        self.create_workflow(stored, dict(wf.jobs), request_op, optimistic=optimistic)
         return result
 
     def create_workflow(
-        self, stored: StoredWorkflow, jobs: dict[str, JobConfig], request_op: Op | None
+        self,
+        stored: StoredWorkflow,
+        jobs: dict[str, JobConfig],
+        request_op: Op | None,
+        optimistic: bool = False,
     ) -> None:
         """Write a new workflow (or queue, or clone) and add its runtime.
 
         CONFIG goes last, with the request node: its presence marks a complete start.
+        ``optimistic``: nothing is read first (see ``_goes_optimistic``); raises
+        :class:`_Careful` if it cannot be written with the burst's other starts.
         """
         paths, name = self.p.paths, stored.name
-        if self.ahead.exists(paths.workflow_config(name)):
-            raise AlreadyExists(f"workflow {name} already exists")
-        # Known here but gone from ZooKeeper: force-deleted while we led. Forget it.
-        self.p.workflows.pop(name, None)
-        if self.ahead.exists(paths.workflow(name)):
-            if self._group is not None:
-                self._group.flush()  # what came before goes first
-            self.remove_tree(paths.workflow(name))  # a half-written earlier start
+        if not optimistic:
+            if self.ahead.exists(paths.workflow_config(name)):
+                raise AlreadyExists(f"workflow {name} already exists")
+            # Known here but gone from ZooKeeper: force-deleted while we led. Forget it.
+            self.p.workflows.pop(name, None)
+            if self.ahead.exists(paths.workflow(name)):
+                if self._group is not None:
+                    self._group.flush()  # what came before goes first
+                self.remove_tree(paths.workflow(name))  # a half-written earlier start
         runtime = new_workflow_runtime(stored, jobs)
         # First: a start cut short is found by the next leader through this entry.
         ops: list[Op] = (
             []
-            if self.ahead.exists(paths.active_entry(name))
+            if not optimistic and self.ahead.exists(paths.active_entry(name))
             else [Create(paths.active_entry(name))]
         )
         ops += [
@@ -388,8 +432,12 @@ class CommandHandler:
             wait = self._group.add(ops)
             if wait is not None:  # written with the burst's other starts (group commit)
                 assert self._inflight is not None
-                self._inflight.append(_InFlight(self._current, wait, register))
+                self._inflight.append(
+                    _InFlight(self._current, wait, register, optimistic=optimistic)
+                )
                 return
+        if optimistic:
+            raise _Careful(name)  # too big for one multi: written on its own, after reads
         if self._group is not None:
             self._group.flush()  # what came before goes first
         self.p.writer.commit(ops)

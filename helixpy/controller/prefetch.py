@@ -11,6 +11,7 @@ writer). Each answer is used once and the rest forgotten when the batch ends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -28,16 +29,19 @@ class Prefetch:
         self._gets: dict[str, Any] = {}
         self._exists: dict[str, Any] = {}
 
-    def send(self, commands: list[Command]) -> bool:
-        """Send the reads of ``commands`` if they are a burst of independent starts (True)."""
+    def send(self, commands: list[Command], skip: Callable[[Command], bool] | None = None) -> bool:
+        """Send the reads of ``commands`` if they are independent starts (True): also for one
+        start alone, whose four reads then cost one round trip, not four."""
         self.clear()
         names = {c.payload.name for c in commands if _is_start(c)}
         ids = {c.request_id for c in commands}
-        if not (len(commands) > 1 and len(names) == len(ids) == len(commands)):
+        if not (commands and len(names) == len(ids) == len(commands)):
             return False
         if any("/" in n for n in names) or any(not i or "/" in i for i in ids):
             return False  # not a plain znode name: the one-at-a-time path reports it
         for c in commands:
+            if skip is not None and skip(c):
+                continue  # its caller writes it without reading first
             name = c.payload.name
             self._gets[self._paths.request(c.request_id)] = self._zk.get_async(
                 self._paths.request(c.request_id)

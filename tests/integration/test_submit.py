@@ -10,7 +10,8 @@ from helixpy import JobConfig, JobQueue, ScheduleConfig, TaskState, Workflow, Wo
 from helixpy.errors import AlreadyExists, InvalidConfig
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.testing import LocalCluster
-from tests.integration.helpers import wait_final
+from helixpy.store.client import connect
+from tests.integration.helpers import wait_final, wait_gone
 
 pytestmark = pytest.mark.cluster
 S = TaskState
@@ -72,6 +73,55 @@ def test_a_retried_start_many_applies_each_item_once(zk_address: str) -> None:
         assert sorted(n for n in driver.get_workflows() if n.startswith("r-")) == [
             f"r-{i}" for i in range(5)
         ]
+
+
+def test_a_burst_written_without_reads_still_refuses_taken_names_and_repairs_half_starts(
+    zk_address: str,
+) -> None:
+    # A burst's starts of workflows the leader does not hold are written without reading
+    # first; this covers every way such a name can be taken in ZooKeeper all the same.
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        driver = cluster.driver
+        # Given a finished workflow that has left the hot set (retired, still stored),
+        driver.start(one_task("retired"))
+        assert wait_final(driver, "retired") is S.COMPLETED
+        wait_gone(cluster, cluster.paths.active_entry("retired"))
+        # a start whose first attempt wrote only its directory (a leader died mid-start),
+        zk = connect(cluster.zk_address)
+        try:
+            zk.create(cluster.paths.jobs("half"), makepath=True)
+        finally:
+            zk.stop()
+            zk.close()
+        # and a batch that was applied and retired, whose answer the client never saw
+        request = pb.StartManyRequest(
+            request_id="seen-before",
+            items=[pb.StartItem(workflow_json=json.dumps(one_task("answered").to_dict()))],
+        )
+        assert [r.code for r in driver._leader.call("StartMany", request).replies] == [pb.OK]
+        assert wait_final(driver, "answered") is S.COMPLETED
+        wait_gone(cluster, cluster.paths.active_entry("answered"))
+        # When the retired and half-started names come in one burst with new ones (their
+        # shared multi fails on the taken names), and the answered batch is sent again
+        items = [one_task(f"new-{i}") for i in range(3)]
+        items[1:1] = [one_task("retired"), one_task("half")]
+        outcomes = driver.start_many(items)
+        again = driver._leader.call("StartMany", request)
+        # Then the retired name is refused, the half start is repaired and started, the
+        # new ones start, and the retried batch answers from its stored reply
+        assert [(o.name, o.status) for o in outcomes] == [
+            ("new-0", "started"),
+            ("retired", "exists"),
+            ("half", "started"),
+            ("new-1", "started"),
+            ("new-2", "started"),
+        ]
+        assert [r.code for r in again.replies] == [pb.OK]
+        for name in ("new-0", "half", "new-1", "new-2"):
+            assert wait_final(driver, name) is S.COMPLETED
+        # and nothing of the refused or retried starts changed what was stored before
+        assert driver.get_workflow_context("retired").state is S.COMPLETED
+        assert driver.get_workflow_context("answered").state is S.COMPLETED
 
 
 def test_start_async_futures_report_each_start(zk_address: str) -> None:
