@@ -9,8 +9,8 @@ import pytest
 from helixpy import JobConfig, JobQueue, ScheduleConfig, TaskState, Workflow, WorkflowConfig
 from helixpy.errors import AlreadyExists, InvalidConfig
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
-from helixpy.testing import LocalCluster
 from helixpy.store.client import connect
+from helixpy.testing import LocalCluster
 from tests.integration.helpers import wait_final, wait_gone
 
 pytestmark = pytest.mark.cluster
