@@ -255,14 +255,14 @@ def _advance_job(job: JobRuntime, stop: bool, now: datetime, wakeups: list[float
         job.set_state(S.COMPLETED, now)
 
 
-def _queue_verdict(wf: WorkflowRuntime, job: JobRuntime) -> tuple[bool, str | None]:
-    """Helix's queue rule: a job is ready once the job before it has *started*; it fails
-    when that job FAILED, TIMED_OUT or was ABORTED, unless it ignores dependent failure."""
-    order = wf.order
-    i = order.index(job.name)
-    if i == 0:
+def _queue_verdict(
+    wf: WorkflowRuntime, job: JobRuntime, prev: JobRuntime | None
+) -> tuple[bool, str | None]:
+    """Helix's queue rule: a job is ready once the job before it (``prev``) has *started*; it
+    fails when that job FAILED, TIMED_OUT or was ABORTED, unless it ignores dependent
+    failure."""
+    if prev is None:
         return True, None
-    prev = wf.jobs[order[i - 1]]
     failed = prev.state in _JOB_FAILURES or prev.state is S.ABORTED
     if failed and not job.config.ignore_dependent_job_failure:
         return True, prev.name
@@ -272,17 +272,26 @@ def _queue_verdict(wf: WorkflowRuntime, job: JobRuntime) -> tuple[bool, str | No
 def _start_ready_jobs(wf: WorkflowRuntime, now: datetime, wakeups: list[float]) -> None:
     now_s = now.timestamp()
     running = sum(1 for j in wf.jobs.values() if j.state in _ACTIVE_JOB)
-    verdict = _queue_verdict if wf.stored.queue is not None else _parents_verdict
+    queue = wf.stored.queue is not None
+    prev: JobRuntime | None = None
     for name in wf.order:
-        job = wf.jobs[name]
+        job, before = wf.jobs[name], prev
+        prev = job
         if job.state is not S.NOT_STARTED:
             continue
-        done, failed_parent = verdict(wf, job)
+        if queue:
+            done, failed_parent = _queue_verdict(wf, job, before)
+        else:
+            done, failed_parent = _parents_verdict(wf, job)
         if failed_parent is not None:
             job.info = f"parent job {failed_parent} failed"
             job.set_state(S.FAILED, now)
             continue
         if not done:
+            if queue:
+                # Its predecessor has not started (nor failed): neither has any later one,
+                # so none of them is ready either (a long queue costs no scan of its tail).
+                break
             continue
         if job.ready_time is None:
             job.ready_time = now_s

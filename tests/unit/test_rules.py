@@ -383,3 +383,52 @@ def test_higher_priority_jobs_are_assigned_first_when_capacity_is_short() -> Non
     )
     rules.evaluate_workflow(same, NOW + timedelta(seconds=2))
     assert [j.workflow for j in rules.schedulable_jobs([same, low])] == ["low", "same"]
+
+
+def queue_runtime(n: int, parallel_jobs: int, **job_kw: object) -> WorkflowRuntime:
+    jobs = {f"j{i:05d}": JobConfig(command="x", num_tasks=1, **job_kw) for i in range(n)}  # type: ignore[arg-type]
+    stored = StoredWorkflow(
+        name="q",
+        config=WorkflowConfig(parallel_jobs=parallel_jobs),
+        parents={},
+        uid="u",
+        queue=tuple(jobs),
+    )
+    return new_workflow_runtime(stored, jobs)
+
+
+def test_a_long_queue_starts_jobs_in_order_up_to_parallel_jobs() -> None:
+    # Given a queue of 5,000 jobs that may run 3 at a time
+    q = queue_runtime(5000, parallel_jobs=3)
+    # When it is evaluated
+    rules.evaluate_workflow(q, NOW)
+    # Then exactly its first 3 jobs started, the rest wait
+    states = [q.jobs[n].state for n in q.order]
+    assert states[:3] == [S.IN_PROGRESS] * 3
+    assert set(states[3:]) == {S.NOT_STARTED}
+    # When the first finishes, the 4th (and only it) starts
+    first = q.jobs[q.order[0]]
+    run_all(first, {"i": inst("i")})
+    assert report(first, 0, P.COMPLETED)
+    rules.evaluate_workflow(q, NOW)
+    assert [q.jobs[n].state for n in q.order[:5]] == [
+        S.COMPLETED,
+        S.IN_PROGRESS,
+        S.IN_PROGRESS,
+        S.IN_PROGRESS,
+        S.NOT_STARTED,
+    ]
+
+
+def test_a_failed_queue_job_fails_every_later_job_that_has_not_started() -> None:
+    # Given a queue running one job at a time, whose first job gives up
+    q = queue_runtime(4, parallel_jobs=1, max_attempts_per_task=1)
+    rules.evaluate_workflow(q, NOW)
+    first = q.jobs[q.order[0]]
+    run_all(first, {"i": inst("i")})
+    assert report(first, 0, P.TASK_ERROR)
+    # When the queue is evaluated
+    rules.evaluate_workflow(q, NOW)
+    # Then the failure reaches every job after it, each naming its predecessor
+    assert [q.jobs[n].state for n in q.order] == [S.FAILED] * 4
+    assert q.jobs[q.order[3]].info == f"parent job {q.order[2]} failed"
