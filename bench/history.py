@@ -3,7 +3,8 @@
 One fresh cluster (``--workers`` participants of capacity ``--concurrency``, two
 controllers). For each retained count R of ``--retained`` (ascending): the cluster is
 brought to R finished (COMPLETED) one-task workflows retained (started with
-``start_many`` in chunks of ``--chunk``, each waited for; the workflows measured at
+``start_many`` in chunks of ``--chunk``, at most ``--in-flight`` unfinished at a time,
+each waited for; the workflows measured at
 earlier steps count), then:
 
 - ``--starts`` sync ``driver.start`` calls from one thread: p50/p90/p99 ms (they are waited
@@ -50,11 +51,17 @@ WARMUP = 20
 def _fill(
     c: LocalCluster, names: list[str], a: argparse.Namespace
 ) -> tuple[float, dict[str, float]]:
-    """Start ``names`` (one-task workflows) and wait for them: seconds, CPU seconds used."""
+    """Start ``names`` (one-task workflows) and wait for them: seconds, CPU seconds used.
+
+    At most ``a.in_flight`` are unfinished at a time (each group is waited for before the
+    next is started): a cluster that ran for weeks kept its history, not a backlog of that
+    size, and the controller's peak memory follows what was in flight."""
     cpu0 = cpu_seconds(c)
     t0 = time.perf_counter()
-    start_many_checked(c.driver, [one_task(n) for n in names], a.chunk)
-    wait_workflows(c.driver, names, a.threads, a.timeout)
+    for i in range(0, len(names), a.in_flight):
+        group = names[i : i + a.in_flight]
+        start_many_checked(c.driver, [one_task(n) for n in group], a.chunk)
+        wait_workflows(c.driver, group, a.threads, a.timeout)
     return time.perf_counter() - t0, cpu_used(cpu0, cpu_seconds(c))
 
 
@@ -183,6 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--threads", type=int, default=8, help="threads polling for COMPLETED")
     parser.add_argument("--chunk", type=int, default=500, help="start_many chunk size")
+    parser.add_argument(
+        "--in-flight", type=int, default=2000, help="most unfinished workflows while filling"
+    )
     parser.add_argument("--takeover", choices=("both", "term", "kill", "none"), default="both")
     parser.add_argument("--session-timeout", type=float, default=4.0)
     parser.add_argument("--timeout", type=float, default=600.0)

@@ -705,7 +705,7 @@ def _small(sm: dict[str, Any], img: Path) -> Lines:
     peers = [
         (k, v)
         for k, v in sm.items()
-        if (k.startswith("celery_") or k == "dramatiq") and isinstance(v, dict)
+        if (k.startswith("celery_") or k.startswith("dramatiq")) and isinstance(v, dict)
     ]
     rates = {
         "celery": max(
@@ -731,7 +731,12 @@ def _small(sm: dict[str, Any], img: Path) -> Lines:
             ]
         )
     for key, peer in peers:
-        label = "Dramatiq" if key == "dramatiq" else f"Celery ({key.removeprefix('celery_')})"
+        if key == "dramatiq":
+            label = "Dramatiq (tuned)"
+        elif key.startswith("dramatiq_"):
+            label = f"Dramatiq ({key.removeprefix('dramatiq_').replace('_', ' ')})"
+        else:
+            label = f"Celery ({key.removeprefix('celery_')})"
         err = _err(peer)
         if err:
             rows.append([label, err, DASH, DASH, DASH, DASH, DASH])
@@ -755,7 +760,7 @@ def _small(sm: dict[str, Any], img: Path) -> Lines:
             "Submit s",
             "Tasks/s",
             "this / Celery (best pool)",
-            "this / Dramatiq",
+            "this / Dramatiq (tuned)",
         ],
         rows,
         text=2,

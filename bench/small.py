@@ -16,7 +16,8 @@ In one run on one machine, ``--workers`` workers/participants of concurrency/cap
    8-thread burst and during the one-thread loop;
 6. the peers on a private Redis: Celery (one message per task, ``delay()`` from
    ``--threads`` threads, prefork and threads pools) and Dramatiq (``send()``, one process
-   per worker with ``--concurrency`` threads, ``dramatiq_queue_prefetch=--prefetch``),
+   per worker with ``--concurrency`` threads, ``dramatiq_queue_prefetch`` = each of
+   ``--prefetch``: 64, its best setting here, and its default),
    until every result is seen; and the per-call latency of ``delay()`` / ``send()``.
 
 Every helixpy measurement runs on a fresh cluster (on one ZooKeeper server), so no
@@ -354,12 +355,13 @@ def celery_run(n: int, a: argparse.Namespace, pool: str) -> dict[str, Any]:
     }
 
 
-def dramatiq_run(n: int, a: argparse.Namespace) -> dict[str, Any]:
-    """Dramatiq: one ``send()`` per task from ``a.threads`` threads, every result seen."""
+def dramatiq_run(n: int, a: argparse.Namespace, prefetch: int) -> dict[str, Any]:
+    """Dramatiq: one ``send()`` per task from ``a.threads`` threads, every result seen
+    (``prefetch`` 0: Dramatiq's default, twice the worker threads)."""
     try:
         with (
             celery_peer.redis_server() as url,
-            dramatiq_peer.dramatiq_workers(url, a.workers, a.concurrency, a.prefetch) as peer,
+            dramatiq_peer.dramatiq_workers(url, a.workers, a.concurrency, prefetch) as peer,
         ):
             dramatiq_peer.wait_results(peer, [peer.actor.send() for _ in range(8)], 60)
             t0 = time.perf_counter()
@@ -372,7 +374,8 @@ def dramatiq_run(n: int, a: argparse.Namespace) -> dict[str, Any]:
     except (RuntimeError, ImportError, OSError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     return {
-        "api": f"send() from {a.threads} threads, prefetch {a.prefetch}",
+        "api": f"send() from {a.threads} threads, prefetch "
+        + (str(prefetch) if prefetch else f"default ({2 * a.concurrency})"),
         "seconds": round(elapsed, 3),
         "submit_seconds": round(submitted, 3),
         "tasks_per_s": _rate(n, elapsed),
@@ -444,8 +447,10 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         for pool in a.celery_pools.split(","):
             out[f"celery_{pool}"] = celery_run(n, a, pool)
             _show(f"celery ({pool})", out[f"celery_{pool}"])
-        out["dramatiq"] = dramatiq_run(n, a)
-        _show("dramatiq", out["dramatiq"])
+        for i, prefetch in enumerate(int(p) for p in str(a.prefetch).split(",")):
+            key = "dramatiq" if i == 0 else f"dramatiq_prefetch_{prefetch or 'default'}"
+            out[key] = dramatiq_run(n, a, prefetch)
+            _show(key, out[key])
         peers: dict[str, float] = {}
         rated = [
             (out[k]["tasks_per_s"], k.removeprefix("celery_"))
@@ -475,7 +480,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk", type=int, default=500, help="start_many chunk size")
     parser.add_argument("--parallel-jobs", type=int, default=64)
     parser.add_argument("--starts", type=int, default=200, help="one-thread latency loop")
-    parser.add_argument("--prefetch", type=int, default=64, help="dramatiq_queue_prefetch")
+    parser.add_argument(
+        "--prefetch",
+        default="64,0",
+        help="dramatiq_queue_prefetch values, the tuned one first (0: Dramatiq's default)",
+    )
     parser.add_argument("--celery-pools", default="prefork,threads")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--no-peers", action="store_true", help="helixpy only")

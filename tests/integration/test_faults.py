@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
 import pytest
@@ -213,15 +213,33 @@ def test_a_start_whose_answer_was_lost_runs_when_the_driver_retries(
     # Given a controller whose next start multi lands in ZooKeeper but whose answer is lost
     # (a connection blip after the commit): the driver retries with the same request id
     armed = threading.Event()
-    commit = FencedWriter.commit
+    commit, commit_async = FencedWriter.commit, FencedWriter.commit_async
+
+    def starts_lost(ops: Sequence[Op]) -> bool:
+        return armed.is_set() and any(op.path.endswith("/WORKFLOWS/lost/CONFIG") for op in ops)
 
     def lossy_commit(self: FencedWriter, ops: Sequence[Op]) -> None:
         commit(self, ops)
-        if armed.is_set() and any(op.path.endswith("/WORKFLOWS/lost/CONFIG") for op in ops):
+        if starts_lost(ops):
             armed.clear()
             raise ConnectionLoss()
 
+    def lossy_commit_async(self: FencedWriter, ops: Sequence[Op]) -> Callable[[], None] | None:
+        # A start goes through the group commit's sent-ahead multi: its wait loses the answer.
+        wait = commit_async(self, ops)
+        if wait is None or not starts_lost(ops):
+            return wait
+
+        def lost() -> None:
+            assert wait is not None
+            wait()
+            armed.clear()
+            raise ConnectionLoss()
+
+        return lost
+
     monkeypatch.setattr(FencedWriter, "commit", lossy_commit)
+    monkeypatch.setattr(FencedWriter, "commit_async", lossy_commit_async)
     with in_process_controller(zk_address) as cluster:
         armed.set()
         # When the workflow is started (the first answer is lost, the retry gets OK)
