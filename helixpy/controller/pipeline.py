@@ -49,6 +49,7 @@ from helixpy.controller.worklist import WorkList
 from helixpy.errors import CorruptNode
 from helixpy.model import JobContext, TaskState, WorkflowContext
 from helixpy.model.context import cap_info
+from helixpy.store.client import forget_data_watch
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import FencedWriter, MultiFailed
 from helixpy.store.ops import Create, Delete, Op, SetData
@@ -424,6 +425,10 @@ class Pipeline:
         retired()
         for wf in retiring:
             del self.workflows[wf.name]
+            # Its CONFIG watch is no longer wanted (a retired workflow is not watched).
+            forget_data_watch(
+                self.zk, self.paths.workflow_config(wf.name), self.signals.mark_workflow
+            )
         self.work.settle(self.workflows)
 
     def _vanished_workflow(self, exc: MultiFailed) -> str | None:

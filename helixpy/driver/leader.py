@@ -7,9 +7,12 @@ the one kazoo watcher every wait of a driver re-arms.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -19,6 +22,7 @@ from kazoo.exceptions import ConnectionLoss, NoNodeError, OperationTimeoutError,
 from helixpy.errors import AccessDenied, ClusterUnavailable, HelixpyError
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
 from helixpy.security import ClientTls, token_metadata
+from helixpy.store.client import forget_data_watch
 from helixpy.store.paths import Paths
 
 #: Longest single RPC: above the controller's 30 s apply timeout, so that it answers first.
@@ -50,6 +54,8 @@ class Watcher:
         self._zk = zk
         self._cond = threading.Condition()
         self._generation = 0
+        #: how many waits use each path's watch (the last one to end drops it)
+        self._users: Counter[str] = Counter()
 
     def fire(self, _event: object = None) -> None:
         # Runs on kazoo's threads (watches and session listener): never block here.
@@ -64,6 +70,23 @@ class Watcher:
     def arm(self, path: str) -> bool:
         """Watch ``path`` for creation, change or deletion; return whether it exists."""
         return self._zk.exists(path, watch=self.fire) is not None
+
+    @contextlib.contextmanager
+    def watching(self, path: str) -> Iterator[None]:
+        """Around a wait that arms ``path``: when the last such wait ends, the client forgets
+        the watch (a driver polling every workflow it starts would otherwise keep one per
+        workflow until each is purged)."""
+        with self._cond:
+            self._users[path] += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._users[path] -= 1
+                last = self._users[path] <= 0
+                if last:
+                    del self._users[path]
+                    forget_data_watch(self._zk, path, self.fire)
 
     def wait(self, generation: int, timeout: float) -> None:
         with self._cond:

@@ -138,7 +138,18 @@ class StatePoller:
         wanted = wanted_states(states)
         if not is_seconds(timeout) or not timeout >= 0:
             raise InvalidConfig("timeout", f"must be a number of seconds >= 0: {timeout!r}")
-        deadline = time.monotonic() + timeout
+        with self._watcher.watching(path):
+            return self._poll(what, path, state_of, wanted, time.monotonic() + timeout, timeout)
+
+    def _poll(
+        self,
+        what: str,
+        path: str,
+        state_of: StateOf,
+        wanted: tuple[TaskState, ...],
+        deadline: float,
+        timeout: float,
+    ) -> TaskState:
         last: TaskState | None = None
         synced = False
         while True:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kazoo.client import KazooClient
+from kazoo.protocol.paths import _prefix_root
 from kazoo.retry import KazooRetry
 from kazoo.security import make_acl, make_digest_acl
 
@@ -35,6 +36,25 @@ class CountingClient(KazooClient):  # type: ignore[misc] # kazoo ships no types
     def request_counts(self) -> Mapping[str, int]:
         with self._count_lock:
             return dict(self._counts)
+
+
+def forget_data_watch(zk: KazooClient, path: str, watcher: Callable[[Any], None]) -> None:
+    """Drop ``watcher`` from the client's watch table for ``path`` (an exists or data watch
+    that is no longer wanted).
+
+    kazoo keeps a watcher until its watch fires, and offers no way to remove one
+    (ZooKeeper's removeWatches is not in its protocol): a watch armed on every started
+    workflow's CONFIG would otherwise stay in this process until the workflow is purged,
+    memory that follows history. The server's side of the watch stays until the node
+    changes or the session ends; if it fires, the client finds no watcher and drops it.
+    """
+    table = zk._data_watchers  # kazoo's table: full path -> set of watchers
+    full = _prefix_root(zk.chroot, path)
+    watchers = table.get(full)
+    if watchers is not None:
+        watchers.discard(watcher)
+        if not watchers:
+            table.pop(full, None)
 
 
 def request_counts(zk: KazooClient | None) -> Mapping[str, int]:

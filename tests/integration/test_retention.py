@@ -147,3 +147,35 @@ def test_stored_replies_are_pruned_by_age_from_this_term_and_earlier_ones(
     finally:
         zk.stop()
         zk.close()
+
+
+def test_neither_controller_nor_driver_keeps_a_watch_per_finished_workflow(
+    zk_address: str,
+) -> None:
+    # Given a leader in this process (its ZooKeeper client can be inspected), whose driver
+    # waits for each of 300 one-task workflows
+    from helixpy.controller.daemon import Controller
+
+    controller = Controller(zk_address, "watches", "in-process", session_timeout=6.0)
+    controller.start()
+    try:
+        with LocalCluster(participants=1, controllers=0, zk=zk_address, cluster="watches") as c:
+            names = [f"w{i:03d}" for i in range(300)]
+            outcomes = c.driver.start_many([one_task(n) for n in names])
+            assert all(o.ok for o in outcomes)
+            for name in names:
+                assert wait_final(c.driver, name) is S.COMPLETED
+            # When they have all retired (out of ACTIVE, still readable)
+            for name in names:
+                wait_gone(c, c.paths.active_entry(name))
+            assert c.driver.get_workflow_context(names[0]).state is S.COMPLETED
+            # Then the leader's client holds no watch per workflow (kazoo keeps a watcher
+            # until it fires: memory that grows with history), nor does the driver's
+            assert controller.zk is not None
+            watched = [p for p in controller.zk._data_watchers if "/WORKFLOWS/" in p]
+            assert watched == []
+            polled = [p for p in c.driver._zk._data_watchers if "/WORKFLOWS/" in p]
+            assert polled == []
+            # (an active workflow's CONFIG stays watched: test_lifecycle's direct removal needs it)
+    finally:
+        controller.stop()
