@@ -277,6 +277,7 @@ def helixpy_queue(zk: str, n: int, a: argparse.Namespace, mode: str) -> dict[str
     api = "enqueue_job_async" if mode == "async" else "enqueue_job (sync)"
     return {
         "api": f"{api} from {a.threads} threads, parallel_jobs={a.parallel_jobs}",
+        "items": n,
         "seconds": round(elapsed, 3),
         "submit_seconds": round(submitted, 3),
         "tasks_per_s": _rate(n, elapsed),
@@ -420,9 +421,10 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         _show("helixpy start_async", helix["start_async"])
         helix["start_many"] = helixpy_start_many(zk, n, a)
         _show("helixpy start_many", helix["start_many"])
-        helix["queue_async"] = helixpy_queue(zk, n, a, "async")
+        nq = a.queue_items or n
+        helix["queue_async"] = helixpy_queue(zk, nq, a, "async")
         _show("helixpy queue enqueue_job_async", helix["queue_async"])
-        helix["queue_sync"] = helixpy_queue(zk, n, a, "sync")
+        helix["queue_sync"] = helixpy_queue(zk, nq, a, "sync")
         _show("helixpy queue enqueue_job", helix["queue_sync"])
         helix["latency"] = helixpy_latency(zk, a)
         lat = helix["latency"]
@@ -478,6 +480,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--threads", type=int, default=8, help="client threads")
     parser.add_argument("--chunk", type=int, default=500, help="start_many chunk size")
+    parser.add_argument(
+        "--queue-items", type=int, default=0, help="queue jobs per queue row (0: --items)"
+    )
     parser.add_argument("--parallel-jobs", type=int, default=64)
     parser.add_argument("--starts", type=int, default=200, help="one-thread latency loop")
     parser.add_argument(
