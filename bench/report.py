@@ -883,8 +883,8 @@ def _history(hi: dict[str, Any], img: Path) -> Lines:
         f"Start p50 at the largest R / at R=0: {_ratio(hr)} "
         f"({_verdict(hr, lambda v: v <= lim)}); leader RSS largest R / R=0: "
         f"{_ratio(hi.get('rss_ratio_last_over_first'))}. Filled: the workflows started "
-        "at that step (with `start_many`, all at once) to reach R; the fill rate and the "
-        "leader's CPU per filled workflow show how the controller copes with that backlog.",
+        "at that step to reach R (with `start_many`, at most `--in-flight` unfinished at a "
+        "time); the fill rate and the leader's CPU per filled workflow show what that costs.",
         "",
     ]
     return out
