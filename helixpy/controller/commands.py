@@ -13,19 +13,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kazoo.exceptions import NodeExistsError, NoNodeError, NotEmptyError
 
+from helixpy.controller.admin import ADMIN_COMMANDS
 from helixpy.controller.dynamic import DYNAMIC_COMMANDS
 from helixpy.controller.enqueues import EnqueueBatch
 from helixpy.controller.groupcommit import GroupCommit
 from helixpy.controller.loader import load_workflow, new_workflow_runtime
 from helixpy.controller.prefetch import Prefetch
 from helixpy.controller.queues import QUEUE_COMMANDS
+from helixpy.controller.replies import OK, reply
 from helixpy.controller.runtime import JobRuntime, WorkflowRuntime
 from helixpy.controller.schedules import CLONE_SUFFIX_LEN
 from helixpy.controller.signals import Command
@@ -34,7 +36,7 @@ from helixpy.errors import AlreadyExists, CorruptNode, InvalidConfig, NotFound, 
 from helixpy.model import JobConfig, JobContext, JobQueue, Workflow
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed
-from helixpy.store.ops import Create, Delete, Op, SetData
+from helixpy.store.ops import Create, Delete, Op
 from helixpy.store.records import StoredWorkflow, job_config_ops, job_context_ops
 
 if TYPE_CHECKING:
@@ -42,46 +44,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OK = "OK"
 #: Expired workflows purged per batch of pipelined reads and multis.
 PURGE_GROUP = 200
 #: commands whose effect is one named workflow, which they mark touched themselves; any
 #: other makes the pass sweep every resident workflow (controller/worklist)
 TOUCHING = frozenset({"start", "enqueue"})
-CLUSTER_SETTINGS: Mapping[str, str] = {
-    "default_capacity": "an integer >= 1: capacity of participants that do not set one",
-    "quota_types": "a mapping of job type to an integer ratio >= 0",
-    "min_recurrence_interval": "seconds >= 0 between runs of a recurring workflow",
-}
-
-
-def validate_cluster_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Check cluster settings; ``InvalidConfig`` names the setting and the rule."""
-    if not isinstance(settings, Mapping):
-        raise InvalidConfig("cluster_config", "must be a mapping")
-    for key, value in settings.items():
-        if key not in CLUSTER_SETTINGS:
-            raise InvalidConfig(
-                f"cluster_config.{key}",
-                f"unknown setting (known: {', '.join(sorted(CLUSTER_SETTINGS))})",
-            )
-        rule = CLUSTER_SETTINGS[key]
-        if key == "default_capacity":
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-        elif key == "quota_types":
-            ok = isinstance(value, Mapping) and all(
-                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                for k, v in value.items()
-            )
-        else:
-            ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-        if not ok:
-            raise InvalidConfig(f"cluster_config.{key}", f"must be {rule}")
-    return dict(settings)
-
-
-def reply(code: str, message: str = "", **extra: str) -> dict[str, str]:
-    return {"code": code, "message": message, **extra}
 
 
 @dataclass
@@ -265,25 +232,14 @@ class CommandHandler:
             out = self._start(cmd, now)
         elif cmd.kind == "delete":
             out = self._delete(cmd)
-        elif cmd.kind == "target_state":
-            out = self._target_state(cmd)
-        elif cmd.kind == "instance_enabled":
-            name, enabled = cmd.payload
-            verb = "enabled" if enabled else "disabled"
-            out = self._instance_config(cmd, name, {"enabled": bool(enabled)}, verb)
-        elif cmd.kind == "instance_tags":
-            name, tags = cmd.payload
-            out = self._instance_config(cmd, name, {"tags": sorted(set(tags))}, "retagged")
+        elif cmd.kind in ADMIN_COMMANDS:
+            out = ADMIN_COMMANDS[cmd.kind](self, cmd, now)
         elif cmd.kind in QUEUE_COMMANDS:
             out = QUEUE_COMMANDS[cmd.kind](self, cmd, now)
         elif cmd.kind in DYNAMIC_COMMANDS:
             out = DYNAMIC_COMMANDS[cmd.kind](self, cmd, now)
         elif cmd.kind in TARGET_COMMANDS:
             out = TARGET_COMMANDS[cmd.kind](self, cmd, now)
-        elif cmd.kind == "update_workflow":
-            out = self._update_workflow(cmd)
-        elif cmd.kind == "cluster_config":
-            out = self._cluster_config(cmd)
         else:
             out = reply(
                 "INVALID_CONFIG", f"unknown command {cmd.kind}", field="command", rule="unknown"
@@ -458,109 +414,6 @@ class CommandHandler:
             self.p.workflows.pop(clone, None)
             self.remove_workflow(clone)
         log.info("workflow %s deleted", name)
-        return result
-
-    def _target_state(self, cmd: Command) -> dict[str, str]:
-        """Stop (STOP) or resume (START) a workflow: persisted in its CONFIG, acted on by
-        the same pass's evaluation."""
-        name, target = cmd.payload
-        verb = "stopped" if target == "STOP" else "resumed"
-        runtime = self.p.workflows.get(name)
-        if runtime is None:
-            state = self.retired_state(name)
-            if state is None:
-                raise NotFound(f"workflow {name} does not exist")
-            # As for a finished workflow in the hot set: its state is never rewritten.
-            return reply(OK, f"workflow {name} has finished ({state}); nothing {verb}")
-        result = reply(OK, f"workflow {name} {verb}")
-        # On a recurring template, stop and resume apply to its last clone too.
-        last = self.p.workflows.get(runtime.scheduled[-1]) if runtime.scheduled else None
-        if last is not None:
-            self._set_target(last, target, None)
-        self._set_target(runtime, target, self.request_op(cmd.request_id, result))
-        log.info("workflow %s %s", name, verb)
-        return result
-
-    def _set_target(self, runtime: WorkflowRuntime, target: str, request_op: Op | None) -> None:
-        if runtime.state.is_final or runtime.stored.config.target_state == target:
-            return  # nothing to change; finished state is never rewritten
-        stored = replace(runtime.stored, config=replace(runtime.stored.config, target_state=target))
-        path = self.p.paths.workflow_config(runtime.name)
-        ops: list[Op] = [SetData(path, encode(stored.to_dict(), path=path))]
-        if request_op is not None:
-            ops.append(request_op)
-        self.p.writer.commit(ops)
-        runtime.stored = stored
-
-    def _instance_config(
-        self, cmd: Command, name: str, changes: dict[str, Any], verb: str
-    ) -> dict[str, str]:
-        """Change fields of an instance's CONFIG (CAS, fenced); the CONFIG watch brings the
-        change into the next pass."""
-        path = self.p.paths.instance_config(name)
-        try:
-            data, stat = self.p.zk.get(path)
-        except NoNodeError:
-            raise NotFound(f"instance {name} has never registered") from None
-        body = dict(decode(data, path=path) or {})
-        body.update(changes)
-        result = reply(OK, f"instance {name} {verb}")
-        self.p.writer.commit(
-            [
-                SetData(path, encode(body, path=path), stat.version),
-                self.request_op(cmd.request_id, result),
-            ]
-        )
-        self.p.signals.mark_membership()
-        return result
-
-    def _update_workflow(self, cmd: Command) -> dict[str, str]:
-        """Replace the config of a job queue (applies at once) or of a recurring template
-        (applies to its future clones); Helix allows nothing else to change after start."""
-        name, config = cmd.payload
-        runtime = self.resident(name)
-        old = runtime.stored.config
-        is_template = old.schedule is not None and old.schedule.recurrence_interval is not None
-        if runtime.stored.queue is not None:
-            if config.schedule is not None:
-                raise InvalidConfig("config.schedule", "a job queue cannot be scheduled")
-            config = replace(config, terminable=False)
-        elif is_template:
-            if config.schedule is None or config.schedule.recurrence_interval is None:
-                raise InvalidConfig("config.schedule", "a template keeps a recurring schedule")
-        else:
-            raise InvalidConfig(
-                "workflow",
-                f"{name} is neither a job queue nor a recurring "
-                "template: its config cannot change after start",
-            )
-        config = replace(config, target_state=old.target_state)  # stop/resume own that
-        stored = replace(runtime.stored, config=config)
-        result = reply(OK, f"workflow {name} updated")
-        path = self.p.paths.workflow_config(name)
-        self.p.writer.commit(
-            [
-                SetData(path, encode(stored.to_dict(), path=path)),
-                self.request_op(cmd.request_id, result),
-            ]
-        )
-        runtime.stored = stored
-        return result
-
-    def _cluster_config(self, cmd: Command) -> dict[str, str]:
-        settings = validate_cluster_settings(cmd.payload)
-        path = self.p.paths.config
-        try:
-            data, stat = self.p.zk.get(path)
-            current = dict(decode(data, path=path) or {})
-            current.update(settings)
-            op: Op = SetData(path, encode(current, path=path), stat.version)
-        except NoNodeError:
-            current = dict(settings)
-            op = Create(path, encode(current, path=path))
-        result = reply(OK, "cluster config updated")
-        self.p.writer.commit([op, self.request_op(cmd.request_id, result)])
-        self.p.set_cluster_config(current)
         return result
 
     def remove_workflow(self, name: str, request_op: Op | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Stored replies (``CONTROLLER/REQUESTS/<id>``): which ones exist, and pruning them.
+"""Replies: their shape (``reply``), and the stored ones (``CONTROLLER/REQUESTS/<id>``):
+which exist, and pruning them.
 
 Every accepted mutation stores its reply in the multi that applies it, so a driver's retry
 of the same request id gets the stored answer instead of applying twice. A driver retries
@@ -116,3 +117,13 @@ class ReplyLog:
             earlier = []
         earlier.sort()
         self._earlier = earlier
+
+
+#: the code of an accepted command's reply
+OK = "OK"
+
+
+def reply(code: str, message: str = "", **extra: str) -> dict[str, str]:
+    """A command's reply: its code (OK, INVALID_CONFIG, NOT_FOUND ...), a message, and
+    extra fields (``field`` and ``rule`` for bad input)."""
+    return {"code": code, "message": message, **extra}

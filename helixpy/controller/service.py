@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from helixpy.controller.commands import validate_cluster_settings
+from helixpy.controller.admin import validate_cluster_settings
 from helixpy.controller.signals import Command
 from helixpy.errors import InvalidConfig
 from helixpy.model import JobConfig, JobQueue, TaskConfig, Workflow, WorkflowConfig

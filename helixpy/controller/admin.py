@@ -1,0 +1,188 @@
+"""Administrative commands on the pipeline thread: stop / resume, instance settings,
+workflow config updates, cluster settings. Each writes its change with its stored reply in
+one fenced multi; none is tied to one workflow's runtime alone, so each makes the pass
+sweep (controller/worklist).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from kazoo.exceptions import NoNodeError
+
+from helixpy.controller.replies import OK, reply
+from helixpy.controller.runtime import WorkflowRuntime
+from helixpy.controller.signals import Command
+from helixpy.errors import InvalidConfig, NotFound
+from helixpy.store.codec import decode, encode
+from helixpy.store.ops import Create, Op, SetData
+
+if TYPE_CHECKING:
+    from helixpy.controller.commands import CommandHandler
+
+log = logging.getLogger(__name__)
+
+CLUSTER_SETTINGS: Mapping[str, str] = {
+    "default_capacity": "an integer >= 1: capacity of participants that do not set one",
+    "quota_types": "a mapping of job type to an integer ratio >= 0",
+    "min_recurrence_interval": "seconds >= 0 between runs of a recurring workflow",
+}
+
+
+def validate_cluster_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Check cluster settings; ``InvalidConfig`` names the setting and the rule."""
+    if not isinstance(settings, Mapping):
+        raise InvalidConfig("cluster_config", "must be a mapping")
+    for key, value in settings.items():
+        if key not in CLUSTER_SETTINGS:
+            raise InvalidConfig(
+                f"cluster_config.{key}",
+                f"unknown setting (known: {', '.join(sorted(CLUSTER_SETTINGS))})",
+            )
+        rule = CLUSTER_SETTINGS[key]
+        if key == "default_capacity":
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        elif key == "quota_types":
+            ok = isinstance(value, Mapping) and all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                for k, v in value.items()
+            )
+        else:
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        if not ok:
+            raise InvalidConfig(f"cluster_config.{key}", f"must be {rule}")
+    return dict(settings)
+
+
+def target_state(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
+    """Stop (STOP) or resume (START) a workflow: persisted in its CONFIG, acted on by
+    the same pass's evaluation."""
+    name, target = cmd.payload
+    verb = "stopped" if target == "STOP" else "resumed"
+    runtime = h.p.workflows.get(name)
+    if runtime is None:
+        state = h.retired_state(name)
+        if state is None:
+            raise NotFound(f"workflow {name} does not exist")
+        # As for a finished workflow in the hot set: its state is never rewritten.
+        return reply(OK, f"workflow {name} has finished ({state}); nothing {verb}")
+    result = reply(OK, f"workflow {name} {verb}")
+    # On a recurring template, stop and resume apply to its last clone too.
+    last = h.p.workflows.get(runtime.scheduled[-1]) if runtime.scheduled else None
+    if last is not None:
+        _set_target(h, last, target, None)
+    _set_target(h, runtime, target, h.request_op(cmd.request_id, result))
+    log.info("workflow %s %s", name, verb)
+    return result
+
+
+def _set_target(
+    h: CommandHandler, runtime: WorkflowRuntime, target: str, request_op: Op | None
+) -> None:
+    if runtime.state.is_final or runtime.stored.config.target_state == target:
+        return  # nothing to change; finished state is never rewritten
+    stored = replace(runtime.stored, config=replace(runtime.stored.config, target_state=target))
+    path = h.p.paths.workflow_config(runtime.name)
+    ops: list[Op] = [SetData(path, encode(stored.to_dict(), path=path))]
+    if request_op is not None:
+        ops.append(request_op)
+    h.p.writer.commit(ops)
+    runtime.stored = stored
+
+
+def _instance_config(
+    h: CommandHandler, cmd: Command, name: str, changes: dict[str, Any], verb: str
+) -> dict[str, str]:
+    """Change fields of an instance's CONFIG (CAS, fenced); the CONFIG watch brings the
+    change into the next pass."""
+    path = h.p.paths.instance_config(name)
+    try:
+        data, stat = h.p.zk.get(path)
+    except NoNodeError:
+        raise NotFound(f"instance {name} has never registered") from None
+    body = dict(decode(data, path=path) or {})
+    body.update(changes)
+    result = reply(OK, f"instance {name} {verb}")
+    h.p.writer.commit(
+        [
+            SetData(path, encode(body, path=path), stat.version),
+            h.request_op(cmd.request_id, result),
+        ]
+    )
+    h.p.signals.mark_membership()
+    return result
+
+
+def update_workflow(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
+    """Replace the config of a job queue (applies at once) or of a recurring template
+    (applies to its future clones); Helix allows nothing else to change after start."""
+    name, config = cmd.payload
+    runtime = h.resident(name)
+    old = runtime.stored.config
+    is_template = old.schedule is not None and old.schedule.recurrence_interval is not None
+    if runtime.stored.queue is not None:
+        if config.schedule is not None:
+            raise InvalidConfig("config.schedule", "a job queue cannot be scheduled")
+        config = replace(config, terminable=False)
+    elif is_template:
+        if config.schedule is None or config.schedule.recurrence_interval is None:
+            raise InvalidConfig("config.schedule", "a template keeps a recurring schedule")
+    else:
+        raise InvalidConfig(
+            "workflow",
+            f"{name} is neither a job queue nor a recurring "
+            "template: its config cannot change after start",
+        )
+    config = replace(config, target_state=old.target_state)  # stop/resume own that
+    stored = replace(runtime.stored, config=config)
+    result = reply(OK, f"workflow {name} updated")
+    path = h.p.paths.workflow_config(name)
+    h.p.writer.commit(
+        [
+            SetData(path, encode(stored.to_dict(), path=path)),
+            h.request_op(cmd.request_id, result),
+        ]
+    )
+    runtime.stored = stored
+    return result
+
+
+def cluster_config(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
+    settings = validate_cluster_settings(cmd.payload)
+    path = h.p.paths.config
+    try:
+        data, stat = h.p.zk.get(path)
+        current = dict(decode(data, path=path) or {})
+        current.update(settings)
+        op: Op = SetData(path, encode(current, path=path), stat.version)
+    except NoNodeError:
+        current = dict(settings)
+        op = Create(path, encode(current, path=path))
+    result = reply(OK, "cluster config updated")
+    h.p.writer.commit([op, h.request_op(cmd.request_id, result)])
+    h.p.set_cluster_config(current)
+    return result
+
+
+def instance_enabled(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
+    name, enabled = cmd.payload
+    verb = "enabled" if enabled else "disabled"
+    return _instance_config(h, cmd, name, {"enabled": bool(enabled)}, verb)
+
+
+def instance_tags(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
+    name, tags = cmd.payload
+    return _instance_config(h, cmd, name, {"tags": sorted(set(tags))}, "retagged")
+
+
+ADMIN_COMMANDS: dict[str, Callable[[CommandHandler, Command, datetime], dict[str, str]]] = {
+    "target_state": target_state,
+    "instance_enabled": instance_enabled,
+    "instance_tags": instance_tags,
+    "update_workflow": update_workflow,
+    "cluster_config": cluster_config,
+}
