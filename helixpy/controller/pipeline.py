@@ -95,7 +95,7 @@ class Pipeline:
         self.partitions = PartitionMap()
         #: finished workflows retained in ZooKeeper, by due time (never in memory)
         self.expiry = ExpiryIndex(zk, paths, writer)
-        #: what this pass must look at: touched, due, busy, runnable (controller/worklist)
+        #: what this pass must look at: touched, due, busy, candidates (controller/worklist)
         self.work = WorkList()
 
     # --- takeover -------------------------------------------------------------------------
@@ -357,8 +357,7 @@ class Pipeline:
         return load
 
     def all_jobs(self) -> Iterable[JobRuntime]:
-        for wf in self.workflows.values():
-            yield from wf.jobs.values()
+        return _jobs(self.workflows.values())
 
     # --- writes ---------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ came in. The work list keeps the pass O(what changed):
 - ``busy``: workflows with attempts on instances (the load, the assignments);
 - ``candidates``: jobs with pending tasks, in scheduling order (a heap: a pass takes as
   many as the free slots can use, not a sort of every waiting job);
-- ``queues`` and ``templates``: what purges and recurring schedules look at.
+- ``templates``: what recurring schedules look at; queue purge checks have timers of their
+  own (``purges``).
 
 Ownership: the pipeline thread alone reads and writes this. Whoever mutates a workflow's
 runtime marks it (:meth:`touch`); a mutation whose reach is not one known workflow (an
@@ -145,7 +146,6 @@ class WorkList:
         self.timers = Timers()
         self.busy: set[str] = set()
         self.candidates = Candidates()
-        self.queues: set[str] = set()
         self.templates: set[str] = set()
         #: queues' next purge check (epoch seconds)
         self.purges = Timers()
@@ -212,18 +212,17 @@ class WorkList:
                 continue
             jobs = wf.jobs.values()
             _mark(self.busy, name, any(job.active for job in jobs))
-            _mark(self.queues, name, wf.stored.queue is not None)
             sched = wf.stored.config.schedule
             _mark(self.templates, name, sched is not None and sched.recurrence_interval is not None)
         self.touched.clear()
         if self.sweeping:
             # Names of workflows that left without a mark (a force delete) go too.
-            for index in (self.busy, self.queues, self.templates):
+            for index in (self.busy, self.templates):
                 index.intersection_update(workflows)
         self.sweeping = False
 
     def forget(self, name: str) -> None:
-        for index in (self.busy, self.queues, self.templates):
+        for index in (self.busy, self.templates):
             index.discard(name)
         self.timers.set(name, None)
         self.purges.set(name, None)
