@@ -31,7 +31,8 @@ DEFAULTS: dict[str, float] = {
     "target_s": 5.0,
     "controller_rss_mb_max": 500,
     "znode_bytes_max": 524288,
-    "p50_ratio_max": 1.5,
+    "p50_ratio_max": 1.3,
+    "leader_rss_mb_max": 300,
 }
 DASH = "—"
 PCTS = ("p50_ms", "p90_ms", "p99_ms")
@@ -214,14 +215,15 @@ def _headline_rows(res: dict[str, dict[str, Any] | None]) -> list[list[str]]:
             _ratio(hr),
             lambda v: v <= hmax,
         )
-        rr = _get(hi, "rss_ratio_last_over_first")
+        rss_lim = _target(hi, "leader_rss_mb_max")
+        rss_top = _get(steps[-1], "leader_rss_mb") if isinstance(steps, list) and steps else None
         row(
             "history",
-            f"Controller RSS with {_num(top)} finished workflows retained / with none",
-            "≤ 1.25x",
-            rr,
-            _ratio(rr),
-            lambda v: v <= 1.25,
+            f"Controller RSS with {_num(top)} finished workflows retained",
+            f"< {rss_lim:g} MB",
+            rss_top,
+            f"{_num(rss_top, 1)} MB",
+            lambda v: v < rss_lim,
         )
     sm = res.get("small")
     if "small" in res:

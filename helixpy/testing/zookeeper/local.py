@@ -47,6 +47,7 @@ def local_zookeeper(
     force_sync: bool = True,
     classpath: str | None = None,
     start_timeout: float = _DEFAULT_START_TIMEOUT,
+    max_heap_mb: int | None = None,
 ) -> Iterator[str]:
     """Run a standalone ZooKeeper for the duration of a ``with`` block.
 
@@ -60,6 +61,7 @@ def local_zookeeper(
         force_sync: see :class:`ZooKeeperServer`.
         classpath: Java classpath; :func:`find_zookeeper_classpath` when omitted.
         start_timeout: bound on the wait for the server to serve.
+        max_heap_mb: the server JVM's heap bound (see :class:`ZooKeeperServer`).
     """
     server = _start_retrying_ports(
         lambda: ZooKeeperServer(
@@ -67,6 +69,7 @@ def local_zookeeper(
             classpath=classpath,
             force_sync=force_sync,
             start_timeout=start_timeout,
+            max_heap_mb=max_heap_mb,
         )
     )
     try:

@@ -81,6 +81,7 @@ class ZooKeeperServer:
         start_timeout: float = _DEFAULT_START_TIMEOUT,
         name: str = "zookeeper",
         host: str = _LOOPBACK,
+        max_heap_mb: int | None = None,
     ) -> None:
         """Describe a server; nothing is written or spawned until :meth:`start`.
 
@@ -98,9 +99,15 @@ class ZooKeeperServer:
             name: label used in log messages and in the temporary directory's name.
             host: the address clients connect to (loopback unless a test network, such as
                 the host side of a veth pair, is wanted).
+            max_heap_mb: the JVM's heap bound in MiB (default 512). ZooKeeper keeps every
+                znode in memory: a benchmark that retains ~100,000 finished workflows
+                (~800,000 znodes) needs about 2 GiB, or the server stalls in collection.
         """
         if tick_time <= 0:
             raise ValueError(f"tick_time must be positive, got {tick_time}")
+        if max_heap_mb is not None and max_heap_mb < 64:
+            raise ValueError(f"max_heap_mb must be at least 64, got {max_heap_mb}")
+        self.max_heap_mb = max_heap_mb
         self.tick_time = tick_time
         self.tick_ms = max(1, int(tick_time * 1000))
         self.server_id = server_id
@@ -206,6 +213,8 @@ class ZooKeeperServer:
         command = [
             _find_java(),
             *_JVM_FLAGS,
+            # HotSpot takes the last -Xmx given, so this overrides the default bound.
+            *([f"-Xmx{self.max_heap_mb}m"] if self.max_heap_mb else []),
             f"-Dlog4j.configuration={(self.work_dir / 'log4j.properties').as_uri()}",
             f"-Dlogback.configurationFile={self.work_dir / 'logback.xml'}",
             "-cp",
