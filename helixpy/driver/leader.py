@@ -41,56 +41,87 @@ _CHANNEL_OPTIONS = [
 ]
 
 
+#: What a wait blocks on: ``(session events, path events)``, taken by
+#: :meth:`Watcher.generation` before arming and reading.
+Generation = tuple[int, tuple[int, ...]]
+
+
 class Watcher:
     """One kazoo watcher for every node the driver waits on, plus the session state.
 
     kazoo keeps watchers in a set, so re-arming with this one bound method never piles up
-    callbacks however often a waiter wakes. Any event bumps a generation counter; a waiter
-    takes the generation before it reads and blocks until it moves (a spurious wake-up only
-    costs a re-read).
+    callbacks however often a waiter wakes. A waiter takes a :data:`Generation` for the
+    paths it waits on before it reads, and blocks until an event on one of them (or a
+    session event) moves it; a spurious wake-up only costs a re-read.
+
+    Events are counted per path for the paths inside a :meth:`watching` block (or
+    :meth:`keep`), so one poll is not woken, and does not re-read, for every other poll's
+    event: with N polls in flight that was N reads per event. A generation of a path
+    outside such a block moves with any event (correct, only less selective).
     """
 
     def __init__(self, zk: KazooClient) -> None:
         self._zk = zk
         self._cond = threading.Condition()
-        self._generation = 0
+        self._session = 0  # session-state changes: every waiter re-reads
+        self._any = 0  # every event
+        self._events: Counter[str] = Counter()  # events per path in use
         #: how many waits use each path's watch (the last one to end drops it)
         self._users: Counter[str] = Counter()
 
-    def fire(self, _event: object = None) -> None:
+    def fire(self, event: object = None) -> None:
         # Runs on kazoo's threads (watches and session listener): never block here.
+        path = getattr(event, "path", None)
         with self._cond:
-            self._generation += 1
+            self._any += 1
+            if not isinstance(path, str):
+                self._session += 1  # a session state (the listener), not a node's event
+            elif path in self._users:
+                self._events[path] += 1
             self._cond.notify_all()
 
-    def generation(self) -> int:
+    def generation(self, *paths: str) -> Generation:
+        """The state a wait on ``paths`` starts from (no paths: any event ends it)."""
         with self._cond:
-            return self._generation
+            return self._generation(paths)
+
+    def _generation(self, paths: tuple[str, ...]) -> Generation:
+        if paths and all(p in self._users for p in paths):
+            return self._session, tuple(self._events[p] for p in paths)
+        return self._session, (-1 - self._any,)  # negative: "any event", never a count
 
     def arm(self, path: str) -> bool:
         """Watch ``path`` for creation, change or deletion; return whether it exists."""
         return self._zk.exists(path, watch=self.fire) is not None
 
     @contextlib.contextmanager
-    def watching(self, path: str) -> Iterator[None]:
-        """Around a wait that arms ``path``: when the last such wait ends, the client forgets
-        the watch (a driver polling every workflow it starts would otherwise keep one per
-        workflow until each is purged)."""
+    def watching(self, *paths: str) -> Iterator[None]:
+        """Around a wait that arms ``paths``: their events are counted apart, and when the
+        last such wait ends, the client forgets the watch (a driver polling every workflow
+        it starts would otherwise keep one per workflow until each is purged)."""
         with self._cond:
-            self._users[path] += 1
+            self._users.update(paths)
         try:
             yield
         finally:
             with self._cond:
-                self._users[path] -= 1
-                last = self._users[path] <= 0
-                if last:
-                    del self._users[path]
-                    forget_data_watch(self._zk, path, self.fire)
+                for path in paths:
+                    self._users[path] -= 1
+                    if self._users[path] <= 0:
+                        del self._users[path]
+                        self._events.pop(path, None)
+                        forget_data_watch(self._zk, path, self.fire)
 
-    def wait(self, generation: int, timeout: float) -> None:
+    def keep(self, path: str) -> None:
+        """Count ``path``'s events apart for this watcher's life (the LEADER node)."""
         with self._cond:
-            self._cond.wait_for(lambda: self._generation != generation, max(timeout, 0.0))
+            self._users[path] += 1
+
+    def wait(self, generation: Generation, timeout: float, *paths: str) -> None:
+        """Block until an event moves ``generation`` (taken for the same ``paths``), or
+        ``timeout`` seconds."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._generation(paths) != generation, max(timeout, 0.0))
 
     def wait_connected(self, timeout: float) -> bool:
         with self._cond:
@@ -115,13 +146,14 @@ class LeaderClient:
         self._zk = zk
         self._paths = paths
         self._watcher = watcher
+        watcher.keep(paths.leader)  # LEADER's own events, not every poll's, re-read it
         self._timeout = timeout
         self._lock = threading.Lock()
         self._stubs: dict[str, tuple[grpc.Channel, Any]] = {}  # by endpoint
-        #: (watcher generation, endpoint) of the last LEADER read: while no watch or session
-        #: event has fired since (LEADER's exists-watch is among them), it is still current,
+        #: (LEADER's watcher generation, endpoint) of the last LEADER read: while neither
+        #: LEADER's exists-watch nor a session event has fired since, it is still current,
         #: so a mutation costs no ZooKeeper round trip
-        self._known: tuple[int, str] | None = None
+        self._known: tuple[Generation, str] | None = None
 
     def call(self, method: str, request: Any) -> Any:
         """``method(request)`` on the leader, retried until it answers or the timeout passes.
@@ -136,7 +168,7 @@ class LeaderClient:
         # TLS handshake, a refused connection) that the earlier tries reported.
         cause = ""
         while True:
-            generation = self._watcher.generation()
+            generation = self._watcher.generation(self._paths.leader)
             known = self._known
             endpoint: str | None
             if known is not None and known[0] == generation:
@@ -169,7 +201,7 @@ class LeaderClient:
                 )
             # Wake on a LEADER change, or after a short backoff: a deposed controller answers
             # UNAVAILABLE while LEADER may still name it until its session expires.
-            self._watcher.wait(generation, min(remaining, backoff))
+            self._watcher.wait(generation, min(remaining, backoff), self._paths.leader)
             backoff = min(backoff * 2, SAFETY_WAKE)
 
     def _resolve(self, deadline: float) -> tuple[str | None, str]:

@@ -86,40 +86,42 @@ class StatePoller:
         if schedule is None or schedule.recurrence_interval is None:
             return name
         path = self._paths.workflow_context(name)
-        while True:
-            generation = self._watcher.generation()
-            self._watcher.arm(path)
-            last = self._get_workflow_context(name).last_scheduled_workflow
-            if last is not None:
-                return last
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise PollTimeout(f"template {name} scheduled no workflow in time", None)
-            self._watcher.wait(generation, min(left, _SAFETY_WAKE))
+        with self._watcher.watching(path):
+            while True:
+                generation = self._watcher.generation(path)
+                self._watcher.arm(path)
+                last = self._get_workflow_context(name).last_scheduled_workflow
+                if last is not None:
+                    return last
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PollTimeout(f"template {name} scheduled no workflow in time", None)
+                self._watcher.wait(generation, min(left, _SAFETY_WAKE), path)
 
     def wait_gone(self, name: str, timeout: float) -> None:
         """Wait until no znode of workflow ``name`` is left; :class:`PollTimeout` naming the
         state last seen (``None`` when its context is already gone) after ``timeout``."""
         deadline = time.monotonic() + timeout
         path = self._paths.workflow(name)
-        while True:
-            generation = self._watcher.generation()
-            self._sync(path)
-            if not self._watcher.arm(path):
-                return
-            left = deadline - time.monotonic()
-            if left <= 0:
-                last: str | None
-                try:
-                    last = self._get_workflow_context(name).state.value
-                except NotFound:
-                    last = None
-                raise PollTimeout(
-                    f"workflow {name} in cluster {self._paths.cluster} was not deleted within "
-                    f"{timeout}s; last state seen: {last}",
-                    last,
-                )
-            self._watcher.wait(generation, min(left, _SAFETY_WAKE))
+        with self._watcher.watching(path):
+            while True:
+                generation = self._watcher.generation(path)
+                self._sync(path)
+                if not self._watcher.arm(path):
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    last: str | None
+                    try:
+                        last = self._get_workflow_context(name).state.value
+                    except NotFound:
+                        last = None
+                    raise PollTimeout(
+                        f"workflow {name} in cluster {self._paths.cluster} was not deleted "
+                        f"within {timeout}s; last state seen: {last}",
+                        last,
+                    )
+                self._watcher.wait(generation, min(left, _SAFETY_WAKE), path)
 
     def poll(
         self,
@@ -155,7 +157,7 @@ class StatePoller:
         while True:
             # Take the generation before arming and reading: an event landing in between
             # then ends the wait below at once.
-            generation = self._watcher.generation()
+            generation = self._watcher.generation(path)
             state = None
             if self._zk.connected:
                 try:
@@ -177,7 +179,7 @@ class StatePoller:
                     f"within {timeout:g}s; last state seen: {seen or 'none (not visible yet)'}",
                     seen,
                 )
-            self._watcher.wait(generation, min(remaining, _SAFETY_WAKE))
+            self._watcher.wait(generation, min(remaining, _SAFETY_WAKE), path)
 
     def _read_state(self, path: str, state_of: StateOf) -> TaskState | None:
         # An exists-watch fires on creation too, so a workflow that is not there yet wakes

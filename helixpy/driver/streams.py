@@ -99,29 +99,31 @@ class Barrier:
         context = self._paths.job_context(self.workflow, self.job)
         seen_version: int | None = None
         state: TaskState | None = None
-        while True:
-            generation = self._watcher.generation()
-            if self._watcher.arm(checkpoint):
-                found = read_checkpoint(
-                    self._zk, self._paths, self.workflow, self.job, self.sequence
-                )
-                if found is not None:
-                    return found
-            stat = self._zk.exists(context, watch=self._watcher.fire)
-            if stat is None:
-                raise BarrierCancelled(f"{self}: the job was deleted")
-            if stat.version != seen_version:  # re-read the job's state only when it moved
-                seen_version = stat.version
-                state = _job_state(self._zk, context)
-                if state in _CANCELLING or state is TaskState.COMPLETED:
-                    raise BarrierCancelled(f"{self}: the job is {state.value if state else '?'}")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise PollTimeout(
-                    f"{self} did not complete within {timeout:g}s",
-                    state.value if state is not None else None,
-                )
-            self._watcher.wait(generation, min(left, SAFETY_WAKE))
+        with self._watcher.watching(checkpoint, context):
+            while True:
+                generation = self._watcher.generation(checkpoint, context)
+                if self._watcher.arm(checkpoint):
+                    found = read_checkpoint(
+                        self._zk, self._paths, self.workflow, self.job, self.sequence
+                    )
+                    if found is not None:
+                        return found
+                stat = self._zk.exists(context, watch=self._watcher.fire)
+                if stat is None:
+                    raise BarrierCancelled(f"{self}: the job was deleted")
+                if stat.version != seen_version:  # re-read the job's state only when it moved
+                    seen_version = stat.version
+                    state = _job_state(self._zk, context)
+                    if state in _CANCELLING or state is TaskState.COMPLETED:
+                        shown = state.value if state else "?"
+                        raise BarrierCancelled(f"{self}: the job is {shown}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PollTimeout(
+                        f"{self} did not complete within {timeout:g}s",
+                        state.value if state is not None else None,
+                    )
+                self._watcher.wait(generation, min(left, SAFETY_WAKE), checkpoint, context)
 
 
 def _job_state(zk: KazooClient, context_path: str) -> TaskState | None:
