@@ -182,14 +182,17 @@ class StatePoller:
             self._watcher.wait(generation, min(remaining, _SAFETY_WAKE), path)
 
     def _read_state(self, path: str, state_of: StateOf) -> TaskState | None:
-        # An exists-watch fires on creation too, so a workflow that is not there yet wakes
-        # us the moment the controller writes it.
-        if not self._watcher.arm(path):
-            return None
-        try:
-            data, _ = self._zk.get(path)
-        except NoNodeError:
-            return None  # deleted just now; the armed watch has fired already
+        # One read that also arms the watch (a data watch fires on change and deletion);
+        # only a node not there yet costs an exists-watch, which fires on its creation, so
+        # a workflow not written yet wakes us the moment the controller writes it.
+        while True:
+            try:
+                data, _ = self._zk.get(path, watch=self._watcher.fire)
+                break
+            except NoNodeError:
+                if not self._watcher.arm(path):
+                    return None
+                # created between the two reads: read it now
         try:
             return state_of(data)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:

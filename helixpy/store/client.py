@@ -13,6 +13,7 @@ from kazoo.retry import KazooRetry
 from kazoo.security import make_acl, make_digest_acl
 
 from helixpy.errors import ClusterUnavailable, InvalidConfig
+from helixpy.store.handler import PollHandler
 
 
 class CountingClient(KazooClient):  # type: ignore[misc] # kazoo ships no types
@@ -106,6 +107,7 @@ def connect(
         read_only=read_only,
         auth_data=auth_data or None,
         default_acl=default_acl,
+        handler=PollHandler(),  # one poll(2) per socket wait, not an epoll set-up each
     )
     try:
         zk.start(timeout=connect_timeout)
