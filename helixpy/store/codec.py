@@ -18,11 +18,13 @@ MAX_MULTI = 512 * 1024
 #: Payloads larger than this are gzip-compressed; smaller ones stay readable in zkCli.
 COMPRESS_ABOVE = 4 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
+# One encoder (stateless, its settings fixed): json.dumps with arguments builds one per call.
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def encode(value: Any, *, path: str = "<payload>") -> bytes:
     """Encode ``value`` as compact JSON, compressed when large; enforce :data:`MAX_PAYLOAD`."""
-    raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    raw = _JSON.encode(value).encode()
     if len(raw) > COMPRESS_ABOVE:
         # mtime=0 keeps equal values byte-identical, so "unchanged" is detectable.
         raw = gzip.compress(raw, compresslevel=6, mtime=0)

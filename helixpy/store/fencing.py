@@ -14,6 +14,13 @@ from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NoNodeError, RolledBackError
+from kazoo.protocol.paths import _norm_root
+from kazoo.protocol.serialization import CheckVersion as _ZkCheck
+from kazoo.protocol.serialization import Create as _ZkCreate
+from kazoo.protocol.serialization import Delete as _ZkDelete
+from kazoo.protocol.serialization import SetData as _ZkSetData
+from kazoo.protocol.serialization import Transaction as _ZkTransaction
+from kazoo.security import OPEN_ACL_UNSAFE
 
 from helixpy.errors import Fenced
 from helixpy.store.acl import AclProvider, OpenAclProvider
@@ -36,27 +43,36 @@ class MultiFailed(Exception):
 
 def run_multi(zk: KazooClient, ops: Sequence[Op], acl: AclProvider) -> list[Any]:
     """Run ``ops`` as one ZooKeeper multi; raise :class:`MultiFailed` naming the failing op."""
-    return check_multi(ops, _transaction(zk, ops, acl).commit())
+    return check_multi(ops, send_multi(zk, ops, acl).get())
 
 
-def _transaction(zk: KazooClient, ops: Sequence[Op], acl: AclProvider) -> Any:
-    txn = zk.transaction()
+def send_multi(zk: KazooClient, ops: Sequence[Op], acl: AclProvider) -> Any:
+    """Send ``ops`` as one multi without waiting; kazoo's async result of its op results.
+
+    Built straight into kazoo's request records, not through ``zk.transaction()``: that
+    re-normalises every path component by component (for the root, then the path) and logs
+    each op, which was ~8% of a busy leader's CPU. Our paths come normalised from
+    :class:`~helixpy.store.paths.Paths`; only the client's chroot is put in front, as kazoo
+    does. Results are kazoo's, unchanged (a transaction's created paths keep the chroot).
+    """
+    root = _norm_root(zk.chroot or "")
+    prefix = "" if root == "/" else root
+    records: list[Any] = []
     for op in ops:
+        path = prefix + op.path
         if isinstance(op, Create):
-            txn.create(
-                op.path,
-                op.data,
-                acl=acl.acl_for(op.path),
-                ephemeral=op.ephemeral,
-                sequence=op.sequence,
-            )
+            flags = (1 if op.ephemeral else 0) | (2 if op.sequence else 0)
+            node_acl = acl.acl_for(op.path) or zk.default_acl or OPEN_ACL_UNSAFE
+            records.append(_ZkCreate(path, op.data, node_acl, flags))
         elif isinstance(op, SetData):
-            txn.set_data(op.path, op.data, version=op.version)
+            records.append(_ZkSetData(path, op.data, op.version))
         elif isinstance(op, Delete):
-            txn.delete(op.path, version=op.version)
+            records.append(_ZkDelete(path, op.version))
         else:
-            txn.check(op.path, op.version)
-    return txn
+            records.append(_ZkCheck(path, op.version))
+    result = zk.handler.async_result()
+    zk._call(_ZkTransaction(records), result)
+    return result
 
 
 def check_multi(ops: Sequence[Op], results: list[Any]) -> list[Any]:
@@ -102,7 +118,7 @@ class FencedWriter:
         if len(batches) != 1:
             return None
         batch = batches[0]
-        sent = _transaction(self.zk, batch, self.acl).commit_async()
+        sent = send_multi(self.zk, batch, self.acl)
 
         def wait() -> None:
             self._checked(batch, lambda: check_multi(batch, sent.get()))
