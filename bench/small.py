@@ -21,7 +21,10 @@ In one run on one machine, ``--workers`` workers/participants of concurrency/cap
    until every result is seen; and the per-call latency of ``delay()`` / ``send()``.
 
 Every helixpy measurement runs on a fresh cluster (on one ZooKeeper server), so no
-measurement sees another's finished workflows (``bench history`` measures that).
+measurement sees another's finished workflows (``bench history`` measures that). First,
+``--warmup`` one-task workflows run on a throwaway cluster: a fresh ZooKeeper JVM spends
+its first tens of seconds compiling (measured: its JIT threads took half the server's
+CPU over the first 8,000 workflows), which a server that has run for weeks has long done.
 
     python -m bench small [--items 2000 --workers 4 --concurrency 8 --threads 8]
 """
@@ -218,11 +221,11 @@ def helixpy_async(zk: str, n: int, a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def helixpy_start_many(zk: str, n: int, a: argparse.Namespace) -> dict[str, Any]:
+def helixpy_start_many(zk: str, n: int, a: argparse.Namespace, prefix: str = "m") -> dict[str, Any]:
     """(2): one thread, ``start_many`` in chunks of ``a.chunk``."""
     with cluster(zk, a.workers, a.concurrency) as c:
         driver = c.driver
-        wfs = [one_task(f"m{i:06d}") for i in range(n)]
+        wfs = [one_task(f"{prefix}{i:06d}") for i in range(n)]
         cpu0 = cpu_seconds(c)
         t0 = time.perf_counter()
         start_many_checked(driver, wfs, a.chunk)
@@ -410,6 +413,9 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     n = a.items
     helix: dict[str, Any] = {}
     with local_zookeeper() as zk:
+        if a.warmup:
+            warm = helixpy_start_many(zk, a.warmup, a, prefix="warm")
+            say(f"warm-up: {a.warmup} workflows at {warm['tasks_per_s']}/s (not reported)")
         helix["start_threads"] = helixpy_threads(zk, n, a)
         _show("helixpy start x threads", helix["start_threads"])
         z = helix["start_threads"]["zk"]
@@ -436,6 +442,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         )
     out: dict[str, Any] = {
         "items": n,
+        "warmup": a.warmup,
         "workers": a.workers,
         "concurrency_per_worker": a.concurrency,
         "threads": a.threads,
@@ -476,6 +483,9 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--items", type=int, default=2000, help="units per measurement")
+    parser.add_argument(
+        "--warmup", type=int, default=8000, help="workflows run first, unmeasured (JIT)"
+    )
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--threads", type=int, default=8, help="client threads")
