@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 
-from celery import Celery
+from celery import Celery  # type: ignore[import-untyped]
 
 
 def noop() -> float:

@@ -176,7 +176,7 @@ def drain(app: Any, tasks: int, batches: int, timeout: float) -> dict[str, float
 def _run_groups(
     app: Any, tasks: int, batches: int, timeout: float, drain: bool
 ) -> dict[str, float]:
-    from celery import group
+    from celery import group  # type: ignore[import-untyped]
 
     noop = app.tasks["bench.noop"]
     per = tasks // batches

@@ -76,10 +76,7 @@ def participant_failover(zk: str, session_timeout: float) -> float:
         wait_until(moved, 120, "the tasks running elsewhere")
         ctx = driver.get_job_context("w", "j")
         return (
-            max(
-                t.start_time.timestamp()
-                for t in ctx.tasks.values()  # type: ignore[union-attr]
-            )
+            max(t.start_time.timestamp() for t in ctx.tasks.values() if t.start_time is not None)
             - killed_at
         )
 

@@ -227,6 +227,37 @@ def _headline_rows(res: dict[str, dict[str, Any] | None]) -> list[list[str]]:
         )
     sm = res.get("small")
     if "small" in res:
+        vs_celery = _get(sm, "ratios", "helixpy_best_over_celery")
+        row(
+            "small",
+            "Many one-task units vs Celery's best pool (the first bar)",
+            "≥ 1.0x",
+            vs_celery,
+            _ratio(vs_celery),
+            lambda v: v >= 1.0,
+            anchor="many-small-units",
+        )
+        many = _get(sm, "helixpy", "start_many")
+        accepted = _div(_get(sm, "items"), _get(many, "submit_seconds"))
+        row(
+            "small",
+            "One-thread `start_many` workflows accepted per second",
+            "≥ 2,000/s",
+            accepted,
+            f"{_num(accepted, 0)}/s",
+            lambda v: v >= 2000,
+            anchor="many-small-units",
+        )
+        p50 = _get(sm, "helixpy", "latency", "call", "p50_ms")
+        row(
+            "small",
+            "Sync `start` p50, one thread, idle cluster",
+            "≤ 5 ms",
+            p50,
+            f"{_num(p50, 2)} ms",
+            lambda v: v <= 5,
+            anchor="many-small-units",
+        )
         best = _get(sm, "ratios", "helixpy_best_over_dramatiq")
         mode = _get(sm, "ratios", "helixpy_best_mode")
         row(
@@ -793,7 +824,12 @@ def _small(sm: dict[str, Any], img: Path) -> Lines:
     for key, peer in peers:
         if _err(peer):
             continue
-        label = "Dramatiq `send()`" if key == "dramatiq" else f"Celery `delay()` ({key[7:]})"
+        if key == "dramatiq":
+            label = "Dramatiq `send()` (tuned)"
+        elif key.startswith("dramatiq_"):
+            label = f"Dramatiq `send()` ({key.removeprefix('dramatiq_').replace('_', ' ')})"
+        else:
+            label = f"Celery `delay()` ({key.removeprefix('celery_')})"
         call_rows.append(
             [label, "1 thread", *(_num(_get(peer, "call_one_thread", q), 2) for q in PCTS)]
         )
