@@ -28,12 +28,13 @@ from helixpy.controller.loader import load_workflow, new_workflow_runtime
 from helixpy.controller.prefetch import Prefetch
 from helixpy.controller.queues import QUEUE_COMMANDS
 from helixpy.controller.replies import OK, reply
-from helixpy.controller.runtime import JobRuntime, WorkflowRuntime
+from helixpy.controller.rules import evaluate_workflow
+from helixpy.controller.runtime import JobRuntime, WorkflowRuntime, job_header, workflow_context
 from helixpy.controller.schedules import CLONE_SUFFIX_LEN
 from helixpy.controller.signals import Command
 from helixpy.controller.targeting import TARGET_COMMANDS
 from helixpy.errors import AlreadyExists, CorruptNode, InvalidConfig, NotFound, PayloadTooLarge
-from helixpy.model import JobConfig, JobContext, JobQueue, Workflow
+from helixpy.model import JobConfig, JobQueue, Workflow
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed
 from helixpy.store.ops import Create, Delete, Op
@@ -296,7 +297,7 @@ class CommandHandler:
         """
         paths = self.p.paths
         ops = job_config_ops(paths, wf, job.name, job.config)
-        header = JobContext().header_dict()
+        header = job_header(job)  # as the runtime holds it (a new job: NOT_STARTED)
         return ops + job_context_ops(paths, wf, job.name, header, job.tasks, None, create=True)
 
     def _start(self, cmd: Command, now: datetime, optimistic: bool = False) -> dict[str, str]:
@@ -332,7 +333,7 @@ class CommandHandler:
                 name=wf.name, config=wf.config, parents=wf.parents, uid=uuid.uuid4().hex
             )
         request_op = self.request_op(cmd.request_id, result)
-        self.create_workflow(stored, dict(wf.jobs), request_op, optimistic=optimistic)
+        self.create_workflow(stored, dict(wf.jobs), request_op, optimistic=optimistic, now=now)
         return result
 
     def create_workflow(
@@ -341,12 +342,17 @@ class CommandHandler:
         jobs: dict[str, JobConfig],
         request_op: Op | None,
         optimistic: bool = False,
+        now: datetime | None = None,
     ) -> None:
         """Write a new workflow (or queue, or clone) and add its runtime.
 
         CONFIG goes last, with the request node: its presence marks a complete start.
         ``optimistic``: nothing is read first (see ``_goes_optimistic``); raises
         :class:`_Careful` if it cannot be written with the burst's other starts.
+        With ``now``, the workflow is evaluated first (``rules.evaluate_workflow``, as the
+        pass would) and created in that state: the pass that follows finds its contexts
+        current and rewrites none of them (a one-task workflow's IN_PROGRESS cost a
+        context write per start, and a sync start waited for that write's pass).
         """
         paths, name = self.p.paths, stored.name
         if not optimistic:
@@ -359,6 +365,7 @@ class CommandHandler:
                     self._group.flush()  # what came before goes first
                 self.remove_tree(paths.workflow(name))  # a half-written earlier start
         runtime = new_workflow_runtime(stored, jobs)
+        wakeup = evaluate_workflow(runtime, now) if now is not None else None
         # First: a start cut short is found by the next leader through this entry.
         ops: list[Op] = (
             []
@@ -367,7 +374,7 @@ class CommandHandler:
         )
         ops += [
             Create(paths.workflow(name)),
-            Create(paths.workflow_context(name), encode({"state": "NOT_STARTED", "jobs": {}})),
+            Create(paths.workflow_context(name), encode(workflow_context(runtime))),
             Create(paths.jobs(name)),
         ]
         for job in runtime.jobs.values():
@@ -377,9 +384,15 @@ class CommandHandler:
         if request_op is not None:
             ops.append(request_op)
 
+        # What was created is what the runtime holds now.
+        runtime.context_dirty = False
+        for job in runtime.jobs.values():
+            job.header_dirty = False
+            job.dirty_chunks.clear()
+
         def register() -> None:
-            runtime.context_dirty = True
             self.p.workflows[name] = runtime
+            self.p.work.timers.set(name, wakeup)
             self.p.work.touch(name)
             self.p.watch_config(name)
             log.info("workflow %s started (%d jobs)", name, len(runtime.jobs))

@@ -35,6 +35,8 @@ from helixpy.controller.runtime import (
     JobRuntime,
     LiveInstance,
     WorkflowRuntime,
+    job_header,
+    workflow_context,
 )
 from helixpy.controller.schedules import run_schedules
 from helixpy.controller.signals import ALL_WORKFLOWS, Pending, Signals
@@ -47,7 +49,7 @@ from helixpy.controller.targeting import (
 )
 from helixpy.controller.worklist import WorkList
 from helixpy.errors import CorruptNode
-from helixpy.model import JobContext, TaskState, WorkflowContext
+from helixpy.model import TaskState
 from helixpy.model.context import cap_info
 from helixpy.store.client import forget_data_watch
 from helixpy.store.codec import decode, encode
@@ -378,7 +380,7 @@ class Pipeline:
                         self.paths,
                         wf.name,
                         job.name,
-                        _job_header(job),
+                        job_header(job),
                         job.tasks,
                         job.dirty_chunks,
                         create=False,
@@ -387,7 +389,7 @@ class Pipeline:
                     )
             if wf.context_dirty or any(j.header_dirty for j in wf.jobs.values()):
                 path = self.paths.workflow_context(wf.name)
-                ops.append(SetData(path, encode(_workflow_context(wf), path=path)))
+                ops.append(SetData(path, encode(workflow_context(wf), path=path)))
         assignment_ops = self._assignment_ops()
         ops += [op for _, op in assignment_ops]
         # Last, after their final contexts: finished workflows leave the hot set.
@@ -493,27 +495,3 @@ class Pipeline:
 def _jobs(workflows: Iterable[WorkflowRuntime]) -> Iterable[JobRuntime]:
     for wf in workflows:
         yield from wf.jobs.values()
-
-
-def _job_header(job: JobRuntime) -> dict[str, Any]:
-    header = JobContext(
-        state=job.state, start_time=job.start_time, finish_time=job.finish_time, info=job.info
-    ).header_dict()
-    if job.deleted:
-        header["deleted"] = sorted(job.deleted)
-    return header
-
-
-def _workflow_context(wf: WorkflowRuntime) -> dict[str, Any]:
-    out = WorkflowContext(
-        state=wf.state,
-        job_states={name: j.state for name, j in wf.jobs.items()},
-        start_time=wf.start_time,
-        finish_time=wf.finish_time,
-        info=wf.info,
-        scheduled_workflows=tuple(wf.scheduled),
-        last_scheduled_workflow=wf.scheduled[-1] if wf.scheduled else None,
-    ).to_dict()
-    if wf.last_boundary is not None:
-        out["last_boundary"] = wf.last_boundary
-    return out

@@ -12,8 +12,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 
-from helixpy.model import JobConfig, TaskContextInfo, TaskPartitionState, TaskState
+from helixpy.model import (
+    JobConfig,
+    JobContext,
+    TaskContextInfo,
+    TaskPartitionState,
+    TaskState,
+    WorkflowContext,
+)
 from helixpy.model.workflow import topological_order
 from helixpy.store.paths import task_key
 from helixpy.store.records import StoredWorkflow, chunk_of
@@ -186,3 +194,29 @@ def rebuild_indexes(job: JobRuntime, now_epoch: float) -> None:
         # Whatever still runs of a failing, timing-out or aborted job is being aborted: a
         # new leader must keep sending ABORT, not RUN.
         job.aborting = set(job.active)
+
+
+def job_header(job: JobRuntime) -> dict[str, Any]:
+    """A job CONTEXT header as stored, from the runtime."""
+    header = JobContext(
+        state=job.state, start_time=job.start_time, finish_time=job.finish_time, info=job.info
+    ).header_dict()
+    if job.deleted:
+        header["deleted"] = sorted(job.deleted)
+    return header
+
+
+def workflow_context(wf: WorkflowRuntime) -> dict[str, Any]:
+    """A workflow CONTEXT as stored, from the runtime."""
+    out = WorkflowContext(
+        state=wf.state,
+        job_states={name: j.state for name, j in wf.jobs.items()},
+        start_time=wf.start_time,
+        finish_time=wf.finish_time,
+        info=wf.info,
+        scheduled_workflows=tuple(wf.scheduled),
+        last_scheduled_workflow=wf.scheduled[-1] if wf.scheduled else None,
+    ).to_dict()
+    if wf.last_boundary is not None:
+        out["last_boundary"] = wf.last_boundary
+    return out

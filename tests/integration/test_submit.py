@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -169,3 +170,43 @@ def test_enqueue_many_and_async_enqueues_run_every_good_job(zk_address: str) -> 
         for job in names:
             state = driver.poll_for_job_state("q", job, S.COMPLETED, timeout=60)
             assert state is S.COMPLETED
+
+
+def test_a_start_is_created_in_its_first_state_and_not_rewritten_for_it(
+    zk_address: str,
+) -> None:
+    with LocalCluster(participants=0, zk=zk_address) as cluster:
+        driver = cluster.driver
+        # Given a cluster with no participant (nothing will run, so nothing else changes
+        # the contexts), and a start of a one-task workflow and a delayed one
+        later = (
+            Workflow.builder("later")
+            .set_config(WorkflowConfig(schedule=ScheduleConfig.one_time_delayed_start(datetime.now(UTC) + timedelta(hours=1))))
+            .add_job("j", JobConfig(command="Noop", num_tasks=1))
+            .build()
+        )
+        # When they are started (one sync start, one start_many)
+        driver.start(one_task("now"))
+        assert all(o.ok for o in driver.start_many([later, one_task("many")]))
+        # Then the sync start's answer already shows the workflow IN_PROGRESS with its job
+        # (the controller evaluated it before creating it), the delayed one NOT_STARTED
+        # with its jobs listed
+        ctx = driver.get_workflow_context("now")
+        assert ctx.state is S.IN_PROGRESS and ctx.start_time is not None
+        assert ctx.job_states == {"j": S.IN_PROGRESS}
+        assert driver.get_workflow_context("many").state is S.IN_PROGRESS
+        delayed = driver.get_workflow_context("later")
+        assert delayed.state is S.NOT_STARTED and delayed.job_states == {"j": S.NOT_STARTED}
+        # And a later start's pass has not rewritten them (version 0: written once, by
+        # the start's own multi), so a start costs no context write of its own
+        driver.start(one_task("after"))
+        zk = connect(zk_address)
+        try:
+            for name in ("now", "many", "later"):
+                _, stat = zk.get(cluster.paths.workflow_context(name))
+                assert stat.version == 0, name
+                _, stat = zk.get(cluster.paths.job_context(name, "j"))
+                assert stat.version == 0, name
+        finally:
+            zk.stop()
+            zk.close()
