@@ -17,9 +17,14 @@ earlier steps count), then:
   signal until the new leader has accepted a start. The old leader is started again as
   the standby afterwards. ``--takeover none`` skips this.
 
-Target: start p50 at the largest R within 1.5x of R=0, and RSS about flat.
+Before the measured cluster, ``--warmup`` one-task workflows run on a throwaway cluster on
+the same ZooKeeper (whose JVM compiles for its first tens of seconds: a baseline taken
+then is slow, and flatters every later step). ZooKeeper gets ``--zk-heap-mb`` of heap: it
+keeps every retained znode in memory (~8 per retained workflow).
 
-    python -m bench history [--retained 0,1000,5000,10000 --starts 100]
+Targets (issue 12): start p50 at R = 100,000 within 1.3x of R=0; leader RSS < 300 MB.
+
+    python -m bench history [--retained 0,10000,100000 --starts 100]
 """
 
 from __future__ import annotations
@@ -98,79 +103,89 @@ def _takeover(c: LocalCluster, how: str, name: str, timeout: float) -> dict[str,
 
 def run(a: argparse.Namespace) -> dict[str, Any]:
     retained = sorted({int(r) for r in a.retained.split(",")})
-    rows: list[dict[str, Any]] = []
     controllers = 1 if a.takeover == "none" else 2
-    with (
-        local_zookeeper(max_heap_mb=a.zk_heap_mb) as zk,
-        cluster(zk, a.workers, a.concurrency, controllers, session_timeout=a.session_timeout) as c,
-    ):
-        driver = c.driver
-        have = 0  # finished workflows the cluster retains
-        serial = 0
-        for r in retained:
-            names = [f"h{have + i:06d}" for i in range(max(r - have, 0))]
-            fill_s, fill_cpu = _fill(c, names, a) if names else (0.0, {})
-            have += len(names)
-            row: dict[str, Any] = {
-                "retained": have,
-                "filled": len(names),
-                "fill_seconds": round(fill_s, 3),
-                "fill_per_s": round(len(names) / fill_s, 1) if fill_s else None,
-                "fill_cpu_seconds": fill_cpu,
-            }
-            measured = []
-            for _ in range(WARMUP):  # unmeasured, part of the history like the rest
-                measured.append(f"w{serial:06d}")
-                driver.start(one_task(measured[-1]))
-                serial += 1
-            calls: list[float] = []
-            for _ in range(a.starts):
-                wf = one_task(f"s{serial:06d}")
-                serial += 1
-                t = time.perf_counter()
-                driver.start(wf)
-                calls.append(time.perf_counter() - t)
-                measured.append(wf.name)
-            wait_workflows(driver, measured, a.threads, a.timeout)
-            have += a.starts + WARMUP
-            leader = c.leader()
-            pid = c.pid(leader)
-            assert pid is not None
-            row |= {
-                "start": percentiles(calls),
-                "leader": leader,
-                "leader_rss_mb": rss_mb(pid, peak=False),
-                "leader_peak_rss_mb": rss_mb(pid),
-                "znodes": znode_count(zk),
-            }
-            for how in ("term", "kill") if a.takeover == "both" else (a.takeover,):
-                if how == "none":
-                    continue
-                row[f"takeover_{how}"] = _takeover(c, how, f"t{how}{serial}", a.timeout)
-                serial += 1
-                have += 1
-            # the takeover workflows finish before the next step counts them
-            wait_workflows(
-                driver,
-                [row[k]["workflow"] for k in ("takeover_term", "takeover_kill") if k in row],
-                1,
-                a.timeout,
-            )
-            rows.append(row)
-            p = row["start"]
-            tk = " ".join(
-                f"takeover({h}) {row[f'takeover_{h}']['seconds']} s"
-                for h in ("term", "kill")
-                if f"takeover_{h}" in row
-            )
-            say(
-                f"R={r} (retained {row['retained']}): start p50 {p['p50_ms']} ms p90 "
-                f"{p['p90_ms']} ms p99 {p['p99_ms']} ms; leader RSS {row['leader_rss_mb']} MB "
-                f"(peak {row['leader_peak_rss_mb']}); {row['znodes']} znodes; {tk}; "
-                f"fill {len(names)} in {row['fill_seconds']} s (CPU s {fill_cpu})"
-            )
+    with local_zookeeper(max_heap_mb=a.zk_heap_mb) as zk:
+        if a.warmup:
+            # On a throwaway cluster: a fresh ZooKeeper JVM compiles for its first tens of
+            # seconds, and a baseline taken then makes every later step look cheaper.
+            with cluster(zk, a.workers, a.concurrency) as warm:
+                _fill(warm, [f"warm{i:06d}" for i in range(a.warmup)], a)
+        with cluster(
+            zk, a.workers, a.concurrency, controllers, session_timeout=a.session_timeout
+        ) as c:
+            return _steps(c, zk, retained, a)
+
+
+def _steps(c: LocalCluster, zk: str, retained: list[int], a: argparse.Namespace) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    driver = c.driver
+    have = 0  # finished workflows the cluster retains
+    serial = 0
+    for r in retained:
+        names = [f"h{have + i:06d}" for i in range(max(r - have, 0))]
+        fill_s, fill_cpu = _fill(c, names, a) if names else (0.0, {})
+        have += len(names)
+        row: dict[str, Any] = {
+            "retained": have,
+            "filled": len(names),
+            "fill_seconds": round(fill_s, 3),
+            "fill_per_s": round(len(names) / fill_s, 1) if fill_s else None,
+            "fill_cpu_seconds": fill_cpu,
+        }
+        measured = []
+        for _ in range(WARMUP):  # unmeasured, part of the history like the rest
+            measured.append(f"w{serial:06d}")
+            driver.start(one_task(measured[-1]))
+            serial += 1
+        calls: list[float] = []
+        for _ in range(a.starts):
+            wf = one_task(f"s{serial:06d}")
+            serial += 1
+            t = time.perf_counter()
+            driver.start(wf)
+            calls.append(time.perf_counter() - t)
+            measured.append(wf.name)
+        wait_workflows(driver, measured, a.threads, a.timeout)
+        have += a.starts + WARMUP
+        leader = c.leader()
+        pid = c.pid(leader)
+        assert pid is not None
+        row |= {
+            "start": percentiles(calls),
+            "leader": leader,
+            "leader_rss_mb": rss_mb(pid, peak=False),
+            "leader_peak_rss_mb": rss_mb(pid),
+            "znodes": znode_count(zk),
+        }
+        for how in ("term", "kill") if a.takeover == "both" else (a.takeover,):
+            if how == "none":
+                continue
+            row[f"takeover_{how}"] = _takeover(c, how, f"t{how}{serial}", a.timeout)
+            serial += 1
+            have += 1
+        # the takeover workflows finish before the next step counts them
+        wait_workflows(
+            driver,
+            [row[k]["workflow"] for k in ("takeover_term", "takeover_kill") if k in row],
+            1,
+            a.timeout,
+        )
+        rows.append(row)
+        p = row["start"]
+        tk = " ".join(
+            f"takeover({h}) {row[f'takeover_{h}']['seconds']} s"
+            for h in ("term", "kill")
+            if f"takeover_{h}" in row
+        )
+        say(
+            f"R={r} (retained {row['retained']}): start p50 {p['p50_ms']} ms p90 "
+            f"{p['p90_ms']} ms p99 {p['p99_ms']} ms; leader RSS {row['leader_rss_mb']} MB "
+            f"(peak {row['leader_peak_rss_mb']}); {row['znodes']} znodes; {tk}; "
+            f"fill {len(names)} in {row['fill_seconds']} s (CPU s {fill_cpu})"
+        )
     base, last = rows[0], rows[-1]
     return {
+        "warmup": a.warmup,
         "workers": a.workers,
         "concurrency_per_worker": a.concurrency,
         "starts_per_step": a.starts,
@@ -196,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--takeover", choices=("both", "term", "kill", "none"), default="both")
     parser.add_argument("--session-timeout", type=float, default=4.0)
+    parser.add_argument(
+        "--warmup", type=int, default=8000, help="workflows run first on another cluster"
+    )
     parser.add_argument(
         "--zk-heap-mb",
         type=int,
