@@ -179,9 +179,10 @@ def test_a_start_is_created_in_its_first_state_and_not_rewritten_for_it(
         driver = cluster.driver
         # Given a cluster with no participant (nothing will run, so nothing else changes
         # the contexts), and a start of a one-task workflow and a delayed one
+        in_an_hour = datetime.now(UTC) + timedelta(hours=1)
         later = (
             Workflow.builder("later")
-            .set_config(WorkflowConfig(schedule=ScheduleConfig.one_time_delayed_start(datetime.now(UTC) + timedelta(hours=1))))
+            .set_config(WorkflowConfig(schedule=ScheduleConfig.one_time_delayed_start(in_an_hour)))
             .add_job("j", JobConfig(command="Noop", num_tasks=1))
             .build()
         )
