@@ -32,9 +32,11 @@ class EnqueueBatch:
     request_ops: list[Op] = field(default_factory=list)
     error: BaseException | None = None
     written: bool = False
+    #: names of ``jobs`` (a burst of n enqueues costs n lookups, not n^2 / 2 comparisons)
+    names: set[str] = field(default_factory=set)
 
     def has_job(self, name: str) -> bool:
-        return name in self.wf.jobs or any(j.name == name for j in self.jobs)
+        return name in self.wf.jobs or name in self.names
 
     @property
     def size(self) -> int:
@@ -42,11 +44,8 @@ class EnqueueBatch:
 
     def add(self, runtimes: list[JobRuntime], job_ops: list[Op], request_op: Op) -> None:
         """Add one enqueue (its jobs already checked against :meth:`has_job`)."""
-        assert self.stored.queue is not None
-        self.stored = replace(
-            self.stored, queue=self.stored.queue + tuple(j.name for j in runtimes)
-        )
         self.jobs += runtimes
+        self.names.update(j.name for j in runtimes)
         self.job_ops += job_ops
         self.request_ops.append(request_op)
 
@@ -54,6 +53,12 @@ class EnqueueBatch:
         """Jobs first, then CONFIG and the replies together; then the runtime learns them."""
         if self.written or self.error is not None:
             return
+        # The new order is built once here (a copy of the queue's order per enqueue was
+        # O(queue length) each).
+        assert self.stored.queue is not None
+        self.stored = replace(
+            self.stored, queue=self.stored.queue + tuple(j.name for j in self.jobs)
+        )
         path = paths.workflow_config(self.wf.name)
         tail: list[Op] = [SetData(path, encode(self.stored.to_dict(), path=path))]
         tail += self.request_ops

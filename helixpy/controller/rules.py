@@ -173,6 +173,9 @@ def _parents_verdict(wf: WorkflowRuntime, job: JobRuntime) -> tuple[bool, str | 
 
 #: Job states that hold tasks (count against ``parallel_jobs``).
 _ACTIVE_JOB = frozenset({S.IN_PROGRESS, S.FAILING, S.STOPPING, S.TIMING_OUT})
+#: job states _advance_job has nothing to do in (finished: never moves; not started: no
+#: attempts, timeouts or stop yet), while no retry is delayed
+_IDLE = frozenset({S.NOT_STARTED, *(s for s in S if s.is_final)})
 
 
 def evaluate_workflow(wf: WorkflowRuntime, now: datetime) -> float | None:
@@ -201,7 +204,9 @@ def evaluate_workflow(wf: WorkflowRuntime, now: datetime) -> float | None:
         wakeups.append(deadline)
     stop = cfg.target_state == "STOP"
     for name in wf.order:
-        _advance_job(wf.jobs[name], stop, now, wakeups)
+        job = wf.jobs[name]
+        if job.state not in _IDLE or job.delayed:  # most of a long queue's jobs are idle
+            _advance_job(job, stop, now, wakeups)
     if not stop:
         _start_ready_jobs(wf, now, wakeups)
     failed = sum(1 for j in wf.jobs.values() if j.state in _JOB_FAILURES)
@@ -388,7 +393,8 @@ def instance_load(jobs: Iterable[JobRuntime]) -> Counter[str]:
     """Active attempts per instance across ``jobs``."""
     load: Counter[str] = Counter()
     for job in jobs:
-        load.update(job.active.values())
+        if job.active:  # most jobs of a long queue have none
+            load.update(job.active.values())
     return load
 
 
