@@ -764,12 +764,7 @@ def _small(sm: dict[str, Any], img: Path) -> Lines:
             ]
         )
     for key, peer in peers:
-        if key == "dramatiq":
-            label = "Dramatiq (tuned)"
-        elif key.startswith("dramatiq_"):
-            label = f"Dramatiq ({key.removeprefix('dramatiq_').replace('_', ' ')})"
-        else:
-            label = f"Celery ({key.removeprefix('celery_')})"
+        label = _peer_label(key)
         err = _err(peer)
         if err:
             rows.append([label, err, DASH, DASH, DASH, DASH, DASH])
@@ -824,12 +819,7 @@ def _small(sm: dict[str, Any], img: Path) -> Lines:
     for key, peer in peers:
         if _err(peer):
             continue
-        if key == "dramatiq":
-            label = "Dramatiq `send()` (tuned)"
-        elif key.startswith("dramatiq_"):
-            label = f"Dramatiq `send()` ({key.removeprefix('dramatiq_').replace('_', ' ')})"
-        else:
-            label = f"Celery `delay()` ({key.removeprefix('celery_')})"
+        label = _peer_label(key, call=True)
         call_rows.append(
             [label, "1 thread", *(_num(_get(peer, "call_one_thread", q), 2) for q in PCTS)]
         )
@@ -863,6 +853,18 @@ def _small(sm: dict[str, Any], img: Path) -> Lines:
             )
     out += _table(["Run", "Write txns / wf", "Write ops / wf", "Reads / wf", "Znodes / wf"], zrows)
     return out
+
+
+def _peer_label(key: str, call: bool = False) -> str:
+    """A peer's row label from its result key (``dramatiq``, ``dramatiq_prefetch_default``,
+    ``celery_threads`` ...); ``call``: named by its submit call."""
+    if key.startswith("dramatiq"):
+        name, setting = "Dramatiq" + (" `send()`" if call else ""), "tuned"
+        if key != "dramatiq":
+            setting = key.removeprefix("dramatiq_").replace("_", " ")
+    else:
+        name, setting = "Celery" + (" `delay()`" if call else ""), key.removeprefix("celery_")
+    return f"{name} ({setting})"
 
 
 def _history(hi: dict[str, Any], img: Path) -> Lines:
