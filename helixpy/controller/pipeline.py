@@ -475,12 +475,19 @@ class Pipeline:
                     t = job.tasks[p]
                     if live is None or t.incarnation != live.incarnation:
                         continue
-                    desired[inst]["tasks"][job.key(p)] = {
+                    target = self._target(job, p, live)
+                    entry: dict[str, Any] = {
                         "a": t.num_attempts,
-                        "t": self._target(job, p, live),
+                        "t": target,
                         # the job-config version makes participants re-read a changed job
                         "u": f"{wf.stored.uid}.{job.config_version}",
                     }
+                    if target == RUN:
+                        # A small config rides along: the attempt starts with no read.
+                        config = job.assignment_config()
+                        if config is not None:
+                            entry["c"] = config
+                    desired[inst]["tasks"][job.key(p)] = entry
         for inst, current in self.assignments.items():
             if inst not in desired and current.get("tasks"):
                 desired[inst] = {"inc": current.get("inc"), "tasks": {}}

@@ -23,8 +23,14 @@ from helixpy.model import (
     WorkflowContext,
 )
 from helixpy.model.workflow import topological_order
+from helixpy.store.codec import encoded_size
 from helixpy.store.paths import task_key
 from helixpy.store.records import StoredWorkflow, chunk_of
+
+#: A job config whose JSON is at most this long rides in its attempts' ASSIGNMENT entries,
+#: so a participant starts them without reading the job's CONFIG (one read per one-task
+#: workflow). Bigger ones, and jobs with task configs, are read from CONFIG as before.
+ASSIGNMENT_CONFIG_BYTES = 512
 
 #: Target of an assignment entry: run the attempt, cancel it because the job or workflow is
 #: failing or timing out (ABORT), or because the workflow is stopping (STOP). A removed
@@ -72,9 +78,29 @@ class JobRuntime:
     stored_chunks: int = 0
     #: its final state was counted in the metrics (so each finish counts once)
     counted: bool = False
+    #: (config, what assignment_config gives for it): computed once per config object
+    _assigned_config: tuple[JobConfig, dict[str, Any] | None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def key(self, partition: int) -> str:
         return task_key(self.workflow, self.name, partition)
+
+    def assignment_config(self) -> dict[str, Any] | None:
+        """The job's CONFIG payload to carry in its ASSIGNMENT entries, or None when it has
+        task configs (kept in chunks) or is longer than ``ASSIGNMENT_CONFIG_BYTES``. The
+        same dict each call for one config (never mutate it)."""
+        cached = self._assigned_config
+        if cached is not None and cached[0] is self.config:
+            return cached[1]
+        head: dict[str, Any] | None = None
+        if not self.config.tasks:
+            head = self.config.to_dict(include_tasks=False)
+            head["task_chunks"] = 0
+            if encoded_size(head) > ASSIGNMENT_CONFIG_BYTES:
+                head = None
+        self._assigned_config = (self.config, head)
+        return head
 
     def set_task(self, partition: int, info: TaskContextInfo) -> None:
         self.tasks[partition] = info

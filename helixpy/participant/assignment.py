@@ -1,9 +1,11 @@
 """Reading a participant's ASSIGNMENT: the entries it can trust, and what it cannot read.
 
 The controller writes ``{"inc": <incarnation>, "tasks": {<task key>: {"a": attempt,
-"t": target, "u": config version}}}``. An assignment for another incarnation is stale and
-yields nothing; an entry that does not have that shape (a corrupted or hand-edited node)
-is skipped and named in the problems, so one bad entry never stops the others.
+"t": target, "u": config version, "c"?: the job's CONFIG payload}}}`` (``c`` only for a
+small job config of a running attempt: the attempt then starts without reading CONFIG).
+An assignment for another incarnation is stale and yields nothing; an entry that does not
+have that shape (a corrupted or hand-edited node) is skipped and named in the problems, so
+one bad entry never stops the others.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class Entry:
     attempt: int
     target: str
     version: str
+    #: the job's CONFIG payload, when the controller sent it along (a small config)
+    config: dict[str, Any] | None = None
 
 
 def readable_entries(body: Any, incarnation: int) -> tuple[dict[str, Entry], list[str]]:
@@ -46,7 +50,10 @@ def readable_entries(body: Any, incarnation: int) -> tuple[dict[str, Entry], lis
                 raise ValueError(f"attempt {attempt!r}")
             if target not in TARGETS:
                 raise ValueError(f"target {target!r}")
-            out[key] = Entry(attempt, target, str(raw.get("u", "")))
+            config = raw.get("c")
+            if config is not None and not isinstance(config, dict):
+                raise ValueError(f"config is a {type(config).__name__}")
+            out[key] = Entry(attempt, target, str(raw.get("u", "")), config)
         except (ValueError, TypeError) as exc:
             problems.append(f"{key!r}: {exc}")
     return out, problems

@@ -371,12 +371,13 @@ class Participant:
             if entry.target == "RUN" and key not in running and finished.get(key) != entry.attempt
         }
         self._job_configs.read_ahead(
-            zk, ((*parse_task_key(k)[:2], e.version) for k, e in launch.items())
+            zk,
+            ((*parse_task_key(k)[:2], e.version) for k, e in launch.items() if e.config is None),
         )
         for key, entry in launch.items():
             a = entry.attempt
             try:
-                self._launch(key, a, entry.version, incarnation)
+                self._launch(key, a, entry.version, incarnation, entry.config)
             except (ConnectionLoss, OperationTimeoutError, SessionExpiredError) as exc:
                 # ZooKeeper is away for a moment (its leader changed): not the task's fault.
                 # Nothing is reported; the source loop reads the assignment again shortly.
@@ -387,10 +388,17 @@ class Participant:
                 log.exception("%s: cannot start attempt %d", key, a, extra=task_fields(key, a))
                 self._report(key, a, P.ERROR, f"cannot start: {exc}", time.time())
 
-    def _launch(self, key: str, attempt_no: int, uid: str, incarnation: int) -> None:
+    def _launch(
+        self,
+        key: str,
+        attempt_no: int,
+        uid: str,
+        incarnation: int,
+        head: dict[str, Any] | None = None,
+    ) -> None:
         wf, job, partition = parse_task_key(key)
         assert self.zk is not None
-        cfg = self._job_configs.get(self.zk, wf, job, uid)
+        cfg = self._job_configs.get(self.zk, wf, job, uid, head)
         task_cfg = cfg.tasks[partition] if cfg.tasks else None
         merged = dict(cfg.command_config)
         if task_cfg is not None:

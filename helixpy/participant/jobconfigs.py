@@ -1,9 +1,9 @@
 """The job configs a participant's attempts need, cached and read ahead.
 
 A config is keyed by workflow, job and the workflow's start uid (a workflow deleted and
-started again under the same name is another key). Reads for every attempt one assignment
-read starts are sent together, so a burst of one-task workflows costs one round trip for
-all their configs, not one each.
+started again under the same name is another key). A small config comes with the
+assignment entry itself and is never read; the reads for every other attempt one assignment
+read starts are sent together (one round trip for all of them, not one each).
 """
 
 from __future__ import annotations
@@ -42,14 +42,17 @@ class JobConfigs:
                 path = self._paths.job_config(key[0], key[1])
                 self._ahead[key] = (path, zk.get_async(path))
 
-    def get(self, zk: KazooClient, wf: str, job: str, uid: str) -> JobConfig:
-        """The config (:class:`NotFound` if the job is gone)."""
+    def get(self, zk: KazooClient, wf: str, job: str, uid: str, head: Any = None) -> JobConfig:
+        """The config (:class:`NotFound` if the job is gone); ``head``: its CONFIG payload
+        when the assignment carried it (then nothing is read)."""
         key = (wf, job, uid)
         cfg = self._cache.get(key)
         if cfg is not None:
             return cfg
         ahead = self._ahead.pop(key, None)
-        if ahead is None:
+        if head is not None:
+            cfg = job_config_from_head(zk, self._paths, wf, job, head)
+        elif ahead is None:
             cfg = read_job_config(zk, self._paths, wf, job)
         else:
             path, sent = ahead

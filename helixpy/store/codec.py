@@ -33,6 +33,11 @@ def encode(value: Any, *, path: str = "<payload>") -> bytes:
     return raw
 
 
+def encoded_size(value: Any) -> int:
+    """Bytes of ``value``'s JSON as :func:`encode` writes it before any compression."""
+    return len(_JSON.encode(value).encode())
+
+
 def decode(data: bytes | None, *, path: str = "<payload>") -> Any:
     """Decode what :func:`encode` wrote; empty data decodes to None."""
     if not data:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
@@ -337,3 +338,38 @@ def test_a_participant_skips_an_unreadable_assignment_entry_and_works_on(zk_addr
             cluster.driver.poll_for_workflow_state("after", TaskState.COMPLETED, timeout=60)
             is TaskState.COMPLETED
         )
+
+
+def test_an_attempt_whose_config_rides_in_the_assignment_starts_without_reading_it(
+    zk_address: str,
+) -> None:
+    from helixpy.store.codec import encode
+    from tests.integration.helpers import wait_for_data
+
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        inst = cluster.instances[0]
+        zk = connect(cluster.zk_address)
+        try:
+            incarnation = cluster.incarnation(inst)
+            path = cluster.paths.assignment(inst)
+            wait_for_data(zk, path, lambda body: body.get("inc") == incarnation, 30)
+            # Given two entries for a job that has no CONFIG in ZooKeeper at all: one carries
+            # the job's config payload (as the leader sends a small config), one does not
+            head = {"command": "Noop", "num_tasks": 1, "task_chunks": 0}
+            tasks = {
+                "ghost/carried/0": {"a": 1, "t": "RUN", "u": "x.0", "c": head},
+                "ghost/read/0": {"a": 1, "t": "RUN", "u": "x.0"},
+            }
+            # When they are assigned
+            zk.set(path, encode({"inc": incarnation, "tasks": tasks}))
+
+            # Then the one with its config runs to COMPLETED, and the other cannot start
+            # (its CONFIG read finds nothing)
+            def reported(body: dict[str, Any]) -> bool:
+                carried, read = body.get("ghost/carried/0", {}), body.get("ghost/read/0", {})
+                return carried.get("s") == "COMPLETED" and read.get("s") == "ERROR"
+
+            wait_for_data(zk, cluster.paths.state(inst, incarnation), reported, 30)
+        finally:
+            zk.stop()
+            zk.close()

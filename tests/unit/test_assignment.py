@@ -32,3 +32,46 @@ def test_a_stale_or_unreadable_assignment_yields_nothing() -> None:
     assert readable_entries(None, 3) == ({}, [])
     assert readable_entries(["x"], 3)[1] == ["not a mapping: list"]
     assert readable_entries({"inc": 3, "tasks": [1]}, 3)[1] == ["tasks is not a mapping: list"]
+
+
+def test_a_config_sent_along_is_read_with_its_entry_and_a_bad_one_is_skipped() -> None:
+    # Given an entry carrying its job's CONFIG payload and one whose "c" is not a mapping
+    head = {"command": "Noop", "num_tasks": 1, "task_chunks": 0}
+    body = {
+        "inc": 1,
+        "tasks": {
+            "wf/j/0": {"a": 1, "t": "RUN", "u": "uid.0", "c": head},
+            "wf/j/1": {"a": 1, "t": "RUN", "u": "uid.0", "c": "Noop"},
+        },
+    }
+    # When the assignment is read
+    entries, problems = readable_entries(body, 1)
+    # Then the first keeps its config and the second is named as unreadable
+    assert entries == {"wf/j/0": Entry(1, "RUN", "uid.0", head)}
+    assert problems == ["'wf/j/1': config is a str"]
+
+
+def test_a_small_job_config_rides_in_the_assignment_and_a_large_one_does_not() -> None:
+    # Given jobs with a small config, a large command_config and explicit task configs
+    from helixpy.controller.runtime import ASSIGNMENT_CONFIG_BYTES, JobRuntime
+    from helixpy.model import JobConfig, TaskConfig
+    from helixpy.store.records import job_config_from_head
+
+    small = JobConfig(command="Noop", num_tasks=1, max_attempts_per_task=1)
+    big = JobConfig(
+        command="Noop", num_tasks=1, command_config={"k": "x" * ASSIGNMENT_CONFIG_BYTES}
+    )
+    tasks = JobConfig(command="Noop", tasks=[TaskConfig(id="t0")])
+    job = JobRuntime(workflow="wf", name="j", config=small, tasks=[])
+    # When the pass asks each for what its entries carry
+    head = job.assignment_config()
+    # Then the small one gives its CONFIG payload (the same dict each time, and the config
+    # read back from it is the job's), the others nothing
+    assert head is not None and head["task_chunks"] == 0
+    assert job.assignment_config() is head
+    assert job_config_from_head(None, None, "wf", "j", head) == small  # type: ignore[arg-type]
+    assert JobRuntime(workflow="wf", name="j", config=big, tasks=[]).assignment_config() is None
+    assert JobRuntime(workflow="wf", name="j", config=tasks, tasks=[]).assignment_config() is None
+    # And a replaced config (add_task, targeting) is computed again
+    job.config = big
+    assert job.assignment_config() is None
