@@ -395,7 +395,8 @@ class CommandHandler:
             self.p.work.timers.set(name, wakeup)
             self.p.work.touch(name)
             self.p.watch_config(name)
-            log.info("workflow %s started (%d jobs)", name, len(runtime.jobs))
+            # debug: at a thousand starts a second, a line each is a real share of the pass
+            log.debug("workflow %s started (%d jobs)", name, len(runtime.jobs))
 
         if self._group is not None and self._current is not None and request_op is not None:
             wait = self._group.add(ops)

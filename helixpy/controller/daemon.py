@@ -85,7 +85,9 @@ class Controller:
         self._writer: FencedWriter | None = None
         #: ``--metrics-port``: None serves no /metrics or /healthz (0 picks a free port)
         self._metrics_at = None if metrics_port is None else (metrics_host, metrics_port)
-        self.metrics = ControllerMetrics(self._metrics_state, self._read_locks)
+        self.metrics = ControllerMetrics(
+            self._metrics_state, self._read_locks, wake=lambda: self.signals.wake()
+        )
         self.metrics.registry.register(RequestCounts(lambda: request_counts(self.zk), {}))
         self.telemetry: TelemetryServer | None = None
         self.zk_auth = zk_auth

@@ -78,9 +78,11 @@ class ControllerMetrics:
         self,
         state: Callable[[], Mapping[str, str | bool | int]],
         locks: Callable[[], Mapping[str, list[dict[str, Any]]]] | None = None,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         """``state()`` gives ``leader`` (bool), ``run_state``, ``session``, ``epoch`` and
-        ``multis``; ``locks()`` reads the cluster's task locks (at scrape time)."""
+        ``multis``; ``locks()`` reads the cluster's task locks (at scrape time); ``wake()``
+        asks the pipeline for a pass (a scrape wants fresh levels)."""
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
         self.attempts_finished = Counter(
@@ -132,6 +134,10 @@ class ControllerMetrics:
         )
         self.snapshot = Snapshot()
         self._next_snapshot = 0.0
+        # The levels walk every active workflow: computed only when a scrape asked since
+        # the last one, so a controller nobody scrapes never pays for them.
+        self._wanted = False
+        self._wake = wake
         r.register(_Levels(self, state, locks))
 
     # --- events (pipeline thread) ---------------------------------------------------------
@@ -164,13 +170,23 @@ class ControllerMetrics:
         instances: Mapping[str, LiveInstance],
         seconds: float,
     ) -> None:
-        """Count the pass; refresh the levels at most once a second."""
+        """Count the pass; refresh the levels when a scrape wants them, at most once a
+        second."""
         self.passes.labels("ok").inc()
         self.pass_duration.observe(seconds)
         now = time.monotonic()
-        if now >= self._next_snapshot:
+        if self._wanted and now >= self._next_snapshot:
+            self._wanted = False
             self.snapshot = summarise(workflows.values(), instances)
             self._next_snapshot = now + SNAPSHOT_EVERY
+
+    def want_snapshot(self) -> None:
+        """A scrape read the levels: the next pass refreshes them (the scrape itself serves
+        the last ones, so levels lag by up to one scrape interval)."""
+        if not self._wanted:
+            self._wanted = True
+            if self._wake is not None:
+                self._wake()
 
     def _job_done(self, job: JobRuntime) -> None:
         kind = type_of(job.config.job_type)
@@ -205,6 +221,7 @@ class _Levels(Collector):
     def collect(self) -> Iterator[Metric]:
         state = self._state()
         snap = self._metrics.snapshot
+        self._metrics.want_snapshot()
         yield _gauge(
             "helixpy_controller_leader",
             "1 while this controller leads.",

@@ -420,7 +420,8 @@ def assign(
     free = {name: inst.capacity - load.get(name, 0) for name, inst in instances.items()}
     # Free slots left anywhere: once none is, no later job can place a task (thousands of
     # waiting jobs cost nothing while the cluster is full).
-    left = sum(max(0, f) for f in free.values())
+    # (only enabled instances' slots: a disabled one takes nothing)
+    left = sum(max(0, f) for n, f in free.items() if instances[n].enabled)
     typed: dict[tuple[str, str], int] = {}
     placed: list[tuple[JobRuntime, int, LiveInstance]] = []
     for job in jobs:

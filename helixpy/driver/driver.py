@@ -87,11 +87,9 @@ class TaskDriver(SubmitMethods, StreamMethods):
         self._check_open()
         if not isinstance(workflow, Workflow):
             raise InvalidConfig("workflow", f"must be a Workflow (got {type(workflow).__name__})")
-        data = workflow.to_dict()
-        # The object validated itself, but the controller sees only the dict: check that the
-        # round trip holds here, where the error is cheap and names the field.
-        Workflow.from_dict(data)
-        body = json.dumps(data)
+        # The object validated itself when built (it is frozen); the leader parses the dict
+        # again and names the field of anything it refuses.
+        body = json.dumps(workflow.to_dict())
         self._mutate(
             "StartWorkflow", pb.StartWorkflowRequest(request_id=_rid(), workflow_json=body)
         )

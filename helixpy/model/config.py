@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,7 +82,7 @@ def _parse_time(name: str, value: object) -> datetime | None:
 def _reject_unknown(prefix: str, data: Mapping[str, Any], cls: type) -> None:
     if not isinstance(data, Mapping):
         raise InvalidConfig(prefix, f"must be a mapping (got {type(data).__name__})")
-    known = {f.name for f in fields(cls)}
+    known = _field_names(cls)
     for key in data:
         if key not in known:
             raise InvalidConfig(f"{prefix}.{key}", "unknown field")
@@ -326,13 +326,13 @@ class JobConfig:
 
     def to_dict(self, *, include_tasks: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "tasks":
+        for name, default in _field_defaults(type(self)):
+            value = getattr(self, name)
+            if name == "tasks":
                 if include_tasks and value:
                     out["tasks"] = [t.to_dict() for t in value]
                 continue
-            if value == _default_of(f):
+            if value == default:
                 continue
             if isinstance(value, datetime):
                 value = value.isoformat()
@@ -340,7 +340,7 @@ class JobConfig:
                 value = dict(value)
             elif isinstance(value, tuple):
                 value = list(value)
-            out[f.name] = value
+            out[name] = value
         return out
 
     @classmethod
@@ -457,9 +457,9 @@ class WorkflowConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if getattr(self, f.name) != _default_of(f)
+            name: getattr(self, name)
+            for name, default in _field_defaults(type(self))
+            if getattr(self, name) != default
         }
         if self.schedule is not None:
             out["schedule"] = self.schedule.to_dict()
@@ -477,14 +477,35 @@ class WorkflowConfig:
             raise _reprefix(exc, "workflow", prefix) from None
 
 
-def _default_of(f: Any) -> Any:
-    from dataclasses import MISSING
+# Memo of _field_defaults per dataclass: a pure function of the class, filled on first use.
+_DEFAULTS: dict[type, tuple[tuple[str, Any], ...]] = {}
+_NAMES: dict[type, frozenset[str]] = {}
 
-    if f.default is not MISSING:
-        return f.default
-    if f.default_factory is not MISSING:
-        return f.default_factory()
-    return MISSING
+
+def _field_defaults(cls: type) -> tuple[tuple[str, Any], ...]:
+    """Each field of dataclass ``cls`` with its default value (a factory called once: the
+    value is only compared with, never handed out). Computed once per class: ``fields()``
+    and the factories cost more than the rest of a small config's ``to_dict``."""
+    found = _DEFAULTS.get(cls)
+    if found is None:
+        out = []
+        for f in fields(cls):
+            if f.default is not MISSING:
+                default: Any = f.default
+            elif f.default_factory is not MISSING:
+                default = f.default_factory()
+            else:
+                default = MISSING
+            out.append((f.name, default))
+        found = _DEFAULTS[cls] = tuple(out)
+    return found
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    found = _NAMES.get(cls)
+    if found is None:
+        found = _NAMES[cls] = frozenset(name for name, _ in _field_defaults(cls))
+    return found
 
 
 def _reprefix(exc: InvalidConfig, old: str, new: str) -> InvalidConfig:
