@@ -66,7 +66,7 @@ def _fill(
     for i in range(0, len(names), a.in_flight):
         group = names[i : i + a.in_flight]
         start_many_checked(c.driver, [one_task(n) for n in group], a.chunk)
-        wait_workflows(c.driver, group, a.threads, a.timeout)
+        wait_workflows(c.driver, group, a.timeout)
     return time.perf_counter() - t0, cpu_used(cpu0, cpu_seconds(c))
 
 
@@ -145,7 +145,7 @@ def _steps(c: LocalCluster, zk: str, retained: list[int], a: argparse.Namespace)
             driver.start(wf)
             calls.append(time.perf_counter() - t)
             measured.append(wf.name)
-        wait_workflows(driver, measured, a.threads, a.timeout)
+        wait_workflows(driver, measured, a.timeout)
         have += a.starts + WARMUP
         leader = c.leader()
         pid = c.pid(leader)
@@ -167,7 +167,6 @@ def _steps(c: LocalCluster, zk: str, retained: list[int], a: argparse.Namespace)
         wait_workflows(
             driver,
             [row[k]["workflow"] for k in ("takeover_term", "takeover_kill") if k in row],
-            1,
             a.timeout,
         )
         rows.append(row)

@@ -5,7 +5,7 @@ In one run on one machine, ``--workers`` workers/participants of concurrency/cap
 ``--concurrency`` each, ``--items`` no-op units per measurement:
 
 1. helixpy ``driver.start`` of N one-task workflows from ``--threads`` client threads,
-   first submit until every workflow is seen COMPLETED (polled from as many threads);
+   first submit until every workflow is seen COMPLETED (one ``poll_for_workflows``);
 2. helixpy from one producer thread: ``start_async`` for all N (the driver batches them
    in the background), and ``start_many`` in chunks of ``--chunk``;
 3. helixpy: N one-task jobs into one queue with ``parallel_jobs=64``, enqueued from
@@ -101,17 +101,15 @@ def cluster(
         yield c
 
 
-def wait_workflows(driver: TaskDriver, names: Sequence[str], threads: int, timeout: float) -> None:
-    """Every workflow of ``names`` COMPLETED (polled from ``threads`` threads)."""
-
-    def one(name: str) -> None:
-        state = driver.poll_for_workflow_state(
-            name, TaskState.COMPLETED, TaskState.FAILED, timeout=timeout
-        )
+def wait_workflows(driver: TaskDriver, names: Sequence[str], timeout: float) -> None:
+    """Every workflow of ``names`` COMPLETED: one ``poll_for_workflows`` call (the batch
+    wait, as Celery's side waits with one ``ResultSet.get``)."""
+    reached = driver.poll_for_workflows(
+        names, TaskState.COMPLETED, TaskState.FAILED, timeout=timeout
+    )
+    for name, state in reached.items():
         if state is not TaskState.COMPLETED:
             raise SystemExit(f"workflow {name} ended {state.value}")
-
-    threaded(one, names, threads)
 
 
 def start_many_checked(driver: TaskDriver, wfs: Sequence[Workflow], chunk: int) -> None:
@@ -180,7 +178,7 @@ def helixpy_threads(zk: str, n: int, a: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         _, calls = threaded(driver.start, wfs, a.threads)
         submitted = time.perf_counter() - t0
-        wait_workflows(driver, [w.name for w in wfs], a.threads, a.timeout)
+        wait_workflows(driver, [w.name for w in wfs], a.timeout)
         elapsed = time.perf_counter() - t0
         cpu = cpu_used(cpu0, cpu_seconds(c))
         cost = zk_counters(zk, c.cluster) - before
@@ -208,7 +206,7 @@ def helixpy_async(zk: str, n: int, a: argparse.Namespace) -> dict[str, Any]:
         for f in futures:
             f.result(timeout=a.timeout)
         durable = time.perf_counter() - t0
-        wait_workflows(driver, [w.name for w in wfs], a.threads, a.timeout)
+        wait_workflows(driver, [w.name for w in wfs], a.timeout)
         elapsed = time.perf_counter() - t0
         cpu = cpu_used(cpu0, cpu_seconds(c))
     return {
@@ -230,7 +228,7 @@ def helixpy_start_many(zk: str, n: int, a: argparse.Namespace, prefix: str = "m"
         t0 = time.perf_counter()
         start_many_checked(driver, wfs, a.chunk)
         submitted = time.perf_counter() - t0
-        wait_workflows(driver, [w.name for w in wfs], a.threads, a.timeout)
+        wait_workflows(driver, [w.name for w in wfs], a.timeout)
         elapsed = time.perf_counter() - t0
         cpu = cpu_used(cpu0, cpu_seconds(c))
     return {
@@ -296,7 +294,7 @@ def helixpy_latency(zk: str, a: argparse.Namespace) -> dict[str, Any]:
         driver = c.driver
         for i in range(5):  # unmeasured warm-up
             driver.start(one_task(f"warm{i}"))
-        wait_workflows(driver, [f"warm{i}" for i in range(5)], 1, a.timeout)
+        wait_workflows(driver, [f"warm{i}" for i in range(5)], a.timeout)
         wfs = [one_task(f"l{i:06d}") for i in range(a.starts)]
         before, nodes = zk_counters(zk, c.cluster), znode_count(zk)
         calls: list[float] = []
@@ -304,7 +302,7 @@ def helixpy_latency(zk: str, a: argparse.Namespace) -> dict[str, Any]:
             t = time.perf_counter()
             driver.start(w)
             calls.append(time.perf_counter() - t)
-        wait_workflows(driver, [w.name for w in wfs], a.threads, a.timeout)
+        wait_workflows(driver, [w.name for w in wfs], a.timeout)
         cost = zk_counters(zk, c.cluster) - before
         created = znode_count(zk) - nodes
     return {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kazoo.exceptions import NoNodeError
@@ -368,6 +368,21 @@ class TaskDriver(SubmitMethods, StreamMethods):
         ``last_state``) when none of ``states`` is seen within ``timeout`` seconds.
         """
         return self._poller.workflow_state(_wf(name), states, timeout)
+
+    def poll_for_workflows(
+        self, names: Sequence[str], *states: TaskState | str, timeout: float = 300.0
+    ) -> dict[str, TaskState]:
+        """Wait until every workflow of ``names`` is in one of ``states``; return the state
+        each reached (in the order of ``names``).
+
+        The batch form of :meth:`poll_for_workflow_state`, for a producer waiting on many
+        workflows (like Celery's ``ResultSet.get``): one ``sync``, pipelined reads, then one
+        read per change, all on the calling thread. A workflow not yet visible counts as
+        "not yet"; :class:`PollTimeout` names those that did not get there in time.
+        """
+        if isinstance(names, str) or not isinstance(names, Sequence):
+            raise InvalidConfig("names", "must be a list of workflow names")
+        return self._poller.workflow_states([_wf(n) for n in names], states, timeout)
 
     def poll_for_job_state(
         self, name: str, job: str, *states: TaskState | str, timeout: float = 300.0

@@ -90,6 +90,12 @@ class Watcher:
             return self._session, tuple(self._events[p] for p in paths)
         return self._session, (-1 - self._any,)  # negative: "any event", never a count
 
+    def sessions(self) -> int:
+        """How many session-state changes (the listener's events) this watcher has seen:
+        a wait whose watches may have been lost in one reads everything again."""
+        with self._cond:
+            return self._session
+
     def arm(self, path: str) -> bool:
         """Watch ``path`` for creation, change or deletion; return whether it exists."""
         return self._zk.exists(path, watch=self.fire) is not None

@@ -12,8 +12,11 @@ for a watch lost while the session reconnects.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
@@ -23,8 +26,12 @@ from helixpy.driver.leader import TRANSIENT_ZK as _TRANSIENT_ZK
 from helixpy.driver.leader import Watcher
 from helixpy.errors import CorruptNode, InvalidConfig, NotFound, PollTimeout
 from helixpy.model import JobContext, TaskState, WorkflowConfig, WorkflowContext
+from helixpy.store.client import forget_data_watch
 from helixpy.store.codec import decode
 from helixpy.store.paths import Paths
+
+#: Reads one batch wait keeps in flight at once.
+_BATCH_READS = 1000
 
 #: Reads the state out of a context znode's payload.
 StateOf = Callable[[bytes], TaskState]
@@ -181,6 +188,94 @@ class StatePoller:
                 )
             self._watcher.wait(generation, min(remaining, _SAFETY_WAKE), path)
 
+    def workflow_states(
+        self, names: Sequence[str], states: tuple[TaskState | str, ...], timeout: float
+    ) -> dict[str, TaskState]:
+        """Wait until every workflow of ``names`` (checked names) is in one of ``states``.
+
+        One ``sync`` for the whole wait, the reads pipelined, and after that one read per
+        change of a workflow still waited for: the cost of waiting on 20,000 workflows is
+        about one read each, not the two round trips and a thread of a poll each.
+        """
+        self._check_open()
+        wanted = wanted_states(states)
+        if not is_seconds(timeout) or not timeout >= 0:
+            raise InvalidConfig("timeout", f"must be a number of seconds >= 0: {timeout!r}")
+        deadline = time.monotonic() + timeout
+        by_path = {self._paths.workflow_context(n): n for n in names}
+        changed: queue.SimpleQueue[str] = queue.SimpleQueue()
+        woken = threading.Event()
+
+        def fire(event: Any) -> None:  # kazoo's thread: never block here
+            path = getattr(event, "path", None)
+            if isinstance(path, str):
+                changed.put(path)
+            woken.set()
+
+        left, reached, last = set(by_path), {}, {}
+        read, synced = set(left), False
+        # Watches live through a reconnect (kazoo sets them again), but a session change
+        # may lose them: then every workflow still waited for is read again. (Not a timed
+        # re-read of all of them: with 20,000 waited for that would be 20,000 reads a
+        # second.)
+        sessions = self._watcher.sessions()
+        try:
+            while True:
+                if read and self._zk.connected:
+                    try:
+                        if not synced:
+                            self._sync(self._paths.workflows)
+                            synced = True
+                        for path, state in self._read_states(sorted(read), fire, workflow_state):
+                            last[path] = state
+                            if state in wanted:
+                                left.discard(path)
+                                reached[by_path[path]] = state
+                        read = set()
+                    except _TRANSIENT_ZK:
+                        pass  # reconnecting: read them all again shortly
+                if not left:
+                    return {n: reached[n] for n in names}
+                now = time.monotonic()
+                if now >= deadline:
+                    raise PollTimeout(_batch_timeout(self._paths, by_path, left, last, timeout))
+                woken.wait(min(deadline - now, _SAFETY_WAKE))
+                woken.clear()
+                while not changed.empty():
+                    path = changed.get_nowait()
+                    if path in left:
+                        read.add(path)
+                if self._watcher.sessions() != sessions or not synced:
+                    sessions = self._watcher.sessions()
+                    read = set(left)
+        finally:
+            for path in by_path:
+                forget_data_watch(self._zk, path, fire)
+
+    def _read_states(
+        self, paths: list[str], watch: Callable[[Any], None], state_of: StateOf
+    ) -> list[tuple[str, TaskState]]:
+        """The state at each of ``paths`` that exists (reads pipelined ``_BATCH_READS`` at a
+        time), each read arming ``watch``; a missing node gets an exists-watch instead."""
+        out: list[tuple[str, TaskState]] = []
+        for i in range(0, len(paths), _BATCH_READS):
+            part = paths[i : i + _BATCH_READS]
+            sent = [(p, self._zk.get_async(p, watch=watch)) for p in part]
+            missing = []
+            for path, result in sent:
+                try:
+                    data = result.get()[0]
+                except NoNodeError:
+                    missing.append(path)
+                    continue
+                out.append((path, _state(path, data, state_of)))
+            for path in missing:
+                if self._zk.exists(path, watch=watch) is not None:
+                    # created between the two reads: its creation wakes the wait, which
+                    # reads it then
+                    watch(_Created(path))
+        return out
+
     def _read_state(self, path: str, state_of: StateOf) -> TaskState | None:
         # One read that also arms the watch (a data watch fires on change and deletion);
         # only a node not there yet costs an exists-watch, which fires on its creation, so
@@ -193,10 +288,39 @@ class StatePoller:
                 if not self._watcher.arm(path):
                     return None
                 # created between the two reads: read it now
-        try:
-            return state_of(data)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise CorruptNode(f"{path}: no readable state: {exc}") from exc
+        return _state(path, data, state_of)
+
+
+class _Created:
+    """Stands for the creation event a read that found the node missing just missed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+def _state(path: str, data: bytes, state_of: StateOf) -> TaskState:
+    try:
+        return state_of(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CorruptNode(f"{path}: no readable state: {exc}") from exc
+
+
+def _batch_timeout(
+    paths: Paths,
+    by_path: dict[str, str],
+    left: set[str],
+    last: dict[str, TaskState],
+    timeout: float,
+) -> str:
+    shown = sorted(left)[:5]
+    seen = ", ".join(
+        f"{by_path[p]} ({last[p].value if p in last else 'not visible yet'})" for p in shown
+    )
+    more = f" and {len(left) - len(shown)} more" if len(left) > len(shown) else ""
+    return (
+        f"{len(left)} of {len(by_path)} workflows in cluster {paths.cluster} did not reach the "
+        f"states waited for within {timeout:g}s: {seen}{more}"
+    )
 
 
 def is_seconds(value: object) -> bool:
@@ -205,8 +329,9 @@ def is_seconds(value: object) -> bool:
 
 
 def workflow_state(data: bytes) -> TaskState:
-    """The state in a workflow CONTEXT payload."""
-    return WorkflowContext.from_dict(decode(data) or {}).state
+    """The state in a workflow CONTEXT payload (the rest of the context is not parsed)."""
+    body = decode(data) or {}
+    return TaskState(body.get("state", TaskState.NOT_STARTED.value))
 
 
 def job_state(data: bytes) -> TaskState:

@@ -47,3 +47,53 @@ def test_a_wait_moves_with_its_own_paths_events_only(zk_address: str) -> None:
         zk.delete(root, recursive=True)
         zk.stop()
         zk.close()
+
+
+def test_poll_for_workflows_waits_for_all_of_them_and_names_the_missing(zk_address: str) -> None:
+    import threading
+
+    from helixpy import JobConfig, TaskState, Workflow
+    from helixpy.errors import InvalidConfig, PollTimeout
+    from helixpy.testing import LocalCluster
+
+    def one_task(name: str, command: str = "Noop") -> Workflow:
+        job = JobConfig(command=command, num_tasks=1, max_attempts_per_task=1)
+        return Workflow.builder(name).add_job("j", job).build()
+
+    with LocalCluster(participants=2, zk=zk_address) as cluster:
+        driver = cluster.driver
+        # Given 40 started workflows, one that fails, and one started only once the wait
+        # is under way (not visible when the wait first reads)
+        names = [f"w{i:02d}" for i in range(40)]
+        for outcome in driver.start_many([one_task(n) for n in names]):
+            assert outcome.ok
+        driver.start(one_task("fails", command="Fail"))
+        late = threading.Timer(0.5, lambda: driver.start(one_task("late")))
+        late.start()
+        try:
+            # When one call waits for all of them to be final
+            reached = driver.poll_for_workflows(
+                [*names, "fails", "late"], TaskState.COMPLETED, TaskState.FAILED, timeout=60
+            )
+        finally:
+            late.join()
+        # Then it returns each one's final state, in order
+        assert list(reached) == [*names, "fails", "late"]
+        assert reached["fails"] is TaskState.FAILED
+        assert all(reached[n] is TaskState.COMPLETED for n in [*names, "late"])
+        # And it leaves no watch behind in the driver's client
+        zk = driver._zk
+        assert not [p for p in zk._data_watchers if "/WORKFLOWS/w" in p]
+        # When a wait includes a workflow that never exists
+        with pytest.raises(PollTimeout) as caught:
+            driver.poll_for_workflows([names[0], "never"], TaskState.COMPLETED, timeout=1.0)
+        # Then the timeout names it, and how it was last seen
+        assert "1 of 2 workflows" in str(caught.value)
+        assert "never (not visible yet)" in str(caught.value)
+        # And bad arguments are refused by name
+        with pytest.raises(InvalidConfig, match="names"):
+            driver.poll_for_workflows("w00", TaskState.COMPLETED)  # type: ignore[arg-type]
+        with pytest.raises(InvalidConfig, match="states"):
+            driver.poll_for_workflows([names[0]], "DONE-ISH")
+        with pytest.raises(InvalidConfig, match="timeout"):
+            driver.poll_for_workflows([names[0]], TaskState.COMPLETED, timeout=-1)
