@@ -308,21 +308,32 @@ def test_an_unreadable_workflow_is_failed_while_others_run(zk_address: str) -> N
         assert wait_final(driver, "good") is TaskState.COMPLETED
 
 
+def _adopted_assignment(cluster: LocalCluster, zk: KazooClient, inst: str) -> tuple[int, str]:
+    """Wait until the leader has adopted ``inst``; its incarnation and ASSIGNMENT path.
+
+    The leader writes the assignment for an incarnation once, when it first sees the live
+    node. Something a test writes there before that is overwritten before the participant
+    reads it (the race that made a test fail 2 runs in 8); written after, nothing rewrites it.
+    """
+    from tests.integration.helpers import wait_for_data
+
+    incarnation = cluster.incarnation(inst)
+    assert incarnation is not None, f"{inst} is not registered"
+    path = cluster.paths.assignment(inst)
+    wait_for_data(zk, path, lambda body: body.get("inc") == incarnation, 30)
+    return incarnation, path
+
+
 def test_a_participant_skips_an_unreadable_assignment_entry_and_works_on(zk_address: str) -> None:
     from helixpy.store.codec import encode
-    from tests.integration.helpers import wait_for_data, wait_for_line
+    from tests.integration.helpers import wait_for_line
 
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         inst = cluster.instances[0]
         zk = connect(cluster.zk_address)
         try:
-            # Given the leader has adopted the instance: it writes the assignment for this
-            # incarnation once, when it first sees the live node. Written before that, the
-            # garbage would be overwritten before the participant read it (the race that
-            # made this test fail 2 runs in 8); written after, nothing rewrites it.
-            incarnation = cluster.incarnation(inst)
-            path = cluster.paths.assignment(inst)
-            wait_for_data(zk, path, lambda body: body.get("inc") == incarnation, 30)
+            # Given the leader has adopted the instance (see _adopted_assignment)
+            incarnation, path = _adopted_assignment(cluster, zk, inst)
             # And garbage written into the participant's assignment behind our back
             zk.set(path, encode({"inc": incarnation, "tasks": {"w/j/0": "garbage"}}))
             # Then it names the entry it skipped, and keeps taking work
@@ -350,9 +361,7 @@ def test_an_attempt_whose_config_rides_in_the_assignment_starts_without_reading_
         inst = cluster.instances[0]
         zk = connect(cluster.zk_address)
         try:
-            incarnation = cluster.incarnation(inst)
-            path = cluster.paths.assignment(inst)
-            wait_for_data(zk, path, lambda body: body.get("inc") == incarnation, 30)
+            incarnation, path = _adopted_assignment(cluster, zk, inst)
             # Given two entries for a job that has no CONFIG in ZooKeeper at all: one carries
             # the job's config payload (as the leader sends a small config), one does not
             head = {"command": "Noop", "num_tasks": 1, "task_chunks": 0}
@@ -367,7 +376,7 @@ def test_an_attempt_whose_config_rides_in_the_assignment_starts_without_reading_
             # (its CONFIG read finds nothing)
             def reported(body: dict[str, Any]) -> bool:
                 carried, read = body.get("ghost/carried/0", {}), body.get("ghost/read/0", {})
-                return carried.get("s") == "COMPLETED" and read.get("s") == "ERROR"
+                return bool(carried.get("s") == "COMPLETED" and read.get("s") == "ERROR")
 
             wait_for_data(zk, cluster.paths.state(inst, incarnation), reported, 30)
         finally:
