@@ -25,7 +25,7 @@ from helixpy.model import (
 from helixpy.model.workflow import topological_order
 from helixpy.store.codec import encoded_size
 from helixpy.store.paths import task_key
-from helixpy.store.records import StoredWorkflow, chunk_of
+from helixpy.store.records import StoredWorkflow, chunk_of, job_config_head
 
 #: A job config whose JSON is at most this long rides in its attempts' ASSIGNMENT entries,
 #: so a participant starts them without reading the job's CONFIG (one read per one-task
@@ -95,8 +95,7 @@ class JobRuntime:
             return cached[1]
         head: dict[str, Any] | None = None
         if not self.config.tasks:
-            head = self.config.to_dict(include_tasks=False)
-            head["task_chunks"] = 0
+            head = job_config_head(self.config)
             if encoded_size(head) > ASSIGNMENT_CONFIG_BYTES:
                 head = None
         self._assigned_config = (self.config, head)

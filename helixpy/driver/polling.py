@@ -226,12 +226,13 @@ class StatePoller:
                         if not synced:
                             self._sync(self._paths.workflows)
                             synced = True
-                        for path, state in self._read_states(sorted(read), fire, workflow_state):
+                        found, appeared = self._read_states(sorted(read), fire, workflow_state)
+                        for path, state in found:
                             last[path] = state
                             if state in wanted:
                                 left.discard(path)
                                 reached[by_path[path]] = state
-                        read = set()
+                        read = set(appeared)  # created between the two reads: read next
                     except _TRANSIENT_ZK:
                         pass  # reconnecting: read them all again shortly
                 if not left:
@@ -245,7 +246,7 @@ class StatePoller:
                     path = changed.get_nowait()
                     if path in left:
                         read.add(path)
-                if self._watcher.sessions() != sessions or not synced:
+                if self._watcher.sessions() != sessions:
                     sessions = self._watcher.sessions()
                     read = set(left)
         finally:
@@ -254,27 +255,24 @@ class StatePoller:
 
     def _read_states(
         self, paths: list[str], watch: Callable[[Any], None], state_of: StateOf
-    ) -> list[tuple[str, TaskState]]:
-        """The state at each of ``paths`` that exists (reads pipelined ``_BATCH_READS`` at a
-        time), each read arming ``watch``; a missing node gets an exists-watch instead."""
-        out: list[tuple[str, TaskState]] = []
+    ) -> tuple[list[tuple[str, TaskState]], list[str]]:
+        """The state at each of ``paths`` that exists, each read arming ``watch``, and the
+        paths created between a read that found nothing and the exists-watch armed then.
+        Reads are pipelined ``_BATCH_READS`` at a time."""
+        found: list[tuple[str, TaskState]] = []
+        appeared: list[str] = []
         for i in range(0, len(paths), _BATCH_READS):
-            part = paths[i : i + _BATCH_READS]
-            sent = [(p, self._zk.get_async(p, watch=watch)) for p in part]
+            sent = [(p, self._zk.get_async(p, watch=watch)) for p in paths[i : i + _BATCH_READS]]
             missing = []
             for path, result in sent:
                 try:
                     data = result.get()[0]
                 except NoNodeError:
-                    missing.append(path)
+                    missing.append((path, self._zk.exists_async(path, watch=watch)))
                     continue
-                out.append((path, _state(path, data, state_of)))
-            for path in missing:
-                if self._zk.exists(path, watch=watch) is not None:
-                    # created between the two reads: its creation wakes the wait, which
-                    # reads it then
-                    watch(_Created(path))
-        return out
+                found.append((path, _state(path, data, state_of)))
+            appeared += [path for path, result in missing if result.get() is not None]
+        return found, appeared
 
     def _read_state(self, path: str, state_of: StateOf) -> TaskState | None:
         # One read that also arms the watch (a data watch fires on change and deletion);
@@ -289,13 +287,6 @@ class StatePoller:
                     return None
                 # created between the two reads: read it now
         return _state(path, data, state_of)
-
-
-class _Created:
-    """Stands for the creation event a read that found the node missing just missed."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
 
 
 def _state(path: str, data: bytes, state_of: StateOf) -> TaskState:

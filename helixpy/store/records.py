@@ -79,12 +79,19 @@ def get_json(zk: KazooClient, path: str) -> Any:
 # --- job configs ------------------------------------------------------------------------
 
 
+def job_config_head(cfg: JobConfig) -> dict[str, Any]:
+    """A job's CONFIG payload: the config without its tasks, and how many task-config
+    chunks beside it hold them (what :func:`job_config_from_head` reads back)."""
+    head = cfg.to_dict(include_tasks=False)
+    head["task_chunks"] = -(-len(cfg.tasks) // TASKCONFIG_CHUNK)
+    return head
+
+
 def job_config_ops(paths: Paths, wf: str, job: str, cfg: JobConfig) -> list[Op]:
     """Creates for a job's config; task configs go in fixed-size chunks beside it."""
-    head = cfg.to_dict(include_tasks=False)
+    head = job_config_head(cfg)
     tasks = [t.to_dict() for t in cfg.tasks]
     chunks = [tasks[i : i + TASKCONFIG_CHUNK] for i in range(0, len(tasks), TASKCONFIG_CHUNK)]
-    head["task_chunks"] = len(chunks)
     config_path = paths.job_config(wf, job)
     ops: list[Op] = [
         Create(paths.job(wf, job)),
@@ -115,8 +122,7 @@ def job_config_update_ops(
     Partitions never move: a deleted task keeps its slot in the task-config chunks and is
     listed in the header's ``deleted``; ``version`` lets participants drop cached configs.
     """
-    head = cfg.to_dict(include_tasks=False)
-    head["task_chunks"] = -(-len(cfg.tasks) // TASKCONFIG_CHUNK)
+    head = job_config_head(cfg)
     head["deleted"] = sorted(deleted)
     head["version"] = version
     config_path = paths.job_config(wf, job)
