@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from kazoo.exceptions import NodeExistsError, NoNodeError, NotEmptyError
+from kazoo.exceptions import NodeExistsError, NoNodeError
 
 from helixpy.controller.admin import ADMIN_COMMANDS
 from helixpy.controller.dynamic import DYNAMIC_COMMANDS
@@ -37,7 +37,7 @@ from helixpy.errors import AlreadyExists, CorruptNode, InvalidConfig, NotFound, 
 from helixpy.model import JobConfig, JobQueue, Workflow
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed
-from helixpy.store.ops import Create, Delete, Op
+from helixpy.store.ops import Create, Op
 from helixpy.store.records import StoredWorkflow, job_config_ops, job_context_ops
 
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Expired workflows purged per batch of pipelined reads and multis.
-PURGE_GROUP = 200
 #: commands whose effect is one named workflow, which they mark touched themselves; any
 #: other makes the pass sweep every resident workflow (controller/worklist)
 TOUCHING = frozenset({"start", "enqueue"})
@@ -224,7 +222,7 @@ class CommandHandler:
             out = stored
             if cmd.kind == "delete" and self.p.zk.exists(self.p.paths.workflow(cmd.payload)):
                 # The first attempt was cut short after its first batch: finish it.
-                self.remove_workflow(cmd.payload)
+                self.p.removal.remove_workflow(cmd.payload)
             if cmd.kind == "start" and isinstance(cmd.payload, Workflow | JobQueue):
                 # The first attempt's multi landed but its answer was lost (a connection
                 # blip): the workflow exists in ZooKeeper, maybe not yet in this pass.
@@ -363,7 +361,7 @@ class CommandHandler:
             if self.ahead.exists(paths.workflow(name)):
                 if self._group is not None:
                     self._group.flush()  # what came before goes first
-                self.remove_tree(paths.workflow(name))  # a half-written earlier start
+                self.p.removal.remove_tree(paths.workflow(name))  # a half-written earlier start
         runtime = new_workflow_runtime(stored, jobs)
         wakeup = evaluate_workflow(runtime, now) if now is not None else None
         # First: a start cut short is found by the next leader through this entry.
@@ -422,119 +420,10 @@ class CommandHandler:
         result = reply(OK, f"workflow {name} deleted")
         # The workflow's attempts leave the assignments at the end of this pass; the
         # participants cancel them when their entries disappear.
-        self.remove_workflow(name, self.request_op(cmd.request_id, result))
+        self.p.removal.remove_workflow(name, self.request_op(cmd.request_id, result))
         # A recurring template takes its clones with it.
         for clone in runtime.scheduled if runtime is not None else ():
             self.p.workflows.pop(clone, None)
-            self.remove_workflow(clone)
+            self.p.removal.remove_workflow(clone)
         log.info("workflow %s deleted", name)
         return result
-
-    def remove_workflow(self, name: str, request_op: Op | None = None) -> None:
-        """Delete a workflow's CONFIG first (with ``request_op``), then the rest of its tree:
-        a delete cut short leaves a directory without CONFIG, which a new leader removes."""
-        paths = self.p.paths
-        first: list[Op] = [] if request_op is None else [request_op]
-        indexed = self.p.zk.exists(paths.active_entry(name)) is not None
-        if self.p.zk.exists(paths.workflow_config(name)):
-            first.insert(0, Delete(paths.workflow_config(name)))
-            if not indexed:
-                # A retired workflow: the entry lets the next leader finish a cut-short
-                # delete, as it does for active ones.
-                first.append(Create(paths.active_entry(name)))
-                indexed = True
-        if first:
-            self.p.writer.commit(first)
-        self.remove_tree(paths.workflow(name))
-        if indexed:
-            self.p.writer.commit([Delete(paths.active_entry(name))])
-
-    def remove_tree(self, root: str) -> None:
-        """Delete ``root`` and everything below it, leaves first, in fenced batches.
-
-        A late participant write may add a node while we walk (task content): the delete
-        of its parent then fails NotEmpty and the walk is repeated.
-        """
-        for _ in range(10):
-            nodes = self._walk(root)
-            if not nodes:
-                return
-            try:
-                self.p.writer.commit([Delete(n) for n in reversed(nodes)])
-                return
-            except MultiFailed as exc:
-                if not isinstance(exc.error, NotEmptyError | NoNodeError):
-                    raise
-                log.info("retrying removal of %s: %s", root, exc)
-        raise RuntimeError(f"could not remove {root}: it keeps changing")
-
-    def purge_workflows(self, items: list[tuple[str, str]]) -> None:
-        """Purge expired workflows ``(name, uid)``: only where CONFIG still has that uid (a
-        name reused by a later start is left alone); a directory without CONFIG (a delete
-        cut short) goes too. Reads and deletes are pipelined, many workflows per multi."""
-        paths = self.p.paths
-        for i in range(0, len(items), PURGE_GROUP):
-            group = [(n, u) for n, u in items[i : i + PURGE_GROUP] if n not in self.p.workflows]
-            reads = [(n, u, self.p.zk.get_async(paths.workflow_config(n))) for n, u in group]
-            first: list[Op] = []
-            roots: list[str] = []
-            for name, uid, read in reads:
-                try:
-                    data = read.get()[0]
-                except NoNodeError:
-                    roots.append(paths.workflow(name))
-                    continue
-                try:
-                    stored = decode(data) or {}
-                except CorruptNode:
-                    stored = {}
-                if stored.get("uid") != uid:
-                    continue  # deleted and started again under the same name
-                first.append(Delete(paths.workflow_config(name)))
-                roots.append(paths.workflow(name))
-            self.remove_trees(roots, first)
-
-    def remove_trees(self, roots: list[str], first: list[Op] | None = None) -> None:
-        """Delete ``roots`` and everything below them: ``first`` (their CONFIGs), then the
-        rest leaves first, read level by level with pipelined reads, in fenced batches.
-        A tree that changes while we walk falls back to :meth:`remove_tree`."""
-        first = list(first or [])
-        done = {op.path for op in first}
-        nodes: list[str] = []
-        level = list(roots)
-        while level:
-            reads = [(path, self.p.zk.get_children_async(path)) for path in level]
-            level = []
-            for path, read in reads:
-                try:
-                    children = read.get()
-                except NoNodeError:
-                    continue
-                nodes.append(path)
-                level += [f"{path}/{c}" for c in children]
-        ops = first + [Delete(n) for n in reversed(nodes) if n not in done]
-        if not ops:
-            return
-        try:
-            self.p.writer.commit(ops)
-        except MultiFailed as exc:
-            if not isinstance(exc.error, NotEmptyError | NoNodeError):
-                raise
-            log.info("batched removal raced (%s); removing one tree at a time", exc)
-            for root in roots:
-                self.remove_tree(root)
-
-    def _walk(self, root: str) -> list[str]:
-        out: list[str] = []
-        todo = [root]
-        while todo:
-            path = todo.pop()
-            try:
-                children = self.p.zk.get_children(path)
-            except NoNodeError:
-                continue
-            out.append(path)
-            todo.extend(f"{path}/{c}" for c in children)
-        # parents before children; reversed() in the caller deletes leaves first
-        out.sort(key=lambda s: s.count("/"))
-        return out

@@ -24,6 +24,7 @@ from helixpy.controller.membership import Membership
 from helixpy.controller.metrics import ControllerMetrics
 from helixpy.controller.queues import purge_due
 from helixpy.controller.quota import Quotas
+from helixpy.controller.removal import Removal
 from helixpy.controller.replies import REQUEST_TTL, ReplyLog
 from helixpy.controller.retention import ExpiryIndex, is_retirable
 from helixpy.controller.runtime import (
@@ -86,6 +87,8 @@ class Pipeline:
         self.assignments: dict[str, dict[str, Any]] = {}
         #: the stored replies this term wrote, oldest first (pruned after REQUEST_TTL)
         self.replies = ReplyLog(zk, paths, writer)
+        #: deletes and purges of workflow trees (CONFIG first, the ACTIVE entry last)
+        self.removal = Removal(zk, paths, writer)
         self.commands = CommandHandler(self)
         self.members = Membership(self)
         self.next_wakeup: float | None = None
@@ -121,7 +124,7 @@ class Pipeline:
         for item in load_workflows(self.zk, self.paths, self.paths.active):
             if isinstance(item, str):
                 log.warning("workflow %s was half written or half deleted; removing it", item)
-                self.commands.remove_workflow(item)
+                self.removal.remove_workflow(item)
             elif isinstance(item, Broken):
                 self.mark_broken(item.name, item.reason, now)
             else:
@@ -210,13 +213,15 @@ class Pipeline:
         for job in children:
             if job not in wf.jobs:
                 log.warning("removing orphaned job context %s/%s", wf.name, job)
-                self.commands.remove_tree(self.paths.job(wf.name, job))
+                self.removal.remove_tree(self.paths.job(wf.name, job))
 
     def _expire(self, now: datetime) -> float | None:
         """Purge what is due: queue jobs (of queues touched in this pass or due) and retired
         workflows (through the expiry index); returns the next due time."""
         work = self.work
-        wakeup = self.expiry.purge(now.timestamp(), self.commands.purge_workflows)
+        wakeup = self.expiry.purge(
+            now.timestamp(), lambda items: self.removal.purge_workflows(items, self.workflows)
+        )
         # A queue is looked at when due, or when touched (a job of it may have finished).
         names = set(work.purges.pop_due(now.timestamp())) | work.touched
         for wf in work.resident(self.workflows, sorted(names)):

@@ -109,7 +109,7 @@ def remove_jobs(
     h.p.writer.commit(ops)
     for job in sorted(gone):
         wf.jobs.pop(job, None)
-        h.remove_tree(h.p.paths.job(wf.name, job))
+        h.p.removal.remove_tree(h.p.paths.job(wf.name, job))
     wf.context_dirty = True
 
 

@@ -91,5 +91,5 @@ def run_schedules(p: Pipeline, now: datetime, templates: Iterable[WorkflowRuntim
             oldest = wf.scheduled.pop(0)
             p.workflows.pop(oldest, None)
             p.work.forget(oldest)
-            p.commands.remove_workflow(oldest)
+            p.removal.remove_workflow(oldest)
     return wake
