@@ -65,6 +65,7 @@ def _commit(
     h.p.writer.commit([*ops, h.request_op(cmd.request_id, result)])
     job.config = cfg
     job.header_dirty = True
+    job.heat()
 
 
 def add_task(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
@@ -88,6 +89,7 @@ def add_task(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
     job.tasks.append(TaskContextInfo(task_id=task.task_id))
     job.dirty_chunks.add(chunk_of(partition))
     job.pending.append(partition)
+    job.heat()
     return result
 
 

@@ -74,7 +74,7 @@ class EnqueueBatch:
         self.written = True
         self.wf.stored = self.stored
         for job in self.jobs:
-            self.wf.jobs[job.name] = job
+            self.wf.add_job(job)
         self.wf.context_dirty = True
 
     def wait(self) -> None:

@@ -154,7 +154,7 @@ class ControllerMetrics:
         final. Called before the pass writes, so whoever sees a final state in ZooKeeper
         finds it counted already."""
         for wf in workflows:
-            for job in wf.jobs.values():
+            for job in wf.hot.values():  # a job that became final is hot until written
                 final = job.state.is_final
                 if final and not job.counted:
                     self._job_done(job)

@@ -364,6 +364,7 @@ class Pipeline:
         return load
 
     def all_jobs(self) -> Iterable[JobRuntime]:
+        """Every job that may hold attempts (the hot ones) of every resident workflow."""
         return _jobs(self.workflows.values())
 
     # --- writes ---------------------------------------------------------------------------
@@ -374,7 +375,7 @@ class Pipeline:
         ops: list[Op] = []
         touched = self.work.resident(self.workflows, self.work.touched)
         for wf in touched:
-            for job in wf.jobs.values():
+            for job in wf.hot.values():  # a cold job has nothing unwritten
                 if job.config.stream and job.header_dirty and job.state.is_final:
                     # A finished stream takes no more splits or barriers (their appends
                     # check this node's version).
@@ -392,7 +393,7 @@ class Pipeline:
                         include_header=job.header_dirty,
                         existing_chunks=job.stored_chunks,
                     )
-            if wf.context_dirty or any(j.header_dirty for j in wf.jobs.values()):
+            if wf.context_dirty or any(j.header_dirty for j in wf.hot.values()):
                 path = self.paths.workflow_context(wf.name)
                 ops.append(SetData(path, encode(workflow_context(wf), path=path)))
         assignment_ops = self._assignment_ops()
@@ -422,10 +423,11 @@ class Pipeline:
                 return
         for wf in touched:
             wf.context_dirty = False
-            for job in wf.jobs.values():
+            for job in wf.hot.values():
                 job.header_dirty = False
                 job.dirty_chunks.clear()
                 job.stored_chunks = stored_chunks(len(job.tasks))
+            wf.cool()
         for inst, op in assignment_ops:
             self.assignments[inst] = decode(op.data)
         retired()
@@ -474,7 +476,7 @@ class Pipeline:
         }
         # Only workflows with attempts out (or touched in this pass) have entries.
         for wf in self.work.resident(self.workflows, sorted(self.work.busy | self.work.touched)):
-            for job in wf.jobs.values():
+            for job in wf.hot.values():  # a job with attempts out is hot
                 for p, inst in job.active.items():
                     live = self.instances.get(inst)
                     t = job.tasks[p]
@@ -505,5 +507,6 @@ class Pipeline:
 
 
 def _jobs(workflows: Iterable[WorkflowRuntime]) -> Iterable[JobRuntime]:
+    """The hot jobs of ``workflows``: a job with attempts out is never cold."""
     for wf in workflows:
-        yield from wf.jobs.values()
+        yield from wf.hot_jobs()

@@ -108,7 +108,7 @@ def remove_jobs(
         ops.append(h.request_op(request_id, result))
     h.p.writer.commit(ops)
     for job in sorted(gone):
-        wf.jobs.pop(job, None)
+        wf.remove_job(job)
         h.p.removal.remove_tree(h.p.paths.job(wf.name, job))
     wf.context_dirty = True
 
@@ -122,25 +122,8 @@ def purge_due(h: CommandHandler, wf: WorkflowRuntime, now: datetime) -> float | 
     leader change), so a busy queue costs one write per interval, not one per job.
     """
     now_s = now.timestamp()
-    due_next: float | None = None
-    purge: list[str] = []
-    for job in wf.jobs.values():
-        if job.finish_time is None or job.active:
-            continue
-        ttl: float | None
-        if job.state is TaskState.COMPLETED:
-            ttl = job.config.expiry if job.config.expiry is not None else wf.stored.config.expiry
-        elif job.state in (TaskState.FAILED, TaskState.TIMED_OUT):
-            ttl = job.config.terminal_state_expiry  # None: kept until flushed
-        else:
-            continue
-        if ttl is None:
-            continue
-        due = job.finish_time.timestamp() + ttl
-        if due <= now_s:
-            purge.append(job.name)
-        else:
-            due_next = due if due_next is None else min(due_next, due)
+    # From the queue's expiry heap: what is due costs, not how many jobs it keeps.
+    purge, due_next = wf.expired(now_s)
     next_purge = (
         None if wf.last_purge is None else wf.last_purge + wf.stored.config.job_purge_interval
     )

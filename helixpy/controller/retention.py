@@ -57,7 +57,7 @@ def is_retirable(wf: WorkflowRuntime) -> bool:
     schedule = wf.stored.config.schedule
     if schedule is not None and schedule.recurrence_interval is not None:
         return False
-    return not any(job.active for job in wf.jobs.values())
+    return not any(job.active for job in wf.hot.values())
 
 
 def expiry_due(wf: WorkflowRuntime) -> float | None:

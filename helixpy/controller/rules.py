@@ -176,6 +176,7 @@ _ACTIVE_JOB = frozenset({S.IN_PROGRESS, S.FAILING, S.STOPPING, S.TIMING_OUT})
 #: job states _advance_job has nothing to do in (finished: never moves; not started: no
 #: attempts, timeouts or stop yet), while no retry is delayed
 _IDLE = frozenset({S.NOT_STARTED, *(s for s in S if s.is_final)})
+_FINAL_JOB = frozenset(s for s in S if s.is_final)
 
 
 def evaluate_workflow(wf: WorkflowRuntime, now: datetime) -> float | None:
@@ -203,20 +204,20 @@ def evaluate_workflow(wf: WorkflowRuntime, now: datetime) -> float | None:
             return None
         wakeups.append(deadline)
     stop = cfg.target_state == "STOP"
-    for name in wf.order:
-        job = wf.jobs[name]
-        if job.state not in _IDLE or job.delayed:  # most of a long queue's jobs are idle
+    # Only hot jobs: a cold one (not started or finished, nothing out) has nothing to
+    # advance; a long queue's finished jobs cost nothing here.
+    for job in wf.hot_jobs():
+        if job.state not in _IDLE or job.delayed:
             _advance_job(job, stop, now, wakeups)
     if not stop:
         _start_ready_jobs(wf, now, wakeups)
-    failed = sum(1 for j in wf.jobs.values() if j.state in _JOB_FAILURES)
+    failed = wf.count(_JOB_FAILURES)
     if failed > cfg.failure_threshold and cfg.terminable:
         _end_workflow(wf, S.FAILED, now, f"{failed} job(s) failed")
-    elif all(j.state.is_final for j in wf.jobs.values()) and cfg.terminable:
+    elif wf.count(_FINAL_JOB) == len(wf.jobs) and cfg.terminable:
         wf.set_state(S.COMPLETED, now)
     elif stop:
-        busy = any(j.state in _ACTIVE_JOB for j in wf.jobs.values())
-        wf.set_state(S.STOPPING if busy else S.STOPPED, now)
+        wf.set_state(S.STOPPING if wf.count(_ACTIVE_JOB) else S.STOPPED, now)
     else:
         wf.set_state(S.IN_PROGRESS, now)
     return min(wakeups) if wakeups else None
@@ -276,10 +277,13 @@ def _queue_verdict(
 
 def _start_ready_jobs(wf: WorkflowRuntime, now: datetime, wakeups: list[float]) -> None:
     now_s = now.timestamp()
-    running = sum(1 for j in wf.jobs.values() if j.state in _ACTIVE_JOB)
+    running = wf.count(_ACTIVE_JOB)
     queue = wf.stored.queue is not None
-    prev: JobRuntime | None = None
-    for name in wf.order:
+    order = wf.order
+    # A queue's jobs before its frontier have all started: the walk begins there.
+    first = wf.frontier() if queue else 0
+    prev: JobRuntime | None = wf.jobs[order[first - 1]] if first else None
+    for name in order[first:] if first else order:
         job, before = wf.jobs[name], prev
         prev = job
         if job.state is not S.NOT_STARTED:
@@ -355,10 +359,10 @@ def is_schedulable(wf: WorkflowRuntime, job: JobRuntime) -> bool:
 def schedulable_jobs(workflows: Iterable[WorkflowRuntime]) -> list[JobRuntime]:
     """Jobs with pending tasks that may be assigned now, in :func:`schedule_key` order."""
     keyed = [
-        (schedule_key(wf, i, wf.jobs[name]), wf.jobs[name])
+        (schedule_key(wf, wf.position(job.name), job), job)
         for wf in workflows
-        for i, name in enumerate(wf.order)
-        if is_schedulable(wf, wf.jobs[name])
+        for job in wf.hot_jobs()  # a schedulable job is IN_PROGRESS: never cold
+        if is_schedulable(wf, job)
     ]
     keyed.sort(key=lambda kv: kv[0])
     return [job for _, job in keyed]

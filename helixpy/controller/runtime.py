@@ -8,7 +8,9 @@ here does I/O; :mod:`helixpy.controller.rules` makes the decisions over these ob
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
+from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -42,6 +44,10 @@ ABORT = "ABORT"
 STOP = "STOP"
 DROP = "DROP"
 MOVE = "MOVE"
+
+#: job states a pass has nothing to do in, while no attempt runs, no retry waits and nothing
+#: of the job is unwritten (see ``JobRuntime.cold``)
+_RESTING = frozenset({TaskState.NOT_STARTED, *(s for s in TaskState if s.is_final)})
 
 
 @dataclass
@@ -82,6 +88,8 @@ class JobRuntime:
     _assigned_config: tuple[JobConfig, dict[str, Any] | None] | None = field(
         default=None, repr=False, compare=False
     )
+    #: the workflow holding it (set by ``WorkflowRuntime``): told of every state change
+    owner: WorkflowRuntime | None = field(default=None, repr=False, compare=False)
 
     def key(self, partition: int) -> str:
         return task_key(self.workflow, self.name, partition)
@@ -104,16 +112,38 @@ class JobRuntime:
     def set_task(self, partition: int, info: TaskContextInfo) -> None:
         self.tasks[partition] = info
         self.dirty_chunks.add(chunk_of(partition))
+        self.heat()
 
     def set_state(self, state: TaskState, now: datetime) -> None:
         if state is self.state:
             return
-        self.state = state
+        old, self.state = self.state, state
         if state is TaskState.IN_PROGRESS and self.start_time is None:
             self.start_time = now
         if state.is_final:
             self.finish_time = now
         self.header_dirty = True
+        if self.owner is not None:
+            self.owner.job_changed(self, old)
+
+    def heat(self) -> None:
+        """Something of this job changed outside ``set_state`` / ``set_task``: passes look
+        at it again (see ``WorkflowRuntime.hot``)."""
+        if self.owner is not None:
+            self.owner.hot[self.name] = self
+
+    @property
+    def cold(self) -> bool:
+        """Nothing for a pass to do here until its state changes: not started or finished,
+        no attempt out, no retry waiting, nothing unwritten."""
+        return (
+            self.state in _RESTING
+            and not self.active
+            and not self.delayed
+            and not self.aborting
+            and not self.header_dirty
+            and not self.dirty_chunks
+        )
 
     @property
     def finished_tasks(self) -> int:
@@ -144,16 +174,165 @@ class WorkflowRuntime:
     last_purge: float | None = None
     #: its final state was counted in the metrics (so each finish counts once)
     counted: bool = False
+    #: the jobs a pass must look at, in the order they became hot: every job but the cold
+    #: ones (``JobRuntime.cold``), which leave at the end of a pass that wrote them
+    #: (``cool``) and come back with their next change. A queue that has run 20,000 jobs
+    #: costs a pass what its running ones cost, not a walk of all of them.
+    hot: dict[str, JobRuntime] = field(init=False, repr=False, compare=False)
+    #: how many jobs are in each state
+    job_states: Counter[TaskState] = field(init=False, repr=False, compare=False)
+    #: (the order it was computed for, each job's position in it)
+    _positions: tuple[Sequence[str], dict[str, int]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    #: a queue's (order, index of its first NOT_STARTED job, or len(order)), see ``frontier``
+    _frontier: tuple[Sequence[str], int] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    #: a queue's finished jobs by when they expire: a heap of (due, job); entries of jobs
+    #: gone or changed since are skipped when they come up (``expired``)
+    _expiring: list[tuple[float, str]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+    #: the config ``_expiring``'s due times were computed with
+    _expiring_for: object = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.hot = {}
+        self.job_states = Counter()
+        for job in self.jobs.values():
+            self._attach(job)
+
+    def _attach(self, job: JobRuntime) -> None:
+        job.owner = self
+        self.job_states[job.state] += 1
+        self.hot[job.name] = job  # cooled by the first pass that looks at it
+        self._push_expiry(job)
+
+    def expiry_of(self, job: JobRuntime) -> float | None:
+        """When a finished queue job is due for purging (None: never, or not finished):
+        COMPLETED after ``expiry`` (the job's, else the queue's), FAILED / TIMED_OUT
+        after the job's ``terminal_state_expiry``."""
+        if job.finish_time is None or self.stored.queue is None:
+            return None
+        ttl: float | None
+        if job.state is TaskState.COMPLETED:
+            ttl = job.config.expiry if job.config.expiry is not None else self.stored.config.expiry
+        elif job.state in (TaskState.FAILED, TaskState.TIMED_OUT):
+            ttl = job.config.terminal_state_expiry  # None: kept until flushed
+        else:
+            return None
+        return None if ttl is None else job.finish_time.timestamp() + ttl
+
+    def _push_expiry(self, job: JobRuntime) -> None:
+        due = self.expiry_of(job)
+        if due is not None:
+            heapq.heappush(self._expiring, (due, job.name))
+
+    def expired(self, now_s: float) -> tuple[list[str], float | None]:
+        """A queue's finished jobs due by ``now_s`` that nothing runs of any more, and the
+        next due time of the others (a job still being cancelled is left out of both: its
+        attempt's end looks at the queue again). Costs what is due, not the queue's size;
+        the entries stay until the jobs are removed (``remove_job``)."""
+        if self._expiring_for is not self.stored.config:
+            # Due times follow the config: computed again when it changed.
+            self._expiring_for = self.stored.config
+            self._expiring = []
+            for each in self.jobs.values():
+                self._push_expiry(each)
+        heap = self._expiring
+        due: dict[str, None] = {}
+        kept: list[tuple[float, str]] = []
+        while heap and heap[0][0] <= now_s:
+            entry = heapq.heappop(heap)
+            found = self.jobs.get(entry[1])
+            if found is None or self.expiry_of(found) != entry[0]:
+                continue  # removed, or finished again since: its own entry stands
+            kept.append(entry)
+            if not found.active:
+                due[found.name] = None
+        next_due = heap[0][0] if heap else None
+        for entry in kept:
+            heapq.heappush(heap, entry)
+        return list(due), next_due
+
+    def add_job(self, job: JobRuntime) -> None:
+        """A new job (an enqueue); it is hot until a pass wrote it."""
+        self.jobs[job.name] = job
+        self._attach(job)
+
+    def remove_job(self, name: str) -> None:
+        """Forget job ``name`` (purged, deleted or flushed from a queue)."""
+        job = self.jobs.pop(name, None)
+        if job is None:
+            return
+        self.job_states[job.state] -= 1
+        self.hot.pop(name, None)
+        job.owner = None
+
+    def job_changed(self, job: JobRuntime, old: TaskState) -> None:
+        self.job_states[old] -= 1
+        self.job_states[job.state] += 1
+        self.hot[job.name] = job
+        if job.state.is_final:
+            self._push_expiry(job)
+
+    def hot_jobs(self) -> list[JobRuntime]:
+        """The jobs a pass must look at (a copy: looking may change them)."""
+        return list(self.hot.values())
+
+    def cool(self) -> None:
+        """After a pass wrote this workflow: cold jobs leave ``hot``."""
+        for name in [n for n, job in self.hot.items() if job.cold]:
+            del self.hot[name]
+
+    def count(self, states: frozenset[TaskState]) -> int:
+        """How many jobs are in one of ``states``."""
+        return sum(self.job_states[s] for s in states)
+
+    def position(self, job: str) -> int:
+        """Where ``job`` is in ``order`` (computed once per order)."""
+        order = self.order
+        cached = self._positions
+        if cached is None or cached[0] is not order:
+            if cached is not None and _extends(order, cached[0]):
+                positions = cached[1]  # an enqueue appended: the others keep their place
+                positions.update((order[i], i) for i in range(len(cached[0]), len(order)))
+            else:
+                positions = {name: i for i, name in enumerate(order)}
+            cached = (order, positions)
+            self._positions = cached
+        return cached[1][job]
+
+    def frontier(self) -> int:
+        """A queue's first NOT_STARTED job's index in ``order`` (``len(order)`` if none).
+
+        A queue starts its jobs in order and no job goes back to NOT_STARTED, so every job
+        before it has started: it only moves forward, and an enqueue (which appends) keeps
+        it. Any other change of the order (a purge, a delete) finds it again from 0.
+        """
+        order = self.order
+        start = 0
+        cached = self._frontier
+        if cached is not None:
+            old, index = cached
+            if _extends(order, old):
+                start = index
+        i = start
+        while i < len(order) and self.jobs[order[i]].state is not TaskState.NOT_STARTED:
+            i += 1
+        self._frontier = (order, i)
+        return i
 
     @property
     def name(self) -> str:
         return self.stored.name
 
     @property
-    def order(self) -> list[str]:
+    def order(self) -> Sequence[str]:
         """The jobs in dependency order; a queue's in enqueue order."""
         if self.stored.queue is not None:
-            return list(self.stored.queue)
+            return self.stored.queue
         return self._dag_order
 
     @cached_property
@@ -172,6 +351,11 @@ class WorkflowRuntime:
         if info:
             self.info = info
         self.context_dirty = True
+
+
+def _extends(order: Sequence[str], old: Sequence[str]) -> bool:
+    """Whether ``order`` is ``old`` with jobs appended (or ``old`` itself)."""
+    return order is old or (len(order) >= len(old) and order[: len(old)] == old)
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,7 @@ def unstarted_targeted(workflows: list[WorkflowRuntime]) -> list[JobRuntime]:
     return [
         job
         for wf in workflows
-        for job in wf.jobs.values()
+        for job in wf.hot.values()  # it just started: hot
         if job.config.target_resource is not None
         and not job.config.tasks
         and job.state is TaskState.IN_PROGRESS
@@ -148,6 +148,7 @@ def start_targeted(h: CommandHandler, job: JobRuntime, now: datetime) -> None:
     job.pending.extend(range(len(job.tasks)))
     job.dirty_chunks.update(range(num_chunks(len(job.tasks))))
     job.header_dirty = True
+    job.heat()
     log.info(
         "job %s/%s targets %d partition(s) of %s",
         job.workflow,

@@ -97,11 +97,12 @@ class Candidates:
         """Queue ``wf``'s schedulable jobs not queued yet."""
         if wf.state is not TaskState.IN_PROGRESS:
             return
-        for i, name in enumerate(wf.order):
-            job = wf.jobs[name]
+        for job in wf.hot_jobs():  # a schedulable job is IN_PROGRESS: never cold
+            name = job.name
             if is_schedulable(wf, job) and (wf.name, name) not in self._queued:
                 self._queued.add((wf.name, name))
-                heapq.heappush(self._heap, (schedule_key(wf, i, job), wf.name, name))
+                key = schedule_key(wf, wf.position(name), job)
+                heapq.heappush(self._heap, (key, wf.name, name))
 
     def rebuild(self, workflows: Iterable[WorkflowRuntime]) -> None:
         """Forget every entry and queue ``workflows`` afresh (a sweep: priorities may have
@@ -188,7 +189,7 @@ class WorkList:
             wf.name
             for wf in workflows
             if wf.name not in expected
-            and (wf.context_dirty or any(j.header_dirty for j in wf.jobs.values()))
+            and (wf.context_dirty or any(j.header_dirty for j in wf.hot.values()))
         )
 
     @staticmethod
@@ -210,8 +211,7 @@ class WorkList:
             if wf is None:
                 self.forget(name)
                 continue
-            jobs = wf.jobs.values()
-            _mark(self.busy, name, any(job.active for job in jobs))
+            _mark(self.busy, name, any(job.active for job in wf.hot.values()))
             sched = wf.stored.config.schedule
             _mark(self.templates, name, sched is not None and sched.recurrence_interval is not None)
         self.touched.clear()
