@@ -16,6 +16,7 @@ from helixpy.store.paths import Paths
 from helixpy.store.records import (
     StoredWorkflow,
     get_json,
+    job_states_chunks,
     read_job_config,
     read_job_context,
     read_job_meta,
@@ -119,4 +120,6 @@ def load_workflow(zk: KazooClient, paths: Paths, name: str) -> WorkflowRuntime |
     )
     if wf.state is TaskState.NOT_STARTED:
         wf.context_dirty = True
+    if job_states_chunks(len(wf.order)) or ctx_raw.get("job_chunks"):
+        wf.ctx_chunks = -1  # listed before its first write (controller/contexts)
     return wf

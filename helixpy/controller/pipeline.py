@@ -19,6 +19,7 @@ from kazoo.exceptions import NoNodeError
 
 from helixpy.controller import rules
 from helixpy.controller.commands import CommandHandler
+from helixpy.controller.contexts import context_ops, written
 from helixpy.controller.loader import Broken, load_workflows
 from helixpy.controller.membership import Membership
 from helixpy.controller.metrics import ControllerMetrics
@@ -37,7 +38,6 @@ from helixpy.controller.runtime import (
     LiveInstance,
     WorkflowRuntime,
     job_header,
-    workflow_context,
 )
 from helixpy.controller.schedules import run_schedules
 from helixpy.controller.signals import ALL_WORKFLOWS, Pending, Signals
@@ -58,7 +58,12 @@ from helixpy.store.fencing import FencedWriter, MultiFailed
 from helixpy.store.ops import Create, Delete, Op, SetData
 from helixpy.store.partitions import read_partitions
 from helixpy.store.paths import Paths
-from helixpy.store.records import job_context_ops, read_cluster_config, stored_chunks
+from helixpy.store.records import (
+    job_context_ops,
+    job_states_chunks,
+    read_cluster_config,
+    stored_chunks,
+)
 
 log = logging.getLogger(__name__)
 _STOPPED = (TaskState.STOPPING, TaskState.STOPPED)
@@ -272,6 +277,7 @@ class Pipeline:
             # armed, and would never be read again (the work it reports would hang).
             self.signals.restore(pending)
             self.work.failed()
+            self.contexts_unknown()
             if self.metrics is not None:
                 self.metrics.passes.labels("failed").inc()
             raise
@@ -373,6 +379,7 @@ class Pipeline:
         """Contexts first, then assignments, in fenced multis; only what changed (what this
         pass touched). The work list is re-indexed once the write landed."""
         ops: list[Op] = []
+        contexts: list[tuple[WorkflowRuntime, int]] = []
         touched = self.work.resident(self.workflows, self.work.touched)
         for wf in touched:
             for job in wf.hot.values():  # a cold job has nothing unwritten
@@ -393,9 +400,9 @@ class Pipeline:
                         include_header=job.header_dirty,
                         existing_chunks=job.stored_chunks,
                     )
-            if wf.context_dirty or any(j.header_dirty for j in wf.hot.values()):
-                path = self.paths.workflow_context(wf.name)
-                ops.append(SetData(path, encode(workflow_context(wf), path=path)))
+            ctx_ops, chunks = context_ops(self.zk, self.paths, wf)
+            ops += ctx_ops
+            contexts.append((wf, chunks))
         assignment_ops = self._assignment_ops()
         ops += [op for _, op in assignment_ops]
         # Last, after their final contexts: finished workflows leave the hot set.
@@ -411,6 +418,7 @@ class Pipeline:
                     raise
                 # Written again by the next pass: its dirty flags and touched marks stay.
                 self.work.sweep_next()
+                self.contexts_unknown()
                 if not gone:
                     self.signals.wake()
                     return
@@ -421,6 +429,8 @@ class Pipeline:
                 self.work.forget(gone)
                 self.signals.wake()
                 return
+        for wf, chunks in contexts:
+            written(wf, chunks)
         for wf in touched:
             wf.context_dirty = False
             for job in wf.hot.values():
@@ -438,6 +448,13 @@ class Pipeline:
                 self.zk, self.paths.workflow_config(wf.name), self.signals.mark_workflow
             )
         self.work.settle(self.workflows)
+
+    def contexts_unknown(self) -> None:
+        """A write failed, maybe after some of its multis landed: which CONTEXT chunks
+        exist is read again before they are next written."""
+        for wf in self.workflows.values():
+            if wf.ctx_chunks or job_states_chunks(len(wf.order)):
+                wf.ctx_chunks = -1
 
     def _vanished_workflow(self, exc: MultiFailed) -> str | None:
         """The workflow whose znode a failed write found missing, if that was the failure."""

@@ -196,6 +196,11 @@ class WorkflowRuntime:
     )
     #: the config ``_expiring``'s due times were computed with
     _expiring_for: object = field(default=None, init=False, repr=False, compare=False)
+    #: CONTEXT chunks (``CONTEXT/<i>``, job states of a big workflow) that exist: -1 when
+    #: unknown (a failed write may have landed in part), found by listing them
+    ctx_chunks: int = field(default=0, init=False, repr=False, compare=False)
+    #: the order the chunks were last written for (None: rewrite them all)
+    ctx_order: Sequence[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.hot = {}
@@ -295,7 +300,7 @@ class WorkflowRuntime:
         order = self.order
         cached = self._positions
         if cached is None or cached[0] is not order:
-            if cached is not None and _extends(order, cached[0]):
+            if cached is not None and extends(order, cached[0]):
                 positions = cached[1]  # an enqueue appended: the others keep their place
                 positions.update((order[i], i) for i in range(len(cached[0]), len(order)))
             else:
@@ -316,7 +321,7 @@ class WorkflowRuntime:
         cached = self._frontier
         if cached is not None:
             old, index = cached
-            if _extends(order, old):
+            if extends(order, old):
                 start = index
         i = start
         while i < len(order) and self.jobs[order[i]].state is not TaskState.NOT_STARTED:
@@ -353,7 +358,7 @@ class WorkflowRuntime:
         self.context_dirty = True
 
 
-def _extends(order: Sequence[str], old: Sequence[str]) -> bool:
+def extends(order: Sequence[str], old: Sequence[str]) -> bool:
     """Whether ``order`` is ``old`` with jobs appended (or ``old`` itself)."""
     return order is old or (len(order) >= len(old) and order[: len(old)] == old)
 
@@ -415,11 +420,12 @@ def job_header(job: JobRuntime) -> dict[str, Any]:
     return header
 
 
-def workflow_context(wf: WorkflowRuntime) -> dict[str, Any]:
-    """A workflow CONTEXT as stored, from the runtime."""
+def workflow_context(wf: WorkflowRuntime, with_jobs: bool = True) -> dict[str, Any]:
+    """A workflow CONTEXT as stored, from the runtime (``with_jobs=False``: without its
+    jobs' states, for a workflow that keeps them in chunks)."""
     out = WorkflowContext(
         state=wf.state,
-        job_states={name: j.state for name, j in wf.jobs.items()},
+        job_states={name: j.state for name, j in wf.jobs.items()} if with_jobs else {},
         start_time=wf.start_time,
         finish_time=wf.finish_time,
         info=wf.info,

@@ -14,6 +14,11 @@ CONTEXT_CHUNK = 160
 INLINE_TASKS = 8
 #: How many task configs one task-config chunk holds.
 TASKCONFIG_CHUNK = 200
+#: Job states per workflow-CONTEXT chunk. A workflow of at most this many jobs keeps its
+#: jobs' states in its CONTEXT; a bigger one (a long queue) in ``CONTEXT/<i>`` children,
+#: chunk i holding the jobs at positions i*JOB_STATES_CHUNK.. of its order, so a pass that
+#: changes a few jobs rewrites one chunk, not every job's state.
+JOB_STATES_CHUNK = 1000
 
 
 def task_key(workflow: str, job: str, partition: int) -> str:
@@ -138,6 +143,9 @@ class Paths:
 
     def workflow_context(self, wf: str) -> str:
         return f"{self.workflow(wf)}/CONTEXT"
+
+    def workflow_context_chunk(self, wf: str, chunk: int) -> str:
+        return f"{self.workflow_context(wf)}/{chunk}"
 
     def workflow_content(self, wf: str) -> str:
         return f"{self.workflow(wf)}/CONTENT"

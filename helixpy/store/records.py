@@ -7,7 +7,7 @@ rebuilding its state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +23,14 @@ from helixpy.model import (
     WorkflowContext,
 )
 from helixpy.store.codec import decode, encode
-from helixpy.store.ops import Create, Op, SetData
-from helixpy.store.paths import CONTEXT_CHUNK, INLINE_TASKS, TASKCONFIG_CHUNK, Paths
+from helixpy.store.ops import Create, Delete, Op, SetData
+from helixpy.store.paths import (
+    CONTEXT_CHUNK,
+    INLINE_TASKS,
+    JOB_STATES_CHUNK,
+    TASKCONFIG_CHUNK,
+    Paths,
+)
 from helixpy.store.streams import stream_dirs_ops
 
 
@@ -198,7 +204,68 @@ def read_stored_workflow(zk: KazooClient, paths: Paths, wf: str) -> StoredWorkfl
 
 
 def read_workflow_context(zk: KazooClient, paths: Paths, wf: str) -> WorkflowContext:
-    return WorkflowContext.from_dict(get_json(zk, paths.workflow_context(wf)) or {})
+    """A workflow's context, its jobs' states gathered from its chunks if it has them
+    (read together; a chunk removed meanwhile, by a purge shrinking the queue, is skipped)."""
+    data = get_json(zk, paths.workflow_context(wf)) or {}
+    chunks = int(data.get("job_chunks", 0)) if isinstance(data, dict) else 0
+    if chunks:
+        reads = [zk.get_async(paths.workflow_context_chunk(wf, i)) for i in range(chunks)]
+        states: dict[str, Any] = dict(data.get("jobs") or {})
+        for i, read in enumerate(reads):
+            try:
+                body = decode(read.get()[0], path=paths.workflow_context_chunk(wf, i)) or {}
+            except NoNodeError:
+                continue
+            states.update(body.get("jobs") or {})
+        data = {**data, "jobs": states}
+    return WorkflowContext.from_dict(data)
+
+
+def job_states_chunks(jobs: int) -> int:
+    """How many ``CONTEXT/<i>`` chunks a workflow of ``jobs`` jobs keeps (0: inline)."""
+    return 0 if jobs <= JOB_STATES_CHUNK else -(-jobs // JOB_STATES_CHUNK)
+
+
+def workflow_context_ops(
+    paths: Paths,
+    wf: str,
+    header: Mapping[str, Any] | None,
+    order: Sequence[str],
+    state_of: Callable[[str], str],
+    dirty: Iterable[int],
+    existing: int,
+) -> list[Op]:
+    """Ops writing a workflow CONTEXT kept in chunks (``job_states_chunks(len(order)) > 0``,
+    or ``existing`` chunks to remove): the ``dirty`` chunks (created past ``existing``),
+    the header (when given, or when the chunk count changed; without job states, naming
+    the count), and deletes of chunks past the new count. Growing, the header goes last;
+    shrinking, first: a reader sees every chunk the header it read names, or skips one.
+    ``header`` is needed whenever the chunk count changes."""
+    count = job_states_chunks(len(order))
+    ops: list[Op] = []
+    for i in sorted(set(dirty)):
+        if i >= count:
+            continue
+        path = paths.workflow_context_chunk(wf, i)
+        names = order[i * JOB_STATES_CHUNK : (i + 1) * JOB_STATES_CHUNK]
+        body = {"jobs": {n: state_of(n) for n in names}}
+        ops.append((SetData if i < existing else Create)(path, encode(body, path=path)))
+    if header is None:
+        if count != existing:
+            raise ValueError("the chunk count changes: the header must be written")
+        return ops
+    path = paths.workflow_context(wf)
+    head = dict(header)
+    if count:
+        head["jobs"] = {}
+        head["job_chunks"] = count
+    else:
+        head["jobs"] = {n: state_of(n) for n in order}
+    head_op = SetData(path, encode(head, path=path))
+    if count >= existing:
+        return [*ops, head_op]
+    gone = [Delete(paths.workflow_context_chunk(wf, i)) for i in range(count, existing)]
+    return [head_op, *ops, *gone]
 
 
 # --- job contexts (chunked) -------------------------------------------------------------
