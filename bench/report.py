@@ -752,10 +752,13 @@ def _small(sm: dict[str, Any], img: Path) -> Lines:
         m = h.get(key)
         if not isinstance(m, dict):
             continue
+        api = str(m.get("api", DASH))
+        if m.get("items") not in (None, sm.get("items")):
+            api += f" ({_num(m.get('items'))} units)"  # a row run at another size says so
         rows.append(
             [
                 label,
-                str(m.get("api", DASH)),
+                api,
                 _num(m.get("seconds"), 2),
                 _num(m.get("submit_seconds"), 2),
                 _num(m.get("tasks_per_s"), 0),

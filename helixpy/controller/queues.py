@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from helixpy.controller.loader import new_job_runtime
+from helixpy.controller.removal import PURGE_GROUP
 from helixpy.controller.runtime import WorkflowRuntime
 from helixpy.controller.signals import Command
 from helixpy.errors import AlreadyExists, InvalidConfig, NotFound
@@ -107,9 +108,13 @@ def remove_jobs(
     if request_id is not None and result is not None:
         ops.append(h.request_op(request_id, result))
     h.p.writer.commit(ops)
-    for job in sorted(gone):
+    for job in gone:
         wf.remove_job(job)
-        h.p.removal.remove_tree(h.p.paths.job(wf.name, job))
+    # Read level by level and deleted in shared multis: a purge of thousands of expired
+    # jobs is a few round trips, not a walk and a multi per job.
+    roots = [h.p.paths.job(wf.name, job) for job in sorted(gone)]
+    for i in range(0, len(roots), PURGE_GROUP):
+        h.p.removal.remove_trees(roots[i : i + PURGE_GROUP])
     wf.context_dirty = True
 
 

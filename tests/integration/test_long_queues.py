@@ -52,7 +52,9 @@ def test_a_long_queue_keeps_every_job_state_in_chunks_across_a_takeover(
             assert ctx.state is S.IN_PROGRESS
             # When the queue is flushed
             driver.flush_queue("long")
-            # Then its states go back inline (none left) and the chunks are removed
+            # Then every job's tree is gone (removed in shared multis before the answer),
+            # its states go back inline (none left) and the chunks are removed
+            assert zk.get_children(paths.jobs("long")) == []
             for i in range(3):
                 wait_gone(cluster, paths.workflow_context_chunk("long", i))
             wait_for_data(
