@@ -228,15 +228,33 @@ def _headline_rows(res: dict[str, dict[str, Any] | None]) -> list[list[str]]:
     sm = res.get("small")
     if "small" in res:
         vs_celery = _get(sm, "ratios", "helixpy_best_over_celery")
+        best_mode = _get(sm, "ratios", "helixpy_best_mode")
         row(
             "small",
             "Many one-task units vs Celery's best pool (the first bar)",
             "≥ 1.0x",
             vs_celery,
-            _ratio(vs_celery),
+            _ratio(vs_celery) + (f" (best mode: {best_mode})" if best_mode else ""),
             lambda v: v >= 1.0,
             anchor="many-small-units",
         )
+        # The same bar for one-task workflows alone (a queue job is a lighter unit).
+        wf_modes = [
+            (v, k)
+            for k in ("start_threads", "start_async", "start_many")
+            if isinstance(v := _get(sm, "ratios", f"{k}_over_celery"), int | float)
+        ]
+        if wf_modes:
+            wf_best, wf_mode = max(wf_modes)
+            row(
+                "small",
+                "One-task workflows vs Celery's best pool (best workflow mode)",
+                "≥ 1.0x",
+                wf_best,
+                f"{_ratio(wf_best)} (best mode: {wf_mode})",
+                lambda v: v >= 1.0,
+                anchor="many-small-units",
+            )
         many = _get(sm, "helixpy", "start_many")
         accepted = _div(_get(sm, "items"), _get(many, "submit_seconds"))
         row(
