@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from helixpy.controller.contexts import context_ops, written
 from helixpy.controller.loader import new_job_runtime
 from helixpy.controller.removal import PURGE_GROUP
 from helixpy.controller.runtime import WorkflowRuntime
@@ -100,22 +101,37 @@ def remove_jobs(
     request_id: str | None,
     result: dict[str, str] | None,
 ) -> None:
-    """Drop ``jobs`` from the order (CONFIG first, with the request node), then their trees."""
+    """Drop ``jobs`` from the order (CONFIG first, with the queue's CONTEXT and the request
+    node), then their trees. The CONTEXT rides with CONFIG so that whoever hears the answer
+    (a flush, a delete) reads a job list without the removed jobs."""
     gone = set(jobs)
     assert wf.stored.queue is not None
+    before = wf.stored
+    removed = [wf.jobs[n] for n in sorted(gone) if n in wf.jobs]
     wf.stored = replace(wf.stored, queue=tuple(n for n in wf.stored.queue if n not in gone))
-    ops = [_config_op(h, wf)]
+    for job in removed:
+        wf.remove_job(job.name)
+    wf.context_dirty = True
+    ctx_ops, chunks = context_ops(h.p.zk, h.p.paths, wf)
+    ops = [_config_op(h, wf), *ctx_ops]
     if request_id is not None and result is not None:
         ops.append(h.request_op(request_id, result))
-    h.p.writer.commit(ops)
-    for job in gone:
-        wf.remove_job(job)
+    try:
+        h.p.writer.commit(ops)
+    except BaseException:
+        # Nothing may look removed that is still stored: the pass fails, and a retry of
+        # the request decides again from what was there.
+        wf.stored = before
+        for job in removed:
+            wf.add_job(job)
+        raise
+    written(wf, chunks)
+    wf.context_dirty = False
     # Read level by level and deleted in shared multis: a purge of thousands of expired
     # jobs is a few round trips, not a walk and a multi per job.
     roots = [h.p.paths.job(wf.name, job) for job in sorted(gone)]
     for i in range(0, len(roots), PURGE_GROUP):
         h.p.removal.remove_trees(roots[i : i + PURGE_GROUP])
-    wf.context_dirty = True
 
 
 def purge_due(h: CommandHandler, wf: WorkflowRuntime, now: datetime) -> float | None:
