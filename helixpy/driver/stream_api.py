@@ -32,6 +32,8 @@ class StreamMethods(DriverBase):
         """Append a batch of JSON-serialisable splits to streaming job ``job`` (one znode);
         its sequence number. Each split goes to one slot: by a stable hash of ``key(split)``
         when given, else round-robin."""
+        # Checked before copying: list("abc") would make three splits of a string.
+        streams.check_splits(splits)
         return self._stream(name, job, False, streams.add_splits, list(splits), key)
 
     def request_barrier(self, name: str, job: str) -> streams.Barrier:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, ConnectionLoss, NoNodeError
+from kazoo.exceptions import BadVersionError, ConnectionLoss, NoNodeError, RolledBackError
 
 from helixpy.driver.leader import SAFETY_WAKE, Watcher
 from helixpy.errors import BarrierCancelled, InvalidConfig, NotFound, PollTimeout
@@ -193,9 +193,12 @@ def append(
         if isinstance(results[0], NoNodeError):
             stream_slots(zk, paths, wf, job)  # names the problem: missing, or not a stream
             raise NotFound(f"job {wf}/{job} does not exist in cluster {paths.cluster}")
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors:
+            # The op that failed, not the others of the multi it rolled back (a write
+            # without the cluster's identity fails its create with NoAuth, which the
+            # driver turns into AccessDenied; the check before it only says RolledBack).
+            raise next((e for e in errors if not isinstance(e, RolledBackError)), errors[0])
         return parse_entry(str(results[1]).rsplit("/", 1)[1])[0]
     raise ConnectionLoss(f"could not append to {wf}/{job}")
 
@@ -205,6 +208,16 @@ def _find(zk: KazooClient, paths: Paths, wf: str, job: str, entry_id: str) -> in
         if read_entry(zk, paths, wf, job, seq, kind).get("id") == entry_id:
             return seq
     return None
+
+
+def check_splits(splits: object) -> None:
+    """:class:`InvalidConfig` unless ``splits`` is a non-empty list or tuple (a string,
+    bytes or a mapping is one value, not a batch of splits)."""
+    if not isinstance(splits, list | tuple) or not splits:
+        raise InvalidConfig(
+            "splits",
+            f"must be a non-empty list of JSON-serialisable splits (got {type(splits).__name__})",
+        )
 
 
 def add_splits(
@@ -218,8 +231,7 @@ def add_splits(
     """Append a batch. With ``key``, each split carries a stable hash of its key (not
     Python's salted ``hash()``: the same key reaches the same slot from any process);
     without, the slots share the batch round-robin."""
-    if isinstance(splits, str | bytes) or not isinstance(splits, Sequence) or not splits:
-        raise InvalidConfig("splits", "must be a non-empty list of JSON-serialisable splits")
+    check_splits(splits)
     body: dict[str, Any] = {"splits": list(splits)}
     if key is not None:
         body["keys"] = [zlib.crc32(repr(key(s)).encode()) for s in splits]

@@ -125,3 +125,25 @@ def test_writes_without_the_identity_are_refused_with_a_clear_error(zk_address: 
             with pytest.raises(AccessDenied, match="--zk-auth"):
                 anon.delete("q", force=True)
         assert "q" in cluster.driver.get_workflows()
+
+
+def test_a_stream_append_without_the_identity_is_access_denied(zk_address: str) -> None:
+    from helixpy import JobConfig, Workflow
+    from helixpy.driver import TaskDriver
+    from helixpy.errors import AccessDenied
+
+    # Given a streaming job in a cluster whose znodes only its identity may write
+    job = JobConfig(command="Sum", num_tasks=1, stream=True)
+    with LocalCluster(participants=0, zk=zk_address, zk_auth=AUTH) as cluster:
+        cluster.driver.start(Workflow.builder("st").add_job("s", job).build())
+        with TaskDriver(cluster.zk_address, cluster.cluster) as anon:
+            # When a client without it appends, requests a barrier or ends the stream
+            # Then it hears AccessDenied naming --zk-auth (not kazoo's RolledBackError)
+            with pytest.raises(AccessDenied, match="--zk-auth"):
+                anon.add_splits("st", "s", [{"v": 1}])
+            with pytest.raises(AccessDenied, match="--zk-auth"):
+                anon.request_barrier("st", "s")
+            with pytest.raises(AccessDenied, match="--zk-auth"):
+                anon.end_stream("st", "s")
+        # And the cluster's own driver still appends
+        assert cluster.driver.add_splits("st", "s", [{"v": 1}]) >= 0

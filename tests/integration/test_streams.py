@@ -158,6 +158,11 @@ def test_end_stream_completes_the_job_and_its_workflow(zk_address: str) -> None:
             driver.add_splits("fin", "s", [])
         with pytest.raises(InvalidConfig, match="JSON"):
             driver.add_splits("fin", "s", [object()])
+        # A string, bytes or a mapping is one value, not a batch: refused, never split up
+        for bad in ("abc", b"abc", {"v": 1}):
+            with pytest.raises(InvalidConfig, match="non-empty list") as exc:
+                driver.add_splits("fin", "s", bad)  # type: ignore[arg-type]
+            assert exc.value.field == "splits"
         final = driver.end_stream("fin", "s")
         assert totals(final.wait(WAIT)) == (3, 18)
         assert wait_final(driver, "fin") is S.COMPLETED
