@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 PYTEST_ARGS ?=
 
-.PHONY: all venv zookeeper proto proto-check lint types unit integration test check demo bench clean
+.PHONY: all venv zookeeper proto proto-check lint types unit integration test check repeat demo bench clean
 
 all: test
 
@@ -54,6 +54,13 @@ unit: $(STAMP)
 test: $(STAMP) zookeeper proto-check lint types
 	scripts/ensure-chromium.sh || true
 	scripts/with-docker.sh $(BIN)/python $(BIN)/pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+
+# The flake hunter: `make repeat N=5 ARGS="tests/integration tests/chaos"` runs pytest N
+# times and prints how often each test failed.
+N ?= 5
+ARGS ?= tests/integration tests/chaos
+repeat: $(STAMP) zookeeper
+	PATH=$(BIN):$$PATH $(BIN)/python scripts/repeat-tests $(N) $(ARGS)
 
 # The quick inner loop: lint, types, unit tests and one cluster smoke test.
 check: $(STAMP) zookeeper lint types

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,6 +91,7 @@ class LocalCluster:
         extra_args: Sequence[str] = (),
         controller_args: Sequence[str] = (),
         driver_options: Mapping[str, Any] | None = None,
+        keep_logs: bool = False,
     ) -> None:
         #: ``digest:user:password``: every process of the cluster authenticates with it
         self.zk_auth = zk_auth
@@ -114,6 +116,8 @@ class LocalCluster:
         self._zk: KazooClient | None = None
         self._driver: TaskDriver | None = None
         self.log_dir = Path(tempfile.mkdtemp(prefix="helixpy-cluster-"))
+        #: keep ``log_dir`` after a clean exit too (it always stays after an error)
+        self.keep_logs = keep_logs
         #: Stop with SIGTERM (participants drain, controllers resign) instead of SIGKILL.
         self.graceful_exit = False
 
@@ -158,9 +162,12 @@ class LocalCluster:
         self._stack.close()
         if et is not None:
             # Only once every process is gone: a failing write here (a closed pipe) must not
-            # leave processes running.
+            # leave processes running. The logs stay on disk for whoever debugs it.
             with contextlib.suppress(OSError):
                 sys.stderr.write(self.logs())
+        elif not self.keep_logs:
+            # A cluster that ended well leaves nothing behind in /tmp.
+            shutil.rmtree(self.log_dir, ignore_errors=True)
 
     @property
     def driver(self) -> TaskDriver:

@@ -214,3 +214,23 @@ def test_empty_zookeeper_home_raises(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert EXPECTED_NOT_FOUND in str(excinfo.value)
     assert str(tmp_path) in str(excinfo.value)
     assert isinstance(excinfo.value, RuntimeError)
+
+
+@pytest.mark.cluster
+def test_a_local_cluster_removes_its_logs_after_a_clean_exit_and_keeps_them_after_an_error(
+    zk_address: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helixpy.testing import LocalCluster
+
+    # Given a cluster that ends well: its log directory is gone afterwards
+    with LocalCluster(participants=1, zk=zk_address) as clean:
+        logs = clean.log_dir
+        assert (logs / "controller-0.log").exists()
+    assert not logs.exists()
+    # Given one whose body raises: its logs stay for whoever debugs it (and are printed)
+    bad = LocalCluster(participants=0, zk=zk_address)
+    kept = bad.log_dir
+    with pytest.raises(RuntimeError, match="boom"), bad:
+        raise RuntimeError("boom")
+    assert (kept / "controller-0.log").exists()
+    assert "controller-0" in capsys.readouterr().err
