@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from helixpy.controller.quota import DEFAULT, Quotas
-from helixpy.controller.runtime import JobRuntime, LiveInstance, WorkflowRuntime
+from helixpy.controller.runtime import RESTING, JobRuntime, LiveInstance, WorkflowRuntime
 from helixpy.model import JobConfig, TaskContextInfo, TaskPartitionState, TaskState
 from helixpy.model.context import cap_info
 
@@ -173,9 +173,6 @@ def _parents_verdict(wf: WorkflowRuntime, job: JobRuntime) -> tuple[bool, str | 
 
 #: Job states that hold tasks (count against ``parallel_jobs``).
 _ACTIVE_JOB = frozenset({S.IN_PROGRESS, S.FAILING, S.STOPPING, S.TIMING_OUT})
-#: job states _advance_job has nothing to do in (finished: never moves; not started: no
-#: attempts, timeouts or stop yet), while no retry is delayed
-_IDLE = frozenset({S.NOT_STARTED, *(s for s in S if s.is_final)})
 _FINAL_JOB = frozenset(s for s in S if s.is_final)
 
 
@@ -207,7 +204,7 @@ def evaluate_workflow(wf: WorkflowRuntime, now: datetime) -> float | None:
     # Only hot jobs: a cold one (not started or finished, nothing out) has nothing to
     # advance; a long queue's finished jobs cost nothing here.
     for job in wf.hot_jobs():
-        if job.state not in _IDLE or job.delayed:
+        if job.state not in RESTING or job.delayed:
             _advance_job(job, stop, now, wakeups)
     if not stop:
         _start_ready_jobs(wf, now, wakeups)

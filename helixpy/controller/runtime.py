@@ -47,7 +47,7 @@ MOVE = "MOVE"
 
 #: job states a pass has nothing to do in, while no attempt runs, no retry waits and nothing
 #: of the job is unwritten (see ``JobRuntime.cold``)
-_RESTING = frozenset({TaskState.NOT_STARTED, *(s for s in TaskState if s.is_final)})
+RESTING = frozenset({TaskState.NOT_STARTED, *(s for s in TaskState if s.is_final)})
 
 
 @dataclass
@@ -137,7 +137,7 @@ class JobRuntime:
         """Nothing for a pass to do here until its state changes: not started or finished,
         no attempt out, no retry waiting, nothing unwritten."""
         return (
-            self.state in _RESTING
+            self.state in RESTING
             and not self.active
             and not self.delayed
             and not self.aborting
