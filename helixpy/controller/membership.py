@@ -44,9 +44,13 @@ class Membership:
         live: dict[str, LiveInstance] = {}
         for name in names:
             try:
-                data, stat = self.p.zk.get(self.p.paths.live_instance(name))
+                # Watched: the participant rewrites it when its abandoned count changes.
+                data, stat = self.p.zk.get(
+                    self.p.paths.live_instance(name), watch=self.p.signals.mark_membership
+                )
                 body = decode(data) or {}
                 config = self._instance_config(name)
+                abandoned = int(body.get("abandoned", 0))
                 live[name] = LiveInstance(
                     name=name,
                     incarnation=int(body["incarnation"]),
@@ -54,8 +58,9 @@ class Membership:
                     # CONFIG is authoritative (an operator may retag a running instance);
                     # the live node's tags serve until CONFIG is readable.
                     tags=frozenset(config.get("tags", body.get("tags")) or ()),
-                    capacity=int(body.get("capacity", 0)),
+                    capacity=max(0, int(body.get("capacity", 0)) - abandoned),
                     enabled=bool(config.get("enabled", True)),
+                    abandoned=abandoned,
                 )
             except NoNodeError:
                 continue

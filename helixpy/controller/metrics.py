@@ -278,7 +278,7 @@ class _Levels(Collector):
         )
         yield _gauge(
             "helixpy_instance_free_slots",
-            "Advertised capacity minus active attempts.",
+            "Advertised capacity minus abandoned and active attempts.",
             ["instance"],
             {(k,): v for k, v in snap.free.items()},
         )

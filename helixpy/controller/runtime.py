@@ -371,9 +371,12 @@ class LiveInstance:
     incarnation: int
     session: int
     tags: frozenset[str]
+    #: the slots placement may fill: advertised capacity minus ``abandoned``
     capacity: int
     #: from INSTANCES/<inst>/CONFIG; a disabled instance gets no new attempts
     enabled: bool = True
+    #: slots held by threads of attempts abandoned after their cancel grace
+    abandoned: int = 0
 
 
 def rebuild_indexes(job: JobRuntime, now_epoch: float) -> None:

@@ -272,7 +272,8 @@ class TaskDriver(SubmitMethods, StreamMethods):
         return self._read(f"{self._paths.root}/LOCKS", "", read_audit, resource)
 
     def get_instances(self) -> dict[str, dict[str, Any]]:
-        """Every instance that ever registered: ``{id: {live, enabled, tags, capacity}}``."""
+        """Every instance that ever registered: ``{id: {live, enabled, tags, capacity,
+        abandoned}}`` (see :func:`helixpy.store.views.read_instances`)."""
         self._check_open()
         self._sync(self._paths.instances)
         return read_instances(self._zk, self._paths)

@@ -145,6 +145,10 @@ class JobConfig:
     num_concurrent_tasks_per_instance: int = 1
     failure_threshold: int = 0
     timeout_per_task: float = 3600.0
+    #: seconds a cancelled attempt (stop, timeout, delete, disable, abort, move) gets to end
+    #: before the participant ends it: a worker process is SIGTERMed, then SIGKILLed; a
+    #: thread is abandoned (reported in its cancel's state, its late result ignored)
+    cancel_grace: float = 30.0
     timeout: float | None = None
     task_retry_delay: float | None = None
     ignore_dependent_job_failure: bool = False
@@ -217,6 +221,7 @@ class JobConfig:
         )
         _check_int("job.failure_threshold", self.failure_threshold, 0)
         _check_duration("job.timeout_per_task", self.timeout_per_task, allow_none=False)
+        _check_duration("job.cancel_grace", self.cancel_grace, allow_none=False)
         for name in (
             "timeout",
             "task_retry_delay",

@@ -53,17 +53,24 @@ class Attempt:
     outcome: tuple[TaskPartitionState, str] | None = None
     #: the per-task timeout's registration, discarded when the attempt's work is done
     deadline_token: int | None = None
+    #: the cancel grace's registration (see :mod:`helixpy.participant.grace`)
+    grace_token: int | None = None
+    #: set under ``lock`` when the attempt's work is done, or when the participant gave up
+    #: on it (``abandoned``): whichever comes first decides, the other does nothing
+    ended: bool = False
+    abandoned: bool = False
 
     @property
     def fields(self) -> dict[str, object]:
         """Log ``extra`` naming this attempt (see :func:`task_fields`)."""
         return task_fields(self.key, self.attempt, self.ctx.task_id)
 
-    def cancel(self, reason: CancelReason) -> None:
-        """Set ``ctx.cancelled`` at once, then ask the task object itself (once)."""
+    def cancel(self, reason: CancelReason) -> bool:
+        """Set ``ctx.cancelled`` at once, then ask the task object itself (once); whether
+        this was the attempt's first cancel."""
         with self.lock:
             if self.reason is not None:
-                return
+                return False
             self.reason = reason
         log.info(
             "%s attempt %d cancelled: %s", self.key, self.attempt, reason.value, extra=self.fields
@@ -78,6 +85,7 @@ class Attempt:
                 task.cancel()
             except Exception:
                 log.exception("%s: cancel() raised", self.key, extra=self.fields)
+        return True
 
 
 _CANCELED_AS = {

@@ -45,10 +45,11 @@ from helixpy.participant.attempt import (
     with_follow_ups,
 )
 from helixpy.participant.executor import Executor, Item, WorkGroup
+from helixpy.participant.grace import CancelGrace, GraceEnd
 from helixpy.participant.isolation import TaskLookup
 from helixpy.participant.jobconfigs import JobConfigs
 from helixpy.participant.metrics import ParticipantMetrics
-from helixpy.participant.registration import check_capacity, register
+from helixpy.participant.registration import advertise_op, check_capacity, register
 from helixpy.participant.registry import TaskContext, TaskRegistry
 from helixpy.participant.reporter import StateReporter
 from helixpy.participant.services import FencedContent, attempt_locks
@@ -137,6 +138,12 @@ class Participant:
         self._executor: Executor | None = None
         self._threads: list[threading.Thread] = []
         self._deadlines = Deadlines(self._on_deadline, name=f"timeouts-{instance}")
+        #: cancel graces, and thread attempts abandoned after theirs (their threads still
+        #: run); the live node advertises their count (the source loop writes a change)
+        self._grace = CancelGrace(
+            self._deadlines, self._release_attempt, self._retire_abandoned, self._pending.set
+        )
+        self._advertised = 0
         self.metrics = ParticipantMetrics(
             self.instance,
             self._levels,
@@ -185,7 +192,7 @@ class Participant:
         for attempt in leftovers:
             # Not reported unless they complete anyway: the controller marks them DROPPED
             # when the live node goes, and retries them elsewhere.
-            attempt.cancel(CancelReason.DROP)
+            self._cancel(attempt, CancelReason.DROP)
         # Cancelled tasks get a moment to return and report before we leave.
         end = time.monotonic() + 5.0
         while self._running_count() and time.monotonic() < end:
@@ -237,6 +244,7 @@ class Participant:
             "incarnation": self.incarnation,
             "capacity": self.capacity,
             "running": self._running_count(),
+            "abandoned": len(self._grace),
             "multis": self._writer.multis if self._writer is not None else 0,
         }
 
@@ -247,7 +255,8 @@ class Participant:
         zk = self.zk
         assert zk is not None
         inst = self.instance
-        incarnation = register(zk, self.paths, inst, self.acl, self.tags, self.capacity)
+        abandoned = len(self._grace)
+        incarnation = register(zk, self.paths, inst, self.acl, self.tags, self.capacity, abandoned)
         fence = self.paths.incarnation(inst)
         writer = FencedWriter(zk, fence, incarnation, self.acl)
         reporter = StateReporter(zk, self.paths.state(inst, incarnation), writer)
@@ -256,6 +265,7 @@ class Participant:
             self.incarnation = incarnation
             self._writer = writer
             self._reporter = reporter
+            self._advertised = abandoned
             if self.state is not RunState.DRAINING:
                 self.state = RunState.RUNNING
         self._last_contact = time.monotonic()
@@ -294,12 +304,45 @@ class Participant:
             self._stop.wait(interval)
 
     def _on_deadline(self, item: object) -> None:
+        if isinstance(item, GraceEnd):
+            self._grace.grace_end(item.attempt)
+            return
         assert isinstance(item, Attempt)
         with self._lock:
             running = self._attempts.get(item.key) is item
         if running:
             log.info("%s attempt %d timed out", item.key, item.attempt, extra=item.fields)
-            item.cancel(CancelReason.TIMEOUT)
+            self._cancel(item, CancelReason.TIMEOUT)
+
+    # --- cancel grace (see helixpy.participant.grace) -------------------------------------
+
+    def _cancel(self, attempt: Attempt, reason: CancelReason) -> None:
+        self._grace.cancel(attempt, reason)
+
+    def _retire_abandoned(self, attempt: Attempt, state: P, info: str) -> None:
+        """Report an abandoned attempt as ended (its thread runs on, holding a slot)."""
+        with self._lock:
+            current = self._attempts.get(attempt.key)
+            if current is attempt:
+                del self._attempts[attempt.key]
+            stale = current is not attempt or attempt.ctx.incarnation != self.incarnation
+            stale |= attempt.reason is CancelReason.DROP
+            if not stale:
+                self._finished[attempt.key] = attempt.attempt
+        if not stale:
+            self._report(attempt.key, attempt.attempt, state, info, attempt.start, time.time())
+
+    def _advertise(self) -> None:
+        """Write the abandoned count into the live node when it changed (fenced)."""
+        count = len(self._grace)
+        writer = self._writer
+        if count == self._advertised or writer is None:
+            return
+        op = advertise_op(
+            self.paths, self.instance, self.incarnation, self.tags, self.capacity, count
+        )
+        writer.commit([op])
+        self._advertised = count
 
     def _self_fence(self, why: str) -> None:
         log.warning("participant %s fences itself: %s", self.instance, why)
@@ -311,7 +354,7 @@ class Participant:
         if self._reporter is not None:
             self._reporter.close()
         for attempt in attempts:
-            attempt.cancel(CancelReason.DROP)
+            self._cancel(attempt, CancelReason.DROP)
 
     # --- the source: assignments -> attempts ----------------------------------------------
 
@@ -326,6 +369,7 @@ class Participant:
                 continue
             try:
                 self._sync_assignment()
+                self._advertise()
             except Exception:
                 log.exception("reading the assignment failed; retrying")
 
@@ -353,9 +397,9 @@ class Participant:
         for key, attempt in running.items():
             entry = tasks.get(key)
             if entry is None or entry.attempt != attempt.attempt:
-                attempt.cancel(CancelReason.DROP)
+                self._cancel(attempt, CancelReason.DROP)
             elif entry.target in _CANCELS:
-                attempt.cancel(_CANCELS[entry.target])
+                self._cancel(attempt, _CANCELS[entry.target])
         prune = [k for k, a in finished.items() if k not in tasks or tasks[k].attempt != a]
         if prune:
             with self._lock:
@@ -460,16 +504,24 @@ class Participant:
             return
         attempt.outcome = run_attempt(lookup, attempt)
 
-    def _complete(self, attempt: Attempt, incarnation: int) -> None:
-        """The attempt's work is done (run and follow-ups): report it, unless stale."""
+    def _release_attempt(self, attempt: Attempt) -> None:
+        """Release what an attempt held: its locks and its deadlines."""
         box = attempt.ctx._lock_box
         if box is not None:
             try:
                 box.close()  # every lock of an attempt goes when the attempt ends
             except Exception as exc:  # its session is gone: the next acquirer reclaims
                 log.warning("%s: locks not released: %s", attempt.key, exc, extra=attempt.fields)
-        if attempt.deadline_token is not None:
-            self._deadlines.discard(attempt.deadline_token)
+        for token in (attempt.deadline_token, attempt.grace_token):
+            if token is not None:
+                self._deadlines.discard(token)
+
+    def _complete(self, attempt: Attempt, incarnation: int) -> None:
+        """The attempt's work is done (run and follow-ups): report it, unless stale."""
+        if self._grace.ended(attempt):  # reported when it was abandoned: result ignored
+            self._pending.set()
+            return
+        self._release_attempt(attempt)
         if attempt.outcome is None:  # skipped: cancelled while it waited for a worker
             cancelled = TaskResult(TaskStatus.CANCELED, "cancelled before it started")
             attempt.outcome = outcome(cancelled, attempt.reason)

@@ -37,7 +37,8 @@ from helixpy.participant.registry import Task, TaskContext, TaskFactory, TaskReg
 
 log = logging.getLogger(__name__)
 
-#: How long a child gets to exit on SIGTERM before it is killed (participant shutdown).
+#: How long a child gets to exit on SIGTERM before it is killed (participant shutdown, or
+#: an attempt past its cancel grace).
 CHILD_EXIT_GRACE = 2.0
 #: Run ids: a cancel names the run it is for, so one that crosses a run's end (or arrives
 #: before the child took the run up) can never hit the wrong attempt.
@@ -103,6 +104,26 @@ class ChildProcess:
             except ValueError:
                 return f"was killed by signal {-rc}"
         return f"exited with code {rc}"
+
+    def terminate(self, kill_after: float = CHILD_EXIT_GRACE) -> None:
+        """SIGTERM the child now and SIGKILL it if it is still there ``kill_after`` seconds
+        later (on a short-lived thread, so the caller never waits). The attempt's reader sees
+        the pipe close when the child is gone."""
+        if not self.alive:
+            return
+        log.warning("%s (pid %d): SIGTERM", self.name, self.proc.pid)
+        self.proc.terminate()
+
+        def kill_later() -> None:
+            try:
+                self.proc.wait(kill_after)
+            except subprocess.TimeoutExpired:
+                log.warning(
+                    "%s (pid %d): still there after SIGTERM: SIGKILL", self.name, self.proc.pid
+                )
+                self.proc.kill()
+
+        threading.Thread(target=kill_later, name=f"kill-{self.name}", daemon=True).start()
 
     def close(self) -> None:
         """Terminate the child (SIGTERM, then SIGKILL after a grace) and close the pipes."""
@@ -181,12 +202,17 @@ class ProcessTask(Task):
         self._child: ChildProcess | None = None
         self._lock = threading.Lock()
         self._run_id = next(_RUN_IDS)
+        #: set by :meth:`terminate`: the child is (to be) ended, its exit is the cancel's
+        self._terminating = False
 
     def run(self) -> TaskResult:
         ctx = self._ctx
         child = self._pool.acquire()
         with self._lock:
             self._child = child
+            terminating = self._terminating
+        if terminating:
+            child.terminate()
         reusable = False
         try:
             child.send({"op": "run", "id": self._run_id, "ctx": context_to_dict(ctx)})
@@ -195,6 +221,13 @@ class ProcessTask(Task):
             while True:
                 message = child.receive()
                 if message is None:
+                    if self._terminating:
+                        # Ended for its cancel: the state is the cancel's (STOPPED, ...)
+                        return TaskResult(
+                            TaskStatus.CANCELED,
+                            "did not end within its cancel grace: its worker process "
+                            f"{child.exit_reason()}",
+                        )
                     return TaskResult(
                         TaskStatus.FAILED,
                         f"the worker process running this task {child.exit_reason()}",
@@ -217,6 +250,15 @@ class ProcessTask(Task):
             child = self._child
         if child is not None:
             child.send({"op": "cancel", "id": self._run_id})
+
+    def terminate(self) -> None:
+        """End the worker process running this attempt (SIGTERM, then SIGKILL): its cancel
+        grace is over. A run that has not taken a process yet ends its process at once."""
+        with self._lock:
+            self._terminating = True
+            child = self._child
+        if child is not None:
+            child.terminate()
 
 
 def context_to_dict(ctx: TaskContext) -> dict[str, Any]:

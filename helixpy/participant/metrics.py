@@ -35,8 +35,8 @@ class ParticipantMetrics:
         executor: Callable[[], ExecutorMetrics | None],
     ) -> None:
         """``levels()`` gives ``run_state``, ``session``, ``incarnation``, ``capacity``,
-        ``running`` and ``multis``; ``executor()`` the executor's snapshot (None before it
-        starts)."""
+        ``running``, ``abandoned`` and ``multis``; ``executor()`` the executor's snapshot
+        (None before it starts)."""
         self.registry = CollectorRegistry(auto_describe=False)
         self.attempts_started = Counter(
             "helixpy_participant_attempts_started",
@@ -82,14 +82,19 @@ class _Levels(Collector):
             ("incarnation", "The registered incarnation (-1 before registering)."),
             ("capacity", "Concurrent tasks this instance advertises."),
             ("running", "Task attempts running now."),
+            (
+                "abandoned",
+                "Attempts abandoned after their cancel_grace whose threads still run "
+                "(each holds a slot).",
+            ),
         ):
             yield _one(f"helixpy_participant_{key}", doc, ["instance"], [inst], int(now[key]))
         yield _one(
             "helixpy_participant_free_slots",
-            "Capacity minus running attempts.",
+            "Capacity minus running and abandoned attempts.",
             ["instance"],
             [inst],
-            max(0, int(now["capacity"]) - int(now["running"])),
+            max(0, int(now["capacity"]) - int(now["running"]) - int(now["abandoned"])),
         )
         multis = CounterMetricFamily(
             "helixpy_zookeeper_multis",

@@ -20,7 +20,7 @@ from helixpy.errors import Fenced, InvalidConfig
 from helixpy.store.acl import AclProvider
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed, run_multi
-from helixpy.store.ops import Check, Create, Delete
+from helixpy.store.ops import Check, Create, Delete, SetData
 from helixpy.store.paths import Paths
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,29 @@ def merge_config(zk: KazooClient, path: str, config: dict[str, Any]) -> None:
             continue  # changed meanwhile: merge again
 
 
+def live_body(incarnation: int, tags: tuple[str, ...], capacity: int, abandoned: int = 0) -> bytes:
+    """The live node's body. ``abandoned``: worker slots held by threads of attempts given
+    up on after their cancel grace (see :mod:`helixpy.participant.grace`); the controller
+    places at most ``capacity - abandoned`` attempts here."""
+    body: dict[str, Any] = {
+        "incarnation": incarnation,
+        "tags": list(tags),
+        "capacity": capacity,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    if abandoned:
+        body["abandoned"] = abandoned
+    return encode(body)
+
+
+def advertise_op(
+    paths: Paths, inst: str, incarnation: int, tags: tuple[str, ...], capacity: int, abandoned: int
+) -> SetData:
+    """The write that advertises a new abandoned count (commit it fenced)."""
+    return SetData(paths.live_instance(inst), live_body(incarnation, tags, capacity, abandoned))
+
+
 def register(
     zk: KazooClient,
     paths: Paths,
@@ -52,6 +75,7 @@ def register(
     acl: AclProvider,
     tags: tuple[str, ...],
     capacity: int,
+    abandoned: int = 0,
 ) -> int:
     """Register a new incarnation of ``inst``; returns its number.
 
@@ -76,15 +100,7 @@ def register(
     # STATE nodes of earlier incarnations stay: the controller folds their last reports (a
     # task that finished just before a restart is not retried) and then deletes them.
     live = paths.live_instance(inst)
-    live_body = encode(
-        {
-            "incarnation": incarnation,
-            "tags": list(tags),
-            "capacity": capacity,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-        }
-    )
+    node = live_body(incarnation, tags, capacity, abandoned)
     fence = Check(paths.incarnation(inst), incarnation)
     for _ in range(20):
         try:
@@ -93,7 +109,7 @@ def register(
                 [
                     fence,
                     Create(paths.state(inst, incarnation), encode({})),
-                    Create(live, live_body, ephemeral=True),
+                    Create(live, node, ephemeral=True),
                 ],
                 acl,
             )

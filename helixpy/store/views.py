@@ -36,7 +36,9 @@ def read_workflows(zk: KazooClient, paths: Paths) -> dict[str, WorkflowConfig]:
 
 
 def read_instances(zk: KazooClient, paths: Paths) -> dict[str, dict[str, Any]]:
-    """Every instance that ever registered: ``{id: {live, enabled, tags, capacity}}``.
+    """Every instance that ever registered: ``{id: {live, enabled, tags, capacity,
+    abandoned}}`` (``abandoned``: slots held by threads of attempts given up on after their
+    ``cancel_grace``, 0 when not live).
 
     An instance without a config (registering just now) is left out.
     """
@@ -50,11 +52,16 @@ def read_instances(zk: KazooClient, paths: Paths) -> dict[str, dict[str, Any]]:
             cfg = decode(zk.get(paths.instance_config(name))[0]) or {}
         except NoNodeError:
             continue
-        live = zk.exists(paths.live_instance(name)) is not None
+        try:
+            node = decode(zk.get(paths.live_instance(name))[0]) or {}
+            live = True
+        except NoNodeError:
+            node, live = {}, False
         out[name] = {
             "live": live,
             "enabled": bool(cfg.get("enabled", True)),
             "tags": list(cfg.get("tags") or []),
             "capacity": cfg.get("capacity"),
+            "abandoned": int(node.get("abandoned", 0)) if isinstance(node, dict) else 0,
         }
     return out

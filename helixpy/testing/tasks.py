@@ -7,7 +7,9 @@ Commands (their ``task_config`` keys in brackets):
 - ``Fail`` / ``Fatal``: return FAILED / FATAL_FAILED [info].
 - ``Raise`` [message]: raises RuntimeError(message).
 - ``CancelUnasked``: returns CANCELED without being asked to cancel.
-- ``Stubborn`` [seconds]: ignores cancel, sleeps, then completes.
+- ``Stubborn`` [seconds, ignore_sigterm]: ignores cancel, sleeps, then completes; writes
+  TASK-scope ``pid`` (its process) first. With ``ignore_sigterm`` it ignores SIGTERM too
+  (in a worker process of a process-isolated job, whose main thread runs it).
 - ``Record`` [seconds]: records what a test needs in its TASK-scope user content: the
   instance, attempt, start and finish times, and the most tasks of its job seen running at
   once on this participant (``max_concurrent``).
@@ -45,6 +47,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import threading
 import time
 import uuid
@@ -137,6 +140,9 @@ def make_registry() -> TaskRegistry:
 
     @reg.task("Stubborn")
     def stubborn(ctx: TaskContext) -> TaskResult:
+        if ctx.task_config.get("ignore_sigterm"):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ctx.put_user_content("pid", str(os.getpid()), Scope.TASK)
         time.sleep(float(ctx.task_config.get("seconds", "1")))  # ignores cancel on purpose
         return TaskResult(TaskStatus.COMPLETED, "finished regardless")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,3 +130,30 @@ def wait_gone(cluster: LocalCluster, path: str, timeout: float = 60.0) -> None:
     finally:
         zk.stop()
         zk.close()
+
+
+_TELEMETRY = re.compile(r"metrics and health on http://([\d.]+):(\d+)")
+
+
+def telemetry_address(log: Path) -> tuple[str, int]:
+    """Where a daemon started with ``--metrics-port 0`` serves, from its log."""
+    wait_for_line(log, "metrics and health on http://", timeout=30)
+    found = _TELEMETRY.search(log.read_text())
+    assert found is not None
+    return found.group(1), int(found.group(2))
+
+
+def scrape(host: str, port: int) -> str:
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as reply:
+        return str(reply.read().decode())
+
+
+def wait_for_metric(address: tuple[str, int], pattern: str, timeout: float = 30) -> str:
+    """Scrape until ``pattern`` matches (bounded): an HTTP endpoint has no event to wait on."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = scrape(*address)
+        if re.search(pattern, body):
+            return body
+        assert time.monotonic() < deadline, f"{pattern!r} never appeared in /metrics"
+        threading.Event().wait(0.1)

@@ -8,46 +8,24 @@ import pty
 import re
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from helixpy import JobConfig, TaskState, Workflow, WorkflowConfig
 from helixpy.store.client import connect
 from helixpy.testing import LocalCluster
-from tests.integration.helpers import record_job, wait_final, wait_for_line
+from tests.integration.helpers import (
+    record_job,
+    scrape,
+    telemetry_address,
+    wait_final,
+    wait_for_line,
+    wait_for_metric,
+)
 
 pytestmark = pytest.mark.cluster
-ADDRESS = re.compile(r"metrics and health on http://([\d.]+):(\d+)")
-
-
-def telemetry_address(log: Path) -> tuple[str, int]:
-    wait_for_line(log, "metrics and health on http://", timeout=30)
-    found = ADDRESS.search(log.read_text())
-    assert found is not None
-    return found.group(1), int(found.group(2))
-
-
-def scrape(host: str, port: int) -> str:
-    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as reply:
-        return str(reply.read().decode())
-
-
-def wait_for_metric(address: tuple[str, int], pattern: str, timeout: float = 30) -> str:
-    """Scrape until ``pattern`` matches (bounded): an HTTP endpoint has no event to wait on."""
-    deadline = time.monotonic() + timeout
-    while True:
-        body = scrape(*address)
-        if re.search(pattern, body):
-            return body
-        assert time.monotonic() < deadline, f"{pattern!r} never appeared in /metrics"
-        threading.Event().wait(0.1)
-
-
 def probe(what: str, port: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [

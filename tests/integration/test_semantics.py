@@ -181,7 +181,7 @@ def test_stop_then_resume_reruns_stopped_tasks(zk_address: str) -> None:
         assert sorted(n for _, n in after.values()) == [1, 1, 2, 2]
 
 
-def test_a_task_ignoring_cancel_keeps_its_job_stopping_until_its_instance_dies(
+def test_a_task_ignoring_cancel_keeps_its_job_stopping_within_its_cancel_grace(
     zk_address: str,
 ) -> None:
     wf = (

@@ -280,6 +280,7 @@ def test_job_config_rejects_an_empty_command() -> None:
 
 JOB_DURATIONS = [
     "timeout_per_task",
+    "cancel_grace",
     "timeout",
     "task_retry_delay",
     "execution_delay",
@@ -316,14 +317,24 @@ def test_job_config_durations_accept_zero_and_positive(name: str, value: float) 
     assert getattr(job(**{name: value}), name) == value
 
 
-@pytest.mark.parametrize("name", [n for n in JOB_DURATIONS if n != "timeout_per_task"])
+REQUIRED_DURATIONS = ("timeout_per_task", "cancel_grace")
+
+
+@pytest.mark.parametrize("name", [n for n in JOB_DURATIONS if n not in REQUIRED_DURATIONS])
 def test_job_config_optional_durations_accept_none(name: str) -> None:
     assert getattr(job(**{name: None}), name) is None
 
 
-def test_job_config_timeout_per_task_is_required() -> None:
-    with expect_invalid("job.timeout_per_task", "required"):
-        job(timeout_per_task=None)
+@pytest.mark.parametrize("name", REQUIRED_DURATIONS)
+def test_job_config_required_durations_refuse_none(name: str) -> None:
+    with expect_invalid(f"job.{name}", "required"):
+        job(**{name: None})
+
+
+def test_job_config_cancel_grace_defaults_to_30_seconds_and_round_trips() -> None:
+    assert job().cancel_grace == 30.0
+    assert "cancel_grace" not in job().to_dict()  # the default is not stored
+    assert JobConfig.from_dict(job(cancel_grace=2.5).to_dict()).cancel_grace == 2.5
 
 
 @pytest.mark.parametrize(
