@@ -1,4 +1,4 @@
-"""``helixpy job ...``: add tasks to and delete tasks from a running job."""
+"""``helixpy job ...``: add tasks to and delete tasks from a running job; a task's error."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from helixpy.cli import cluster_options, driver_call, main
 
 @main.group()
 def job() -> None:
-    """Change the tasks of a running job."""
+    """Change the tasks of a running job; read a task's full error."""
 
 
 @job.command("add-task")
@@ -68,3 +68,25 @@ def job_delete_task(obj: dict[str, Any], workflow: str, job_name: str, task_id: 
             or f"deleted task {task_id} from {workflow}/{job_name}"
         ),
     )
+
+
+@job.command("task-error")
+@cluster_options
+@click.argument("workflow")
+@click.argument("job_name")
+@click.argument("task_id")
+@click.option("--attempt", type=int, default=None, help="That attempt's (default: the newest).")
+@click.pass_obj
+def job_task_error(
+    obj: dict[str, Any], workflow: str, job_name: str, task_id: str, attempt: int | None
+) -> None:
+    """Print the full error (traceback included) of TASK_ID's newest failed attempt."""
+
+    def run(driver: Any) -> str:
+        text = driver.get_task_error(workflow, job_name, task_id, attempt=attempt)
+        if text is None:
+            which = f"attempt {attempt} of " if attempt is not None else ""
+            return f"no error stored for {which}task {task_id} of {workflow}/{job_name}"
+        return str(text)
+
+    driver_call(obj, run)

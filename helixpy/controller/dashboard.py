@@ -11,6 +11,9 @@ API below once a second and redraws what changed, so states update without a rel
 ``GET /api/workflows/NAME``  one workflow: its DAG (jobs and parents) and per-task states,
                              attempts, instances and info (the first ``TASK_ROWS`` tasks of
                              each job; counts cover all)
+``GET /api/workflows/NAME/jobs/JOB/tasks/TASK/error``
+                             a task's full error texts (traceback included) by attempt,
+                             the last three failed attempts
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from helixpy.model.names import check_name
 from helixpy.store import records
 from helixpy.store.locks import read_locks
 from helixpy.store.paths import Paths
+from helixpy.store.task_errors import read_task_errors
 from helixpy.store.views import read_instances
 from helixpy.telemetry import HttpServer, Reply
 
@@ -59,9 +63,15 @@ class Dashboard(HttpServer):
             if path == "/api/overview":
                 return _json(overview(self._zk, self._paths))
             if path.startswith("/api/workflows/"):
-                name = path[len("/api/workflows/") :]
-                check_name("workflow", name)
-                return _json(workflow_view(self._zk, self._paths, name))
+                parts = path[len("/api/workflows/") :].split("/")
+                name = check_name("workflow", parts[0])
+                if len(parts) == 1:
+                    return _json(workflow_view(self._zk, self._paths, name))
+                if len(parts) == 6 and parts[1::2] == ["jobs", "tasks", "error"]:
+                    job = check_name("job", parts[2])
+                    task = check_name("task.id", parts[4])
+                    errors = read_task_errors(self._zk, self._paths, name, job, task)
+                    return _json({"workflow": name, "job": job, "task": task, "errors": errors})
         except InvalidConfig as exc:
             return 404, "application/json", json.dumps({"error": str(exc)}).encode()
         except NotFound as exc:

@@ -48,6 +48,7 @@ from helixpy.store import records
 from helixpy.store.content import get_content_map
 from helixpy.store.locks import read_audit, read_locks
 from helixpy.store.partitions import read_partitions
+from helixpy.store.task_errors import read_task_errors
 
 
 class TaskDriver(SubmitMethods, StreamMethods):
@@ -357,6 +358,22 @@ class TaskDriver(SubmitMethods, StreamMethods):
         tid = str(task_id) if isinstance(task_id, int) else task_id
         path = self._paths.task_content(_wf(name), _job(job), check_name("task.id", tid))
         return self._read(path, f"job {name}/{job}", get_content_map, Scope.TASK, name, job, tid)
+
+    def get_task_error(
+        self, name: str, job: str, task_id: str | int, attempt: int | None = None
+    ) -> str | None:
+        """The full error text of task ``task_id``'s newest failed attempt (or of
+        ``attempt``): the traceback when it raised, else the whole info it returned, up to
+        16 KB. None when it has none. The task context's ``info`` is its first 256 bytes;
+        the last three failed attempts of a task are kept, until the workflow goes."""
+        tid = str(task_id) if isinstance(task_id, int) else check_name("task.id", task_id)
+        if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
+            raise InvalidConfig("attempt", f"must be an attempt number (got {attempt!r})")
+        path = self._paths.task_error(_wf(name), _job(job), tid)
+        errors = self._read(path, f"job {name}/{job}", read_task_errors, name, job, tid)
+        if attempt is not None:
+            return errors.get(attempt)
+        return errors[max(errors)] if errors else None
 
     # --- polls ----------------------------------------------------------------------------
 

@@ -6,11 +6,13 @@ import enum
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from helixpy.model import TaskPartitionState, TaskResult, TaskStatus
 from helixpy.participant.executor import WorkGroup
+from helixpy.participant.isolation import ProcessTask
 from helixpy.participant.registry import Task, TaskContext, TaskFactory
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,9 @@ class Attempt:
     #: on it (``abandoned``): whichever comes first decides, the other does nothing
     ended: bool = False
     abandoned: bool = False
+    #: the full error text (a traceback) when the attempt failed with one; the reported
+    #: ``info`` is capped, this is stored whole (see :mod:`helixpy.store.task_errors`)
+    detail: str | None = None
 
     @property
     def fields(self) -> dict[str, object]:
@@ -128,6 +133,7 @@ def with_follow_ups(
         return state, info
     if group.error is not None:
         err = group.error
+        attempt.detail = "".join(traceback.format_exception(err))
         return P.TASK_ERROR, f"emitted work failed: {type(err).__name__}: {err}"
     if group.skipped and attempt.reason is not None:
         cancelled_state, default_info = _CANCELED_AS[attempt.reason]
@@ -155,9 +161,25 @@ def run_attempt(
         if attempt.ctx.cancelled.is_set():
             task.cancel()
         result = task.run()
+        if isinstance(task, ProcessTask):
+            attempt.detail = task.error_detail
     except Exception as exc:
+        attempt.detail = traceback.format_exc()
         log.info(
             "%s attempt %d raised: %s", attempt.key, attempt.attempt, exc, extra=attempt.fields
         )
         return P.TASK_ERROR, f"Exception happened in running task: {type(exc).__name__}: {exc}"
     return outcome(result, attempt.reason)
+
+
+def error_text(state: TaskPartitionState, info: str, attempt: Attempt) -> str | None:
+    """The full error text to keep for a failed attempt (None when it did not fail): its
+    traceback when it raised, else the whole ``info`` it returned. Cancels are not failures."""
+    failed = state in (P.TASK_ERROR, P.ERROR) or (
+        state is P.TASK_ABORTED and attempt.reason is None  # FATAL_FAILED
+    )
+    if not failed:
+        return None
+    if attempt.detail:
+        return f"{info}\n\n{attempt.detail}" if info not in attempt.detail else attempt.detail
+    return info or None

@@ -17,6 +17,7 @@ import os
 import queue
 import sys
 import threading
+import traceback
 from collections import deque
 from collections.abc import Callable
 from typing import IO, Any
@@ -164,12 +165,13 @@ def _outcome(
         result = task.run()
     except Exception as exc:
         info = f"Exception happened in running task: {type(exc).__name__}: {exc}"
-        return {"status": "FAILED", "info": info}
+        return {"status": "FAILED", "info": info, "error": traceback.format_exc()}
     try:
         while emitted and not ctx.cancelled.is_set():
             emitted.pop()()  # last in, first out: depth-first, no recursion
     except Exception as exc:
-        return {"status": "FAILED", "info": f"emitted work failed: {type(exc).__name__}: {exc}"}
+        info = f"emitted work failed: {type(exc).__name__}: {exc}"
+        return {"status": "FAILED", "info": info, "error": traceback.format_exc()}
     if not isinstance(result, TaskResult):
         return {"status": "FAILED", "info": f"run() returned {type(result).__name__}"}
     status = result.status

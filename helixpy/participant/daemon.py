@@ -39,6 +39,7 @@ from helixpy.participant.assignment import readable_entries
 from helixpy.participant.attempt import (
     Attempt,
     CancelReason,
+    error_text,
     outcome,
     run_attempt,
     task_fields,
@@ -59,8 +60,10 @@ from helixpy.store.acl import AclProvider, OpenAclProvider
 from helixpy.store.client import connect, request_counts
 from helixpy.store.codec import decode
 from helixpy.store.fencing import FencedWriter
+from helixpy.store.ops import Check
 from helixpy.store.paths import Paths, parse_task_key
 from helixpy.store.records import read_cluster_config
+from helixpy.store.task_errors import put_task_error
 from helixpy.telemetry import Health, RequestCounts, TelemetryServer
 
 log = logging.getLogger(__name__)
@@ -542,8 +545,27 @@ class Participant:
             # again for a newer attempt, which the source may start now.
             self._pending.set()
             return
+        text = error_text(state, info, attempt)
+        if text is not None:
+            self._keep_error(attempt, incarnation, text)  # before the report: readable then
         self._report(attempt.key, attempt.attempt, state, info, attempt.start, time.time())
         self._pending.set()
+
+    def _keep_error(self, attempt: Attempt, incarnation: int, text: str) -> None:
+        """Store a failed attempt's full error text (its report carries 256 bytes of it)."""
+        ctx = attempt.ctx
+        fence = Check(self.paths.incarnation(self.instance), incarnation)
+        assert self.zk is not None
+        try:
+            put_task_error(
+                self.zk, self.paths, self.acl, fence, ctx.workflow, ctx.job, ctx.task_id,
+                attempt.attempt, text,
+            )  # fmt: skip
+        except Exception as exc:  # the failure is still reported; only its detail is lost
+            log.warning(
+                "%s: the error text of attempt %d was not stored: %r",
+                attempt.key, attempt.attempt, exc, extra=attempt.fields,
+            )  # fmt: skip
 
     def _report(
         self, key: str, attempt: int, state: P, info: str, start: float, finish: float | None = None

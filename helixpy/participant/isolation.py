@@ -204,6 +204,8 @@ class ProcessTask(Task):
         self._run_id = next(_RUN_IDS)
         #: set by :meth:`terminate`: the child is (to be) ended, its exit is the cancel's
         self._terminating = False
+        #: the traceback the child sent with a failed result (the attempt's full error)
+        self.error_detail: str | None = None
 
     def run(self) -> TaskResult:
         ctx = self._ctx
@@ -235,6 +237,8 @@ class ProcessTask(Task):
                 op = message.get("op")
                 if op == "result":
                     reusable = True
+                    if message.get("error"):
+                        self.error_detail = str(message["error"])
                     return TaskResult(TaskStatus(message["status"]), str(message.get("info", "")))
                 if op in ("content_put", "content_get"):
                     child.send(_serve_content(ctx, message))

@@ -208,3 +208,10 @@ class Paths:
 
     def task_content(self, wf: str, job: str, task_id: str) -> str:
         return f"{self.task_content_shard(wf, job, task_id)}/{task_id}"
+
+    def task_errors(self, wf: str, job: str) -> str:
+        """Full error texts of failed attempts, sharded like task content."""
+        return f"{self.job(wf, job)}/ERRORS"
+
+    def task_error(self, wf: str, job: str, task_id: str) -> str:
+        return f"{self.task_errors(wf, job)}/{content_shard(task_id)}/{task_id}"

@@ -26,6 +26,8 @@ from tests.integration.helpers import (
 )
 
 pytestmark = pytest.mark.cluster
+
+
 def probe(what: str, port: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [

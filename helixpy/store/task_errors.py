@@ -1,0 +1,92 @@
+"""Full error texts of failed attempts: ``JOBS/<job>/ERRORS/<shard>/<task id>``.
+
+A task's context keeps a short ``info`` (256 bytes, so contexts stay small); the whole text
+(the traceback of an exception, the whole info a task returned) goes here, per attempt,
+at most :data:`ERROR_CAP` bytes each (gzip-compressed by the codec above 4 KB), the last
+:data:`KEEP_ATTEMPTS` attempts of each task. Written by the participant, fenced by its
+incarnation, only when an attempt fails; created on first failure like task content, and
+under the job, so it goes when the workflow is deleted or purged.
+"""
+
+from __future__ import annotations
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+
+from helixpy.errors import Fenced, NotFound
+from helixpy.model.context import cap_info
+from helixpy.store.acl import AclProvider
+from helixpy.store.codec import decode, encode
+from helixpy.store.fencing import MultiFailed, run_multi
+from helixpy.store.ops import Check, Create, Op, SetData
+from helixpy.store.paths import Paths, content_shard
+
+#: The most bytes (JSON-encoded) kept of one attempt's error text.
+ERROR_CAP = 16 * 1024
+#: Attempts whose texts a task keeps (the newest).
+KEEP_ATTEMPTS = 3
+_MAX_TRIES = 20
+
+
+def put_task_error(
+    zk: KazooClient,
+    paths: Paths,
+    acl: AclProvider,
+    fence: Check,
+    wf: str,
+    job: str,
+    task_id: str,
+    attempt: int,
+    text: str,
+) -> None:
+    """Store ``attempt``'s error ``text`` (capped) for the task; fenced and durable on
+    return. :class:`NotFound` when the job is gone."""
+    path = paths.task_error(wf, job, task_id)
+    for _ in range(_MAX_TRIES):
+        ops: list[Op]
+        try:
+            data, stat = zk.get(path)
+        except NoNodeError:
+            body = {str(attempt): cap_info(text, ERROR_CAP)}
+            ops = [fence]
+            for parent in (
+                paths.task_errors(wf, job),
+                f"{paths.task_errors(wf, job)}/{content_shard(task_id)}",
+            ):
+                if zk.exists(parent) is None:
+                    ops.append(Create(parent, b""))
+            ops.append(Create(path, encode(body, path=path)))
+        else:
+            body = dict(decode(data, path=path) or {})
+            body[str(attempt)] = cap_info(text, ERROR_CAP)
+            newest = sorted(body, key=int)[-KEEP_ATTEMPTS:]
+            body = {k: body[k] for k in newest}
+            ops = [fence, SetData(path, encode(body, path=path), stat.version)]
+        try:
+            run_multi(zk, ops, acl)
+            return
+        except MultiFailed as exc:
+            if exc.op is fence:
+                raise Fenced(f"{fence.path} moved past version {fence.version}") from None
+            if isinstance(exc.error, BadVersionError | NodeExistsError):
+                continue
+            if isinstance(exc.error, NoNodeError):
+                raise NotFound(f"{path}: its workflow or job was deleted") from None
+            raise
+    raise RuntimeError(f"{path}: gave up after {_MAX_TRIES} contended writes")
+
+
+def read_task_errors(
+    zk: KazooClient, paths: Paths, wf: str, job: str, task_id: str
+) -> dict[int, str]:
+    """Every kept attempt's error text for the task, by attempt; empty when none failed,
+    :class:`NotFound` when the job does not exist."""
+    path = paths.task_error(wf, job, task_id)
+    try:
+        data, _ = zk.get(path)
+    except NoNodeError:
+        if zk.exists(paths.job_config(wf, job)) is None:
+            raise NotFound(paths.job(wf, job)) from None
+        return {}
+    body = decode(data, path=path) or {}
+    return {int(k): str(v) for k, v in body.items()}
