@@ -38,10 +38,15 @@ def cap_info(info: str, cap: int = INFO_CAP) -> str:
     """
     if _json_size(info) <= cap:
         return info
-    cut = min(len(info), cap)
-    while cut > 0 and _json_size(info[:cut] + "...") > cap:
-        cut = cut * 3 // 4
-    return info[:cut] + "..."
+    # The longest prefix that fits, by bisection (an encoded character takes 1 to 12 bytes)
+    lo, hi = 0, min(len(info), cap)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _json_size(info[:mid] + "...") <= cap:
+            lo = mid
+        else:
+            hi = mid - 1
+    return info[:lo] + "..."
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from helixpy.store.fencing import FencedWriter
 from helixpy.store.ops import Check, Create, SetData
 from helixpy.store.paths import Paths
 from helixpy.store.records import job_context_ops, read_job_context
+from helixpy.store.task_errors import ERROR_CAP, put_task_error, read_task_errors
 from helixpy.testing import LocalCluster
 from tests.integration.helpers import count, wait_final, wait_job
 
@@ -382,3 +383,33 @@ def test_an_attempt_whose_config_rides_in_the_assignment_starts_without_reading_
         finally:
             zk.stop()
             zk.close()
+
+
+def test_task_errors_keep_the_newest_attempts_capped_and_fenced(zk: KazooClient) -> None:
+    # Given a job (its CONFIG) and a fence
+    paths = Paths("errors")
+    zk.ensure_path(paths.job_config("w", "j"))
+    zk.ensure_path("/errors/INC")
+    fence = Check("/errors/INC", 0)
+    acl = OpenAclProvider()
+    assert read_task_errors(zk, paths, "w", "j", "t") == {}
+    # When five attempts fail, the fourth with a 100 KB text
+    for attempt in range(1, 6):
+        text = "y" * 100_000 if attempt == 4 else f"attempt {attempt} failed"
+        put_task_error(zk, paths, acl, fence, "w", "j", "t", attempt, text)
+    # Then the newest three are kept, each at most ERROR_CAP bytes, compressed when large
+    kept = read_task_errors(zk, paths, "w", "j", "t")
+    assert sorted(kept) == [3, 4, 5]
+    assert kept[5] == "attempt 5 failed"
+    assert kept[4].endswith("...") and ERROR_CAP - 10 < len(kept[4]) <= ERROR_CAP
+    data, _ = zk.get(paths.task_error("w", "j", "t"))
+    assert len(data) < 4096  # gzip: 16 KB of one letter
+    # and a stale fence cannot write, nor a write after the job went recreate it
+    zk.set("/errors/INC", b"1")
+    with pytest.raises(Fenced):
+        put_task_error(zk, paths, acl, fence, "w", "j", "t", 6, "late")
+    zk.delete(paths.workflow("w"), recursive=True)
+    with pytest.raises(NotFound):
+        put_task_error(zk, paths, acl, Check("/errors/INC", 1), "w", "j", "t2", 1, "gone")
+    with pytest.raises(NotFound):
+        read_task_errors(zk, paths, "w", "j", "t")
