@@ -70,6 +70,16 @@ class Attempt:
         """Log ``extra`` naming this attempt (see :func:`task_fields`)."""
         return task_fields(self.key, self.attempt, self.ctx.task_id)
 
+    def release_locks(self) -> None:
+        """Release every lock the attempt holds (it ended, or was abandoned)."""
+        box = self.ctx._lock_box
+        if box is None:
+            return
+        try:
+            box.close()
+        except Exception as exc:  # its session is gone: the next acquirer reclaims them
+            log.warning("%s: locks not released: %s", self.key, exc, extra=self.fields)
+
     def cancel(self, reason: CancelReason) -> bool:
         """Set ``ctx.cancelled`` at once, then ask the task object itself (once); whether
         this was the attempt's first cancel."""

@@ -51,19 +51,17 @@ from helixpy.participant.isolation import TaskLookup
 from helixpy.participant.jobconfigs import JobConfigs
 from helixpy.participant.metrics import ParticipantMetrics
 from helixpy.participant.registration import advertise_op, check_capacity, register
-from helixpy.participant.registry import TaskContext, TaskRegistry
+from helixpy.participant.registry import TaskRegistry
 from helixpy.participant.reporter import StateReporter
-from helixpy.participant.services import FencedContent, attempt_locks
+from helixpy.participant.services import FencedContent, attempt_locks, keep_error, task_context
 from helixpy.participant.stream import run_stream_attempt
 from helixpy.participant.timeouts import Deadlines
 from helixpy.store.acl import AclProvider, OpenAclProvider
 from helixpy.store.client import connect, request_counts
 from helixpy.store.codec import decode
 from helixpy.store.fencing import FencedWriter
-from helixpy.store.ops import Check
 from helixpy.store.paths import Paths, parse_task_key
 from helixpy.store.records import read_cluster_config
-from helixpy.store.task_errors import put_task_error
 from helixpy.telemetry import Health, RequestCounts, TelemetryServer
 
 log = logging.getLogger(__name__)
@@ -443,26 +441,11 @@ class Participant:
         incarnation: int,
         head: dict[str, Any] | None = None,
     ) -> None:
-        wf, job, partition = parse_task_key(key)
+        wf, job, _ = parse_task_key(key)
         assert self.zk is not None
         cfg = self._job_configs.get(self.zk, wf, job, uid, head)
-        task_cfg = cfg.tasks[partition] if cfg.tasks else None
-        merged = dict(cfg.command_config)
-        if task_cfg is not None:
-            merged.update(task_cfg.config)
-        ctx = TaskContext(
-            workflow=wf,
-            job=job,
-            task_id=cfg.task_id(partition),
-            partition=partition,
-            attempt=attempt_no,
-            instance=self.instance,
-            incarnation=incarnation,
-            job_config=cfg,
-            task_config=merged,
-            command=cfg.task_command(partition),
-            _content=FencedContent(self.zk, self.paths, self.acl, self.instance, self.incarnation),
-        )
+        content = FencedContent(self.zk, self.paths, self.acl, self.instance, self.incarnation)
+        ctx = task_context(cfg, key, attempt_no, self.instance, incarnation, content)
         attempt = Attempt(key=key, attempt=attempt_no, ctx=ctx)
         executor = self._executor
         assert executor is not None
@@ -509,12 +492,7 @@ class Participant:
 
     def _release_attempt(self, attempt: Attempt) -> None:
         """Release what an attempt held: its locks and its deadlines."""
-        box = attempt.ctx._lock_box
-        if box is not None:
-            try:
-                box.close()  # every lock of an attempt goes when the attempt ends
-            except Exception as exc:  # its session is gone: the next acquirer reclaims
-                log.warning("%s: locks not released: %s", attempt.key, exc, extra=attempt.fields)
+        attempt.release_locks()
         for token in (attempt.deadline_token, attempt.grace_token):
             if token is not None:
                 self._deadlines.discard(token)
@@ -546,26 +524,11 @@ class Participant:
             self._pending.set()
             return
         text = error_text(state, info, attempt)
-        if text is not None:
-            self._keep_error(attempt, incarnation, text)  # before the report: readable then
+        if text is not None:  # stored before the report: readable once the failure shows
+            assert self.zk is not None
+            keep_error(self.zk, self.paths, self.acl, self.instance, incarnation, attempt, text)
         self._report(attempt.key, attempt.attempt, state, info, attempt.start, time.time())
         self._pending.set()
-
-    def _keep_error(self, attempt: Attempt, incarnation: int, text: str) -> None:
-        """Store a failed attempt's full error text (its report carries 256 bytes of it)."""
-        ctx = attempt.ctx
-        fence = Check(self.paths.incarnation(self.instance), incarnation)
-        assert self.zk is not None
-        try:
-            put_task_error(
-                self.zk, self.paths, self.acl, fence, ctx.workflow, ctx.job, ctx.task_id,
-                attempt.attempt, text,
-            )  # fmt: skip
-        except Exception as exc:  # the failure is still reported; only its detail is lost
-            log.warning(
-                "%s: the error text of attempt %d was not stored: %r",
-                attempt.key, attempt.attempt, exc, extra=attempt.fields,
-            )  # fmt: skip
 
     def _report(
         self, key: str, attempt: int, state: P, info: str, start: float, finish: float | None = None

@@ -1,18 +1,78 @@
-"""What a running attempt's context is given: fenced user content and its task locks."""
+"""What a running attempt's context is given (fenced user content and its task locks),
+and the fenced record of a failed attempt's full error."""
 
 from __future__ import annotations
+
+import logging
 
 from kazoo.client import KazooClient
 
 from helixpy.errors import NotFound
-from helixpy.model import Scope
+from helixpy.model import JobConfig, Scope
 from helixpy.model.locks import Holder
+from helixpy.participant.attempt import Attempt
 from helixpy.participant.registry import TaskContext
 from helixpy.store.acl import AclProvider
 from helixpy.store.content import get_content_map, put_content
 from helixpy.store.locks import LockBox
 from helixpy.store.ops import Check
-from helixpy.store.paths import Paths
+from helixpy.store.paths import Paths, parse_task_key
+from helixpy.store.task_errors import put_task_error
+
+log = logging.getLogger(__name__)
+
+
+def task_context(
+    cfg: JobConfig, key: str, attempt: int, instance: str, incarnation: int, content: FencedContent
+) -> TaskContext:
+    """The context of attempt ``attempt`` of the task ``key`` of a job configured ``cfg``:
+    the job's command config overlaid with the task's own."""
+    wf, job, partition = parse_task_key(key)
+    task_cfg = cfg.tasks[partition] if cfg.tasks else None
+    merged = dict(cfg.command_config)
+    if task_cfg is not None:
+        merged.update(task_cfg.config)
+    return TaskContext(
+        workflow=wf,
+        job=job,
+        task_id=cfg.task_id(partition),
+        partition=partition,
+        attempt=attempt,
+        instance=instance,
+        incarnation=incarnation,
+        job_config=cfg,
+        task_config=merged,
+        command=cfg.task_command(partition),
+        _content=content,
+    )
+
+
+def keep_error(
+    zk: KazooClient,
+    paths: Paths,
+    acl: AclProvider,
+    instance: str,
+    incarnation: int,
+    attempt: Attempt,
+    text: str,
+) -> None:
+    """Store a failed attempt's full error text (its report carries 256 bytes of it),
+    fenced by the incarnation it ran in. A failed store is logged: the failure itself is
+    still reported, only its detail is lost."""
+    ctx = attempt.ctx
+    fence = Check(paths.incarnation(instance), incarnation)
+    try:
+        put_task_error(
+            zk, paths, acl, fence, ctx.workflow, ctx.job, ctx.task_id, attempt.attempt, text
+        )
+    except Exception as exc:
+        log.warning(
+            "%s: the error text of attempt %d was not stored: %r",
+            attempt.key,
+            attempt.attempt,
+            exc,
+            extra=attempt.fields,
+        )
 
 
 class FencedContent:
