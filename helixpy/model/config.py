@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from helixpy.errors import InvalidConfig
-from helixpy.model.locks import TYPE_PRIORITIES
+from helixpy.model.locks import TYPE_PRIORITIES, check_priority
 from helixpy.model.names import check_name
 
 #: Helix's per-instance task thread count: the default participant capacity.
@@ -237,7 +237,7 @@ class JobConfig:
             check_name("job.instance_group_tag", self.instance_group_tag)
         _check_optional_str("job.job_type", self.job_type)
         if self.priority is not None:
-            _check_int("job.priority", self.priority, 0)
+            check_priority("job.priority", self.priority)
         if self.isolation not in ("thread", "process"):
             raise InvalidConfig(
                 "job.isolation", f"must be 'thread' or 'process' (got {self.isolation!r})"

@@ -28,6 +28,16 @@ TYPE_PRIORITIES: Mapping[str, int] = {
 }
 
 
+def check_priority(name: str, value: object) -> int:
+    """The one priority rule, for a job's ``priority`` and a lock request's: an integer
+    >= 0; higher wins (a lock request may revoke lower-priority conflicting locks)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidConfig(name, f"must be an integer (got {value!r})")
+    if value < 0:
+        raise InvalidConfig(name, f"must be >= 0 (got {value!r})")
+    return value
+
+
 class LockType(enum.Enum):
     SHARED = "SHARED"
     EXCLUSIVE = "EXCLUSIVE"

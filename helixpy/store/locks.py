@@ -43,6 +43,7 @@ from helixpy.model.locks import (
     LockType,
     Posse,
     Request,
+    check_priority,
     decide,
     release,
 )
@@ -136,7 +137,7 @@ class LockBox:
         self.paths = Paths(cluster)
         self.holder = holder if isinstance(holder, Holder) else Holder(id=str(holder))
         self.group = group or self.holder.id
-        self.priority = priority
+        self.priority = check_priority("priority", priority)
         self.timeout = timeout
         self.acl = acl or OpenAclProvider()
         self._held: dict[str, set[int]] = {}  # resource -> tokens held
@@ -358,7 +359,7 @@ class LockBox:
             interval,
             LockType(type),
             group or self.group,
-            self.priority if priority is None else priority,
+            self.priority if priority is None else check_priority("priority", priority),
             self.holder,
         )
 

@@ -219,3 +219,18 @@ def test_a_holder_may_upgrade_or_widen_its_own_lock() -> None:
     t.ask("c", 30, 40, SH)
     assert t.ask("c2", 30, 40, SH).result == "granted"
     assert t.ask("c", 30, 40, EX).result == "denied"  # shared with someone else: no upgrade
+
+
+@pytest.mark.parametrize("bad", [-7, -1, True, 1.5, "3", None])
+def test_one_priority_rule_for_jobs_and_lock_boxes(bad: object) -> None:
+    # Given the priority a job or a lock request may have: an integer >= 0
+    from helixpy import JobConfig, LockBox
+    from helixpy.errors import InvalidConfig
+
+    # When a lock box or a job is given a negative or non-integer one, Then both refuse it
+    # by the same rule (a job's None means "its job type's default", so it is allowed there)
+    with pytest.raises(InvalidConfig, match=r"priority: must be"):
+        LockBox(None, "c", "holder", priority=bad)  # type: ignore[arg-type]
+    if bad is not None:
+        with pytest.raises(InvalidConfig, match=r"job\.priority: must be"):
+            JobConfig(command="Noop", num_tasks=1, priority=bad)  # type: ignore[arg-type]
