@@ -18,6 +18,7 @@ from helixpy.controller.replies import OK, reply
 from helixpy.controller.runtime import WorkflowRuntime
 from helixpy.controller.signals import Command
 from helixpy.errors import InvalidConfig, NotFound
+from helixpy.model import limits
 from helixpy.store.codec import decode, encode
 from helixpy.store.ops import Create, Op, SetData
 
@@ -30,6 +31,7 @@ CLUSTER_SETTINGS: Mapping[str, str] = {
     "default_capacity": "an integer >= 1: capacity of participants that do not set one",
     "quota_types": "a mapping of job type to an integer ratio >= 0",
     "min_recurrence_interval": "seconds >= 0 between runs of a recurring workflow",
+    **limits.SETTINGS,
 }
 
 
@@ -46,6 +48,8 @@ def validate_cluster_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         rule = CLUSTER_SETTINGS[key]
         if key == "default_capacity":
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        elif key in limits.SETTINGS:
+            ok = limits.valid_setting(key, value)
         elif key == "quota_types":
             ok = isinstance(value, Mapping) and all(
                 isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0

@@ -12,6 +12,7 @@ import enum
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
@@ -26,6 +27,7 @@ from helixpy.controller.pipeline import Pipeline
 from helixpy.controller.service import ControllerService
 from helixpy.controller.signals import Command, Signals
 from helixpy.errors import Fenced
+from helixpy.model.limits import HARD_MAX_REQUEST_BYTES, Limits
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
 from helixpy.security import ServerTls, TokenInterceptor
 from helixpy.store.acl import AclProvider, OpenAclProvider
@@ -95,6 +97,9 @@ class Controller:
         self._token = token
         self.zk_hosts = zk_hosts
         self.controller_id = controller_id
+        #: the cluster's size limits: the leading pipeline's (defaults while not leading;
+        #: a standby's handlers answer UNAVAILABLE anyway)
+        self._limits: Callable[[], Limits] = Limits
         self.session_timeout = session_timeout
         self.acl = acl or OpenAclProvider()
         self.state = RunState.STARTING
@@ -135,9 +140,14 @@ class Controller:
                 log.debug("EPOCH exists already: %s", exc)
         interceptors: list[Any] = [TokenInterceptor(self._token)] if self._token is not None else []
         self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS), interceptors=interceptors
+            futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS),
+            interceptors=interceptors,
+            # Bigger than gRPC's 4 MB default, so that max_request_bytes (a cluster setting,
+            # checked by the handlers) decides, answered INVALID_CONFIG naming it.
+            options=[("grpc.max_receive_message_length", HARD_MAX_REQUEST_BYTES)],
         )
-        pb_grpc.add_ControllerServicer_to_server(ControllerService(self._submit), self._server)
+        service = ControllerService(self._submit, lambda: self._limits())
+        pb_grpc.add_ControllerServicer_to_server(service, self._server)
         address = f"{self._grpc_host}:{self._grpc_port}"
         if self._tls is None:
             port = self._server.add_insecure_port(address)
@@ -274,6 +284,7 @@ class Controller:
         self._writer = writer  # its multis count is a metric
         self.signals.reset()
         pipeline = Pipeline(self.zk, self.paths, writer, self.signals, self.metrics)
+        self._limits = lambda: pipeline.limits  # what the gRPC handlers check requests by
         try:
             pipeline.load()
             self.state = RunState.LEADING

@@ -52,6 +52,7 @@ from helixpy.controller.worklist import WorkList
 from helixpy.errors import CorruptNode
 from helixpy.model import TaskState
 from helixpy.model.context import cap_info
+from helixpy.model.limits import Limits
 from helixpy.store.client import forget_data_watch
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import FencedWriter, MultiFailed
@@ -101,6 +102,7 @@ class Pipeline:
         self._next_request_prune = 0.0
         self.quotas = Quotas()
         self.cluster_config: dict[str, Any] = {}
+        self.limits = Limits()
         #: every instance's partition records (targeted jobs); the leader is their writer
         self.partitions = PartitionMap()
         #: finished workflows retained in ZooKeeper, by due time (never in memory)
@@ -113,6 +115,8 @@ class Pipeline:
     def set_cluster_config(self, config: Mapping[str, Any]) -> None:
         """Adopt cluster settings the pass acts on (quota types, minimum recurrence)."""
         self.cluster_config = dict(config)
+        #: read by the gRPC handlers (another thread): replaced whole, never changed
+        self.limits = Limits.of(self.cluster_config)
         self.quotas = Quotas(dict(config.get("quota_types") or {}))
 
     def load(self) -> None:

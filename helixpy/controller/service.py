@@ -15,6 +15,7 @@ from helixpy.controller.admin import validate_cluster_settings
 from helixpy.controller.signals import Command
 from helixpy.errors import InvalidConfig
 from helixpy.model import JobConfig, JobQueue, TaskConfig, Workflow, WorkflowConfig
+from helixpy.model.limits import Limits
 from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
@@ -38,8 +39,12 @@ class ControllerService(pb_grpc.ControllerServicer):
     answers UNAVAILABLE so the driver re-reads LEADER and retries with the same request id.
     """
 
-    def __init__(self, submit: Callable[[Command], bool]) -> None:
+    def __init__(
+        self, submit: Callable[[Command], bool], limits: Callable[[], Limits] = Limits
+    ) -> None:
         self._submit = submit
+        #: the cluster's size limits now (the leader's cluster config; defaults until read)
+        self._limits = limits
 
     # Each handler parses and validates its request, then hands it to the pipeline; bad
     # input is answered INVALID_CONFIG here, before anything is queued.
@@ -52,7 +57,7 @@ class ControllerService(pb_grpc.ControllerServicer):
             request.request_id,
             context,
             "workflow_json",
-            lambda: Workflow.from_dict(json.loads(request.workflow_json)),
+            lambda: self._sized(request, Workflow.from_dict(json.loads(request.workflow_json))),
         )
 
     def CreateQueue(
@@ -63,7 +68,7 @@ class ControllerService(pb_grpc.ControllerServicer):
             request.request_id,
             context,
             "queue_json",
-            lambda: JobQueue.from_dict(json.loads(request.queue_json)),
+            lambda: self._sized(request, JobQueue.from_dict(json.loads(request.queue_json))),
         )
 
     def StartMany(
@@ -72,13 +77,16 @@ class ControllerService(pb_grpc.ControllerServicer):
         """Each item is its own start (request id ``<id>.<i>``): a bad item is answered
         INVALID_CONFIG naming its field and never holds back the others."""
         items: list[Command | pb.MutationReply] = []
+        oversized = self._oversized(request)
         for i, item in enumerate(request.items):
             body = item.WhichOneof("body") or "workflow_json"
 
             def parse(item: pb.StartItem = item, body: str = body) -> object:
+                if oversized is not None:
+                    raise oversized
                 if body == "queue_json":
-                    return JobQueue.from_dict(json.loads(item.queue_json))
-                return Workflow.from_dict(json.loads(item.workflow_json))
+                    return self._sized(None, JobQueue.from_dict(json.loads(item.queue_json)))
+                return self._sized(None, Workflow.from_dict(json.loads(item.workflow_json)))
 
             items.append(
                 self._parse("start", f"{request.request_id}.{i}", f"items[{i}].{body}", parse)
@@ -90,11 +98,15 @@ class ControllerService(pb_grpc.ControllerServicer):
     ) -> pb.StartManyReply:
         """Each item appends one job on its own (request id ``<id>.<i>``)."""
         items: list[Command | pb.MutationReply] = []
+        oversized = self._oversized(request)
         for i, item in enumerate(request.items):
 
             def parse(item: pb.EnqueueItem = item, i: int = i) -> object:
+                if oversized is not None:
+                    raise oversized
                 name = check_name(f"items[{i}].job", item.job)
                 job = JobConfig.from_dict(json.loads(item.job_json), f"items[{i}].job_json")
+                self._limits().check_job(f"items[{i}].job_json", job)
                 return check_name(f"items[{i}].queue", item.queue), [(name, job)]
 
             items.append(
@@ -109,9 +121,13 @@ class ControllerService(pb_grpc.ControllerServicer):
             raw = json.loads(request.jobs_json)
             if not isinstance(raw, list) or not raw:
                 raise InvalidConfig("jobs", "must be a non-empty list of [name, job] pairs")
+            limits = self._limits()
+            limits.check_request(request.ByteSize())
+            limits.check_job_count("request", len(raw))  # before parsing them
             jobs = [
                 (check_name("job.name", n), JobConfig.from_dict(j, f"jobs.{n}")) for n, j in raw
             ]
+            limits.check_jobs("request", dict(jobs))
             return check_name("queue.name", request.queue), jobs
 
         return self._handle("enqueue", request.request_id, context, "jobs_json", parse)
@@ -298,6 +314,22 @@ class ControllerService(pb_grpc.ControllerServicer):
         if isinstance(parsed, pb.MutationReply):
             return parsed
         return self._apply_many([parsed], context)[0]
+
+    def _sized(self, request: Any, parsed: Workflow | JobQueue) -> Workflow | JobQueue:
+        """``parsed`` once it is within the cluster's limits (and ``request``, when given,
+        within max_request_bytes): checked before the leader builds anything of it."""
+        limits = self._limits()
+        if request is not None:
+            limits.check_request(request.ByteSize())
+        limits.check_jobs("workflow" if isinstance(parsed, Workflow) else "queue", parsed.jobs)
+        return parsed
+
+    def _oversized(self, request: Any) -> InvalidConfig | None:
+        try:
+            self._limits().check_request(request.ByteSize())
+        except InvalidConfig as exc:
+            return exc
+        return None
 
     @staticmethod
     def _parse(
