@@ -20,7 +20,7 @@ def instance() -> None:
 @output_option
 @click.pass_obj
 def instance_list(obj: dict[str, Any], output: str) -> None:
-    """List instances: live, enabled, tags, capacity."""
+    """List instances: live, enabled, tags, capacity (and slots held by abandoned tasks)."""
 
     def run(driver: Any) -> str:
         if output == "json":
@@ -29,6 +29,7 @@ def instance_list(obj: dict[str, Any], output: str) -> None:
             f"{name:<24} {'live' if i['live'] else 'down':<5} "
             f"{'enabled' if i['enabled'] else 'disabled':<9} cap={i['capacity']} "
             f"tags={','.join(i['tags'])}"
+            + (f" abandoned={i['abandoned']}" if i.get("abandoned") else "")
             for name, i in driver.get_instances().items()
         ]
         return "\n".join(rows) or "(no instances)"
