@@ -32,6 +32,8 @@ CLUSTER_SETTINGS: Mapping[str, str] = {
     "quota_types": "a mapping of job type to an integer ratio >= 0",
     "min_recurrence_interval": "seconds >= 0 between runs of a recurring workflow",
     **limits.SETTINGS,
+    "lock_audit_keep": "an integer >= 1: audit entries kept per lock resource (newest)",
+    "lock_audit_max_age": "seconds >= 0: audit entries older than this are pruned",
 }
 
 
@@ -50,6 +52,8 @@ def validate_cluster_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
         elif key in limits.SETTINGS:
             ok = limits.valid_setting(key, value)
+        elif key == "lock_audit_keep":
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
         elif key == "quota_types":
             ok = isinstance(value, Mapping) and all(
                 isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0

@@ -4,8 +4,9 @@ Layout (under the cluster root):
 
 - ``LOCKS/<escaped resource>``: the resource's posses, ``{"kind", "next_token", "posses"}``,
   updated only by compare-and-set on its version (every acquire, revoke, release);
-- ``LOCKS/<escaped resource>/AUDIT/a-<seq>``: the append-only trail, one sequential node per
-  grant, join, revoke, release and reclaim, written in the same multi as the change;
+- ``LOCKS/<escaped resource>/AUDIT/a-<seq>``: the trail, one node per grant, join, revoke,
+  release and reclaim, written in the same multi as the change, which also prunes what
+  retention no longer keeps (:mod:`helixpy.store.lock_audit`);
 - ``LOCKHOLDERS/<holder id>``: an ephemeral node per live holder. A member whose node is gone
   (its session expired: the process died or was frozen too long) is reclaimed by the next
   acquirer of the resource, without waiting for any controller.
@@ -50,8 +51,10 @@ from helixpy.model.locks import (
 from helixpy.store.acl import AclProvider, OpenAclProvider
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed, run_multi
+from helixpy.store.lock_audit import Retention, audit_ops
 from helixpy.store.ops import Check, Create, Op, SetData
 from helixpy.store.paths import Paths
+from helixpy.store.records import read_cluster_config
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +147,7 @@ class LockBox:
         #: bumped at every session state other than CONNECTED; a critical section compares
         #: it with its value at entry (sections of one box can nest or run concurrently)
         self._suspensions = 0
+        self._audit_retention: Retention | None = None
         self._sections: list[int] = []  # the suspension count at each open section's entry
         self._lock = threading.Lock()
         zk.add_listener(self._on_session)
@@ -416,6 +420,7 @@ class LockBox:
         """Read the resource, apply ``change`` and write it back with its audit events, in
         one multi conditioned on the version read; retried when someone got in between."""
         path = resource_path(self.paths, resource)
+        rescan = False
         for _ in range(50):
             try:
                 data, stat = self.zk.get(path, watch=watch)
@@ -437,16 +442,28 @@ class LockBox:
                 return  # nothing changed: no write
             body["posses"] = [p.to_dict() for p in new]
             body["next_token"] = token + 1
-            ops: list[Op] = [SetData(path, encode(body, path=path), stat.version)]
-            ops += [Create(f"{path}/AUDIT/a-", encode(e), sequence=True) for e in events]
+            audit = audit_ops(
+                self.zk, path, body, events, self._retention(), time.time(), rescan=rescan
+            )
+            ops: list[Op] = [SetData(path, encode(body, path=path), stat.version), *audit]
             try:
                 run_multi(self.zk, ops, self.acl)
                 return
             except MultiFailed as exc:
                 if isinstance(exc.error, BadVersionError):
                     continue
+                if isinstance(exc.error, NoNodeError | NodeExistsError) and exc.op in audit:
+                    rescan = True  # the trail is not where the body says (changed by hand)
+                    continue
                 raise
         raise PollTimeout(f"lock {resource}: too much contention to update it", None)
+
+    def _retention(self) -> Retention:
+        """The cluster's audit retention, read once per box (a box is short-lived: one
+        attempt's, or a process's)."""
+        if self._audit_retention is None:
+            self._audit_retention = Retention.of(read_cluster_config(self.zk, self.paths))
+        return self._audit_retention
 
     def _create(self, path: str, kind: str) -> None:
         self.zk.ensure_path(f"{self.paths.root}/LOCKS")

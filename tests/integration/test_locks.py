@@ -18,6 +18,7 @@ from kazoo.client import KazooClient
 from helixpy.errors import InvalidConfig, LockRevoked
 from helixpy.model.locks import Interval, LockType
 from helixpy.store.client import connect
+from helixpy.store.codec import encode
 from helixpy.store.locks import LockBox, read_audit, read_locks
 from helixpy.store.ops import Create
 from helixpy.store.paths import Paths
@@ -346,3 +347,34 @@ def test_a_critical_section_ends_with_lock_revoked_when_the_session_is_suspended
         finally:
             zk.stop()
             zk.close()
+
+
+def test_the_audit_trail_keeps_the_newest_entries_and_prunes_by_age(
+    zk: KazooClient, cluster: str
+) -> None:
+    # Given a cluster keeping 5 audit entries per resource, and a trail left by an old
+    # version (sequential names), which is continued
+    paths = Paths(cluster)
+    zk.create(paths.config, encode({"lock_audit_keep": 5}), makepath=True)
+    zk.create(
+        f"/{cluster}/LOCKS/r",
+        encode({"kind": "number", "next_token": 1, "posses": []}),
+        makepath=True,
+    )
+    zk.create(f"/{cluster}/LOCKS/r/AUDIT")
+    for _ in range(3):
+        zk.create(f"/{cluster}/LOCKS/r/AUDIT/a-", encode({"t": 0.0, "event": "old"}), sequence=True)
+    a = box(zk, cluster, "a")
+    # When 40 grants and releases go by
+    for _ in range(20):
+        assert a.acquire("r", (0, 1), LockType.EXCLUSIVE, timeout=5).ok
+        a.release("r")
+    # Then only the newest 5 entries stay, numbered on from the old trail
+    trail = read_audit(zk, paths, "r")
+    assert [e["seq"] for e in trail] == list(range(38, 43))
+    assert [e["event"] for e in trail] == ["release", "grant", "release", "grant", "release"]
+    # When entries are older than lock_audit_max_age, Then the next write prunes them too
+    zk.set(paths.config, encode({"lock_audit_keep": 5, "lock_audit_max_age": 0}))
+    b = box(zk, cluster, "b")  # a box reads the retention when it first writes
+    assert b.acquire("r", (0, 1), LockType.EXCLUSIVE, timeout=5).ok
+    assert [e["event"] for e in read_audit(zk, paths, "r")] == ["grant"]
