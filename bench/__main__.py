@@ -21,6 +21,7 @@ SCENARIOS = {
     "scale": "bench.scale",
     "small": "bench.small",
     "history": "bench.history",
+    "soak": "bench.soak",
 }
 
 

@@ -18,7 +18,7 @@ from helixpy.model import (
     Workflow,
     WorkflowConfig,
 )
-from helixpy.model.locks import Interval, Lock, LockResult, LockType
+from helixpy.model.locks import Interval, Lock, LockResult, LockType, Posse
 from helixpy.participant.registry import Task, TaskContext, TaskRegistry
 from helixpy.participant.stream import StreamTask
 from helixpy.store.client import connect
@@ -35,6 +35,7 @@ __all__ = [
     "LockBox",
     "LockResult",
     "LockType",
+    "Posse",
     "ScheduleConfig",
     "Scope",
     "SetData",

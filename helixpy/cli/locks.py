@@ -32,10 +32,14 @@ def locks_list(obj: dict[str, Any], resource: str | None, output: str) -> None:
     """One line per lock: resource, interval, type, priority, group, holders, flags."""
 
     def run(driver: Any) -> str:
+        found = {
+            res: [posse.to_dict() for posse in posses]
+            for res, posses in driver.get_locks(resource).items()
+        }
         if output == "json":
-            return as_json(driver.get_locks(resource))
+            return as_json(found)
         rows = []
-        for res, posses in driver.get_locks(resource).items():
+        for res, posses in found.items():
             for p in posses:
                 flags = ["revoked"] if p["revoked"] else []
                 if p["critical"]:

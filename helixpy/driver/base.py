@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoAuthError, NoNodeError
+from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 
 from helixpy.driver.leader import SAFETY_WAKE as _SAFETY_WAKE
 from helixpy.driver.leader import TRANSIENT_ZK as _TRANSIENT_ZK
@@ -29,6 +29,7 @@ from helixpy.errors import (
     HelixpyError,
     InvalidConfig,
     NotFound,
+    StoreError,
 )
 from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
@@ -38,6 +39,11 @@ from helixpy.store.paths import Paths
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
+
+
+class NoNode(NotFound):
+    """A znode a driver read needed is missing (kazoo's NoNodeError, named): callers that
+    can say better what is missing (the streaming methods) catch it."""
 
 
 def reply_error(method: str, reply: Any) -> HelixpyError | None:
@@ -138,6 +144,15 @@ class DriverBase:
             except _TRANSIENT_ZK as exc:
                 if time.monotonic() + backoff >= deadline:
                     raise self._unavailable(f"ZooKeeper failed ({exc!r})") from exc
+            except NoNodeError as exc:
+                thing = what or path or "a znode it needs"
+                raise NoNode(f"{thing} does not exist in cluster {self._paths.cluster}") from exc
+            except KazooException as exc:
+                raise StoreError(
+                    f"cluster {self._paths.cluster}: ZooKeeper failed on "
+                    f"{what or path or 'a request'}: {type(exc).__name__}"
+                    f"{f' ({exc})' if str(exc) else ''}"
+                ) from exc
             # kazoo fails the pending requests before it tells listeners the connection is
             # gone, so back off briefly instead of trusting wait_connected at once.
             self._closed.wait(backoff)
@@ -155,6 +170,20 @@ class DriverBase:
 
     def _unavailable(self, why: str) -> ClusterUnavailable:
         return ClusterUnavailable(f"cluster {self._paths.cluster}: {why} within {self._timeout:g}s")
+
+
+def check_bool(field: str, value: object) -> bool:
+    """``value`` if it is a bool, else :class:`InvalidConfig` naming ``field``."""
+    if not isinstance(value, bool):
+        raise InvalidConfig(field, f"must be True or False (got {value!r})")
+    return value
+
+
+def check_type(field: str, value: object, kind: type[_T]) -> _T:
+    """``value`` if it is a ``kind``, else :class:`InvalidConfig` naming ``field``."""
+    if not isinstance(value, kind):
+        raise InvalidConfig(field, f"must be a {kind.__name__} (got {type(value).__name__})")
+    return value
 
 
 def workflow_name(name: str) -> str:

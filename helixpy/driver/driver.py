@@ -18,9 +18,10 @@ from typing import Any
 
 from kazoo.exceptions import NoNodeError
 
+from helixpy.driver.base import check_bool, check_type
 from helixpy.driver.base import job_name as _job
 from helixpy.driver.base import workflow_name as _wf
-from helixpy.driver.polling import StatePoller
+from helixpy.driver.polling import StatePoller, check_timeout
 from helixpy.driver.reads import (
     read_instances,
     read_visible_job_config,
@@ -41,6 +42,7 @@ from helixpy.model import (
     WorkflowConfig,
     WorkflowContext,
 )
+from helixpy.model.locks import Posse
 from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.security import ClientTls
@@ -105,7 +107,7 @@ class TaskDriver(SubmitMethods, StreamMethods):
         recomputed.
         """
         self._check_open()
-        if force:
+        if check_bool("force", force):
             self._read("", "", lambda _zk, _paths: self._force_delete(_wf(name)))
             return
         self._mutate("DeleteWorkflow", pb.DeleteWorkflowRequest(request_id=_rid(), name=_wf(name)))
@@ -113,6 +115,7 @@ class TaskDriver(SubmitMethods, StreamMethods):
     def delete_and_wait(self, name: str, timeout: float = 300.0) -> None:
         """Delete ``name`` and wait until no znode of it is left; :class:`PollTimeout` naming
         the state last seen if it is still there after ``timeout`` seconds."""
+        check_timeout(timeout)  # before anything is deleted
         self.delete(name)
         self._poller.wait_gone(_wf(name), timeout)
 
@@ -132,20 +135,26 @@ class TaskDriver(SubmitMethods, StreamMethods):
     def create_queue(self, queue: JobQueue) -> None:
         """Create and start a job queue; :class:`AlreadyExists` if the name is taken."""
         self._check_open()
-        queue = JobQueue.from_dict(queue.to_dict())  # re-validated before it leaves
+        checked = check_type("queue", queue, JobQueue)
+        queue = JobQueue.from_dict(checked.to_dict())  # re-validated before it leaves
         request = pb.CreateQueueRequest(request_id=_rid(), queue_json=json.dumps(queue.to_dict()))
         self._mutate("CreateQueue", request)
 
     def enqueue_job(self, queue: str, job: str, job_config: JobConfig) -> None:
         """Append one job to ``queue``."""
-        self.enqueue_jobs(queue, {job: job_config})
+        self.enqueue_jobs(queue, {_job(job): job_config})
 
     def enqueue_jobs(self, queue: str, jobs: Mapping[str, JobConfig]) -> None:
         """Append jobs in the given order, atomically: a duplicate name raises
         :class:`AlreadyExists` and a full ``capacity`` :class:`InvalidConfig`; either way
         nothing is written."""
         self._check_open()
-        pairs = [[_job(name), cfg.to_dict()] for name, cfg in jobs.items()]
+        if not isinstance(jobs, Mapping):
+            raise InvalidConfig("jobs", "must be a mapping of job name to JobConfig")
+        pairs = [
+            [_job(name), check_type(f"jobs[{name!r}]", cfg, JobConfig).to_dict()]
+            for name, cfg in jobs.items()
+        ]
         request = pb.EnqueueJobsRequest(
             request_id=_rid(), queue=_wf(queue), jobs_json=json.dumps(pairs)
         )
@@ -155,7 +164,7 @@ class TaskDriver(SubmitMethods, StreamMethods):
         """Remove ``job`` from ``queue``; refused while the queue runs unless ``force``."""
         self._check_open()
         request = pb.DeleteJobRequest(
-            request_id=_rid(), queue=_wf(queue), job=_job(job), force=force
+            request_id=_rid(), queue=_wf(queue), job=_job(job), force=check_bool("force", force)
         )
         self._mutate("DeleteJob", request)
 
@@ -175,7 +184,7 @@ class TaskDriver(SubmitMethods, StreamMethods):
             request_id=_rid(),
             workflow=_wf(name),
             job=_job(job),
-            task_json=json.dumps(task_config.to_dict()),
+            task_json=json.dumps(check_type("task_config", task_config, TaskConfig).to_dict()),
         )
         self._mutate("AddTask", request)
 
@@ -196,7 +205,9 @@ class TaskDriver(SubmitMethods, StreamMethods):
         expiries apply at once) or of a recurring template (its future clones use it)."""
         self._check_open()
         request = pb.UpdateWorkflowRequest(
-            request_id=_rid(), name=_wf(name), config_json=json.dumps(config.to_dict())
+            request_id=_rid(),
+            name=_wf(name),
+            config_json=json.dumps(check_type("config", config, WorkflowConfig).to_dict()),
         )
         self._mutate("UpdateWorkflow", request)
 
@@ -205,7 +216,9 @@ class TaskDriver(SubmitMethods, StreamMethods):
         running ones are cancelled there first and only then retried elsewhere."""
         self._check_open()
         request = pb.InstanceEnabledRequest(
-            request_id=_rid(), instance=check_name("instance", instance), enabled=enabled
+            request_id=_rid(),
+            instance=check_name("instance", instance),
+            enabled=check_bool("enabled", enabled),
         )
         self._mutate("SetInstanceEnabled", request)
 
@@ -214,6 +227,8 @@ class TaskDriver(SubmitMethods, StreamMethods):
         assignments follow the new tags (so removing a tag lets its tasks finish there and
         sends no new ones)."""
         self._check_open()
+        if not isinstance(tags, list | tuple):
+            raise InvalidConfig("tags", f"must be a list of tags (got {type(tags).__name__})")
         request = pb.InstanceTagsRequest(
             request_id=_rid(),
             instance=check_name("instance", instance),
@@ -263,10 +278,12 @@ class TaskDriver(SubmitMethods, StreamMethods):
             check_name("instance", instance)
         return self._read(self._paths.instances, "", read_partitions, instance)
 
-    def get_locks(self, resource: str | None = None) -> dict[str, list[dict[str, Any]]]:
-        """Task locks by resource (one resource's when given): each lock's interval, type,
-        group, priority, token, members (holders), critical-section members and revoked."""
-        return self._read(f"{self._paths.root}/LOCKS", "", read_locks, resource)
+    def get_locks(self, resource: str | None = None) -> dict[str, list[Posse]]:
+        """Task locks by resource (one resource's when given), as typed :class:`Posse`
+        values: each lock's interval, type, group, priority, token, members (holders),
+        critical-section members and revoked. A resource whose locks all went maps to []."""
+        raw = self._read(f"{self._paths.root}/LOCKS", "", read_locks, resource)
+        return {res: [Posse.from_dict(p) for p in posses] for res, posses in raw.items()}
 
     def get_lock_audit(self, resource: str) -> list[dict[str, Any]]:
         """Every grant, join, revoke, release and reclaim on ``resource``, oldest first."""
@@ -275,13 +292,12 @@ class TaskDriver(SubmitMethods, StreamMethods):
     def get_instances(self) -> dict[str, dict[str, Any]]:
         """Every instance that ever registered: ``{id: {live, enabled, tags, capacity,
         abandoned}}`` (see :func:`helixpy.store.views.read_instances`)."""
-        self._check_open()
-        self._sync(self._paths.instances)
-        return read_instances(self._zk, self._paths)
+        return self._read(self._paths.instances, "", read_instances)
 
     def wait_to_stop(self, name: str, timeout: float = 300.0) -> None:
         """Stop ``name`` and wait until it is STOPPED; :class:`PollTimeout` (naming the state
         it saw) when a task ignores its cancel past ``timeout`` seconds."""
+        check_timeout(timeout)  # before the workflow is stopped
         self.stop(name)
         # A workflow that finishes meanwhile runs nothing either: no need to wait it out.
         finished = (TaskState.COMPLETED, TaskState.FAILED, TaskState.TIMED_OUT, TaskState.ABORTED)

@@ -77,7 +77,9 @@ class StatePoller:
     ) -> TaskState:
         """Wait until job ``job`` of workflow ``name`` (checked names) is in one of
         ``states``; on a recurring template, the job of its last clone."""
-        deadline = time.monotonic() + timeout
+        self._check_open()
+        wanted_states(states)
+        deadline = time.monotonic() + check_timeout(timeout)
         target = self.last_clone_or_self(name, deadline)
         path = self._paths.job_context(target, job)
         left = max(deadline - time.monotonic(), 0.0)
@@ -108,14 +110,20 @@ class StatePoller:
     def wait_gone(self, name: str, timeout: float) -> None:
         """Wait until no znode of workflow ``name`` is left; :class:`PollTimeout` naming the
         state last seen (``None`` when its context is already gone) after ``timeout``."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + check_timeout(timeout)
         path = self._paths.workflow(name)
         with self._watcher.watching(path):
             while True:
                 generation = self._watcher.generation(path)
-                self._sync(path)
-                if not self._watcher.arm(path):
-                    return
+                # Disconnected, kazoo would block on the sync past the timeout: wait for
+                # the session event (or the safety wake) instead.
+                if self._zk.connected:
+                    try:
+                        self._sync(path)
+                        if not self._watcher.arm(path):
+                            return
+                    except _TRANSIENT_ZK:
+                        pass  # reconnecting: the session event or the safety wake retries
                 left = deadline - time.monotonic()
                 if left <= 0:
                     last: str | None
@@ -145,8 +153,7 @@ class StatePoller:
         """
         self._check_open()
         wanted = wanted_states(states)
-        if not is_seconds(timeout) or not timeout >= 0:
-            raise InvalidConfig("timeout", f"must be a number of seconds >= 0: {timeout!r}")
+        check_timeout(timeout)
         with self._watcher.watching(path):
             return self._poll(what, path, state_of, wanted, time.monotonic() + timeout, timeout)
 
@@ -199,8 +206,7 @@ class StatePoller:
         """
         self._check_open()
         wanted = wanted_states(states)
-        if not is_seconds(timeout) or not timeout >= 0:
-            raise InvalidConfig("timeout", f"must be a number of seconds >= 0: {timeout!r}")
+        check_timeout(timeout)
         deadline = time.monotonic() + timeout
         by_path = {self._paths.workflow_context(n): n for n in names}
         changed: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -317,6 +323,13 @@ def _batch_timeout(
 def is_seconds(value: object) -> bool:
     """Whether ``value`` is a plain number of seconds (a bool is an int, but not that)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_timeout(timeout: object) -> float:
+    """``timeout`` as seconds to wait; :class:`InvalidConfig` naming it unless a number >= 0."""
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout >= 0:
+        return float(timeout)
+    raise InvalidConfig("timeout", f"must be a number of seconds >= 0: {timeout!r}")
 
 
 def workflow_state(data: bytes) -> TaskState:

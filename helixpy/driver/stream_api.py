@@ -10,13 +10,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
 
 from helixpy.driver import streams
-from helixpy.driver.base import DriverBase
+from helixpy.driver.base import DriverBase, NoNode
 from helixpy.driver.base import job_name as _job
 from helixpy.driver.base import workflow_name as _wf
-from helixpy.errors import NotFound
+from helixpy.errors import InvalidConfig, NotFound
 from helixpy.store.paths import Paths
 
 _T = TypeVar("_T")
@@ -34,6 +33,8 @@ class StreamMethods(DriverBase):
         when given, else round-robin."""
         # Checked before copying: list("abc") would make three splits of a string.
         streams.check_splits(splits)
+        if key is not None and not callable(key):
+            raise InvalidConfig("key", f"must be a function of a split (got {type(key).__name__})")
         return self._stream(name, job, False, streams.add_splits, list(splits), key)
 
     def request_barrier(self, name: str, job: str) -> streams.Barrier:
@@ -53,6 +54,12 @@ class StreamMethods(DriverBase):
     ) -> list[streams.SplitResult]:
         """What ``process`` returned, once per split, for every completed barrier (after
         ``since_barrier``), in the order the splits were added."""
+        if since_barrier is not None and (
+            isinstance(since_barrier, bool) or not isinstance(since_barrier, int)
+        ):
+            raise InvalidConfig(
+                "since_barrier", f"must be a barrier's sequence number (got {since_barrier!r})"
+            )
         return self._stream(name, job, True, streams.split_results, since_barrier)
 
     def _stream(
@@ -66,10 +73,11 @@ class StreamMethods(DriverBase):
     ) -> _T:
         """``op`` on a stream; ``fresh`` syncs first (reads). Appends skip that round trip:
         their multi checks the stream's state on the ZooKeeper leader anyway."""
-        path = self._paths.stream(_wf(name), _job(job)) if fresh else ""
+        # Names are checked for appends too: they become the paths the multi writes.
+        path = self._paths.stream(_wf(name), _job(job))
         try:
-            return self._read(path, "", op, name, job, *args, **kwargs)
-        except NoNodeError:
+            return self._read(path if fresh else "", "", op, name, job, *args, **kwargs)
+        except NoNode:
             # No STREAM tree: say why (not a streaming job, or no such job); else it was
             # deleted under our feet.
             self._read(self._paths.job(_wf(name), _job(job)), "", streams.stream_slots, name, job)

@@ -315,7 +315,7 @@ def test_locks_survive_a_controller_failover(zk_address: str) -> None:
             assert held.ok
             cluster.wait_for_leader(exclude=cluster.kill_controller())
             assert not LockBox(zk, cluster.cluster, "other").try_acquire("r", (0, 5), EX).ok
-            assert [p["members"] for p in cluster.driver.get_locks("r")["r"]] == [
+            assert [p.members for p in cluster.driver.get_locks("r")["r"]] == [
                 {"keeper": {"id": "keeper"}}
             ]
         finally:
