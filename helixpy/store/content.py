@@ -13,6 +13,9 @@ directory they hang from, so a write after a delete fails with ``NotFound``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
@@ -108,20 +111,47 @@ def put_content(
     value: str,
 ) -> None:
     """Set ``key`` to ``value`` in one scope's map: fenced, CAS-retried, durable on return."""
-    path = content_path(paths, scope, wf, job, task_id)
-    for _ in range(_MAX_CAS_TRIES):
+    fenced_map_update(
+        zk,
+        acl,
+        fence,
+        content_path(paths, scope, wf, job, task_id),
+        lambda current: {**current, key: value},
+        lambda leaf: _missing_ops(zk, paths, scope, wf, job, task_id, leaf),
+        owner=owner_config(paths, scope, wf, job),
+    )
+
+
+def fenced_map_update(
+    zk: KazooClient,
+    acl: AclProvider,
+    fence: Check,
+    path: str,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    first_ops: Callable[[bytes], list[Op]],
+    *,
+    owner: str | None = None,
+    tries: int = _MAX_CAS_TRIES,
+) -> None:
+    """Rewrite the JSON map at ``path`` as ``change(current)``: fenced, a CAS on its
+    version, retried when another writer got there first, durable on return.
+
+    A missing map is created by ``first_ops(encoded {} changed)`` (the node and whichever
+    parents are missing), while ``owner`` (when given) exists. :class:`Fenced` when the
+    fence moved, :class:`NotFound` when the tree it hangs from was deleted: a late write
+    never recreates it.
+    """
+    for _ in range(tries):
         ops: list[Op]
         try:
             data, stat = zk.get(path)
         except NoNodeError:
-            if zk.exists(owner_config(paths, scope, wf, job)) is None:
+            if owner is not None and zk.exists(owner) is None:
                 raise NotFound(path) from None
-            new = encode({key: value}, path=path)
-            ops = [fence, *_missing_ops(zk, paths, scope, wf, job, task_id, new)]
+            ops = [fence, *first_ops(encode(change({}), path=path))]
         else:
             current = dict(decode(data, path=path) or {})
-            current[key] = value
-            ops = [fence, SetData(path, encode(current, path=path), stat.version)]
+            ops = [fence, SetData(path, encode(change(current), path=path), stat.version)]
         try:
             run_multi(zk, ops, acl)
             return
@@ -133,4 +163,4 @@ def put_content(
             if isinstance(exc.error, NoNodeError):
                 raise NotFound(f"{path}: its workflow or job was deleted") from None
             raise
-    raise RuntimeError(f"{path}: gave up after {_MAX_CAS_TRIES} contended CAS attempts")
+    raise RuntimeError(f"{path}: gave up after {tries} contended CAS attempts")

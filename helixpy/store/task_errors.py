@@ -10,15 +10,17 @@ under the job, so it goes when the workflow is deleted or purged.
 
 from __future__ import annotations
 
-from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from typing import Any
 
-from helixpy.errors import Fenced, NotFound
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from helixpy.errors import NotFound
 from helixpy.model.context import cap_info
 from helixpy.store.acl import AclProvider
-from helixpy.store.codec import decode, encode
-from helixpy.store.fencing import MultiFailed, run_multi
-from helixpy.store.ops import Check, Create, Op, SetData
+from helixpy.store.codec import decode
+from helixpy.store.content import fenced_map_update
+from helixpy.store.ops import Check, Create, Op
 from helixpy.store.paths import Paths, content_shard
 
 #: The most bytes (JSON-encoded) kept of one attempt's error text.
@@ -42,38 +44,22 @@ def put_task_error(
     """Store ``attempt``'s error ``text`` (capped) for the task; fenced and durable on
     return. :class:`NotFound` when the job is gone."""
     path = paths.task_error(wf, job, task_id)
-    for _ in range(_MAX_TRIES):
-        ops: list[Op]
-        try:
-            data, stat = zk.get(path)
-        except NoNodeError:
-            body = {str(attempt): cap_info(text, ERROR_CAP)}
-            ops = [fence]
-            for parent in (
-                paths.task_errors(wf, job),
-                f"{paths.task_errors(wf, job)}/{content_shard(task_id)}",
-            ):
-                if zk.exists(parent) is None:
-                    ops.append(Create(parent, b""))
-            ops.append(Create(path, encode(body, path=path)))
-        else:
-            body = dict(decode(data, path=path) or {})
-            body[str(attempt)] = cap_info(text, ERROR_CAP)
-            newest = sorted(body, key=int)[-KEEP_ATTEMPTS:]
-            body = {k: body[k] for k in newest}
-            ops = [fence, SetData(path, encode(body, path=path), stat.version)]
-        try:
-            run_multi(zk, ops, acl)
-            return
-        except MultiFailed as exc:
-            if exc.op is fence:
-                raise Fenced(f"{fence.path} moved past version {fence.version}") from None
-            if isinstance(exc.error, BadVersionError | NodeExistsError):
-                continue
-            if isinstance(exc.error, NoNodeError):
-                raise NotFound(f"{path}: its workflow or job was deleted") from None
-            raise
-    raise RuntimeError(f"{path}: gave up after {_MAX_TRIES} contended writes")
+    shard = f"{paths.task_errors(wf, job)}/{content_shard(task_id)}"
+
+    def change(current: dict[str, Any]) -> dict[str, Any]:
+        current[str(attempt)] = cap_info(text, ERROR_CAP)
+        return {k: current[k] for k in sorted(current, key=int)[-KEEP_ATTEMPTS:]}
+
+    def first_ops(leaf: bytes) -> list[Op]:
+        # Only ERRORS and its shard: the job directory must exist (NotFound otherwise)
+        ops: list[Op] = [
+            Create(parent, b"")
+            for parent in (paths.task_errors(wf, job), shard)
+            if zk.exists(parent) is None
+        ]
+        return [*ops, Create(path, leaf)]
+
+    fenced_map_update(zk, acl, fence, path, change, first_ops, tries=_MAX_TRIES)
 
 
 def read_task_errors(
