@@ -16,11 +16,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from helixpy.controller import rules
-from helixpy.controller.runtime import JobRuntime
+from helixpy.controller.runtime import JobRuntime, job_header
 from helixpy.controller.signals import Command
 from helixpy.errors import AlreadyExists, InvalidConfig, NotFound
 from helixpy.model import JobConfig, TaskConfig, TaskContextInfo, TaskPartitionState, TaskState
-from helixpy.store.records import chunk_of, job_config_update_ops
+from helixpy.store.records import (
+    chunk_of,
+    job_config_update_ops,
+    job_context_ops,
+    stored_chunks,
+)
 
 if TYPE_CHECKING:
     from helixpy.controller.commands import CommandHandler
@@ -57,13 +62,39 @@ def _commit(
     cmd: Command,
     result: dict[str, str],
     old_count: int,
+    tasks: list[TaskContextInfo],
+    deleted: set[int],
 ) -> None:
-    job.config_version += 1
-    ops = job_config_update_ops(
-        h.p.paths, job.workflow, job.name, cfg, job.deleted, job.config_version, old_count
+    """Write the job's new config and its new context in one multi, then adopt them.
+
+    The context goes with the config (not with the next pass) because the driver promises
+    the change is visible in ``get_job_context`` once the call returns: the reply is sent
+    when this multi lands, and a pass may come later than the caller's next read.
+    """
+    version = job.config_version + 1
+    ops = job_config_update_ops(h.p.paths, job.workflow, job.name, cfg, deleted, version, old_count)
+    header = job_header(job)
+    header.pop("deleted", None)
+    if deleted:
+        header["deleted"] = sorted(deleted)
+    ops += job_context_ops(
+        h.p.paths,
+        job.workflow,
+        job.name,
+        header,
+        tasks,
+        job.dirty_chunks | {chunk_of(len(tasks) - 1)},
+        create=False,
+        existing_chunks=job.stored_chunks,
     )
     h.p.writer.commit([*ops, h.request_op(cmd.request_id, result)])
+    job.config_version = version
     job.config = cfg
+    job.tasks = tasks
+    job.deleted = deleted
+    # The chunks now exist; the dirty marks stay, so the next pass writes its own view of
+    # the job again (with its workflow's context and the assignments) as it always does.
+    job.stored_chunks = stored_chunks(len(tasks))
     job.header_dirty = True
     job.heat()
 
@@ -84,9 +115,9 @@ def add_task(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
     old_count = len(job.tasks)
     cfg = replace(job.config, tasks=(*job.config.tasks, task))
     result = {"code": "OK", "message": f"added task {task.task_id} to {wf_name}/{job_name}"}
-    _commit(h, job, cfg, cmd, result, old_count)
+    tasks = [*job.tasks, TaskContextInfo(task_id=task.task_id)]
+    _commit(h, job, cfg, cmd, result, old_count, tasks, job.deleted)
     partition = old_count
-    job.tasks.append(TaskContextInfo(task_id=task.task_id))
     job.dirty_chunks.add(chunk_of(partition))
     job.pending.append(partition)
     job.heat()
@@ -110,8 +141,7 @@ def delete_task(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str
         raise InvalidConfig("job.tasks", "a job keeps at least one task")
     result = {"code": "OK", "message": f"deleted task {task_id} from {wf_name}/{job_name}"}
     state = job.tasks[partition].state
-    job.deleted.add(partition)
-    _commit(h, job, job.config, cmd, result, len(job.tasks))
+    _commit(h, job, job.config, cmd, result, len(job.tasks), job.tasks, job.deleted | {partition})
     # Forget it everywhere: an active attempt leaves the assignment (its participant cancels
     # it), and counters only count live tasks.
     job.active.pop(partition, None)

@@ -84,7 +84,9 @@ def test_a_deleted_task_is_cancelled_and_gone_even_after_failover(zk_address: st
         wait_job(cluster, "shrink", "j", lambda c: count(c, P.RUNNING) == 2, "running")
         # When the long task is deleted while it runs
         driver.delete_task("shrink", "j", "long")
-        # Then its attempt is cancelled and it is gone from the context and the config
+        # Then it is gone from the context when the call returns
+        assert set(ids(cluster, "shrink", "j")) == {"short"}
+        # and its attempt is cancelled; it stays gone from the context and the config
         wait_for_line(
             cluster.log_dir / f"{cluster.instances[0]}.log",
             "shrink/j/0 attempt 1 cancelled",
@@ -124,6 +126,9 @@ def test_added_tasks_cross_chunk_boundaries(zk_address: str) -> None:
         # When one more task is added to each (a new chunk of each kind is created)
         driver.add_task("edges", "ctx", TaskConfig(id="extra"))
         driver.add_task("edges", "cfg", TaskConfig(id="extra"))
+        # (visible at once, in the new chunk)
+        assert ids(cluster, "edges", "ctx")["extra"] == (None, 0)
+        assert ids(cluster, "edges", "cfg")["extra"] == (None, 0)
         driver.resume("edges")
         # Then every task, the added ones included, completes
         assert wait_final(driver, "edges", timeout=120) is S.COMPLETED
