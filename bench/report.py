@@ -951,6 +951,41 @@ def _history(hi: dict[str, Any], img: Path) -> Lines:
     return out
 
 
+def _soak(so: dict[str, Any], img: Path) -> Lines:
+    out = [
+        "Does ZooKeeper grow with a cluster's age? One lock resource acquired and released "
+        "again and again (audit trail kept at `lock_audit_keep`), and one streaming job of "
+        "two slots through barrier after barrier (checkpoints kept at "
+        "`stream_checkpoints_keep`): znodes and bytes under each, sampled as they run. "
+        "Target: flat after warm-up.",
+        "",
+    ]
+    parts = (
+        ("locks", "grants", "keep", "grants_per_s", "Lock resource"),
+        ("stream", "barriers", "checkpoints_keep", "barriers_per_s", "Stream"),
+    )
+    rows = []
+    for key, unit, keep, rate, label in parts:
+        part = so.get(key)
+        if not isinstance(part, dict):
+            continue
+        samples = part.get("samples") or []
+        znodes = [s["znodes"] for s in samples]
+        size = [s["bytes"] for s in samples]
+        rows.append(
+            [
+                label,
+                f"{_num(part.get(unit))} {unit}",
+                _num(part.get(keep)),
+                f"{min(znodes)}-{max(znodes)}" if znodes else "-",
+                f"{min(size) / 1024:.1f}-{max(size) / 1024:.1f}" if size else "-",
+                _num(part.get(rate)),
+                "met" if part.get("flat_after_warmup") else "missed",
+            ]
+        )
+    return [*out, *_table(["Soaked", "Run", "Kept", "Znodes", "KB", "Per s", "Flat"], rows, text=2)]
+
+
 Section = tuple[str, Callable[[dict[str, Any], Path], Lines]]
 SECTIONS: dict[str, Section] = {  # scenario name -> (title, renderer), in page order
     "throughput": ("Throughput", _throughput),
@@ -962,6 +997,7 @@ SECTIONS: dict[str, Section] = {  # scenario name -> (title, renderer), in page 
     "scale": ("Scale", _scale),
     "executor": ("Participant executor", _executor),
     "reuse": ("Task reuse", _reuse),
+    "soak": ("Soak", _soak),
     "changes": ("Optimisations", _changes),
 }
 #: sections that ``python -m bench`` can run (``changes`` is a hand-kept record)

@@ -34,6 +34,9 @@ CLUSTER_SETTINGS: Mapping[str, str] = {
     **limits.SETTINGS,
     "lock_audit_keep": "an integer >= 1: audit entries kept per lock resource (newest)",
     "lock_audit_max_age": "seconds >= 0: audit entries older than this are pruned",
+    "stream_checkpoints_keep": (
+        "an integer >= 1: checkpoints (with their barriers' acks) kept per streaming job"
+    ),
 }
 
 
@@ -52,7 +55,7 @@ def validate_cluster_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
         elif key in limits.SETTINGS:
             ok = limits.valid_setting(key, value)
-        elif key == "lock_audit_keep":
+        elif key in ("lock_audit_keep", "stream_checkpoints_keep"):
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
         elif key == "quota_types":
             ok = isinstance(value, Mapping) and all(

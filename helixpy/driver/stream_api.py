@@ -53,7 +53,9 @@ class StreamMethods(DriverBase):
         self, name: str, job: str, *, since_barrier: int | None = None
     ) -> list[streams.SplitResult]:
         """What ``process`` returned, once per split, for every completed barrier (after
-        ``since_barrier``), in the order the splits were added."""
+        ``since_barrier``) still kept, in the order the splits were added. A stream keeps
+        its newest ``stream_checkpoints_keep`` checkpoints (cluster setting, default 100)
+        and their results: read them within that many barriers."""
         if since_barrier is not None and (
             isinstance(since_barrier, bool) or not isinstance(since_barrier, int)
         ):

@@ -30,6 +30,7 @@ from helixpy.store.streams import (
     BARRIER,
     END,
     SPLITS,
+    entry_path,
     entry_prefix,
     list_entries,
     parse_entry,
@@ -82,17 +83,36 @@ class Barrier:
         return f"Barrier({self.workflow}/{self.job} #{self.sequence})"
 
     def done(self) -> bool:
-        """Whether its checkpoint is published."""
+        """Whether its checkpoint is published (also when it has been pruned since)."""
         return (
             self._zk.exists(self._paths.stream_checkpoint(self.workflow, self.job, self.sequence))
             is not None
+            or self._pruned()
+        )
+
+    def _pruned(self) -> bool:
+        """Whether its checkpoint was published and then pruned by retention: the publish
+        deletes the log entries up to it in the same multi, so an entry that is gone while
+        the log is there was checkpointed; a checkpoint that is gone too was pruned."""
+        entries = [
+            entry_path(self._paths, self.workflow, self.job, self.sequence, kind)
+            for kind in (BARRIER, END)
+        ]
+        if any(self._zk.exists(path) is not None for path in entries):
+            return False
+        checkpoint = self._paths.stream_checkpoint(self.workflow, self.job, self.sequence)
+        return (
+            self._zk.exists(self._paths.stream_log(self.workflow, self.job)) is not None
+            and self._zk.exists(checkpoint) is None
         )
 
     def wait(self, timeout: float = 300.0) -> dict[int, dict[str, Any]]:
         """The checkpoint (slot -> contribution) once every slot has contributed.
 
         Raises :class:`PollTimeout` after ``timeout`` seconds, :class:`BarrierCancelled`
-        when the job stops, fails or is deleted first.
+        when the job stops, fails or is deleted first, :class:`NotFound` when the
+        checkpoint was published but has been pruned since (a stream keeps its newest
+        ``stream_checkpoints_keep`` checkpoints, cluster setting, default 100).
         """
         deadline = time.monotonic() + timeout
         checkpoint = self._paths.stream_checkpoint(self.workflow, self.job, self.sequence)
@@ -108,6 +128,11 @@ class Barrier:
                     )
                     if found is not None:
                         return found
+                if self._pruned():
+                    raise NotFound(
+                        f"{self}: its checkpoint was published and then pruned (a stream "
+                        "keeps its newest stream_checkpoints_keep checkpoints, cluster setting)"
+                    )
                 stat = self._zk.exists(context, watch=self._watcher.fire)
                 if stat is None:
                     raise BarrierCancelled(f"{self}: the job was deleted")
@@ -261,7 +286,8 @@ def end_stream(zk: KazooClient, paths: Paths, wf: str, job: str) -> int:
 def split_results(
     zk: KazooClient, paths: Paths, wf: str, job: str, since_barrier: int | None
 ) -> list[SplitResult]:
-    """Results recorded by every published barrier after ``since_barrier``, in split order."""
+    """Results recorded by every kept checkpoint after ``since_barrier``, in split order
+    (a stream keeps its newest ``stream_checkpoints_keep`` checkpoints with their acks)."""
     check = records.read_job_config(zk, paths, wf, job)
     if not check.stream:
         raise InvalidConfig("job.stream", f"job {wf}/{job} is not a streaming job")
@@ -270,9 +296,11 @@ def split_results(
         barrier = int(name)
         if since_barrier is not None and barrier <= since_barrier:
             continue
-        for slot in range(check.num_tasks):
-            ack = read_ack(zk, paths, wf, job, barrier, slot) or {}
-            for batch, index, result in ack.get("results") or []:
+        acks = [read_ack(zk, paths, wf, job, barrier, slot) for slot in range(check.num_tasks)]
+        if any(ack is None for ack in acks):
+            continue  # pruned while this read: all of that checkpoint or none of it
+        for ack in acks:
+            for batch, index, result in (ack or {}).get("results") or []:
                 out.append(SplitResult(int(batch), int(index), result, barrier))
     out.sort(key=lambda r: (r.batch, r.index))
     return out

@@ -38,11 +38,15 @@ from helixpy.store.codec import encode
 from helixpy.store.fencing import FencedWriter, MultiFailed
 from helixpy.store.ops import Check, Create, Delete, Op, SetData
 from helixpy.store.paths import Paths
+from helixpy.store.records import read_cluster_config
 from helixpy.store.streams import (
     BARRIER_KINDS,
     END,
+    checkpoints_keep,
     entry_path,
     list_entries,
+    prunable,
+    prune_ops,
     read_ack,
     read_entry,
     split_slot,
@@ -103,6 +107,10 @@ class _Slot:
         self.wake = threading.Event()
         self.listed: list[tuple[int, str]] = []  # the log entries as last listed
         self._relisted = 0  # fresh listings taken for the current barrier
+        #: checkpoints kept (the cluster's ``stream_checkpoints_keep``, read per attempt)
+        self.keep = checkpoints_keep(read_cluster_config(zk, paths))
+        #: set when a retention delete missed: the next prune reads what is really there
+        self._careful = False
 
     def run(self) -> TaskResult:
         position, checkpoint, ended = self._restart_point()
@@ -203,7 +211,7 @@ class _Slot:
                 elif isinstance(error, NodeExistsError):
                     others = None  # the checkpoint exists: published before (a replay)
                 elif isinstance(error, NoNodeError) and isinstance(exc.op, Delete):
-                    self.listed = self._fresh_listing()  # compaction saw a stale listing
+                    self._missed(where)
                 else:
                     raise
         else:
@@ -231,6 +239,13 @@ class _Slot:
                 contributions[str(slot)] = ack.get("contribution")
         return contributions, True
 
+    def _missed(self, path: str) -> None:
+        """A delete of the publish multi found nothing at ``path``: look again."""
+        if path.startswith(self.paths.stream_log(self.wf, self.job) + "/"):
+            self.listed = self._fresh_listing()  # compaction saw a stale listing
+        else:
+            self._careful = True  # retention assumed an ack or checkpoint that is not there
+
     def _fresh_listing(self) -> list[tuple[int, str]]:
         self._relisted += 1
         if self._relisted > 1:
@@ -256,7 +271,38 @@ class _Slot:
             for s, kind in self.listed
             if s <= seq
         ]
-        return ops
+        return ops + self._retention_ops(seq)
+
+    def _retention_ops(self, seq: int) -> list[Op]:
+        """Deletes of the barriers (acks, directory, checkpoint) older than the newest
+        ``keep`` checkpoints, in the publish multi: a stream's znodes stay bounded."""
+        barriers_dir = self.paths.stream_barriers(self.wf, self.job)
+        try:
+            old = prunable((int(b) for b in self.zk.get_children(barriers_dir)), seq, self.keep)
+        except NoNodeError:
+            return []  # the job is going: its whole tree goes with it
+        if not self._careful:
+            # Every barrier up to a checkpoint has an ack of every slot and a checkpoint.
+            slots = [str(s) for s in range(self.slots)]
+            return prune_ops(self.paths, self.wf, self.job, old, lambda _b: slots, lambda _b: True)
+        self._careful = False
+        acks = {b: self._children(self.paths.stream_barrier(self.wf, self.job, b)) for b in old}
+        return prune_ops(
+            self.paths,
+            self.wf,
+            self.job,
+            [b for b in old if acks[b] is not None],
+            lambda b: acks[b] or [],
+            lambda b: (
+                self.zk.exists(self.paths.stream_checkpoint(self.wf, self.job, b)) is not None
+            ),
+        )
+
+    def _children(self, path: str) -> list[str] | None:
+        try:
+            return list(self.zk.get_children(path))
+        except NoNodeError:
+            return None
 
     def _publish(self, seq: int, own: dict[str, Any]) -> None:
         """After a lone ack: publish the checkpoint if the set is complete now."""
@@ -276,4 +322,4 @@ class _Slot:
                     return  # published by another slot meanwhile: fine
                 if not (isinstance(exc.error, NoNodeError) and isinstance(exc.op, Delete)):
                     raise
-                self.listed = self._fresh_listing()
+                self._missed(exc.op.path)

@@ -13,17 +13,23 @@ A slot that reaches a barrier writes ``BARRIERS/<seq>/<slot>``: its contribution
 ``process`` returned for each split it took since the previous barrier. The slot whose ack
 completes the set publishes ``CHECKPOINTS/<seq>`` (every slot's contribution) in one multi
 that checks every ack is there, so a checkpoint exists once and only when complete.
+
+Retention: the same multi deletes the log entries up to the barrier (every slot is past
+them) and the barriers older than the newest ``stream_checkpoints_keep`` (cluster setting,
+default 100) with their acks and checkpoints, so a stream's znodes stay bounded however
+long it runs, and every record a restart needs (each slot's newest ack) stays.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from helixpy.store.codec import decode
-from helixpy.store.ops import Create, Op
+from helixpy.store.ops import Create, Delete, Op
 from helixpy.store.paths import Paths
 
 #: Entry kinds, as the first letter of the entry's name: the kind of every entry is known
@@ -107,3 +113,47 @@ def read_checkpoint(
         return None
     body = decode(data, path=path) or {}
     return {int(slot): value for slot, value in dict(body.get("slots") or {}).items()}
+
+
+#: Default of the cluster setting ``stream_checkpoints_keep``: the checkpoints (with their
+#: barriers' acks) a streaming job keeps.
+CHECKPOINTS_KEEP = 100
+#: The most old barriers one publish deletes (a lowered setting shrinks over a few).
+PRUNE_PER_PUBLISH = 8
+
+
+def checkpoints_keep(cluster_config: Mapping[str, Any]) -> int:
+    """The cluster's ``stream_checkpoints_keep`` (default :data:`CHECKPOINTS_KEEP`)."""
+    return int(cluster_config.get("stream_checkpoints_keep", CHECKPOINTS_KEEP))
+
+
+def prunable(barriers: Iterable[int], seq: int, keep: int) -> list[int]:
+    """The barriers a publish of checkpoint ``seq`` deletes: those up to ``seq`` older than
+    the newest ``keep`` (``seq`` counted, listed or not), oldest first, at most
+    :data:`PRUNE_PER_PUBLISH`.
+
+    Only barriers up to the one being published go, and every one of those has its
+    checkpoint (a checkpoint needs every slot's ack, and slots ack in log order): a
+    restart resumes after its slot's newest ack, which is never older than ``seq``.
+    """
+    done = sorted({b for b in barriers if b <= seq} | {seq})
+    return done[: max(0, len(done) - max(1, keep))][:PRUNE_PER_PUBLISH]
+
+
+def prune_ops(
+    paths: Paths,
+    wf: str,
+    job: str,
+    barriers: Iterable[int],
+    acks: Callable[[int], Iterable[str]],
+    has_checkpoint: Callable[[int], bool],
+) -> list[Op]:
+    """Deletes of ``barriers``' acks (the slot names ``acks`` gives), their directories
+    and their checkpoints (where ``has_checkpoint``)."""
+    ops: list[Op] = []
+    for seq in barriers:
+        ops += [Delete(f"{paths.stream_barrier(wf, job, seq)}/{name}") for name in acks(seq)]
+        ops.append(Delete(paths.stream_barrier(wf, job, seq)))
+        if has_checkpoint(seq):
+            ops.append(Delete(paths.stream_checkpoint(wf, job, seq)))
+    return ops

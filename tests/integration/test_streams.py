@@ -6,6 +6,7 @@ import pytest
 
 from helixpy import JobConfig, TaskPartitionState, TaskState, Workflow
 from helixpy.errors import BarrierCancelled, InvalidConfig, NotFound
+from helixpy.store.client import connect
 from helixpy.testing import LocalCluster
 from tests.integration.helpers import count, wait_final, wait_job
 
@@ -266,3 +267,61 @@ def test_a_recreated_stream_with_fewer_slots_gets_every_split(zk_address: str) -
         driver.add_splits("re", "s", [{"v": v} for v in range(10)])
         # Then that slot gets all ten (no writer-side routing from the old job's shape)
         assert totals(driver.request_barrier("re", "s").wait(WAIT)) == (10, 45)
+
+
+def test_a_long_stream_keeps_only_its_newest_checkpoints_and_replays_from_them(
+    zk_address: str,
+) -> None:
+    with LocalCluster(participants=2, zk=zk_address) as cluster:
+        driver = cluster.driver
+        # Given a cluster that keeps three checkpoints per stream (zero is refused)
+        with pytest.raises(InvalidConfig) as exc:
+            driver.set_cluster_config(stream_checkpoints_keep=0)
+        assert exc.value.field == "cluster_config.stream_checkpoints_keep"
+        driver.set_cluster_config(stream_checkpoints_keep=3)
+        start_stream(cluster, "long", 2, delay="0.02")
+        values: list[int] = []
+        barriers = []
+        checkpoints = []
+        # When twelve cycles run, and a participant dies in the middle (after pruning began)
+        for cycle in range(12):
+            batch = [cycle * 100 + i for i in range(4)]
+            values += batch
+            driver.add_splits("long", "s", [{"v": v} for v in batch])
+            if cycle == 6:
+                victim = driver.get_job_context("long", "s").tasks[0].assigned_participant
+                assert victim is not None
+                cluster.kill_participant(victim)
+            barriers.append(driver.request_barrier("long", "s"))
+            checkpoints.append(barriers[-1].wait(WAIT))
+        # Then every split still reaches exactly one checkpoint
+        assert tuple(map(sum, zip(*(totals(c) for c in checkpoints), strict=True))) == (
+            len(values),
+            sum(values),
+        )
+        # and ZooKeeper holds the newest three barriers (every slot's ack) and checkpoints
+        zk = connect(zk_address)
+        try:
+            paths = cluster.paths
+            kept = sorted(int(c) for c in zk.get_children(paths.stream_checkpoints("long", "s")))
+            assert kept == [b.sequence for b in barriers[-3:]]
+            acked = sorted(int(b) for b in zk.get_children(paths.stream_barriers("long", "s")))
+            assert acked == kept
+            for seq in kept:
+                assert sorted(zk.get_children(paths.stream_barrier("long", "s", seq))) == [
+                    "0",
+                    "1",
+                ]
+            assert zk.get_children(paths.stream_log("long", "s")) == []
+        finally:
+            zk.stop()
+            zk.close()
+        # and the results read are those of the kept checkpoints, each once
+        results = driver.get_split_results("long", "s")
+        assert sorted(r.result for r in results) == sorted(2 * v for v in values[-12:])
+        # and a pruned barrier says so instead of hanging
+        assert barriers[0].done()
+        with pytest.raises(NotFound, match="pruned"):
+            barriers[0].wait(5)
+        driver.end_stream("long", "s").wait(WAIT)
+        assert wait_final(driver, "long") is S.COMPLETED
