@@ -114,6 +114,7 @@ def add_task(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
         )
     old_count = len(job.tasks)
     cfg = replace(job.config, tasks=(*job.config.tasks, task))
+    h.p.limits.check_job("job", cfg)  # the cluster's max_tasks_per_job, tombstones counted
     result = {"code": "OK", "message": f"added task {task.task_id} to {wf_name}/{job_name}"}
     tasks = [*job.tasks, TaskContextInfo(task_id=task.task_id)]
     _commit(h, job, cfg, cmd, result, old_count, tasks, job.deleted)

@@ -132,6 +132,12 @@ def unstarted_targeted(workflows: list[WorkflowRuntime]) -> list[JobRuntime]:
 def start_targeted(h: CommandHandler, job: JobRuntime, now: datetime) -> None:
     """Fix a starting targeted job's tasks (written at once), or fail it with the reason."""
     result = materialize(job.config, h.p.partitions)
+    limit = h.p.limits.max_tasks_per_job
+    if not isinstance(result, str) and len(result.tasks) > limit:
+        result = (
+            f"it targets {len(result.tasks)} partitions, over the cluster's "
+            f"max_tasks_per_job={limit}"
+        )
     if isinstance(result, str):
         log.info("job %s/%s failed: %s", job.workflow, job.name, result)
         job.info = result

@@ -10,7 +10,7 @@ import uuid
 import grpc
 import pytest
 
-from helixpy import JobConfig, TaskState, Workflow
+from helixpy import JobConfig, TaskConfig, TaskState, Workflow, WorkflowConfig
 from helixpy.errors import InvalidConfig
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
@@ -99,6 +99,18 @@ def test_absurd_requests_are_refused_by_name_and_the_next_start_is_served_at_onc
             Workflow.builder("ten").add_job("j", JobConfig(command="Noop", num_tasks=10)).build()
         )
         assert wait_final(driver, "ten") is TaskState.COMPLETED
+        # and adding an eleventh task to a job of ten is refused by it too
+        held = JobConfig(command="Noop", tasks=[TaskConfig(id=f"t{i}") for i in range(10)])
+        driver.start(
+            Workflow.builder("full")
+            .set_config(WorkflowConfig(target_state="STOP"))
+            .add_job("j", held)
+            .build()
+        )
+        with pytest.raises(InvalidConfig, match="max_tasks_per_job=10") as exc:
+            driver.add_task("full", "j", TaskConfig(id="t10"))
+        assert exc.value.field == "job.tasks"
+        assert len(driver.get_job_config("full", "j").tasks) == 10
         # and a limit that is no positive integer is refused naming it
         for bad in (0, -1, 1.5, True, 10**12):
             with pytest.raises(InvalidConfig, match=r"cluster_config\.max_request_bytes"):

@@ -136,7 +136,9 @@ def test_a_partition_counts_as_hosted_only_while_its_instance_is_live(zk_address
         assert (task.state, task.num_attempts, task.assigned_participant) == (P.COMPLETED, 1, p1)
 
 
-def test_a_missing_target_resource_fails_the_job_with_a_clear_info(zk_address: str) -> None:
+def test_a_missing_or_too_wide_target_resource_fails_the_job_with_a_clear_info(
+    zk_address: str,
+) -> None:
     with LocalCluster(participants=1, zk=zk_address) as cluster:
         driver = cluster.driver
         driver.set_partition_state(cluster.instances[0], "db", "db_0", "MASTER")
@@ -150,6 +152,18 @@ def test_a_missing_target_resource_fails_the_job_with_a_clear_info(zk_address: s
         ctx = driver.get_job_context("nores", "j")
         assert ctx.state is S.FAILED
         assert "target resource 'nosuch' has no partition on any instance" in ctx.info
+        assert ctx.tasks == {}
+        # and one that targets more partitions than the cluster's max_tasks_per_job fails so
+        driver.set_partition_state(cluster.instances[0], "db", "db_1", "MASTER")
+        driver.set_cluster_config(max_tasks_per_job=1)
+        driver.start(
+            Workflow.builder("wide")
+            .add_job("j", JobConfig(command="Noop", target_resource="db"))
+            .build()
+        )
+        assert wait_final(driver, "wide") is S.FAILED
+        ctx = driver.get_job_context("wide", "j")
+        assert "targets 2 partitions, over the cluster's max_tasks_per_job=1" in ctx.info
         assert ctx.tasks == {}
 
 
