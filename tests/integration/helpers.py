@@ -97,6 +97,15 @@ def wait_for_line(path: Path, text: str | tuple[str, ...], timeout: float) -> No
         time.sleep(0.05)  # polling a file: there is no event to wait on
 
 
+def dashboard_url(cluster: LocalCluster, controller: str = "controller-0") -> str:
+    """The dashboard's base URL, from the line its controller logs once it serves (bounded)."""
+    log = cluster.log_dir / f"{controller}.log"
+    wait_for_line(log, "dashboard on http://", timeout=30)
+    found = re.search(r"dashboard on (http://[\d.]+:\d+)", log.read_text())
+    assert found is not None
+    return found.group(1)
+
+
 def wait_for_data(
     zk: KazooClient, path: str, ok: Callable[[dict[str, Any]], bool], timeout: float
 ) -> None:

@@ -7,7 +7,6 @@ without them these tests skip with the reason, except under ``CI=true``, where t
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 
 from helixpy import JobConfig, TaskState, Workflow
 from helixpy.testing import LocalCluster
-from tests.integration.helpers import wait_for_line
+from tests.integration.helpers import dashboard_url
 
 CHROMIUM = os.environ.get("HELIXPY_CHROMIUM") or shutil.which("chromium")
 try:
@@ -39,14 +38,6 @@ def page() -> Iterator[Page]:
             yield browser.new_page(viewport={"width": 1280, "height": 900})
         finally:
             browser.close()
-
-
-def dashboard_url(cluster: LocalCluster) -> str:
-    log = cluster.log_dir / "controller-0.log"
-    wait_for_line(log, "dashboard on http://", timeout=30)
-    found = re.search(r"dashboard on (http://[\d.]+:\d+)", log.read_text())
-    assert found is not None
-    return found.group(1)
 
 
 def diamond(seconds: str) -> Workflow:

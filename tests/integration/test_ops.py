@@ -17,6 +17,7 @@ from helixpy import JobConfig, TaskState, Workflow, WorkflowConfig
 from helixpy.store.client import connect
 from helixpy.testing import LocalCluster
 from tests.integration.helpers import (
+    dashboard_url,
     record_job,
     scrape,
     telemetry_address,
@@ -258,11 +259,7 @@ def test_the_dashboard_api_survives_an_unreadable_workflow_and_odd_names(zk_addr
     with LocalCluster(
         participants=1, zk=zk_address, controller_args=["--http-port", "0"]
     ) as cluster:
-        log = cluster.log_dir / "controller-0.log"
-        wait_for_line(log, "dashboard on http://", timeout=30)
-        found = re.search(r"dashboard on (http://[\d.]+:\d+)", log.read_text())
-        assert found is not None
-        url = found.group(1)
+        url = dashboard_url(cluster)
         # Given a good workflow and one whose CONFIG is not a mapping
         cluster.driver.start(Workflow.builder("good").add_job("j", record_job(1)).build())
         assert wait_final(cluster.driver, "good") is TaskState.COMPLETED

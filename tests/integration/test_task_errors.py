@@ -4,7 +4,6 @@ read through the driver, the CLI and the dashboard, and purged with its workflow
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import urllib.request
@@ -15,7 +14,7 @@ from helixpy import JobConfig, TaskPartitionState, TaskState, Workflow
 from helixpy.errors import NotFound
 from helixpy.model.context import INFO_CAP
 from helixpy.testing import LocalCluster
-from tests.integration.helpers import wait_final, wait_for_line, wait_gone
+from tests.integration.helpers import dashboard_url, wait_final, wait_gone
 
 pytestmark = pytest.mark.cluster
 P = TaskPartitionState
@@ -70,11 +69,7 @@ def test_a_failed_attempts_traceback_is_kept_and_purged_with_its_workflow(
         )
         assert cli.returncode == 0, cli.stderr
         assert "Traceback (most recent call last)" in cli.stdout and LONG in cli.stdout
-        log = cluster.log_dir / "controller-0.log"
-        wait_for_line(log, "dashboard on http://", timeout=30)
-        found = re.search(r"dashboard on (http://[\d.]+:\d+)", log.read_text())
-        assert found is not None
-        api = f"{found.group(1)}/api/workflows/fails/jobs/bad/tasks/0/error"
+        api = f"{dashboard_url(cluster)}/api/workflows/fails/jobs/bad/tasks/0/error"
         with urllib.request.urlopen(api, timeout=10) as reply:
             shown = json.loads(reply.read())["errors"]
         assert sorted(shown) == ["1", "2"] and LONG in shown["2"]
