@@ -3,9 +3,14 @@
     python -m helixpy.participant.child MODULE:ATTR <read fd> <write fd>
 
 Runs one attempt at a time on its main thread; a reader thread takes messages from the
-parent, so a cancel reaches the running task at once and content replies reach the request
-waiting for them. Work the task emits (``ctx.emit``) runs here, after ``run`` returns and
-before the result is sent: the attempt completes only once its follow-ups ran.
+parent, so a cancel reaches the running task at once and replies reach the request waiting
+for them. Work the task emits (``ctx.emit``) runs here, after ``run`` returns and before the
+result is sent: the attempt completes only once its follow-ups ran.
+
+This process has no ZooKeeper session: user content (``content_put`` / ``content_get``) and
+task locks (``lock``: ``ctx.locks`` is a
+:class:`~helixpy.participant.remote_locks.RemoteLockBox`) are requests to the parent, each
+answered by a ``reply`` naming its ``rid``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import IO, Any
 
 from helixpy.model import JobConfig, Scope, TaskResult, TaskStatus
 from helixpy.participant.registry import Task, TaskContext, TaskRegistry, load_registry
+from helixpy.participant.remote_locks import RemoteLockBox
 
 log = logging.getLogger("helixpy.participant.child")
 
@@ -43,20 +49,33 @@ class _Parent:
         self.current: tuple[int, TaskContext, list[Task]] | None = None
         #: cancels that arrived before their run started (ids only grow: older ones go)
         self.early_cancels: set[int] = set()
+        #: set once the parent closed its pipe: nobody will answer a request any more
+        self.gone = False
 
     def send(self, message: dict[str, Any]) -> None:
         with self._write_lock:
             self._out.write(json.dumps(message) + "\n")
 
-    def request(self, message: dict[str, Any]) -> Any:
+    def call(self, message: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Send a request and return the parent's reply to it. The parent always answers
+        (or its pipe closes, which answers every request waiting); ``timeout`` only bounds
+        a participant that is stuck."""
         rid = next(self._rids)
         box: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1)
         self._waiting[rid] = box
         try:
+            if self.gone:  # (read_loop already answered the requests waiting then)
+                return {"error": "the participant went away"}
             self.send({**message, "rid": rid})
-            reply = box.get()  # the parent always answers; EOF ends this process
+            try:
+                return box.get(timeout=timeout)
+            except queue.Empty:
+                raise RuntimeError(f"no answer from the participant in {timeout:g}s") from None
         finally:
             self._waiting.pop(rid, None)
+
+    def request(self, message: dict[str, Any]) -> Any:
+        reply = self.call(message)
         if "error" in reply:
             raise RuntimeError(reply["error"])
         return reply.get("value")
@@ -100,29 +119,42 @@ class _Parent:
                 if box is not None:
                     box.put(message)
         self.runs.put(None)  # the parent closed the pipe: exit
-        # Unblock content requests too: the parent is gone, nobody will answer.
+        # Unblock requests too: the parent is gone, nobody will answer.
+        self.gone = True
         for box in list(self._waiting.values()):
             box.put({"error": "the participant went away"})
 
 
 class _RemoteContent:
-    """User content through the parent (which holds the ZooKeeper session and fence)."""
+    """User content through the parent (which holds the ZooKeeper session and fence).
+    Requests name their run, so a thread an earlier run's task left behind cannot write as
+    the attempt running now (the parent refuses them)."""
 
-    def __init__(self, parent: _Parent) -> None:
+    def __init__(self, parent: _Parent, run_id: int) -> None:
         self._parent = parent
+        self._run_id = run_id
 
     def put(self, ctx: TaskContext, key: str, value: str, scope: Scope) -> None:
         self._parent.request(
-            {"op": "content_put", "key": key, "value": value, "scope": scope.value}
+            {
+                "op": "content_put",
+                "id": self._run_id,
+                "key": key,
+                "value": value,
+                "scope": scope.value,
+            }
         )
 
     def get(self, ctx: TaskContext, key: str, scope: Scope) -> str | None:
-        value = self._parent.request({"op": "content_get", "key": key, "scope": scope.value})
+        value = self._parent.request(
+            {"op": "content_get", "id": self._run_id, "key": key, "scope": scope.value}
+        )
         return None if value is None else str(value)
 
 
 def _run_one(registry: TaskRegistry, parent: _Parent, message: dict[str, Any]) -> dict[str, Any]:
     raw = message["ctx"]
+    run_id = int(message["id"])
     emitted: deque[Callable[[], object]] = deque()
     ctx = TaskContext(
         workflow=raw["workflow"],
@@ -134,11 +166,13 @@ def _run_one(registry: TaskRegistry, parent: _Parent, message: dict[str, Any]) -
         job_config=JobConfig.from_dict(raw["job_config"]),
         task_config=dict(raw["task_config"]),
         command=raw["command"],
-        _content=_RemoteContent(parent),
+        _content=_RemoteContent(parent, run_id),
         _emit=emitted.append,
+        # (requests name the run: the parent refuses those left over from an earlier run)
+        _locks=lambda: RemoteLockBox(parent.call, run_id),
     )
     tasks: list[Task] = []
-    parent.start_run(int(message["id"]), ctx, tasks)
+    parent.start_run(run_id, ctx, tasks)
     try:
         return _outcome(registry, ctx, tasks, emitted)
     finally:

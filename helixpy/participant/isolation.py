@@ -8,10 +8,18 @@ The protocol is JSON lines over two pipes (never pickle, never the child's stdou
 stays the task's own):
 
 - parent -> child: ``{"op": "run", "id": n, "ctx": {...}}``, ``{"op": "cancel", "id": n}``,
-  ``{"op": "reply", "rid": n, "value": ...}`` (an answer to a content request);
-- child -> parent: ``{"op": "content_put" | "content_get", "rid": n, ...}`` (user content
-  goes through the parent, which writes it fenced like any other participant write),
+  ``{"op": "reply", "rid": n, "value": ...}`` (an answer to a content or lock request);
+- child -> parent: ``{"op": "content_put" | "content_get", "rid": n, "id": run, ...}`` (user
+  content goes through the parent, which writes it fenced like any other participant write,
+  and refuses a request of an earlier run),
+  ``{"op": "lock", "rid": n, "id": run, "call": ..., "args": {...}}`` (``ctx.locks``: the
+  parent runs it on the attempt's own lock box, see :mod:`helixpy.participant.remote_locks`;
+  the reply carries the result, or the error's class and message),
   ``{"op": "result", "status": ..., "info": ...}``.
+
+Lock requests are served on threads of their own (a waiting ``acquire`` never stops the
+reader); when the run ends, however it ends, the critical sections its child left open are
+left before the run returns, and so before the participant releases the attempt's locks.
 
 A child that exits mid-attempt fails only that attempt (TASK_ERROR naming the exit code or
 signal, retried like any failure) and is replaced on next use. Cancellation reaches the
@@ -34,6 +42,7 @@ from typing import IO, Any
 from helixpy.errors import InvalidConfig
 from helixpy.model import JobConfig, Scope, TaskResult, TaskStatus
 from helixpy.participant.registry import Task, TaskContext, TaskFactory, TaskRegistry
+from helixpy.participant.remote_locks import LockServer
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +225,7 @@ class ProcessTask(Task):
         if terminating:
             child.terminate()
         reusable = False
+        locks = LockServer(lambda: ctx.locks, child.send, self._run_id, name=child.name)
         try:
             child.send({"op": "run", "id": self._run_id, "ctx": context_to_dict(ctx)})
             if ctx.cancelled.is_set():
@@ -241,10 +251,14 @@ class ProcessTask(Task):
                         self.error_detail = str(message["error"])
                     return TaskResult(TaskStatus(message["status"]), str(message.get("info", "")))
                 if op in ("content_put", "content_get"):
-                    child.send(_serve_content(ctx, message))
+                    child.send(_serve_content(ctx, message, self._run_id))
+                elif op == "lock":
+                    locks.handle(message)
                 else:
                     raise ValueError(f"unexpected message from the worker process: {op!r}")
         finally:
+            # Before the run returns: the participant releases the attempt's locks after it
+            locks.close()
             with self._lock:
                 self._child = None
             self._pool.release(child, reusable)
@@ -279,9 +293,14 @@ def context_to_dict(ctx: TaskContext) -> dict[str, Any]:
     }
 
 
-def _serve_content(ctx: TaskContext, message: dict[str, Any]) -> dict[str, Any]:
-    """Answer a child's user-content request through the parent's fenced store."""
+def _serve_content(ctx: TaskContext, message: dict[str, Any], run_id: int) -> dict[str, Any]:
+    """Answer a child's user-content request of run ``run_id`` through the parent's fenced
+    store (one of an earlier run is refused: a thread that run's task left behind)."""
     reply: dict[str, Any] = {"op": "reply", "rid": message.get("rid")}
+    if message.get("id") != run_id:
+        log.warning("%s/%s: refused a content request of an earlier run", ctx.workflow, ctx.job)
+        reply["error"] = "Fenced: a content request of a run that has ended"
+        return reply
     try:
         scope = Scope(message["scope"])
         if message["op"] == "content_put":

@@ -6,13 +6,15 @@ import abc
 import functools
 import importlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from helixpy.errors import InvalidConfig
 from helixpy.model import JobConfig, Scope, TaskResult, TaskStatus
-from helixpy.store.locks import LockBox
+from helixpy.model.locks import Holder, Interval, LockResult, LockType
+from helixpy.store.ops import Op
 
 
 class Task(abc.ABC):
@@ -35,6 +37,58 @@ class ContentStore(Protocol):
     def put(self, ctx: TaskContext, key: str, value: str, scope: Scope) -> None: ...
 
     def get(self, ctx: TaskContext, key: str, scope: Scope) -> str | None: ...
+
+
+class TaskLocks(Protocol):
+    """What ``ctx.locks`` offers a task: a :class:`~helixpy.store.locks.LockBox` in the
+    participant's process, and in a process-isolated task's worker process its stand-in
+    (:class:`~helixpy.participant.remote_locks.RemoteLockBox`), served by the participant
+    on the attempt's own lock box. Same calls, same results, same errors."""
+
+    @property
+    def holder(self) -> Holder: ...
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def priority(self) -> int: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    def try_acquire(
+        self,
+        resource: str,
+        interval: Interval | tuple[object, object],
+        type: LockType = ...,
+        *,
+        group: str | None = ...,
+        priority: int | None = ...,
+    ) -> LockResult: ...
+
+    def acquire(
+        self,
+        resource: str,
+        interval: Interval | tuple[object, object],
+        type: LockType = ...,
+        *,
+        timeout: float | None = ...,
+        group: str | None = ...,
+        priority: int | None = ...,
+    ) -> LockResult: ...
+
+    def release(self, resource: str, token: int | None = ...) -> None: ...
+
+    def release_all(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def critical_section(
+        self, resource: str, intervals: Sequence[Interval | tuple[object, object]]
+    ) -> AbstractContextManager[None]: ...
+
+    def commit(self, ops: Sequence[Op]) -> None: ...
 
 
 @dataclass
@@ -60,17 +114,23 @@ class TaskContext:
     incarnation: int = -1
     _content: ContentStore | None = None
     _emit: Callable[[Callable[[], object]], None] | None = None
-    _locks: Callable[[], LockBox] | None = None
-    _lock_box: LockBox | None = None
+    _locks: Callable[[], TaskLocks] | None = None
+    _lock_box: TaskLocks | None = None
 
     @property
-    def locks(self) -> LockBox:
+    def locks(self) -> TaskLocks:
         """This attempt's task locks: the holder is this attempt, the group the job's
         ``lock_group`` (default: the job), the priority the job's. Every lock it takes is
-        released when the attempt ends."""
+        released when the attempt ends.
+
+        In a process-isolated task (``JobConfig(isolation="process")``) the calls go to the
+        participant, which runs them on the attempt's lock box: the same holder, fencing
+        and errors as in a thread task. A critical section the task's process leaves open
+        (it crashed, was killed, or returned inside one) is left when the attempt ends,
+        before its locks are released."""
         if self._lock_box is None:
             if self._locks is None:
-                raise RuntimeError("this context has no lock store (process isolation?)")
+                raise RuntimeError("this context has no lock store")
             self._lock_box = self._locks()
         return self._lock_box
 
