@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -25,7 +26,8 @@ def job() -> None:
     "pairs",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Task config entries (repeatable).",
+    help="Task config entries (repeatable): KEY=VALUE sets a string, KEY:=JSON any JSON "
+    "value (KEY:=3, KEY:='[1, 2]', KEY:=true).",
 )
 @click.pass_obj
 def job_add_task(
@@ -39,12 +41,23 @@ def job_add_task(
     """Add task TASK_ID to JOB_NAME of WORKFLOW."""
     from helixpy.model import TaskConfig
 
-    config = {}
+    config: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--config")
-        config[key] = value
+            raise click.BadParameter(
+                f"{pair!r} is not KEY=VALUE or KEY:=JSON", param_hint="--config"
+            )
+        if key.endswith(":"):  # KEY:=JSON, a typed value
+            key = key[:-1]
+            try:
+                config[key] = json.loads(value)
+            except ValueError as exc:
+                raise click.BadParameter(
+                    f"{pair!r}: not JSON ({exc})", param_hint="--config"
+                ) from None
+        else:
+            config[key] = value
 
     def run(driver: Any) -> str:
         driver.add_task(workflow, job_name, TaskConfig(id=task_id, command=command, config=config))

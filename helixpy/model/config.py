@@ -18,6 +18,7 @@ from typing import Any
 from helixpy.errors import InvalidConfig
 from helixpy.model.locks import TYPE_PRIORITIES, check_priority
 from helixpy.model.names import check_name
+from helixpy.model.values import JsonValue, check_chunks, check_config, json_size
 
 #: Helix's per-instance task thread count: the default participant capacity.
 DEFAULT_CAPACITY = 40
@@ -43,15 +44,12 @@ def _check_int(name: str, value: object, minimum: int) -> None:
         raise InvalidConfig(name, f"must be >= {minimum} (got {value!r})")
 
 
-def _check_str_map(name: str, value: object) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        raise InvalidConfig(name, f"must be a mapping of strings (got {type(value).__name__})")
-    out: dict[str, str] = {}
-    for k, v in value.items():
-        if not isinstance(k, str) or not isinstance(v, str):
-            raise InvalidConfig(f"{name}.{k}", "keys and values must be strings")
-        out[k] = v
-    return out
+def _stored_size(task: TaskConfig) -> int:
+    """Bytes of a task's stored record (exact when it has a config; a bound otherwise,
+    which spares the encoding of a hundred thousand bare ids)."""
+    if task.config:
+        return json_size(task.to_dict())
+    return 64 + len(task.task_id) + len(task.command or "") + len(task.target_partition or "")
 
 
 def _check_aware(name: str, value: datetime | None) -> None:
@@ -90,12 +88,13 @@ def _reject_unknown(prefix: str, data: Mapping[str, Any], cls: type) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class TaskConfig:
-    """One task of a job: an optional command overriding the job's, and a user map."""
+    """One task of a job: an optional command overriding the job's, and its arguments
+    (``config``: str keys to JSON values, overlaid on the job's ``command_config``)."""
 
     command: str | None = None
     id: str | None = None
     target_partition: str | None = None
-    config: Mapping[str, str] = field(default_factory=dict)
+    config: Mapping[str, JsonValue] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.id is None:
@@ -106,7 +105,7 @@ class TaskConfig:
             raise InvalidConfig("task.command", "must not be empty")
         if self.target_partition is not None:
             check_name("task.target_partition", self.target_partition)
-        object.__setattr__(self, "config", _check_str_map("task.config", self.config))
+        object.__setattr__(self, "config", check_config("task.config", self.config))
 
     @property
     def task_id(self) -> str:
@@ -140,7 +139,8 @@ class JobConfig:
     command: str | None = None
     num_tasks: int = 0
     tasks: Sequence[TaskConfig] = ()
-    command_config: Mapping[str, str] = field(default_factory=dict)
+    #: the arguments of every task (str keys to JSON values; a task's ``config`` overrides)
+    command_config: Mapping[str, JsonValue] = field(default_factory=dict)
     max_attempts_per_task: int = 10
     num_concurrent_tasks_per_instance: int = 1
     failure_threshold: int = 0
@@ -187,8 +187,10 @@ class JobConfig:
                 raise InvalidConfig(f"job.tasks[{i}]", "must be a TaskConfig")
         object.__setattr__(self, "tasks", tasks)
         object.__setattr__(
-            self, "command_config", _check_str_map("job.command_config", self.command_config)
+            self, "command_config", check_config("job.command_config", self.command_config)
         )
+        if any(task.config for task in tasks):
+            check_chunks("job.tasks", [_stored_size(task) for task in tasks])
         self._check_targeting(tasks)
         if tasks:
             if self.num_tasks not in (0, len(tasks)):

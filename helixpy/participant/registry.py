@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from helixpy.errors import InvalidConfig
 from helixpy.model import JobConfig, Scope, TaskResult, TaskStatus
 from helixpy.model.locks import Holder, Interval, LockResult, LockType
+from helixpy.model.values import JsonValue
 from helixpy.store.ops import Op
 
 
@@ -95,7 +96,8 @@ class TaskLocks(Protocol):
 class TaskContext:
     """What a running attempt knows about itself.
 
-    ``task_config`` is the job's ``command_config`` overlaid with the task's own ``config``.
+    ``task_config`` is the job's ``command_config`` overlaid with the task's own ``config``:
+    the values as they were given (str, int, float, bool, None, lists, dicts).
     ``cancelled`` is set the moment the controller (or a timeout, or shutdown) asks the
     attempt to stop.
     """
@@ -107,7 +109,7 @@ class TaskContext:
     attempt: int
     instance: str
     job_config: JobConfig
-    task_config: Mapping[str, str]
+    task_config: Mapping[str, JsonValue]
     command: str
     cancelled: threading.Event = field(default_factory=threading.Event)
     #: the participant incarnation the attempt runs under (-1 outside a participant)

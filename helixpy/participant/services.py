@@ -4,6 +4,7 @@ and the fenced record of a failed attempt's full error."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from kazoo.client import KazooClient
 
@@ -29,7 +30,7 @@ def task_context(
     the job's command config overlaid with the task's own."""
     wf, job, partition = parse_task_key(key)
     task_cfg = cfg.tasks[partition] if cfg.tasks else None
-    merged = dict(cfg.command_config)
+    merged: dict[str, Any] = dict(cfg.command_config)
     if task_cfg is not None:
         merged.update(task_cfg.config)
     return TaskContext(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from helixpy.model.names import check_name
+from helixpy.model.values import TASKS_PER_CHUNK
 
 #: How many tasks one job-context chunk holds. Fixed, and small enough that a chunk of
 #: worst-case records (128-character ids and instance names, a full ``info``) stays under
@@ -13,7 +14,7 @@ CONTEXT_CHUNK = 160
 #: a job of at most this many tasks keeps its task records in its context header
 INLINE_TASKS = 8
 #: How many task configs one task-config chunk holds.
-TASKCONFIG_CHUNK = 200
+TASKCONFIG_CHUNK = TASKS_PER_CHUNK  # (the model bounds a chunk's bytes)
 #: Job states per workflow-CONTEXT chunk. A workflow of at most this many jobs keeps its
 #: jobs' states in its CONTEXT; a bigger one (a long queue) in ``CONTEXT/<i>`` children,
 #: chunk i holding the jobs at positions i*JOB_STATES_CHUNK.. of its order, so a pass that

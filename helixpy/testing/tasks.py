@@ -15,6 +15,8 @@ Commands (their ``task_config`` keys in brackets):
   once on this participant (``max_concurrent``).
 - ``WriteContent``: writes ``"<job>"`` at WORKFLOW scope key ``written_by``, the job name at JOB
   scope key ``job``, and its task id at TASK scope key ``task``.
+- ``EchoConfig``: writes its ``task_config`` as JSON at TASK scope key ``config``, and the
+  Python type name of each value at key ``types`` (typed arguments arrive as given).
 - ``ReadContent``: copies the WORKFLOW-scope ``written_by`` it sees into its TASK scope
   ``saw``.
 - ``Spin`` [seconds, chunk]: burns CPU in C calls that hold the GIL (``sum(range(chunk))``)
@@ -180,6 +182,12 @@ def make_registry() -> TaskRegistry:
         ctx.put_user_content("written_by", ctx.job, Scope.WORKFLOW)
         ctx.put_user_content("job", ctx.job, Scope.JOB)
         ctx.put_user_content("task", ctx.task_id, Scope.TASK)
+
+    @reg.task("EchoConfig")
+    def echo_config(ctx: TaskContext) -> None:
+        ctx.put_user_content("config", json.dumps(dict(ctx.task_config), sort_keys=True))
+        types = {k: type(v).__name__ for k, v in ctx.task_config.items()}
+        ctx.put_user_content("types", json.dumps(types, sort_keys=True))
 
     @reg.task("Spin")
     def spin(ctx: TaskContext) -> TaskResult | None:

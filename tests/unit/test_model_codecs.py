@@ -350,9 +350,9 @@ def test_yaml_unknown_field_is_named_with_its_line(text: str, line: int, field: 
         ),
         (
             "name: wf\njobs:\n  a:\n    command: X\n    tasks:\n      - id: t\n"
-            "        config: {k: 1}\n",
+            "        config: {k: !!binary aGk=}\n",
             7,
-            "strings",
+            "JSON value",
         ),
     ],
 )
@@ -465,3 +465,28 @@ def test_yaml_does_not_construct_python_objects() -> None:
     with pytest.raises(InvalidConfig) as info:
         Workflow.from_yaml("name: !!python/object/apply:os.getcwd []\n")
     assert "line 1" in info.value.field
+
+
+def test_yaml_task_arguments_keep_their_types() -> None:
+    # Given YAML arguments of several types
+    wf = Workflow.from_yaml(
+        "name: wf\njobs:\n  a:\n    command: X\n    num_tasks: 1\n"
+        "    command_config: {limit: 10, ratio: 0.5, tags: [a, b], flag: true, s: '3', z: null}\n"
+    )
+    # Then the job holds them as those types (a quoted number stays a string)
+    assert wf.jobs["a"].command_config == {
+        "limit": 10,
+        "ratio": 0.5,
+        "tags": ["a", "b"],
+        "flag": True,
+        "s": "3",
+        "z": None,
+    }
+    # and a YAML date, which JSON cannot carry, is refused naming its line
+    with pytest.raises(InvalidConfig) as exc:
+        Workflow.from_yaml(
+            "name: wf\njobs:\n  a:\n    command: X\n    num_tasks: 1\n"
+            "    command_config: {since: 2026-01-01}\n"
+        )
+    assert exc.value.field == "jobs.a.command_config.since (line 6)"
+    assert "JSON value" in exc.value.rule

@@ -7,6 +7,7 @@ names, and words of the rule in its message, so breaking (or renaming) a rule fa
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import uuid
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -108,20 +109,54 @@ def test_task_config_rejects_an_invalid_id(bad_id: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("config", "field"),
+    ("config", "field", "word"),
     [
-        ({1: "v"}, "task.config.1"),
-        ({"k": 1}, "task.config.k"),
-        ({"k": None}, "task.config.k"),
-        ({b"k": "v"}, "task.config.b'k'"),
+        ({1: "v"}, "task.config.1", "strings"),
+        ({b"k": "v"}, "task.config.b'k'", "strings"),
+        ({"k": {2: "v"}}, "task.config.k.2", "strings"),
+        ({"k": b"v"}, "task.config.k", "JSON value"),
+        ({"k": {1, 2}}, "task.config.k", "JSON value"),
+        ({"k": [1, object()]}, "task.config.k[1]", "JSON value"),
+        ({"k": float("nan")}, "task.config.k", "finite"),
+        ({"k": {"x": float("inf")}}, "task.config.k.x", "finite"),
     ],
 )
-def test_task_config_map_keys_and_values_must_be_strings(
-    config: dict[object, object], field: str
+def test_task_config_keys_are_strings_and_values_json(
+    config: dict[object, object], field: str, word: str
 ) -> None:
-    # When a task's config has a non-string key or value, Then the entry is named
-    with expect_invalid(field, "strings"):
+    # When a task's config has a non-string key or a value JSON cannot carry,
+    # Then the innermost offending entry is named
+    with expect_invalid(field, word):
         TaskConfig(config=config)  # type: ignore[arg-type]
+
+
+def test_typed_configs_keep_their_values_through_json() -> None:
+    # Given values of every JSON type (a tuple becomes a list)
+    given = {"n": 3, "x": 0.5, "ok": True, "none": None, "ids": (1, 2), "m": {"a": [{"b": "c"}]}}
+    task = TaskConfig(id="t", config=given)
+    job = JobConfig(command="C", command_config={"limit": 10, "tags": ["a"]}, num_tasks=1)
+    # Then they are kept as given, and survive the wire and store form unchanged
+    assert task.config == {**given, "ids": [1, 2]}
+    assert TaskConfig.from_dict(json.loads(json.dumps(task.to_dict()))) == task
+    assert JobConfig.from_dict(json.loads(json.dumps(job.to_dict()))) == job
+    # and plain string configs are what they always were
+    assert TaskConfig(id="s", config={"k": "v"}).config == {"k": "v"}
+
+
+def test_configs_are_bounded_in_depth_and_size() -> None:
+    deep: object = 1
+    for _ in range(40):
+        deep = [deep]
+    with expect_invalid("job.command_config.d" + "[0]" * 32, "deep"):
+        JobConfig(command="C", num_tasks=1, command_config={"d": deep})
+    with expect_invalid("task.config", "65536-byte limit"):
+        TaskConfig(config={"k": "x" * 70_000})
+    # and two hundred tasks of 1 KB configs would not fit one stored chunk
+    tasks = [TaskConfig(id=f"t{i}", config={"k": "x" * 1_000}) for i in range(250)]
+    with expect_invalid("job.tasks[0:200]", "one chunk of 200 task configs"):
+        JobConfig(command="C", tasks=tasks)
+    fits = [TaskConfig(id=f"t{i}", config={"k": "x" * 500}) for i in range(250)]
+    assert len(JobConfig(command="C", tasks=fits).tasks) == 250
 
 
 @pytest.mark.parametrize("config", [None, ["k", "v"], "k=v"])
@@ -403,10 +438,11 @@ def test_job_config_ignore_dependent_job_failure_must_be_a_boolean() -> None:
         job(ignore_dependent_job_failure=1)
 
 
-def test_job_config_command_config_must_map_strings_to_strings() -> None:
+def test_job_config_command_config_maps_strings_to_json_values() -> None:
     assert job(command_config={"a": "b"}).command_config == {"a": "b"}
-    with expect_invalid("job.command_config.a", "strings"):
-        job(command_config={"a": 1})
+    assert job(command_config={"a": 1, "b": [None]}).command_config == {"a": 1, "b": [None]}
+    with expect_invalid("job.command_config.a", "JSON value"):
+        job(command_config={"a": b"1"})
     with expect_invalid("job.command_config", "mapping"):
         job(command_config=["a"])
 
