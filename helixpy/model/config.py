@@ -18,7 +18,7 @@ from typing import Any
 from helixpy.errors import InvalidConfig
 from helixpy.model.locks import TYPE_PRIORITIES, check_priority
 from helixpy.model.names import check_name
-from helixpy.model.values import JsonValue, check_chunks, check_config, json_size
+from helixpy.model.values import JsonValue, check_chunks, check_config
 
 #: Helix's per-instance task thread count: the default participant capacity.
 DEFAULT_CAPACITY = 40
@@ -45,11 +45,12 @@ def _check_int(name: str, value: object, minimum: int) -> None:
 
 
 def _stored_size(task: TaskConfig) -> int:
-    """Bytes of a task's stored record (exact when it has a config; a bound otherwise,
-    which spares the encoding of a hundred thousand bare ids)."""
-    if task.config:
-        return json_size(task.to_dict())
-    return 64 + len(task.task_id) + len(task.command or "") + len(task.target_partition or "")
+    """A bound on the bytes of a task's stored record: its config's JSON plus room for
+    its id, command, partition and the keys (names are plain ASCII, never escaped)."""
+    size: int = getattr(task, "_config_bytes", 0)
+    return (
+        64 + size + len(task.task_id) + len(task.command or "") + len(task.target_partition or "")
+    )
 
 
 def _check_aware(name: str, value: datetime | None) -> None:
@@ -105,7 +106,9 @@ class TaskConfig:
             raise InvalidConfig("task.command", "must not be empty")
         if self.target_partition is not None:
             check_name("task.target_partition", self.target_partition)
-        object.__setattr__(self, "config", check_config("task.config", self.config))
+        config, size = check_config("task.config", self.config)
+        object.__setattr__(self, "config", config)
+        object.__setattr__(self, "_config_bytes", size)  # (not a field: for the chunk bound)
 
     @property
     def task_id(self) -> str:
@@ -187,7 +190,7 @@ class JobConfig:
                 raise InvalidConfig(f"job.tasks[{i}]", "must be a TaskConfig")
         object.__setattr__(self, "tasks", tasks)
         object.__setattr__(
-            self, "command_config", check_config("job.command_config", self.command_config)
+            self, "command_config", check_config("job.command_config", self.command_config)[0]
         )
         if any(task.config for task in tasks):
             check_chunks("job.tasks", [_stored_size(task) for task in tasks])

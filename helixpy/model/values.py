@@ -67,6 +67,8 @@ def check_map(name: str, value: object, depth: int = 0) -> dict[str, JsonValue]:
     """A mapping of str keys to JSON values, as stored."""
     if not isinstance(value, Mapping):
         raise InvalidConfig(name, f"must be a mapping of str keys (got {type(value).__name__})")
+    if all(type(k) is str and type(v) is str for k, v in value.items()):
+        return dict(value)  # the common case: plain strings, nothing nested to check
     out: dict[str, JsonValue] = {}
     for k, v in value.items():
         if not isinstance(k, str):
@@ -75,18 +77,18 @@ def check_map(name: str, value: object, depth: int = 0) -> dict[str, JsonValue]:
     return out
 
 
-def check_config(name: str, value: object) -> dict[str, JsonValue]:
+def check_config(name: str, value: object) -> tuple[dict[str, JsonValue], int]:
     """A ``command_config`` or task ``config``: a mapping of JSON values within
-    :data:`MAX_CONFIG_BYTES`."""
+    :data:`MAX_CONFIG_BYTES`; with its size as JSON (0 when empty)."""
     out = check_map(name, value)
     if not out:
-        return out
+        return out, 0
     size = json_size(out)
     if size > MAX_CONFIG_BYTES:
         raise InvalidConfig(
             name, f"is {size} bytes as JSON, over the {MAX_CONFIG_BYTES}-byte limit of a config"
         )
-    return out
+    return out, size
 
 
 def check_chunks(name: str, sizes: list[int]) -> None:
