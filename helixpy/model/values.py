@@ -40,8 +40,8 @@ _RULE = "must be a JSON value: str, int, float, bool, None, a list, or a mapping
 
 
 def json_size(value: object) -> int:
-    """Bytes of ``value`` as compact, ASCII-escaped JSON: how the driver sends it, and a
-    bound on how it is stored (escapes are never shorter than UTF-8)."""
+    """Bytes of ``value`` as compact, ASCII-escaped JSON: how the driver sends it and the
+    store writes it (before compression)."""
     return len(json.dumps(value, separators=(",", ":")))
 
 

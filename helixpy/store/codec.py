@@ -19,7 +19,10 @@ MAX_MULTI = 512 * 1024
 COMPRESS_ABOVE = 4 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 # One encoder (stateless, its settings fixed): json.dumps with arguments builds one per call.
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# ASCII with escapes: any Python str can be stored, a lone surrogate included (UTF-8 cannot
+# encode one, and a write that raised for it would fail the controller's pass or a
+# participant's report on every retry); escapes are decoded back to the same text.
+_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 def encode(value: Any, *, path: str = "<payload>") -> bytes:

@@ -20,7 +20,8 @@ from tests.integration.helpers import leader_endpoint, wait_final
 pytestmark = pytest.mark.cluster
 
 JOB_ARGS = {"limit": 10, "ratio": 0.5, "tags": ["a", "b"], "opts": {"deep": [True, None]}}
-TASK_ARGS = {"limit": 11, "ids": [1, 2, 3], "name": "3"}
+#: (a lone surrogate too: any Python str is stored and given back)
+TASK_ARGS = {"limit": 11, "ids": [1, 2, 3], "name": "3", "odd": "caf\u00e9 \ud800"}
 
 
 def echoed(cluster: LocalCluster, wf: str, job: str, task: str) -> tuple[dict, dict]:
@@ -51,6 +52,7 @@ def test_tasks_get_their_arguments_as_typed_values(zk_address: str, isolation: s
             "opts": "dict",
             "ids": "list",
             "name": "str",
+            "odd": "str",
         }
         # and the stored configs read back as given
         stored = driver.get_job_config("typed", "j")

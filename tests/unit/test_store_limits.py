@@ -100,3 +100,10 @@ def test_a_100k_task_context_splits_into_fixed_chunks_within_limits() -> None:
     assert max(op_size(op) for op in ops) <= MAX_PAYLOAD
     batches = split_batches(ops, Check("/EPOCH", 1))
     assert all(sum(op_size(op) for op in b) <= MAX_MULTI for b in batches)
+
+
+@given(st.recursive(st.text() | st.integers() | st.none(), lambda c: st.lists(c, max_size=4)))
+def test_any_text_is_stored_and_read_back_unchanged(value: object) -> None:
+    # Given any str (lone surrogates included: UTF-8 cannot encode them, escapes can)
+    # Then the store's encoding never raises for it and decodes to the same value
+    assert decode(encode({"v": value})) == {"v": value}
