@@ -27,7 +27,7 @@ def from_epoch(value: float | None) -> datetime | None:
 
 
 def _json_size(text: str) -> int:
-    return len(json.dumps(text, ensure_ascii=False).encode())
+    return len(json.dumps(text))  # ASCII-escaped, as the store writes it
 
 
 def cap_info(info: str, cap: int = INFO_CAP) -> str:
