@@ -57,7 +57,9 @@ class ControllerService(pb_grpc.ControllerServicer):
             request.request_id,
             context,
             "workflow_json",
-            lambda: self._sized(request, Workflow.from_dict(json.loads(request.workflow_json))),
+            lambda: self._sized(
+                request, lambda: Workflow.from_dict(json.loads(request.workflow_json))
+            ),
         )
 
     def CreateQueue(
@@ -68,7 +70,9 @@ class ControllerService(pb_grpc.ControllerServicer):
             request.request_id,
             context,
             "queue_json",
-            lambda: self._sized(request, JobQueue.from_dict(json.loads(request.queue_json))),
+            lambda: self._sized(
+                request, lambda: JobQueue.from_dict(json.loads(request.queue_json))
+            ),
         )
 
     def StartMany(
@@ -85,8 +89,10 @@ class ControllerService(pb_grpc.ControllerServicer):
                 if oversized is not None:
                     raise oversized
                 if body == "queue_json":
-                    return self._sized(None, JobQueue.from_dict(json.loads(item.queue_json)))
-                return self._sized(None, Workflow.from_dict(json.loads(item.workflow_json)))
+                    return self._sized(
+                        None, lambda: JobQueue.from_dict(json.loads(item.queue_json))
+                    )
+                return self._sized(None, lambda: Workflow.from_dict(json.loads(item.workflow_json)))
 
             items.append(
                 self._parse("start", f"{request.request_id}.{i}", f"items[{i}].{body}", parse)
@@ -315,12 +321,14 @@ class ControllerService(pb_grpc.ControllerServicer):
             return parsed
         return self._apply_many([parsed], context)[0]
 
-    def _sized(self, request: Any, parsed: Workflow | JobQueue) -> Workflow | JobQueue:
-        """``parsed`` once it is within the cluster's limits (and ``request``, when given,
-        within max_request_bytes): checked before the leader builds anything of it."""
+    def _sized(self, request: Any, parse: Callable[[], Workflow | JobQueue]) -> Workflow | JobQueue:
+        """What ``parse`` makes of a request once it is within the cluster's limits:
+        ``request`` (when given) within max_request_bytes before it is parsed at all, its
+        jobs and tasks after, before the leader builds anything of them."""
         limits = self._limits()
         if request is not None:
             limits.check_request(request.ByteSize())
+        parsed = parse()
         limits.check_jobs("workflow" if isinstance(parsed, Workflow) else "queue", parsed.jobs)
         return parsed
 
