@@ -73,15 +73,11 @@ def _commit(
     """
     version = job.config_version + 1
     ops = job_config_update_ops(h.p.paths, job.workflow, job.name, cfg, deleted, version, old_count)
-    header = job_header(job)
-    header.pop("deleted", None)
-    if deleted:
-        header["deleted"] = sorted(deleted)
     ops += job_context_ops(
         h.p.paths,
         job.workflow,
         job.name,
-        header,
+        job_header(job, deleted),
         tasks,
         job.dirty_chunks | {chunk_of(len(tasks) - 1)},
         create=False,

@@ -413,13 +413,15 @@ def rebuild_indexes(job: JobRuntime, now_epoch: float) -> None:
         job.aborting = set(job.active)
 
 
-def job_header(job: JobRuntime) -> dict[str, Any]:
-    """A job CONTEXT header as stored, from the runtime."""
+def job_header(job: JobRuntime, deleted: set[int] | None = None) -> dict[str, Any]:
+    """A job CONTEXT header as stored, from the runtime (with ``deleted`` instead of the
+    job's tombstones when given: a change about to be written)."""
     header = JobContext(
         state=job.state, start_time=job.start_time, finish_time=job.finish_time, info=job.info
     ).header_dict()
-    if job.deleted:
-        header["deleted"] = sorted(job.deleted)
+    tombstones = job.deleted if deleted is None else deleted
+    if tombstones:
+        header["deleted"] = sorted(tombstones)
     return header
 
 

@@ -3,9 +3,10 @@
 The leader keeps every active workflow's job and task records in memory, so one request
 naming ten million tasks would have it build ten million records (and, under a memory cap,
 fail every pass until it runs out of memory, taking its standby down the same way when it
-takes over). These limits are checked by :meth:`Limits.check` before anything is built:
-in the leader's request handler, right after the request is parsed (so the refusal costs
-the parse, never a pass), and anywhere a client wants to check first. They are cluster
+takes over). These limits are checked before anything is built, in the leader's request
+handler: the request's bytes (:meth:`Limits.check_request`) before it is parsed, its jobs
+and tasks (:meth:`Limits.check_jobs`) right after (so a refusal costs at most the parse,
+never a pass); and anywhere a client wants to check first. They are cluster
 settings (``set_cluster_config``), with the defaults below; raising them is the operator's
 call, and the benches show what the defaults have been measured at (a 100,000-task job,
 stored in chunks, runs and survives a failover; a 20,000-job queue runs).

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -95,6 +98,20 @@ def wait_for_line(path: Path, text: str | tuple[str, ...], timeout: float) -> No
     while not any(w in path.read_text(errors="replace") for w in wanted):
         assert time.monotonic() < deadline, f"{text!r} never appeared in {path.name}"
         time.sleep(0.05)  # polling a file: there is no event to wait on
+
+
+def helixpy_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``helixpy ARGS...`` in a fresh interpreter (bounded), capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "helixpy.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 def dashboard_url(cluster: LocalCluster, controller: str = "controller-0") -> str:

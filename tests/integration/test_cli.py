@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,22 +17,10 @@ from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
 from helixpy.store.client import connect
 from helixpy.testing import LocalCluster
 from helixpy.testing.zookeeper import free_port
+from tests.integration.helpers import helixpy_cli as helixpy
 from tests.integration.helpers import leader_endpoint, wait_final
 
 pytestmark = pytest.mark.cluster
-
-
-def helixpy(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "helixpy.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
 
 
 WORKFLOW_YAML = """\

@@ -32,6 +32,14 @@ def start_stream(cluster: LocalCluster, name: str, slots: int, **config: str) ->
     wait_job(cluster, name, "s", lambda c: count(c, P.RUNNING) == slots, "slots running")
 
 
+def kill_host_of_slot_0(cluster: LocalCluster, name: str) -> str:
+    """SIGKILL the participant running slot 0 of stream ``name``; its name."""
+    victim = cluster.driver.get_job_context(name, "s").tasks[0].assigned_participant
+    assert victim is not None
+    cluster.kill_participant(victim)
+    return victim
+
+
 def totals(checkpoint: dict[int, dict[str, object]]) -> tuple[int, int]:
     return (
         sum(int(str(c["count"])) for c in checkpoint.values()),
@@ -110,9 +118,7 @@ def test_a_participant_killed_mid_stream_loses_and_double_counts_nothing(zk_addr
             driver.add_splits("kill", "s", [{"v": v} for v in batch])
             if cycle == 4:
                 # When one participant dies with splits in flight
-                victim = driver.get_job_context("kill", "s").tasks[0].assigned_participant
-                assert victim is not None
-                cluster.kill_participant(victim)
+                victim = kill_host_of_slot_0(cluster, "kill")
             if cycle % 3 == 2:
                 checkpoints.append(driver.request_barrier("kill", "s").wait(WAIT))
         checkpoints.append(driver.end_stream("kill", "s").wait(WAIT))
@@ -289,9 +295,7 @@ def test_a_long_stream_keeps_only_its_newest_checkpoints_and_replays_from_them(
             values += batch
             driver.add_splits("long", "s", [{"v": v} for v in batch])
             if cycle == 6:
-                victim = driver.get_job_context("long", "s").tasks[0].assigned_participant
-                assert victim is not None
-                cluster.kill_participant(victim)
+                kill_host_of_slot_0(cluster, "long")
             barriers.append(driver.request_barrier("long", "s"))
             checkpoints.append(barriers[-1].wait(WAIT))
         # Then every split still reaches exactly one checkpoint

@@ -4,8 +4,6 @@ read through the driver, the CLI and the dashboard, and purged with its workflow
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 
 import pytest
@@ -14,7 +12,7 @@ from helixpy import JobConfig, TaskPartitionState, TaskState, Workflow
 from helixpy.errors import NotFound
 from helixpy.model.context import INFO_CAP
 from helixpy.testing import LocalCluster
-from tests.integration.helpers import dashboard_url, wait_final, wait_gone
+from tests.integration.helpers import dashboard_url, helixpy_cli, wait_final, wait_gone
 
 pytestmark = pytest.mark.cluster
 P = TaskPartitionState
@@ -60,13 +58,7 @@ def test_a_failed_attempts_traceback_is_kept_and_purged_with_its_workflow(
             driver.get_task_error("fails", "nope", 0)
         # and the CLI and the dashboard show it too
         where = ["--zk", cluster.zk_address, "--cluster", cluster.cluster]
-        cli = subprocess.run(
-            [sys.executable, "-m", "helixpy.cli", "job", "task-error", "fails", "bad", "0", *where],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        cli = helixpy_cli("job", "task-error", "fails", "bad", "0", *where, timeout=60)
         assert cli.returncode == 0, cli.stderr
         assert "Traceback (most recent call last)" in cli.stdout and LONG in cli.stdout
         api = f"{dashboard_url(cluster)}/api/workflows/fails/jobs/bad/tasks/0/error"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 
 import grpc
@@ -15,7 +13,7 @@ from helixpy.errors import InvalidConfig
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
 from helixpy.testing import LocalCluster
-from tests.integration.helpers import leader_endpoint, wait_final
+from tests.integration.helpers import helixpy_cli, leader_endpoint, wait_final
 
 pytestmark = pytest.mark.cluster
 
@@ -71,55 +69,16 @@ def test_added_tasks_take_typed_values_from_the_driver_and_the_cli(zk_address: s
         )
         # When tasks are added with typed values: by the driver, and by the CLI's KEY:=JSON
         driver.add_task("grow", "j", TaskConfig(id="t1", config={"n": 1, "xs": [1.5]}))
-        cli = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "helixpy.cli",
-                "job",
-                "add-task",
-                "--zk",
-                cluster.zk_address,
-                "--cluster",
-                cluster.cluster,
-                "grow",
-                "j",
-                "t2",
-                "--config",
-                "n:=2",
-                "--config",
-                "s=2",
-                "--config",
-                'm:={"k": [null, false]}',
-            ],
-            capture_output=True,
-            text=True,
+        where = ["--zk", cluster.zk_address, "--cluster", cluster.cluster]
+        cli = helixpy_cli(
+            "job", "add-task", *where, "grow", "j", "t2",
+            "--config", "n:=2", "--config", "s=2", "--config", 'm:={"k": [null, false]}',
             timeout=60,
-            check=False,
-        )
+        )  # fmt: skip
         assert cli.returncode == 0, cli.stderr
         # and a KEY:=value that is not JSON is refused naming the option
-        bad = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "helixpy.cli",
-                "job",
-                "add-task",
-                "--zk",
-                cluster.zk_address,
-                "--cluster",
-                cluster.cluster,
-                "grow",
-                "j",
-                "t3",
-                "--config",
-                "n:=[1,",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        bad = helixpy_cli(
+            "job", "add-task", *where, "grow", "j", "t3", "--config", "n:=[1,", timeout=60
         )
         assert bad.returncode != 0 and "--config" in bad.stderr and "not JSON" in bad.stderr
         driver.resume("grow")
