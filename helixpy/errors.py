@@ -32,6 +32,15 @@ class NotFound(HelixpyError, LookupError):
     """The named workflow, job, task or instance does not exist."""
 
 
+class NoResult(NotFound):
+    """The task exists but has not COMPLETED, so it has no result (yet); ``state`` is its
+    state (None when it was never scheduled)."""
+
+    def __init__(self, message: str, state: str | None = None) -> None:
+        super().__init__(message)
+        self.state = state
+
+
 class AlreadyExists(HelixpyError):
     """A workflow or job with that name already exists."""
 

@@ -1,4 +1,5 @@
-"""``helixpy job ...``: add tasks to and delete tasks from a running job; a task's error."""
+"""``helixpy job ...``: add tasks to and delete tasks from a running job; a task's error;
+its tasks' results."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from typing import Any
 
 import click
 
-from helixpy.cli import cluster_options, driver_call, main
+from helixpy.cli import as_json, cluster_options, driver_call, main, output_option
 
 
 @main.group()
 def job() -> None:
-    """Change the tasks of a running job; read a task's full error."""
+    """Change the tasks of a running job; read a task's full error or its results."""
 
 
 @job.command("add-task")
@@ -103,3 +104,43 @@ def job_task_error(
         return str(text)
 
     driver_call(obj, run)
+
+
+#: How much of a value a table row shows.
+_SHOWN = 100
+
+
+@job.command("results")
+@cluster_options
+@click.argument("workflow")
+@click.argument("job_name")
+@click.argument("task_id", required=False)
+@output_option
+@click.pass_obj
+def job_results(
+    obj: dict[str, Any], workflow: str, job_name: str, task_id: str | None, output: str
+) -> None:
+    """Print the values the job's COMPLETED tasks returned (or TASK_ID's alone).
+
+    A table shows each task's value as compact JSON, cut at 100 characters; ``-o json``
+    prints every value whole (a mapping of task id to value, or TASK_ID's value).
+    """
+
+    def run(driver: Any) -> str:
+        if task_id is not None:
+            value = driver.get_task_result(workflow, job_name, task_id)
+            return as_json(value) if output == "json" else _compact(value, None)
+        results = driver.get_job_results(workflow, job_name)
+        if output == "json":
+            return as_json(results)
+        if not results:
+            return f"no task of {workflow}/{job_name} has completed yet"
+        width = max(len(t) for t in results)
+        return "\n".join(f"{t:<{width}}  {_compact(v, _SHOWN)}" for t, v in results.items())
+
+    driver_call(obj, run)
+
+
+def _compact(value: Any, cut: int | None) -> str:
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text if cut is None or len(text) <= cut else text[: cut - 3] + "..."

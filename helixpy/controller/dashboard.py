@@ -14,6 +14,10 @@ API below once a second and redraws what changed, so states update without a rel
 ``GET /api/workflows/NAME/jobs/JOB/tasks/TASK/error``
                              a task's full error texts (traceback included) by attempt,
                              the last three failed attempts
+``GET /api/workflows/NAME/jobs/JOB/results``
+                             the values of the job's COMPLETED tasks, by task id
+``GET /api/workflows/NAME/jobs/JOB/tasks/TASK/result``
+                             one task's value (404 until it COMPLETED)
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from helixpy.model.names import check_name
 from helixpy.store import records
 from helixpy.store.locks import read_locks
 from helixpy.store.paths import Paths
+from helixpy.store.results import read_job_results, read_task_result
 from helixpy.store.task_errors import read_task_errors
 from helixpy.store.views import read_instances
 from helixpy.telemetry import HttpServer, Reply
@@ -72,6 +77,15 @@ class Dashboard(HttpServer):
                     task = check_name("task.id", parts[4])
                     errors = read_task_errors(self._zk, self._paths, name, job, task)
                     return _json({"workflow": name, "job": job, "task": task, "errors": errors})
+                if len(parts) == 4 and parts[1::2] == ["jobs", "results"]:
+                    job = check_name("job", parts[2])
+                    results = read_job_results(self._zk, self._paths, name, job)
+                    return _json({"workflow": name, "job": job, "results": results})
+                if len(parts) == 6 and parts[1::2] == ["jobs", "tasks", "result"]:
+                    job = check_name("job", parts[2])
+                    task = check_name("task.id", parts[4])
+                    value = read_task_result(self._zk, self._paths, name, job, task)
+                    return _json({"workflow": name, "job": job, "task": task, "value": value})
         except InvalidConfig as exc:
             return 404, "application/json", json.dumps({"error": str(exc)}).encode()
         except NotFound as exc:

@@ -63,7 +63,7 @@ class EnqueueBatch:
         tail: list[Op] = [SetData(path, encode(self.stored.to_dict(), path=path))]
         tail += self.request_ops
         try:
-            if len(split_batches(self.job_ops + tail, writer.fence)) == 1:
+            if len(split_batches(self.job_ops + tail, writer.checks)) == 1:
                 writer.commit(self.job_ops + tail)
             else:  # the replies must land with CONFIG: never split them from it
                 writer.commit(self.job_ops)

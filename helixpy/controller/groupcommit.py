@@ -63,7 +63,7 @@ class GroupCommit:
     def __init__(self, writer: FencedWriter, limit: int = MAX_MULTI) -> None:
         self._writer = writer
         self._limit = limit
-        self._base = op_size(writer.fence)
+        self._base = sum(op_size(c) for c in writer.checks)
         self._members: list[list[Op]] = []
         self._size = self._base
         self._handle = _Handle()

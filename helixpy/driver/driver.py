@@ -44,12 +44,14 @@ from helixpy.model import (
 )
 from helixpy.model.locks import Posse
 from helixpy.model.names import check_name
+from helixpy.model.values import JsonValue
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.security import ClientTls
 from helixpy.store import records
 from helixpy.store.content import get_content_map
 from helixpy.store.locks import read_audit, read_locks
 from helixpy.store.partitions import read_partitions
+from helixpy.store.results import read_job_results, read_task_result
 from helixpy.store.task_errors import read_task_errors
 
 
@@ -390,6 +392,22 @@ class TaskDriver(SubmitMethods, StreamMethods):
         if attempt is not None:
             return errors.get(attempt)
         return errors[max(errors)] if errors else None
+
+    def get_task_result(self, name: str, job: str, task_id: str | int) -> JsonValue:
+        """The value task ``task_id`` of job ``job`` COMPLETED with (what its function
+        returned, or ``TaskResult.value``); None when it returned none. Raises
+        :class:`~helixpy.errors.NoResult` (a :class:`NotFound`) while it has not completed,
+        :class:`NotFound` when the task does not exist. Only the completed attempt's value
+        is ever returned; it is kept until the workflow goes."""
+        tid = str(task_id) if isinstance(task_id, int) else check_name("task.id", task_id)
+        path = self._paths.job_context(_wf(name), _job(job))
+        return self._read(path, "", read_task_result, name, job, tid)
+
+    def get_job_results(self, name: str, job: str) -> dict[str, JsonValue]:
+        """The values of job ``job``'s COMPLETED tasks, by task id (None for a task that
+        returned none); tasks that have not completed are left out."""
+        path, what = self._paths.job_context(_wf(name), _job(job)), f"job {name}/{job}"
+        return self._read(path, what, read_job_results, name, job)
 
     # --- polls ----------------------------------------------------------------------------
 

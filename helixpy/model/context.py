@@ -51,10 +51,14 @@ def cap_info(info: str, cap: int = INFO_CAP) -> str:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """What a task's ``run()`` returns: a status and a free-text ``info``."""
+    """What a task's ``run()`` returns: a status, a free-text ``info`` and, when it
+    COMPLETED, an optional ``value``: any JSON value (see :mod:`helixpy.model.values`), at
+    most 1 MiB as JSON, stored with the attempt's report and read with
+    ``TaskDriver.get_task_result``. None means no value."""
 
     status: TaskStatus
     info: str = ""
+    value: Any = None
 
 
 @dataclass(frozen=True, kw_only=True)

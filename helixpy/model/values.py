@@ -35,6 +35,8 @@ TASKS_PER_CHUNK = 200
 MAX_CHUNK_BYTES = 120 * 1024
 #: How deeply lists and mappings may nest.
 MAX_DEPTH = 32
+#: The most bytes (compact, ASCII-escaped JSON) of one task's result value.
+MAX_RESULT_BYTES = 1024 * 1024
 
 _RULE = "must be a JSON value: str, int, float, bool, None, a list, or a mapping of str keys"
 
@@ -89,6 +91,19 @@ def check_config(name: str, value: object) -> tuple[dict[str, JsonValue], int]:
             name, f"is {size} bytes as JSON, over the {MAX_CONFIG_BYTES}-byte limit of a config"
         )
     return out, size
+
+
+def result_json(value: object) -> bytes:
+    """A task's result ``value`` as the compact, ASCII-escaped JSON the store keeps;
+    InvalidConfig naming ``result`` (or the innermost offending place, ``result.k[2]``)
+    when it is not a JSON value or is over :data:`MAX_RESULT_BYTES`."""
+    text = json.dumps(check_value("result", value), separators=(",", ":")).encode()
+    if len(text) > MAX_RESULT_BYTES:
+        raise InvalidConfig(
+            "result",
+            f"is {len(text)} bytes as JSON, over the {MAX_RESULT_BYTES}-byte limit of a result",
+        )
+    return text
 
 
 def check_chunks(name: str, sizes: list[int]) -> None:

@@ -10,7 +10,9 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from helixpy.errors import InvalidConfig
 from helixpy.model import TaskPartitionState, TaskResult, TaskStatus
+from helixpy.model.values import result_json
 from helixpy.participant.executor import WorkGroup
 from helixpy.participant.isolation import ProcessTask
 from helixpy.participant.registry import Task, TaskContext, TaskFactory
@@ -64,6 +66,8 @@ class Attempt:
     #: the full error text (a traceback) when the attempt failed with one; the reported
     #: ``info`` is capped, this is stored whole (see :mod:`helixpy.store.task_errors`)
     detail: str | None = None
+    #: the JSON of the value the attempt completed with (None: it returned no value)
+    value: bytes | None = None
 
     @property
     def fields(self) -> dict[str, object]:
@@ -179,7 +183,13 @@ def run_attempt(
             "%s attempt %d raised: %s", attempt.key, attempt.attempt, exc, extra=attempt.fields
         )
         return P.TASK_ERROR, f"Exception happened in running task: {type(exc).__name__}: {exc}"
-    return outcome(result, attempt.reason)
+    state, info = outcome(result, attempt.reason)
+    if state is P.COMPLETED and isinstance(result, TaskResult) and result.value is not None:
+        try:
+            attempt.value = result_json(result.value)
+        except InvalidConfig as exc:  # a programming error, but maybe only for some inputs
+            return P.TASK_ERROR, f"its result cannot be stored: {exc}"
+    return state, info
 
 
 def error_text(state: TaskPartitionState, info: str, attempt: Attempt) -> str | None:

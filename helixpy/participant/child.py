@@ -27,7 +27,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import IO, Any
 
+from helixpy.errors import InvalidConfig
 from helixpy.model import JobConfig, Scope, TaskResult, TaskStatus
+from helixpy.model.values import result_json
 from helixpy.participant.registry import Task, TaskContext, TaskRegistry, load_registry
 from helixpy.participant.remote_locks import RemoteLockBox
 
@@ -211,7 +213,14 @@ def _outcome(
     status = result.status
     if emitted and status is TaskStatus.COMPLETED:
         status = TaskStatus.CANCELED  # cancelled before its follow-ups all ran
-    return {"status": status.value, "info": result.info}
+    out: dict[str, Any] = {"status": status.value, "info": result.info}
+    if status is TaskStatus.COMPLETED and result.value is not None:
+        try:  # checked here: the pipe carries JSON, and the error is the task's
+            result_json(result.value)
+        except InvalidConfig as exc:
+            return {"status": "FAILED", "info": f"its result cannot be stored: {exc}"}
+        out["value"] = result.value
+    return out
 
 
 def main(argv: list[str]) -> int:

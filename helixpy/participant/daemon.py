@@ -50,9 +50,15 @@ from helixpy.participant.grace import CancelGrace, GraceEnd
 from helixpy.participant.isolation import TaskLookup
 from helixpy.participant.jobconfigs import JobConfigs
 from helixpy.participant.metrics import ParticipantMetrics
-from helixpy.participant.registration import advertise_op, check_capacity, register
+from helixpy.participant.registration import (
+    advertise_op,
+    check_capacity,
+    incarnation_fence,
+    register,
+)
 from helixpy.participant.registry import TaskRegistry
-from helixpy.participant.reporter import StateReporter
+from helixpy.participant.reporter import Attachment, StateReporter
+from helixpy.participant.results import ResultPublisher, publish_outcome
 from helixpy.participant.services import FencedContent, attempt_locks, keep_error, task_context
 from helixpy.participant.stream import run_stream_attempt
 from helixpy.participant.timeouts import Deadlines
@@ -127,6 +133,7 @@ class Participant:
         self.incarnation = -1
         self._writer: FencedWriter | None = None
         self._reporter: StateReporter | None = None
+        self._results = ResultPublisher(self.paths)
         self._attempts: dict[str, Attempt] = {}  # running, by task key
         self._finished: dict[str, int] = {}  # key -> attempt, reported and awaiting prune
         self._lock = threading.Lock()
@@ -258,8 +265,8 @@ class Participant:
         inst = self.instance
         abandoned = len(self._grace)
         incarnation = register(zk, self.paths, inst, self.acl, self.tags, self.capacity, abandoned)
-        fence = self.paths.incarnation(inst)
-        writer = FencedWriter(zk, fence, incarnation, self.acl)
+        fence, alive = incarnation_fence(self.paths, inst, incarnation)
+        writer = FencedWriter(zk, fence.path, incarnation, self.acl, also=(alive,))
         reporter = StateReporter(zk, self.paths.state(inst, incarnation), writer)
         reporter.start()
         with self._lock:
@@ -521,17 +528,32 @@ class Participant:
         if stale:
             # Fenced or superseded meanwhile: nobody wants this result, but the key is free
             # again for a newer attempt, which the source may start now.
+            log.info(
+                "%s attempt %d ended stale (fenced or superseded): not reported",
+                attempt.key,
+                attempt.attempt,
+                extra=attempt.fields,
+            )
             self._pending.set()
             return
+        assert self.zk is not None and self._reporter is not None
+        state, info, head = publish_outcome(self._results, self._reporter, attempt, state, info)
         text = error_text(state, info, attempt)
         if text is not None:  # stored before the report: readable once the failure shows
-            assert self.zk is not None
             keep_error(self.zk, self.paths, self.acl, self.instance, incarnation, attempt, text)
-        self._report(attempt.key, attempt.attempt, state, info, attempt.start, time.time())
+        now = time.time()
+        self._report(attempt.key, attempt.attempt, state, info, attempt.start, now, head)
         self._pending.set()
 
     def _report(
-        self, key: str, attempt: int, state: P, info: str, start: float, finish: float | None = None
+        self,
+        key: str,
+        attempt: int,
+        state: P,
+        info: str,
+        start: float,
+        finish: float | None = None,
+        attach: Attachment | None = None,
     ) -> None:
         entry: dict[str, Any] = {"a": attempt, "s": state.value, "st": start}
         if info:
@@ -539,7 +561,7 @@ class Participant:
         if finish is not None:
             entry["f"] = finish
         if self._reporter is not None and self.state is not RunState.FENCED:
-            self._reporter.report(key, entry)
+            self._reporter.report(key, entry, attach)
             if state is P.RUNNING:
                 self.metrics.attempts_started.inc()
             elif not state.is_active:

@@ -249,7 +249,11 @@ class ProcessTask(Task):
                     reusable = True
                     if message.get("error"):
                         self.error_detail = str(message["error"])
-                    return TaskResult(TaskStatus(message["status"]), str(message.get("info", "")))
+                    return TaskResult(
+                        TaskStatus(message["status"]),
+                        str(message.get("info", "")),
+                        value=message.get("value"),
+                    )
                 if op in ("content_put", "content_get"):
                     child.send(_serve_content(ctx, message, self._run_id))
                 elif op == "lock":

@@ -68,6 +68,14 @@ def advertise_op(
     return SetData(paths.live_instance(inst), live_body(incarnation, tags, capacity, abandoned))
 
 
+def incarnation_fence(paths: Paths, inst: str, incarnation: int) -> tuple[Check, Check]:
+    """The checks every write of incarnation ``incarnation`` of ``inst`` carries: the
+    INCARNATION node still at its version (no newer incarnation registered) and the live
+    node still there (the session that registered it has not ended: once it expires, a
+    write from a process that wakes on a new session fails before any re-registration)."""
+    return Check(paths.incarnation(inst), incarnation), Check(paths.live_instance(inst), -1)
+
+
 def register(
     zk: KazooClient,
     paths: Paths,

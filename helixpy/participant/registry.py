@@ -187,7 +187,21 @@ class StreamTask(abc.ABC):
 
 
 TaskFactory = Callable[[TaskContext], "Task | StreamTask"]
-TaskFunction = Callable[[TaskContext], TaskResult | None]
+#: A task function: returns None (COMPLETED, no value), a :class:`TaskResult`, or any
+#: other JSON value (COMPLETED with that value as its result).
+TaskFunction = Callable[[TaskContext], Any]
+
+
+def function_result(result: object, ctx: TaskContext) -> TaskResult:
+    """What a task function's return means: None is COMPLETED (CANCELED when it returned
+    after ``ctx.cancelled`` was set), a TaskResult is itself, anything else is COMPLETED with
+    that value (checked as JSON when it is stored)."""
+    if isinstance(result, TaskResult):
+        return result
+    if result is None:
+        status = TaskStatus.CANCELED if ctx.cancelled.is_set() else TaskStatus.COMPLETED
+        return TaskResult(status)
+    return TaskResult(TaskStatus.COMPLETED, value=result)
 
 
 class _FunctionTask(Task):
@@ -196,12 +210,7 @@ class _FunctionTask(Task):
         self._ctx = ctx
 
     def run(self) -> TaskResult:
-        result = self._fn(self._ctx)
-        if result is None:
-            # A function that returns after observing ``ctx.cancelled`` was cancelled.
-            status = TaskStatus.CANCELED if self._ctx.cancelled.is_set() else TaskStatus.COMPLETED
-            return TaskResult(status)
-        return result
+        return function_result(self._fn(self._ctx), self._ctx)
 
 
 class TaskRegistry:
@@ -219,7 +228,8 @@ class TaskRegistry:
         self._factories[command] = factory
 
     def task(self, command: str) -> Callable[[TaskFunction], TaskFunction]:
-        """Decorator: register ``fn(ctx)`` returning None (COMPLETED) or a ``TaskResult``."""
+        """Decorator: register ``fn(ctx)``, returning None (COMPLETED), a ``TaskResult``, or
+        a JSON value (COMPLETED with that value as its result)."""
 
         def decorate(fn: TaskFunction) -> TaskFunction:
             self.register(command, lambda ctx: _FunctionTask(fn, ctx))

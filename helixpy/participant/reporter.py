@@ -5,6 +5,10 @@ the whole map in memory and writes it whole. Transitions that arrive while a wri
 flight merge into the next one. Removals alone (entries the controller has folded in) are not
 urgent: they wait briefly for a real transition to ride along, which halves the writes of a
 busy participant.
+
+A report may carry an :class:`Attachment`: writes that must land with it (a completed
+attempt's result head). They go in the same multi, in front of the state node, so a reader
+who sees the COMPLETED report finds them.
 """
 
 from __future__ import annotations
@@ -12,19 +16,37 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from kazoo.client import KazooClient
 
 from helixpy.errors import Fenced
 from helixpy.store.codec import encode
-from helixpy.store.fencing import FencedWriter
-from helixpy.store.ops import SetData
+from helixpy.store.fencing import FencedWriter, MultiFailed
+from helixpy.store.ops import Op, SetData
 
 log = logging.getLogger(__name__)
 
 #: How long a removal-only change waits for company before it is written anyway.
 PRUNE_DELAY = 0.5
+
+
+class Attachment(Protocol):
+    """Writes that go in the multi of a report (before the state node), until one lands."""
+
+    #: a name for the attachment (unique among those pending)
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def ops(self) -> list[Op]: ...
+
+    def written(self) -> None:
+        """The ops landed."""
+
+    def recover(self, zk: KazooClient, failed: Op, error: BaseException) -> bool:
+        """The multi failed on ``failed`` (one of :attr:`ops`) with ``error``: bring the
+        ops up to date and return True to write again, or False to drop them."""
 
 
 class StateReporter:
@@ -33,6 +55,7 @@ class StateReporter:
         self.path = path
         self.writer = writer
         self._entries: dict[str, dict[str, Any]] = {}
+        self._attached: dict[str, Attachment] = {}
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._urgent = False
@@ -47,9 +70,11 @@ class StateReporter:
     def start(self) -> None:
         self._thread.start()
 
-    def report(self, key: str, entry: dict[str, Any]) -> None:
+    def report(self, key: str, entry: dict[str, Any], attach: Attachment | None = None) -> None:
         with self._cond:
             self._entries[key] = entry
+            if attach is not None:
+                self._attached[attach.path] = attach
             self._dirty = self._urgent = True
             self._generation += 1
             self._cond.notify_all()
@@ -101,10 +126,12 @@ class StateReporter:
                     if self._closed:
                         return
                 body = dict(self._entries)
+                attached = list(self._attached.values())
                 generation = self._generation
                 self._dirty = self._urgent = False
+            ops = [op for a in attached for op in a.ops]
             try:
-                self.writer.commit([SetData(self.path, encode(body, path=self.path))])
+                self.writer.commit([*ops, SetData(self.path, encode(body, path=self.path))])
                 self.writes += 1
             except Fenced:
                 log.warning("state reports fenced at %s: a newer incarnation exists", self.path)
@@ -112,6 +139,24 @@ class StateReporter:
                     self.fenced = True
                     self._cond.notify_all()
                 return
+            except MultiFailed as exc:
+                owner = next((a for a in attached if exc.op in a.ops), None)
+                if owner is None:
+                    log.error("state report to %s failed: %s; retrying", self.path, exc)
+                    with self._cond:
+                        self._cond.wait(0.2)
+                else:
+                    try:
+                        keep = owner.recover(self.zk, exc.op, exc.error)
+                    except Exception:
+                        log.exception("%s: cannot recover a failed write; retrying", owner.path)
+                        keep = True
+                    if not keep:
+                        with self._cond:
+                            self._attached.pop(owner.path, None)
+                with self._cond:
+                    self._dirty = self._urgent = True
+                continue
             except Exception:
                 log.exception("state report to %s failed; retrying", self.path)
                 with self._cond:
@@ -119,5 +164,10 @@ class StateReporter:
                     self._cond.wait(0.2)
                 continue
             with self._cond:
+                for a in attached:
+                    if self._attached.get(a.path) is a:
+                        del self._attached[a.path]
                 self._written = max(self._written, generation)
                 self._cond.notify_all()
+            for a in attached:
+                a.written()

@@ -12,11 +12,11 @@ from helixpy.errors import NotFound
 from helixpy.model import JobConfig, Scope
 from helixpy.model.locks import Holder
 from helixpy.participant.attempt import Attempt
+from helixpy.participant.registration import incarnation_fence
 from helixpy.participant.registry import TaskContext
 from helixpy.store.acl import AclProvider
 from helixpy.store.content import get_content_map, put_content
 from helixpy.store.locks import LockBox
-from helixpy.store.ops import Check
 from helixpy.store.paths import Paths, parse_task_key
 from helixpy.store.task_errors import put_task_error
 
@@ -61,7 +61,7 @@ def keep_error(
     fenced by the incarnation it ran in. A failed store is logged: the failure itself is
     still reported, only its detail is lost."""
     ctx = attempt.ctx
-    fence = Check(paths.incarnation(instance), incarnation)
+    fence = incarnation_fence(paths, instance, incarnation)
     try:
         put_task_error(
             zk, paths, acl, fence, ctx.workflow, ctx.job, ctx.task_id, attempt.attempt, text
@@ -91,7 +91,7 @@ class FencedContent:
         self.zk = zk
         self.paths = paths
         self.acl = acl
-        self.fence = Check(paths.incarnation(instance), incarnation)
+        self.fence = incarnation_fence(paths, instance, incarnation)
 
     def put(self, ctx: TaskContext, key: str, value: str, scope: Scope) -> None:
         put_content(

@@ -27,7 +27,12 @@ _JSON = json.JSONEncoder(separators=(",", ":"))
 
 def encode(value: Any, *, path: str = "<payload>") -> bytes:
     """Encode ``value`` as compact JSON, compressed when large; enforce :data:`MAX_PAYLOAD`."""
-    raw = _JSON.encode(value).encode()
+    return frame(_JSON.encode(value).encode(), path=path)
+
+
+def frame(raw: bytes, *, path: str = "<payload>") -> bytes:
+    """JSON text already encoded (``raw``) as :func:`encode` stores it: compressed when
+    large, within :data:`MAX_PAYLOAD`."""
     if len(raw) > COMPRESS_ABOVE:
         # mtime=0 keeps equal values byte-identical, so "unchanged" is detectable.
         raw = gzip.compress(raw, compresslevel=6, mtime=0)

@@ -13,7 +13,7 @@ directory they hang from, so a write after a delete fails with ``NotFound``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -23,7 +23,7 @@ from helixpy.errors import Fenced, NotFound
 from helixpy.model import Scope
 from helixpy.store.acl import AclProvider
 from helixpy.store.codec import decode, encode
-from helixpy.store.fencing import MultiFailed, run_multi
+from helixpy.store.fencing import MultiFailed, fenced_message, is_fence, run_multi
 from helixpy.store.ops import Check, Create, Op, SetData
 from helixpy.store.paths import Paths
 
@@ -102,7 +102,7 @@ def put_content(
     zk: KazooClient,
     paths: Paths,
     acl: AclProvider,
-    fence: Check,
+    fence: Sequence[Check],
     scope: Scope,
     wf: str,
     job: str | None,
@@ -125,7 +125,7 @@ def put_content(
 def fenced_map_update(
     zk: KazooClient,
     acl: AclProvider,
-    fence: Check,
+    fence: Sequence[Check],
     path: str,
     change: Callable[[dict[str, Any]], dict[str, Any]],
     first_ops: Callable[[bytes], list[Op]],
@@ -148,16 +148,16 @@ def fenced_map_update(
         except NoNodeError:
             if owner is not None and zk.exists(owner) is None:
                 raise NotFound(path) from None
-            ops = [fence, *first_ops(encode(change({}), path=path))]
+            ops = [*fence, *first_ops(encode(change({}), path=path))]
         else:
             current = dict(decode(data, path=path) or {})
-            ops = [fence, SetData(path, encode(change(current), path=path), stat.version)]
+            ops = [*fence, SetData(path, encode(change(current), path=path), stat.version)]
         try:
             run_multi(zk, ops, acl)
             return
         except MultiFailed as exc:
-            if exc.op is fence:
-                raise Fenced(f"{fence.path} moved past version {fence.version}") from None
+            if is_fence(exc, fence):
+                raise Fenced(fenced_message(exc.op)) from None
             if isinstance(exc.error, BadVersionError | NodeExistsError):
                 continue  # another writer got there first: re-read and retry
             if isinstance(exc.error, NoNodeError):

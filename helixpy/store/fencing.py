@@ -1,7 +1,10 @@
 """Fenced multi-writes: every write of a controller or participant proves it is current.
 
 A controller's writes carry ``check(EPOCH, its version)``; a participant's carry
-``check(INCARNATION, its version)``. A deposed writer's multi fails on the check and the
+``check(INCARNATION, its version)`` and ``check(its live node, any version)``: the live node
+is ephemeral, so a participant whose session expired is fenced at once, before anyone
+registers a newer incarnation (a frozen participant that wakes on a new session must not
+write in between). A deposed writer's multi fails on the check and the
 writer learns it through :class:`~helixpy.errors.Fenced`. Large writes are split into several
 multis, each carrying the check, so no single request exceeds ZooKeeper's limit.
 """
@@ -83,8 +86,20 @@ def check_multi(ops: Sequence[Op], results: list[Any]) -> list[Any]:
     return results
 
 
+def is_fence(exc: MultiFailed, checks: Sequence[Op]) -> bool:
+    """Whether a multi failed on one of its fence ``checks`` (the writer is stale)."""
+    return any(exc.op is c for c in checks) and isinstance(exc.error, BadVersionError | NoNodeError)
+
+
+def fenced_message(check: Op) -> str:
+    if isinstance(check, Check) and check.version == -1:
+        return f"{check.path} is gone (the session that made it ended)"
+    return f"{check.path} moved past version {getattr(check, 'version', '?')}"
+
+
 class FencedWriter:
-    """Writes batches of ops, each multi guarded by ``check(fence_path, fence_version)``."""
+    """Writes batches of ops, each multi guarded by ``check(fence_path, fence_version)``
+    and the checks in ``also``."""
 
     def __init__(
         self,
@@ -92,9 +107,12 @@ class FencedWriter:
         fence_path: str,
         fence_version: int,
         acl: AclProvider | None = None,
+        also: Sequence[Check] = (),
     ) -> None:
         self.zk = zk
         self.fence = Check(fence_path, fence_version)
+        #: every check each multi carries (the fence first)
+        self.checks: tuple[Check, ...] = (self.fence, *also)
         self.acl = acl or OpenAclProvider()
         #: multis committed (for tests and metrics)
         self.multis = 0
@@ -105,7 +123,7 @@ class FencedWriter:
         Raises :class:`Fenced` when the fence check fails (the writer is stale) and
         :class:`MultiFailed` when another op fails; earlier batches stay applied.
         """
-        for batch in split_batches(ops, self.fence):
+        for batch in split_batches(ops, self.checks):
             self._checked(batch, run_multi, self.zk, batch, self.acl)
 
     def commit_async(self, ops: Sequence[Op]) -> Callable[[], None] | None:
@@ -114,7 +132,7 @@ class FencedWriter:
         Returns the wait: it raises as :meth:`commit` would. ZooKeeper applies one
         session's requests in order, so multis sent back to back land in that order.
         """
-        batches = split_batches(ops, self.fence)
+        batches = split_batches(ops, self.checks)
         if len(batches) != 1:
             return None
         batch = batches[0]
@@ -130,7 +148,7 @@ class FencedWriter:
         try:
             run(*args)
         except MultiFailed as exc:
-            if exc.op is self.fence and isinstance(exc.error, BadVersionError | NoNodeError):
-                raise Fenced(f"{self.fence.path} moved past version {self.fence.version}") from None
+            if is_fence(exc, self.checks):
+                raise Fenced(fenced_message(exc.op)) from None
             raise
         self.multis += 1

@@ -48,13 +48,19 @@ def op_size(op: Op) -> int:
     return len(op.path.encode()) + len(data) + OP_OVERHEAD
 
 
-def split_batches(ops: Sequence[Op], fence: Op | None, limit: int = MAX_MULTI) -> list[list[Op]]:
-    """Pack ``ops`` in order into multis of at most ``limit`` bytes, each led by ``fence``.
+def split_batches(
+    ops: Sequence[Op], fence: Op | Sequence[Op] | None, limit: int = MAX_MULTI
+) -> list[list[Op]]:
+    """Pack ``ops`` in order into multis of at most ``limit`` bytes, each led by ``fence``
+    (one check, or several).
 
     Order is kept across batches, so a caller that lists contexts before assignments gets
     contexts written first even when the write spans several multis.
     """
-    base = op_size(fence) if fence is not None else 0
+    lead: list[Op] = (
+        [] if fence is None else [fence] if not isinstance(fence, Sequence) else [*fence]
+    )
+    base = sum(op_size(op) for op in lead)
     batches: list[list[Op]] = []
     current: list[Op] = []
     size = base
@@ -69,4 +75,4 @@ def split_batches(ops: Sequence[Op], fence: Op | None, limit: int = MAX_MULTI) -
         size += n
     if current:
         batches.append(current)
-    return [([fence, *b] if fence is not None else b) for b in batches]
+    return [[*lead, *b] for b in batches]

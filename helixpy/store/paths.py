@@ -216,3 +216,15 @@ class Paths:
 
     def task_error(self, wf: str, job: str, task_id: str) -> str:
         return f"{self.task_errors(wf, job)}/{content_shard(task_id)}/{task_id}"
+
+    def task_results(self, wf: str, job: str) -> str:
+        """Result values of completed attempts, sharded like task content."""
+        return f"{self.job(wf, job)}/RESULTS"
+
+    def task_result_shard(self, wf: str, job: str, task_id: str) -> str:
+        return f"{self.task_results(wf, job)}/{content_shard(task_id)}"
+
+    def task_result(self, wf: str, job: str, task_id: str, attempt: int) -> str:
+        """The result of attempt ``attempt`` of the task (``@`` is not in any name, so
+        ``<task>@<attempt>`` and its chunks ``<task>@<attempt>+<i>`` never collide)."""
+        return f"{self.task_result_shard(wf, job, task_id)}/{task_id}@{attempt}"

@@ -10,6 +10,7 @@ under the job, so it goes when the workflow is deleted or purged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -34,7 +35,7 @@ def put_task_error(
     zk: KazooClient,
     paths: Paths,
     acl: AclProvider,
-    fence: Check,
+    fence: Sequence[Check],
     wf: str,
     job: str,
     task_id: str,

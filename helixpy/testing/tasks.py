@@ -39,6 +39,14 @@ Commands (their ``task_config`` keys in brackets):
 - ``Chaos`` [dir, seconds]: writes ``<dir>/<wf>.<job>.<task>.<attempt>`` with its instance,
   incarnation and start time, waits ``seconds`` (returning CANCELED if cancelled), then
   appends its end time and ``done`` (or ``cancelled``): the chaos test's attempt log.
+- ``Return`` [value, size, fail_attempts, hold, hold_attempts]: completes with a value:
+  ``value`` (any JSON) if given, else ``{"task", "attempt", "instance"}``; with ``size``, a
+  string of ``size`` pseudo-random hex characters (the same for the same task), for values
+  that need chunks. Attempts numbered in ``fail_attempts`` return FAILED with a value
+  (which is not kept). With ``hold`` seconds, attempts in ``hold_attempts`` (default
+  ``[1]``) first write TASK-scope ``returned`` and then hold that long in a follow-up, so
+  the value is made but not yet reported.
+- ``Unstorable``: returns a set, which is not a JSON value.
 - ``FanOut`` [count, fail_at]: emits ``count`` follow-ups (``ctx.emit``); follow-up ``i``
   writes TASK-scope ``f<i>`` = its attempt, and the one numbered ``fail_at`` raises.
 """
@@ -277,6 +285,26 @@ def make_registry() -> TaskRegistry:
 
         for i in range(int(ctx.task_config.get("count", "10"))):
             ctx.emit(follow_up, i)
+
+    @reg.task("Return")
+    def return_(ctx: TaskContext) -> Any:
+        cfg = ctx.task_config
+        value: Any = {"task": ctx.task_id, "attempt": ctx.attempt, "instance": ctx.instance}
+        if "value" in cfg:
+            value = cfg["value"]
+        if "size" in cfg:
+            seed = f"{ctx.workflow}/{ctx.job}/{ctx.task_id}"
+            value = random.Random(seed).randbytes(int(cfg["size"]) // 2 + 1).hex()[: cfg["size"]]
+        if ctx.attempt in cfg.get("fail_attempts", []):
+            return TaskResult(TaskStatus.FAILED, "failed on purpose", value=value)
+        if "hold" in cfg and ctx.attempt in cfg.get("hold_attempts", [1]):
+            ctx.put_user_content("returned", str(ctx.attempt))
+            ctx.emit(time.sleep, float(cfg["hold"]))
+        return value
+
+    @reg.task("Unstorable")
+    def unstorable(ctx: TaskContext) -> Any:
+        return {"a set": {1, 2}}
 
     @reg.task("ReadContent")
     def read_content(ctx: TaskContext) -> None:

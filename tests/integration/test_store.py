@@ -12,6 +12,7 @@ from kazoo.client import KazooClient
 from helixpy import JobConfig, Scope, TaskPartitionState, TaskState, Workflow
 from helixpy.errors import Fenced, NotFound
 from helixpy.model import TaskContextInfo
+from helixpy.participant.registration import incarnation_fence, register
 from helixpy.store.acl import OpenAclProvider
 from helixpy.store.client import connect
 from helixpy.store.content import get_content_map, put_content
@@ -50,6 +51,33 @@ def test_a_stale_epoch_cannot_write_and_a_current_one_can(zk: KazooClient) -> No
     # while B's write lands
     b.commit([SetData("/fence-test/data", b"from B")])
     assert zk.get("/fence-test/data")[0] == b"from B"
+
+
+def test_a_participant_whose_session_ended_is_fenced_before_it_registers_again(
+    zk: KazooClient, zk_address: str
+) -> None:
+    # Given a participant registered on one session (its live node is that session's)
+    paths = Paths("livefence")
+    session = connect(zk_address)
+    incarnation = register(session, paths, "p0", OpenAclProvider(), ("t",), 4)
+    zk.ensure_path(paths.job_config("w", "j"))
+    fence = incarnation_fence(paths, "p0", incarnation)
+    # and its process, woken on a new session (here: another client), writing under it
+    writer = FencedWriter(zk, fence[0].path, incarnation, also=fence[1:])
+    writer.commit([Create("/livefence/before")])
+    put_content(zk, paths, OpenAclProvider(), fence, Scope.TASK, "w", "j", "t", "k", "v")
+    # When the session that registered it ends, before any newer incarnation registers
+    session.stop()
+    session.close()
+    assert zk.exists(paths.live_instance("p0")) is None
+    assert int(zk.get(paths.incarnation("p0"))[1].version) == incarnation
+    # Then none of its writes land: the live node check fails
+    with pytest.raises(Fenced, match="is gone"):
+        writer.commit([Create("/livefence/after")])
+    with pytest.raises(Fenced, match="is gone"):
+        put_content(zk, paths, OpenAclProvider(), fence, Scope.TASK, "w", "j", "t", "k", "late")
+    assert zk.exists("/livefence/after") is None
+    assert get_content_map(zk, paths, Scope.TASK, "w", "j", "t") == {"k": "v"}
 
 
 def test_a_100k_task_context_stores_and_loads(zk: KazooClient) -> None:
@@ -170,7 +198,7 @@ def test_user_content_cas_keeps_every_concurrent_write(zk: KazooClient, zk_addre
     zk.ensure_path(paths.workflow_config("w"))
     zk.ensure_path(paths.job_config("w", "j"))
     zk.ensure_path("/content/INC")
-    fence = Check("/content/INC", 0)
+    fence = (Check("/content/INC", 0),)
     assert get_content_map(zk, paths, Scope.JOB, "w", "j") == {}
     assert get_content_map(zk, paths, Scope.WORKFLOW, "w") == {}
     assert zk.exists(paths.job_content("w", "j")) is None
@@ -221,7 +249,7 @@ def test_user_content_cas_keeps_every_concurrent_write(zk: KazooClient, zk_addre
             zk,
             paths,
             OpenAclProvider(),
-            Check("/content/INC", 1),
+            (Check("/content/INC", 1),),
             Scope.JOB,
             "w",
             "j",
@@ -239,7 +267,7 @@ def test_user_content_cas_keeps_every_concurrent_write(zk: KazooClient, zk_addre
             zk,
             paths,
             OpenAclProvider(),
-            Check("/content/INC", 1),
+            (Check("/content/INC", 1),),
             Scope.WORKFLOW,
             "w",
             None,
@@ -390,7 +418,7 @@ def test_task_errors_keep_the_newest_attempts_capped_and_fenced(zk: KazooClient)
     paths = Paths("errors")
     zk.ensure_path(paths.job_config("w", "j"))
     zk.ensure_path("/errors/INC")
-    fence = Check("/errors/INC", 0)
+    fence = (Check("/errors/INC", 0),)
     acl = OpenAclProvider()
     assert read_task_errors(zk, paths, "w", "j", "t") == {}
     # When five attempts fail, the fourth with a 100 KB text
@@ -410,6 +438,6 @@ def test_task_errors_keep_the_newest_attempts_capped_and_fenced(zk: KazooClient)
         put_task_error(zk, paths, acl, fence, "w", "j", "t", 6, "late")
     zk.delete(paths.workflow("w"), recursive=True)
     with pytest.raises(NotFound):
-        put_task_error(zk, paths, acl, Check("/errors/INC", 1), "w", "j", "t2", 1, "gone")
+        put_task_error(zk, paths, acl, (Check("/errors/INC", 1),), "w", "j", "t2", 1, "gone")
     with pytest.raises(NotFound):
         read_task_errors(zk, paths, "w", "j", "t")

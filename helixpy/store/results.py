@@ -1,0 +1,177 @@
+"""Result values of completed attempts: ``JOBS/<job>/RESULTS/<shard>/<task>@<attempt>``.
+
+Ownership and lifetime:
+
+- Written only by the participant that ran the attempt, fenced by its incarnation, and only
+  for an attempt that COMPLETED with a value (a task that returned None has no node).
+- The node (the *head*) is created in the same multi as the participant's state report that
+  says COMPLETED, so the value becomes durable with the completion and a zombie (a fenced
+  incarnation) can publish neither. A value of more than :data:`INLINE_BYTES` is gzipped
+  into chunk nodes ``<task>@<attempt>+<i>`` written (fenced) before that multi; the head
+  names how many, so a reader that finds a head finds every chunk, never half a value.
+- Keyed by attempt, never updated: a superseded attempt's late write lands on its own
+  attempt's node, which no reader asks for. A reader reads the node of the attempt the job
+  context says COMPLETED (:func:`read_results`), so only the completed attempt's value is
+  ever seen.
+- Deleted with the job (so with the workflow), and by the controller when a task is deleted
+  or its job is run again, since attempt numbers then start again at 1.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from helixpy.errors import CorruptNode, NoResult, NotFound
+from helixpy.model import JobContext, TaskPartitionState
+from helixpy.model.values import JsonValue
+from helixpy.store.codec import decode, encode, frame
+from helixpy.store.ops import Create
+from helixpy.store.paths import Paths
+from helixpy.store.records import read_job_config, read_job_context
+
+#: Values up to this many bytes of JSON live in the head itself (gzipped above 4 KB).
+INLINE_BYTES = 64 * 1024
+#: The most bytes of one chunk of a larger value's gzipped JSON.
+CHUNK_BYTES = 120 * 1024
+
+
+@dataclass(frozen=True)
+class ResultWrite:
+    """What publishes one value: its directories (created when missing), the chunks
+    (written before the report) and the head (written with it)."""
+
+    dirs: tuple[str, ...]
+    chunks: tuple[Create, ...]
+    head: Create
+
+
+def result_write(
+    paths: Paths, wf: str, job: str, task_id: str, attempt: int, text: bytes
+) -> ResultWrite:
+    """The writes that store ``text`` (a value's JSON, see
+    :func:`helixpy.model.values.result_json`) as attempt ``attempt``'s result. Pure."""
+    head = paths.task_result(wf, job, task_id, attempt)
+    dirs = (paths.task_results(wf, job), paths.task_result_shard(wf, job, task_id))
+    if len(text) <= INLINE_BYTES:
+        return ResultWrite(dirs, (), Create(head, frame(b'{"v":' + text + b"}", path=head)))
+    packed = gzip.compress(text, compresslevel=6, mtime=0)
+    pieces = [packed[i : i + CHUNK_BYTES] for i in range(0, len(packed), CHUNK_BYTES)]
+    chunks = tuple(Create(f"{head}+{i}", piece) for i, piece in enumerate(pieces))
+    return ResultWrite(dirs, chunks, Create(head, encode({"c": len(pieces)}, path=head)))
+
+
+def _chunk_count(data: bytes, path: str) -> tuple[int, JsonValue]:
+    """A head's (chunk count, inline value); count 0 for an inline value."""
+    body = decode(data, path=path)
+    if isinstance(body, dict) and "v" in body:
+        return 0, body["v"]
+    if isinstance(body, dict) and isinstance(body.get("c"), int) and body["c"] > 0:
+        return int(body["c"]), None
+    raise CorruptNode(f"{path}: not a result head")
+
+
+def _join(pieces: list[bytes], path: str) -> JsonValue:
+    try:
+        return json.loads(gzip.decompress(b"".join(pieces)))
+    except (OSError, EOFError, ValueError) as exc:
+        raise CorruptNode(f"{path}: cannot decode the result's chunks: {exc}") from exc
+
+
+def read_results(
+    zk: KazooClient, paths: Paths, wf: str, job: str, attempts: Mapping[str, int]
+) -> dict[str, JsonValue]:
+    """The values of the given completed attempts (task id -> attempt number), read in
+    pipelined batches: a task whose attempt stored no value maps to None."""
+    heads: dict[str, Any] = {
+        tid: zk.get_async(paths.task_result(wf, job, tid, a)) for tid, a in attempts.items()
+    }
+    out: dict[str, JsonValue] = {}
+    chunked: dict[str, tuple[str, list[Any]]] = {}
+    for tid, pending in heads.items():
+        path = paths.task_result(wf, job, tid, attempts[tid])
+        try:
+            data, _ = pending.get()
+        except NoNodeError:
+            out[tid] = None
+            continue
+        count, value = _chunk_count(data, path)
+        if count == 0:
+            out[tid] = value
+        else:
+            chunked[tid] = (path, [zk.get_async(f"{path}+{i}") for i in range(count)])
+    for tid, (path, parts) in chunked.items():
+        try:
+            pieces = [part.get()[0] for part in parts]
+        except NoNodeError:
+            raise CorruptNode(f"{path}: a chunk of the result is missing") from None
+        out[tid] = _join(pieces, path)
+    return out
+
+
+def completed_attempts(ctx: JobContext) -> dict[str, int]:
+    """Task id -> the attempt that COMPLETED, for the job's completed tasks."""
+    return {
+        t.task_id: t.num_attempts
+        for t in ctx.tasks.values()
+        if t.state is TaskPartitionState.COMPLETED
+    }
+
+
+def _context(zk: KazooClient, paths: Paths, wf: str, job: str) -> JobContext:
+    try:
+        return read_job_context(zk, paths, wf, job)
+    except NotFound:
+        if zk.exists(paths.job_config(wf, job)) is None:
+            raise NotFound(f"job {wf}/{job} does not exist in cluster {paths.cluster}") from None
+        return JobContext()  # not started: no task has run
+
+
+def read_job_results(zk: KazooClient, paths: Paths, wf: str, job: str) -> dict[str, JsonValue]:
+    """The values of the job's COMPLETED tasks by task id (None for one that returned no
+    value); :class:`NotFound` when the job does not exist."""
+    return read_results(zk, paths, wf, job, completed_attempts(_context(zk, paths, wf, job)))
+
+
+def read_task_result(zk: KazooClient, paths: Paths, wf: str, job: str, task_id: str) -> JsonValue:
+    """The value task ``task_id`` COMPLETED with (None when it returned none);
+    :class:`NoResult` when it has not completed, :class:`NotFound` when it does not exist."""
+    ctx = _context(zk, paths, wf, job)
+    task = next((t for t in ctx.tasks.values() if t.task_id == task_id), None)
+    if task is None or task.state is not TaskPartitionState.COMPLETED:
+        if task is None and not _has_task(zk, paths, wf, job, task_id):
+            raise NotFound(f"job {wf}/{job} has no task {task_id}")
+        state = None if task is None or task.state is None else task.state.value
+        raise NoResult(
+            f"task {task_id} of job {wf}/{job} is {state or 'not scheduled yet'}: only a "
+            "COMPLETED task has a result",
+            state,
+        )
+    return read_results(zk, paths, wf, job, {task_id: task.num_attempts})[task_id]
+
+
+def _has_task(zk: KazooClient, paths: Paths, wf: str, job: str, task_id: str) -> bool:
+    """Whether the job's config names the task (one not scheduled yet has no record)."""
+    cfg = read_job_config(zk, paths, wf, job, hide_deleted=True)
+    if cfg.tasks:
+        return any(t.task_id == task_id for t in cfg.tasks)
+    return task_id.isdigit() and int(task_id) < cfg.task_count
+
+
+def result_nodes(zk: KazooClient, paths: Paths, wf: str, job: str, task_id: str) -> list[str]:
+    """Every result node (heads and chunks, any attempt) of the task; for deleting them."""
+    shard = paths.task_result_shard(wf, job, task_id)
+    try:
+        children = zk.get_children(shard)
+    except NoNodeError:
+        return []
+    prefix = f"{task_id}@"
+    # Chunks before their heads: a reader never finds a head whose chunks are gone.
+    names = sorted((c for c in children if c.startswith(prefix)), key=lambda c: "+" not in c)
+    return [f"{shard}/{name}" for name in names]
