@@ -20,6 +20,7 @@ from kazoo.exceptions import NoNodeError
 from helixpy.controller import rules
 from helixpy.controller.commands import CommandHandler
 from helixpy.controller.contexts import context_ops, written
+from helixpy.controller.late_tasks import start_late_bound
 from helixpy.controller.loader import Broken, load_workflows
 from helixpy.controller.membership import Membership
 from helixpy.controller.metrics import ControllerMetrics
@@ -45,8 +46,6 @@ from helixpy.controller.targeting import (
     PartitionMap,
     allowed_instances,
     has_moved,
-    start_targeted,
-    unstarted_targeted,
 )
 from helixpy.controller.worklist import WorkList
 from helixpy.errors import CorruptNode
@@ -313,12 +312,10 @@ class Pipeline:
         missed = work.unmarked(evaluated)
         if missed:
             log.error("changes no pass had marked, found by a sweep: %s", ", ".join(missed[:20]))
-        targeted = unstarted_targeted(evaluated)
-        for job in targeted:
-            start_targeted(self.commands, job, now)
-        # Fixing a targeted job's tasks may fail it (no partition): its workflow is
-        # evaluated again now, not left for a pass nothing would trigger.
-        for wf in work.resident(self.workflows, sorted({job.workflow for job in targeted})):
+        started = start_late_bound(self.commands, evaluated, now)
+        # Fixing a targeted or fan-out job's tasks may end it (no partition, no list): its
+        # workflow is evaluated again now, not left for a pass nothing would trigger.
+        for wf in work.resident(self.workflows, sorted({job.workflow for job in started})):
             work.timers.set(wf.name, rules.evaluate_workflow(wf, now))
         due = work.timers.next()
         if due is not None:

@@ -22,12 +22,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from helixpy.controller.runtime import JobRuntime, WorkflowRuntime
+from helixpy.controller.runtime import JobRuntime
 from helixpy.controller.signals import Command
 from helixpy.errors import NotFound
-from helixpy.model import JobConfig, TaskConfig, TaskContextInfo, TaskState
+from helixpy.model import JobConfig, TaskConfig
 from helixpy.store.partitions import PartitionRecords, remove_partition_ops, set_partition_ops
-from helixpy.store.records import job_config_update_ops, num_chunks
 
 if TYPE_CHECKING:
     from helixpy.controller.commands import CommandHandler
@@ -115,53 +114,6 @@ def has_moved(pmap: PartitionMap, job: JobRuntime, partition: int, instance: str
     """Whether an attempt on ``instance`` lost its partition (moved, removed, wrong state)."""
     hosts = allowed_instances(pmap, job, partition)
     return hosts is not None and instance not in hosts
-
-
-def unstarted_targeted(workflows: list[WorkflowRuntime]) -> list[JobRuntime]:
-    """Targeted jobs that just started: running, with no tasks yet."""
-    return [
-        job
-        for wf in workflows
-        for job in wf.hot.values()  # it just started: hot
-        if job.config.target_resource is not None
-        and not job.config.tasks
-        and job.state is TaskState.IN_PROGRESS
-    ]
-
-
-def start_targeted(h: CommandHandler, job: JobRuntime, now: datetime) -> None:
-    """Fix a starting targeted job's tasks (written at once), or fail it with the reason."""
-    result = materialize(job.config, h.p.partitions)
-    limit = h.p.limits.max_tasks_per_job
-    if not isinstance(result, str) and len(result.tasks) > limit:
-        result = (
-            f"it targets {len(result.tasks)} partitions, over the cluster's "
-            f"max_tasks_per_job={limit}"
-        )
-    if isinstance(result, str):
-        log.info("job %s/%s failed: %s", job.workflow, job.name, result)
-        job.info = result
-        job.set_state(TaskState.FAILED, now)
-        h.p.signals.wake()  # the workflow takes the failure in on the next pass
-        return
-    version = job.config_version + 1
-    h.p.writer.commit(
-        job_config_update_ops(h.p.paths, job.workflow, job.name, result, job.deleted, version, 0)
-    )
-    job.config_version = version
-    job.config = result
-    job.tasks = [TaskContextInfo(task_id=t.task_id) for t in result.tasks]
-    job.pending.extend(range(len(job.tasks)))
-    job.dirty_chunks.update(range(num_chunks(len(job.tasks))))
-    job.header_dirty = True
-    job.heat()
-    log.info(
-        "job %s/%s targets %d partition(s) of %s",
-        job.workflow,
-        job.name,
-        len(job.tasks),
-        result.target_resource,
-    )
 
 
 # --- commands -----------------------------------------------------------------------------

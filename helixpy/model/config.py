@@ -176,6 +176,10 @@ class JobConfig:
     #: waits by default (seconds)
     lock_group: str | None = None
     lock_timeout: float | None = None
+    #: a fan-out job: the name of a parent job. When this job starts, it gets one task per
+    #: element of that job's list results (its tasks' lists, in task order), with the
+    #: element as task config ``item``; its tasks are fixed then, like a targeted job's
+    expand: str | None = None
 
     def __post_init__(self) -> None:
         _check_optional_str("job.command", self.command)
@@ -195,6 +199,7 @@ class JobConfig:
         if any(task.config for task in tasks):
             check_chunks("job.tasks", [_stored_size(task) for task in tasks])
         self._check_targeting(tasks)
+        self._check_expand(tasks)
         if tasks:
             if self.num_tasks not in (0, len(tasks)):
                 raise InvalidConfig(
@@ -211,8 +216,9 @@ class JobConfig:
                 if task.task_id in seen:
                     raise InvalidConfig(f"job.tasks[{i}].id", f"duplicate task id {task.id!r}")
                 seen.add(task.task_id)
-        elif self.target_resource is None:
-            # (a targeted job's tasks come from its resource's partitions when it starts)
+        elif self.target_resource is None and self.expand is None:
+            # (a targeted job's tasks come from its resource's partitions when it starts, a
+            # fan-out job's from its parent's results)
             if self.num_tasks == 0:
                 raise InvalidConfig(
                     "job.tasks",
@@ -260,6 +266,22 @@ class JobConfig:
                 raise InvalidConfig(
                     "job.stream", "a streaming job is neither targeted nor process-isolated"
                 )
+
+    def _check_expand(self, tasks: tuple[TaskConfig, ...]) -> None:
+        if self.expand is None:
+            return
+        check_name("job.expand", self.expand)
+        if self.command is None:
+            raise InvalidConfig("job.command", "is required for a fan-out job (expand)")
+        if self.num_tasks and not tasks:
+            raise InvalidConfig(
+                "job.num_tasks", "must be 0 for a fan-out job (one task per parent element)"
+            )
+        if self.target_resource is not None or self.stream:
+            raise InvalidConfig("job.expand", "a fan-out job is neither targeted nor streaming")
+        if tasks and any(t.command is not None or "item" not in t.config for t in tasks):
+            # The stored form once started: the tasks it fanned out to.
+            raise InvalidConfig("job.tasks", "a fan-out job's tasks are made when it starts")
 
     def _check_targeting(self, tasks: tuple[TaskConfig, ...]) -> None:
         for name in ("target_partitions", "target_partition_states"):

@@ -43,6 +43,12 @@ class Workflow:
                 if parent not in jobs:
                     raise InvalidConfig("dependency.parent", f"unknown job {parent!r}")
             parents[child] = frozenset(ps)
+        for job_name, job in jobs.items():
+            if job.expand is not None and job.expand not in parents[job_name]:
+                raise InvalidConfig(
+                    f"jobs.{job_name}.expand",
+                    f"must name a parent job of {job_name} (got {job.expand!r})",
+                )
         cycle = find_cycle(parents)
         if cycle:
             raise InvalidConfig("dependencies", "form a cycle: " + " -> ".join(cycle))

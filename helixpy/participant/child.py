@@ -153,6 +153,10 @@ class _RemoteContent:
         )
         return None if value is None else str(value)
 
+    def results(self, ctx: TaskContext, job: str) -> dict[str, Any]:
+        value = self._parent.request({"op": "results_get", "id": self._run_id, "job": job})
+        return dict(value or {})
+
 
 def _run_one(registry: TaskRegistry, parent: _Parent, message: dict[str, Any]) -> dict[str, Any]:
     raw = message["ctx"]

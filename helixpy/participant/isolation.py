@@ -254,7 +254,7 @@ class ProcessTask(Task):
                         str(message.get("info", "")),
                         value=message.get("value"),
                     )
-                if op in ("content_put", "content_get"):
+                if op in ("content_put", "content_get", "results_get"):
                     child.send(_serve_content(ctx, message, self._run_id))
                 elif op == "lock":
                     locks.handle(message)
@@ -306,6 +306,9 @@ def _serve_content(ctx: TaskContext, message: dict[str, Any], run_id: int) -> di
         reply["error"] = "Fenced: a content request of a run that has ended"
         return reply
     try:
+        if message["op"] == "results_get":
+            reply["value"] = ctx.parent_results(str(message["job"]))
+            return reply
         scope = Scope(message["scope"])
         if message["op"] == "content_put":
             ctx.put_user_content(str(message["key"]), str(message["value"]), scope)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from helixpy.errors import InvalidConfig
 from helixpy.model import JobConfig, Scope, TaskResult, TaskStatus
 from helixpy.model.locks import Holder, Interval, LockResult, LockType
+from helixpy.model.names import check_name
 from helixpy.model.values import JsonValue
 from helixpy.store.ops import Op
 
@@ -33,11 +34,14 @@ class Task(abc.ABC):
 
 
 class ContentStore(Protocol):
-    """How a context reaches user content (fenced by the participant's incarnation)."""
+    """How a context reaches user content (fenced by the participant's incarnation) and
+    the results of its workflow's jobs."""
 
     def put(self, ctx: TaskContext, key: str, value: str, scope: Scope) -> None: ...
 
     def get(self, ctx: TaskContext, key: str, scope: Scope) -> str | None: ...
+
+    def results(self, ctx: TaskContext, job: str) -> dict[str, JsonValue]: ...
 
 
 class TaskLocks(Protocol):
@@ -161,6 +165,16 @@ class TaskContext:
         if self._content is None:
             raise RuntimeError("this context has no content store")
         return self._content.get(self, key, Scope(scope))
+
+    def parent_results(self, job: str) -> dict[str, JsonValue]:
+        """The results of job ``job`` of this workflow (typically a parent, which has
+        completed before this job started): task id -> the value its COMPLETED attempt
+        returned (None when it returned none). Tasks that have not completed are left out;
+        :class:`~helixpy.errors.NotFound` when the workflow has no such job."""
+        check_name("job", job)
+        if self._content is None:
+            raise RuntimeError("this context has no content store")
+        return self._content.results(self, job)
 
 
 class StreamTask(abc.ABC):

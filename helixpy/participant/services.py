@@ -11,6 +11,7 @@ from kazoo.client import KazooClient
 from helixpy.errors import NotFound
 from helixpy.model import JobConfig, Scope
 from helixpy.model.locks import Holder
+from helixpy.model.values import JsonValue
 from helixpy.participant.attempt import Attempt
 from helixpy.participant.registration import incarnation_fence
 from helixpy.participant.registry import TaskContext
@@ -18,6 +19,7 @@ from helixpy.store.acl import AclProvider
 from helixpy.store.content import get_content_map, put_content
 from helixpy.store.locks import LockBox
 from helixpy.store.paths import Paths, parse_task_key
+from helixpy.store.results import read_job_results
 from helixpy.store.task_errors import put_task_error
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,9 @@ class FencedContent:
             ).get(key)
         except NotFound:
             return None
+
+    def results(self, ctx: TaskContext, job: str) -> dict[str, JsonValue]:
+        return read_job_results(self.zk, self.paths, ctx.workflow, job)
 
 
 def attempt_locks(

@@ -40,13 +40,15 @@ Commands (their ``task_config`` keys in brackets):
   incarnation and start time, waits ``seconds`` (returning CANCELED if cancelled), then
   appends its end time and ``done`` (or ``cancelled``): the chaos test's attempt log.
 - ``Return`` [value, size, fail_attempts, hold, hold_attempts]: completes with a value:
-  ``value`` (any JSON) if given, else ``{"task", "attempt", "instance"}``; with ``size``, a
+  ``value`` (any JSON) if given, else ``{"task", "attempt", "instance"}`` (and ``item``, a
+  fanned-out task's element, when it has one); with ``size``, a
   string of ``size`` pseudo-random hex characters (the same for the same task), for values
   that need chunks. Attempts numbered in ``fail_attempts`` return FAILED with a value
   (which is not kept). With ``hold`` seconds, attempts in ``hold_attempts`` (default
   ``[1]``) first write TASK-scope ``returned`` and then hold that long in a follow-up, so
   the value is made but not yet reported.
 - ``Unstorable``: returns a set, which is not a JSON value.
+- ``Gather`` [from]: returns ``ctx.parent_results(from)``: job ``from``'s results by task id.
 - ``FanOut`` [count, fail_at]: emits ``count`` follow-ups (``ctx.emit``); follow-up ``i``
   writes TASK-scope ``f<i>`` = its attempt, and the one numbered ``fail_at`` raises.
 """
@@ -290,6 +292,8 @@ def make_registry() -> TaskRegistry:
     def return_(ctx: TaskContext) -> Any:
         cfg = ctx.task_config
         value: Any = {"task": ctx.task_id, "attempt": ctx.attempt, "instance": ctx.instance}
+        if "item" in cfg:
+            value["item"] = cfg["item"]
         if "value" in cfg:
             value = cfg["value"]
         if "size" in cfg:
@@ -301,6 +305,10 @@ def make_registry() -> TaskRegistry:
             ctx.put_user_content("returned", str(ctx.attempt))
             ctx.emit(time.sleep, float(cfg["hold"]))
         return value
+
+    @reg.task("Gather")
+    def gather(ctx: TaskContext) -> Any:
+        return ctx.parent_results(ctx.task_config["from"])
 
     @reg.task("Unstorable")
     def unstorable(ctx: TaskContext) -> Any:

@@ -766,3 +766,25 @@ def test_job_isolation_is_thread_or_process() -> None:
     assert JobConfig.from_dict(cfg.to_dict()) == cfg
     with expect_invalid("job.isolation", "'thread' or 'process'"):
         JobConfig(command="x", num_tasks=1, isolation="fork")
+
+
+def test_a_fan_out_job_names_its_parent_and_gets_its_tasks_when_it_starts() -> None:
+    # Given a fan-out job: a command and the job it expands over, no tasks of its own
+    job = JobConfig(command="X", expand="split")
+    assert job.task_count == 0 and JobConfig.from_dict(job.to_dict()) == job
+    # and its started form: one task per element, the element as "item"
+    started = JobConfig(
+        command="X", expand="split", tasks=(TaskConfig(id="0", config={"item": 1}),)
+    )
+    assert JobConfig.from_dict(started.to_dict()) == started
+    # Then what cannot be a fan-out is refused naming the field
+    with expect_invalid("job.expand", "1-128 characters"):
+        JobConfig(command="X", expand="a b")
+    with expect_invalid("job.command", "fan-out"):
+        JobConfig(expand="split")
+    with expect_invalid("job.num_tasks", "fan-out"):
+        JobConfig(command="X", num_tasks=3, expand="split")
+    with expect_invalid("job.expand", "neither targeted nor streaming"):
+        JobConfig(command="X", expand="split", target_resource="db")
+    with expect_invalid("job.tasks", "made when it starts"):
+        JobConfig(command="X", expand="split", tasks=(TaskConfig(id="a", command="Y"),))

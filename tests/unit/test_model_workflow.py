@@ -305,3 +305,13 @@ def test_deep_cycle_is_found_without_recursion() -> None:
     cycle = reported_cycle(info.value)
     assert set(cycle) == set(names)
     assert_is_cycle(cycle, {*pairwise(names), (names[-1], names[0])})
+
+
+def test_a_fan_out_job_must_expand_over_one_of_its_parents() -> None:
+    # Given a fan-out job over a job it does not depend on, Then the workflow is refused
+    builder = Workflow.builder("w").add_job("a", JobConfig(command="X", num_tasks=1))
+    builder.add_job("b", JobConfig(command="X", expand="a"))
+    with expect_invalid("jobs.b.expand", "must name a parent job of b"):
+        builder.build()
+    # and over a parent it is accepted
+    assert builder.add_parent_child_dependency("a", "b").build().jobs["b"].expand == "a"
