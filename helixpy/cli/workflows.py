@@ -82,6 +82,19 @@ def workflow_resume(obj: dict[str, Any], name: str) -> None:
     driver_call(obj, lambda d: d.resume(name) or f"resumed {name}")
 
 
+@workflow.command("rerun")
+@cluster_options
+@click.argument("name")
+@click.pass_obj
+def workflow_rerun(obj: dict[str, Any], name: str) -> None:
+    """Run what did not complete of a FAILED, TIMED_OUT or STOPPED workflow again.
+
+    Its failed, timed-out, aborted, stopped and never-run jobs start over (attempts from
+    1); completed jobs keep their results, and every job its user content.
+    """
+    driver_call(obj, lambda d: d.rerun_failed(name) or f"rerunning what failed of {name}")
+
+
 @workflow.command("delete")
 @cluster_options
 @click.argument("name")

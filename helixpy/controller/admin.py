@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kazoo.exceptions import NoNodeError
 
 from helixpy.controller.replies import OK, reply
+from helixpy.controller.rerun import rerun_failed
 from helixpy.controller.runtime import WorkflowRuntime
 from helixpy.controller.signals import Command
 from helixpy.errors import InvalidConfig, NotFound
@@ -196,4 +197,5 @@ ADMIN_COMMANDS: dict[str, Callable[[CommandHandler, Command, datetime], dict[str
     "instance_tags": instance_tags,
     "update_workflow": update_workflow,
     "cluster_config": cluster_config,
+    "rerun_failed": rerun_failed,
 }

@@ -197,6 +197,17 @@ class ControllerService(pb_grpc.ControllerServicer):
             lambda: (check_name("workflow.name", request.name), "START"),
         )
 
+    def RerunFailed(
+        self, request: pb.WorkflowRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        return self._handle(
+            "rerun_failed",
+            request.request_id,
+            context,
+            "request",
+            lambda: check_name("workflow.name", request.name),
+        )
+
     def SetInstanceEnabled(
         self, request: pb.InstanceEnabledRequest, context: grpc.ServicerContext
     ) -> pb.MutationReply:

@@ -132,6 +132,16 @@ class TaskDriver(SubmitMethods, StreamMethods):
         self._check_open()
         self._mutate("ResumeWorkflow", pb.WorkflowRequest(request_id=_rid(), name=_wf(name)))
 
+    def rerun_failed(self, name: str) -> None:
+        """Run again what did not complete of workflow ``name`` (FAILED, TIMED_OUT or
+        STOPPED): its failed, timed-out, aborted, stopped and never-run jobs start over,
+        their attempts counting from 1 (their results and error texts go), while completed
+        jobs keep their results and every job keeps its user content. The workflow runs
+        again (and is resumed if it was stopped). InvalidConfig while it runs or still ends
+        attempts, and for a queue or a recurring template. Returns once accepted."""
+        self._check_open()
+        self._mutate("RerunFailed", pb.WorkflowRequest(request_id=_rid(), name=_wf(name)))
+
     # --- job queues -------------------------------------------------------------------------
 
     def create_queue(self, queue: JobQueue) -> None:

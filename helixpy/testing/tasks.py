@@ -46,11 +46,15 @@ Commands (their ``task_config`` keys in brackets):
   that need chunks. Attempts numbered in ``fail_attempts`` return FAILED with a value
   (which is not kept). With ``hold`` seconds, attempts in ``hold_attempts`` (default
   ``[1]``) first write TASK-scope ``returned`` and then hold that long in a follow-up, so
-  the value is made but not yet reported.
+  the value is made but not yet reported. With ``need_file``, it returns FAILED while that
+  file does not exist; with ``wait_file``, it first waits for that file (CANCELED if
+  cancelled meanwhile).
 - ``Unstorable``: returns a set, which is not a JSON value.
 - ``Gather`` [from]: returns ``ctx.parent_results(from)``: job ``from``'s results by task id.
 - ``FanOut`` [count, fail_at]: emits ``count`` follow-ups (``ctx.emit``); follow-up ``i``
   writes TASK-scope ``f<i>`` = its attempt, and the one numbered ``fail_at`` raises.
+- ``AsyncSleep``, ``AsyncReturn``, ``AsyncValue``, ``AsyncRecord``, ``AsyncEmit``: ``async
+  def`` tasks, described in :mod:`helixpy.testing.async_tasks`.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ from helixpy.model import Scope, TaskResult, TaskStatus
 from helixpy.model.locks import LockType
 from helixpy.participant.registry import TaskContext, TaskRegistry
 from helixpy.participant.stream import StreamTask
+from helixpy.testing.async_tasks import register_async_tasks
 
 
 class SumStream(StreamTask):
@@ -299,6 +304,11 @@ def make_registry() -> TaskRegistry:
         if "size" in cfg:
             seed = f"{ctx.workflow}/{ctx.job}/{ctx.task_id}"
             value = random.Random(seed).randbytes(int(cfg["size"]) // 2 + 1).hex()[: cfg["size"]]
+        if "need_file" in cfg and not Path(cfg["need_file"]).exists():
+            return TaskResult(TaskStatus.FAILED, f"no {cfg['need_file']}")
+        while "wait_file" in cfg and not Path(cfg["wait_file"]).exists():
+            if ctx.cancelled.wait(0.05):  # (a sample task may poll; a test must not)
+                return TaskResult(TaskStatus.CANCELED, "cancelled while waiting")
         if ctx.attempt in cfg.get("fail_attempts", []):
             return TaskResult(TaskStatus.FAILED, "failed on purpose", value=value)
         if "hold" in cfg and ctx.attempt in cfg.get("hold_attempts", [1]):
@@ -318,6 +328,7 @@ def make_registry() -> TaskRegistry:
     def read_content(ctx: TaskContext) -> None:
         ctx.put_user_content("saw", ctx.get_user_content("written_by", Scope.WORKFLOW) or "")
 
+    register_async_tasks(reg)
     return reg
 
 

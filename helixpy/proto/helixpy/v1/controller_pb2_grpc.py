@@ -69,6 +69,11 @@ class ControllerStub:
                 request_serializer=helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.SerializeToString,
                 response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
                 _registered_method=True)
+        self.RerunFailed = channel.unary_unary(
+                '/helixpy.v1.Controller/RerunFailed',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
         self.SetInstanceEnabled = channel.unary_unary(
                 '/helixpy.v1.Controller/SetInstanceEnabled',
                 request_serializer=helixpy_dot_v1_dot_controller__pb2.InstanceEnabledRequest.SerializeToString,
@@ -167,6 +172,13 @@ class ControllerServicer:
 
     def ResumeWorkflow(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RerunFailed(self, request, context):
+        """Run a FAILED, TIMED_OUT or STOPPED workflow's jobs that did not complete again.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -272,6 +284,11 @@ def add_ControllerServicer_to_server(servicer, server):
             ),
             'ResumeWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.ResumeWorkflow,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'RerunFailed': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerunFailed,
                     request_deserializer=helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.FromString,
                     response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
             ),
@@ -518,6 +535,33 @@ class Controller:
             request,
             target,
             '/helixpy.v1.Controller/ResumeWorkflow',
+            helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RerunFailed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/RerunFailed',
             helixpy_dot_v1_dot_controller__pb2.WorkflowRequest.SerializeToString,
             helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
             options,

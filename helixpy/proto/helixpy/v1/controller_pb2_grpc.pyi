@@ -44,6 +44,8 @@ class ControllerStub:
     SetClusterConfig: _grpc.UnaryUnaryMultiCallable[_controller_pb2.SetClusterConfigRequest, _controller_pb2.MutationReply]
     StopWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
     ResumeWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
+    RerunFailed: _grpc.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]
+    """Run a FAILED, TIMED_OUT or STOPPED workflow's jobs that did not complete again."""
     SetInstanceEnabled: _grpc.UnaryUnaryMultiCallable[_controller_pb2.InstanceEnabledRequest, _controller_pb2.MutationReply]
     SetInstanceTags: _grpc.UnaryUnaryMultiCallable[_controller_pb2.InstanceTagsRequest, _controller_pb2.MutationReply]
     CreateQueue: _grpc.UnaryUnaryMultiCallable[_controller_pb2.CreateQueueRequest, _controller_pb2.MutationReply]
@@ -66,6 +68,8 @@ class ControllerAsyncStub(ControllerStub):
     SetClusterConfig: _aio.UnaryUnaryMultiCallable[_controller_pb2.SetClusterConfigRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     StopWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     ResumeWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    RerunFailed: _aio.UnaryUnaryMultiCallable[_controller_pb2.WorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    """Run a FAILED, TIMED_OUT or STOPPED workflow's jobs that did not complete again."""
     SetInstanceEnabled: _aio.UnaryUnaryMultiCallable[_controller_pb2.InstanceEnabledRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     SetInstanceTags: _aio.UnaryUnaryMultiCallable[_controller_pb2.InstanceTagsRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     CreateQueue: _aio.UnaryUnaryMultiCallable[_controller_pb2.CreateQueueRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
@@ -127,6 +131,14 @@ class ControllerServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.WorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def RerunFailed(
+        self,
+        request: _controller_pb2.WorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]:
+        """Run a FAILED, TIMED_OUT or STOPPED workflow's jobs that did not complete again."""
 
     @_abc_1.abstractmethod
     def SetInstanceEnabled(
