@@ -156,4 +156,3 @@ def _context_ops(h: CommandHandler, wf: WorkflowRuntime) -> list[Op]:
         set(range(count)),
         count,
     )
-
