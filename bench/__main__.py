@@ -15,6 +15,7 @@ SCENARIOS = {
     "executor": "bench.executor",
     "reuse": "bench.reuse",
     "latency": "bench.latency",
+    "results": "bench.results_flow",
     "throughput": "bench.throughput",
     "starts": "bench.starts",
     "failover": "bench.failover",
