@@ -46,8 +46,12 @@ def publish_outcome(
         return state, info, None
     ctx = attempt.ctx
     where = (ctx.workflow, ctx.job, ctx.task_id, attempt.attempt)
+    # A one-task job's result directories cannot exist before its one completed attempt
+    # (short of a superseded attempt's late head, which the recovery handles): no reads.
+    sole = ctx.job_config.task_count == 1
     try:
-        return state, info, publisher.publish(reporter.zk, reporter.writer, where, attempt.value)
+        value = attempt.value
+        return state, info, publisher.publish(reporter.zk, reporter.writer, where, value, sole)
     except Exception as exc:
         log.warning("%s: result not stored: %r", attempt.key, exc, extra=attempt.fields)
         return TaskPartitionState.TASK_ERROR, f"its result could not be stored: {exc!r}", None
@@ -68,14 +72,16 @@ class ResultPublisher:
         writer: FencedWriter,
         where: tuple[str, str, str, int],
         text: bytes,
+        sole: bool = False,
     ) -> ResultAttachment:
         """Write the chunks of the value ``text`` of attempt ``where`` = (workflow, job,
-        task id, attempt) and return its head, to go with the COMPLETED report. Raises
+        task id, attempt) and return its head, to go with the COMPLETED report (``sole``:
+        the job's only task, so its result directories are taken to be missing). Raises
         :class:`NotFound` when the job is gone, and what the store raises (Fenced, lost
         connection) when the chunks cannot be written."""
         wf, job, task_id, attempt = where
         write = result_write(self.paths, wf, job, task_id, attempt, text)
-        missing = self.missing(zk, write.dirs)
+        missing = list(write.dirs) if sole else self.missing(zk, write.dirs)
         if write.chunks:
             self._write_chunks(zk, writer, write, missing)
             missing = []

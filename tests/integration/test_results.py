@@ -14,8 +14,15 @@ from helixpy import JobConfig, TaskConfig, TaskPartitionState, TaskState, Workfl
 from helixpy.errors import NoResult, NotFound
 from helixpy.model import JobContext
 from helixpy.model.values import MAX_RESULT_BYTES
+from helixpy.participant.registration import incarnation_fence, register
+from helixpy.participant.reporter import StateReporter
+from helixpy.participant.results import ResultPublisher
+from helixpy.store.acl import OpenAclProvider
 from helixpy.store.client import connect
-from helixpy.store.results import INLINE_BYTES
+from helixpy.store.codec import decode
+from helixpy.store.fencing import FencedWriter
+from helixpy.store.paths import Paths
+from helixpy.store.results import INLINE_BYTES, read_results
 from helixpy.testing import LocalCluster
 from tests.integration.helpers import (
     dashboard_url,
@@ -31,6 +38,16 @@ pytestmark = pytest.mark.cluster
 P = TaskPartitionState
 BIG = 3 * INLINE_BYTES  # stored in chunks
 TYPED = {"n": 3, "ratio": 0.5, "ok": True, "none": None, "items": [1, "two", {"three": 3}]}
+
+
+def result_nodes(cluster: LocalCluster, wf: str) -> list[str]:
+    """The result nodes (heads and chunks, every attempt) of task 0 of job ``j`` of ``wf``."""
+    zk = connect(cluster.zk_address)
+    try:
+        return sorted(zk.get_children(cluster.paths.task_result_shard(wf, "j", "0")))
+    finally:
+        zk.stop()
+        zk.close()
 
 
 def returning(isolation: str) -> JobConfig:
@@ -130,13 +147,7 @@ def test_only_the_completed_attempts_value_exists(zk_address: str) -> None:
         # Then the value is the third attempt's, and no other attempt left one
         value = driver.get_task_result("retry", "j", 0)
         assert value == {"task": "0", "attempt": 3, "instance": cluster.instances[0]}
-        zk = connect(cluster.zk_address)
-        try:
-            shard = cluster.paths.task_result_shard("retry", "j", "0")
-            assert zk.get_children(shard) == ["0@3"]
-        finally:
-            zk.stop()
-            zk.close()
+        assert result_nodes(cluster, "retry") == ["0@3"]
 
 
 @pytest.mark.parametrize("size", [0, BIG])
@@ -169,8 +180,7 @@ def test_a_value_made_by_a_killed_participant_is_never_seen(zk_address: str, siz
             else:
                 assert value == {"task": "0", "attempt": 2, "instance": task.assigned_participant}
             # and nothing of the killed attempt's value was written
-            shard = cluster.paths.task_result_shard("kill", "j", "0")
-            assert all(name.startswith("0@2") for name in zk.get_children(shard))
+            assert all(name.startswith("0@2") for name in result_nodes(cluster, "kill"))
         finally:
             zk.stop()
             zk.close()
@@ -207,13 +217,7 @@ def test_a_frozen_participants_late_value_is_fenced(zk_address: str) -> None:
         task = driver.get_job_context("zombie", "j").tasks[0]
         assert task.num_attempts == 2 and task.assigned_participant != frozen
         assert len(driver.get_task_result("zombie", "j", 0)) == BIG
-        zk = connect(cluster.zk_address)
-        try:
-            shard = cluster.paths.task_result_shard("zombie", "j", "0")
-            assert all(name.startswith("0@2") for name in zk.get_children(shard))
-        finally:
-            zk.stop()
-            zk.close()
+        assert all(name.startswith("0@2") for name in result_nodes(cluster, "zombie"))
 
 
 def _running(ctx: JobContext) -> bool:
@@ -241,3 +245,43 @@ def test_results_survive_a_leader_failover(zk_address: str) -> None:
                 "attempt": t.num_attempts,
                 "instance": t.assigned_participant,
             }
+
+
+def test_a_report_whose_result_writes_fail_recovers_and_lands(zk_address: str) -> None:
+    # Given a registered participant's reporter and result publisher on a real ZooKeeper
+    paths = Paths("recover")
+    zk = connect(zk_address)
+    try:
+        incarnation = register(zk, paths, "p0", OpenAclProvider(), ("t",), 4)
+        fence, alive = incarnation_fence(paths, "p0", incarnation)
+        writer = FencedWriter(zk, fence.path, incarnation, also=(alive,))
+        reporter = StateReporter(zk, paths.state("p0", incarnation), writer)
+        reporter.start()
+        publisher = ResultPublisher(paths)
+        zk.ensure_path(paths.job_config("w", "j"))
+        # and result directories another participant created meanwhile
+        zk.ensure_path(paths.task_result_shard("w", "j", "a"))
+        # When a report carries a head that takes them to be missing, and one whose head
+        # landed already (the first try of a write whose answer was lost)
+        first = publisher.publish(zk, writer, ("w", "j", "a", 1), b'"A"', sole=True)
+        reporter.report("w/j/0", {"a": 1, "s": "COMPLETED", "st": 0.0}, first)
+        assert reporter.flush(10.0)
+        again = publisher.publish(zk, writer, ("w", "j", "a", 1), b'"A"', sole=True)
+        reporter.report("w/j/0", {"a": 1, "s": "COMPLETED", "st": 0.0, "i": "x"}, again)
+        assert reporter.flush(10.0)
+        # Then both reports landed, and the head holds the value once
+        state = decode(zk.get(paths.state("p0", incarnation))[0])
+        assert state == {"w/j/0": {"a": 1, "s": "COMPLETED", "st": 0.0, "i": "x"}}
+        assert read_results(zk, paths, "w", "j", {"a": 1}) == {"a": "A"}
+        # and a value too big for one node is chunked, and read back whole
+        big = json.dumps("y" * (3 * INLINE_BYTES)).encode()
+        chunked = publisher.publish(zk, writer, ("w", "j", "b", 2), big)
+        assert zk.exists(paths.task_result("w", "j", "b", 2) + "+0") is not None
+        assert zk.exists(paths.task_result("w", "j", "b", 2)) is None  # not before its report
+        reporter.report("w/j/1", {"a": 2, "s": "COMPLETED", "st": 0.0}, chunked)
+        assert reporter.flush(10.0)
+        assert read_results(zk, paths, "w", "j", {"b": 2}) == {"b": "y" * (3 * INLINE_BYTES)}
+        reporter.close()
+    finally:
+        zk.stop()
+        zk.close()
