@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from helixpy.errors import InvalidConfig
 from helixpy.model import TaskPartitionState, TaskResult, TaskStatus
 from helixpy.model.values import result_json
+from helixpy.participant.aio import FollowUpCancelled
 from helixpy.participant.executor import WorkGroup
 from helixpy.participant.isolation import ProcessTask
 from helixpy.participant.registry import Task, TaskContext, TaskFactory
@@ -141,10 +142,16 @@ def with_follow_ups(
     state: TaskPartitionState, info: str, attempt: Attempt
 ) -> tuple[TaskPartitionState, str]:
     """The attempt's outcome once its emitted work ran: a task that completed is not
-    COMPLETED when a follow-up raised (TASK_ERROR) or was skipped by a cancel."""
+    COMPLETED when a follow-up raised (TASK_ERROR), or was skipped by a cancel or (a
+    coroutine) ended by one: the cancel's state."""
     group = attempt.group
     if state is not P.COMPLETED or group is None:
         return state, info
+    if isinstance(group.error, FollowUpCancelled) and attempt.reason is not None:
+        # Its CancelledError came from the attempt's cancel: the work was cut short by it,
+        # like a follow-up the cancel skipped, not failed.
+        cancelled_state, default_info = _CANCELED_AS[attempt.reason]
+        return cancelled_state, f"{default_info} while its emitted work ran"
     if group.error is not None:
         err = group.error
         attempt.detail = "".join(traceback.format_exception(err))

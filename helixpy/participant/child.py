@@ -5,7 +5,11 @@
 Runs one attempt at a time on its main thread; a reader thread takes messages from the
 parent, so a cancel reaches the running task at once and replies reach the request waiting
 for them. Work the task emits (``ctx.emit``) runs here, after ``run`` returns and before the
-result is sent: the attempt completes only once its follow-ups ran.
+result is sent: the attempt completes only once its follow-ups ran. Async tasks and
+coroutine follow-ups run on this process's own event loop (a
+:class:`~helixpy.participant.aio.LoopRunner`), awaited by the main thread; a cancel from
+the parent raises ``CancelledError`` in the coroutine (``ctx.cancelled`` is a
+:class:`~helixpy.participant.aio.CancelEvent`, and the task's ``cancel()`` is called).
 
 This process has no ZooKeeper session: user content (``content_put`` / ``content_get``) and
 task locks (``lock``: ``ctx.locks`` is a
@@ -30,6 +34,7 @@ from typing import IO, Any
 from helixpy.errors import InvalidConfig
 from helixpy.model import JobConfig, Scope, TaskResult, TaskStatus
 from helixpy.model.values import result_json
+from helixpy.participant.aio import FollowUpCancelled, LoopRunner
 from helixpy.participant.registry import Task, TaskContext, TaskRegistry, load_registry
 from helixpy.participant.remote_locks import RemoteLockBox
 
@@ -158,7 +163,9 @@ class _RemoteContent:
         return dict(value or {})
 
 
-def _run_one(registry: TaskRegistry, parent: _Parent, message: dict[str, Any]) -> dict[str, Any]:
+def _run_one(
+    registry: TaskRegistry, parent: _Parent, message: dict[str, Any], aio: LoopRunner
+) -> dict[str, Any]:
     raw = message["ctx"]
     run_id = int(message["id"])
     emitted: deque[Callable[[], object]] = deque()
@@ -176,6 +183,7 @@ def _run_one(registry: TaskRegistry, parent: _Parent, message: dict[str, Any]) -
         _emit=emitted.append,
         # (requests name the run: the parent refuses those left over from an earlier run)
         _locks=lambda: RemoteLockBox(parent.call, run_id),
+        _aio=aio,
     )
     tasks: list[Task] = []
     parent.start_run(run_id, ctx, tasks)
@@ -206,16 +214,22 @@ def _outcome(
     except Exception as exc:
         info = f"Exception happened in running task: {type(exc).__name__}: {exc}"
         return {"status": "FAILED", "info": info, "error": traceback.format_exc()}
+    cut_short = False  # a coroutine follow-up ended by the cancel
     try:
         while emitted and not ctx.cancelled.is_set():
             emitted.pop()()  # last in, first out: depth-first, no recursion
+    except FollowUpCancelled as exc:
+        if not ctx.cancelled.is_set():  # CancelledError nobody asked for: a failure
+            info = f"emitted work failed: {type(exc).__name__}: {exc}"
+            return {"status": "FAILED", "info": info, "error": traceback.format_exc()}
+        cut_short = True
     except Exception as exc:
         info = f"emitted work failed: {type(exc).__name__}: {exc}"
         return {"status": "FAILED", "info": info, "error": traceback.format_exc()}
     if not isinstance(result, TaskResult):
         return {"status": "FAILED", "info": f"run() returned {type(result).__name__}"}
     status = result.status
-    if emitted and status is TaskStatus.COMPLETED:
+    if (emitted or cut_short) and status is TaskStatus.COMPLETED:
         status = TaskStatus.CANCELED  # cancelled before its follow-ups all ran
     out: dict[str, Any] = {"status": status.value, "info": result.info}
     if status is TaskStatus.COMPLETED and result.value is not None:
@@ -233,11 +247,15 @@ def main(argv: list[str]) -> int:
     registry = load_registry(spec)
     parent = _Parent(rfd, wfd)
     threading.Thread(target=parent.read_loop, name="from-participant", daemon=True).start()
-    while True:
-        message = parent.runs.get()
-        if message is None:
-            return 0
-        parent.send({"op": "result", **_run_one(registry, parent, message)})
+    aio = LoopRunner(name="aio-child")  # this process's loop, for its async tasks
+    try:
+        while True:
+            message = parent.runs.get()
+            if message is None:
+                return 0
+            parent.send({"op": "result", **_run_one(registry, parent, message, aio)})
+    finally:
+        aio.close()
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from helixpy.model import (
 )
 from helixpy.model.context import cap_info
 from helixpy.model.names import check_name
+from helixpy.participant.aio import LoopRunner
 from helixpy.participant.assignment import readable_entries
 from helixpy.participant.attempt import (
     Attempt,
@@ -125,6 +126,8 @@ class Participant:
         self.tasks_spec = tasks_spec
         #: how a job's commands become tasks (worker processes for isolation="process")
         self._lookup = TaskLookup(registry, tasks_spec, name=f"worker-{self.instance}")
+        #: the event loop of async tasks (its thread starts with the first one)
+        self._aio = LoopRunner(name=f"aio-{self.instance}")
         self.zk_hosts = zk_hosts
         self.session_timeout = session_timeout
         self.acl = acl or OpenAclProvider()
@@ -220,6 +223,7 @@ class Participant:
             # what still runs is abandoned to its daemon thread, never reported.
             self._executor.stop(0.0)
         self._lookup.close()  # worker processes do not outlive their participant
+        self._aio.close()  # bounded: coroutines still running are cancelled, then left
         if self._reporter is not None:
             self._reporter.close()
         if self.zk is not None:
@@ -453,6 +457,7 @@ class Participant:
         cfg = self._job_configs.get(self.zk, wf, job, uid, head)
         content = FencedContent(self.zk, self.paths, self.acl, self.instance, self.incarnation)
         ctx = task_context(cfg, key, attempt_no, self.instance, incarnation, content)
+        ctx._aio = self._aio
         attempt = Attempt(key=key, attempt=attempt_no, ctx=ctx)
         executor = self._executor
         assert executor is not None

@@ -1,12 +1,15 @@
-"""User tasks: the ``Task`` interface, the ``TaskContext`` they receive, and ``TaskRegistry``."""
+"""User tasks: the ``Task`` and ``AsyncTask`` interfaces, the ``TaskContext`` they receive,
+and ``TaskRegistry``."""
 
 from __future__ import annotations
 
 import abc
+import asyncio
 import functools
 import importlib
+import inspect
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,6 +19,7 @@ from helixpy.model import JobConfig, Scope, TaskResult, TaskStatus
 from helixpy.model.locks import Holder, Interval, LockResult, LockType
 from helixpy.model.names import check_name
 from helixpy.model.values import JsonValue
+from helixpy.participant.aio import CancelEvent, LoopRunner, loop_runner, relay, run_follow_up
 from helixpy.store.ops import Op
 
 
@@ -31,6 +35,25 @@ class Task(abc.ABC):
 
     def cancel(self) -> None:  # noqa: B027 - optional hook; the context's event is the default
         """Ask the task to stop. The default relies on ``ctx.cancelled`` being polled."""
+
+
+class AsyncTask(abc.ABC):
+    """A unit of user work written as a coroutine: ``async def run()``.
+
+    Register it like a :class:`Task` (``registry.register(command, MyAsyncTask)``); it runs
+    on its participant's event loop (see :mod:`helixpy.participant.aio`) and counts against
+    its capacity like any attempt. ``run`` may return what a task function may (None, a
+    :class:`TaskResult`, a JSON value). A cancel raises ``asyncio.CancelledError`` inside
+    ``run`` at its current ``await``; letting it propagate ends the attempt CANCELED (its
+    state then follows the cancel's reason), catching it and returning keeps what it returns.
+    """
+
+    @abc.abstractmethod
+    async def run(self) -> TaskResult | Any: ...
+
+    def cancel(self) -> None:  # noqa: B027 - optional hook; CancelledError is the default
+        """Called (from another thread, after ``ctx.cancelled`` is set) as the coroutine is
+        cancelled: for what ``CancelledError`` cannot reach. Must not block."""
 
 
 class ContentStore(Protocol):
@@ -115,13 +138,15 @@ class TaskContext:
     job_config: JobConfig
     task_config: Mapping[str, JsonValue]
     command: str
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    cancelled: threading.Event = field(default_factory=CancelEvent)
     #: the participant incarnation the attempt runs under (-1 outside a participant)
     incarnation: int = -1
     _content: ContentStore | None = None
     _emit: Callable[[Callable[[], object]], None] | None = None
     _locks: Callable[[], TaskLocks] | None = None
     _lock_box: TaskLocks | None = None
+    #: the event loop async tasks and coroutine follow-ups run on (None: one of their own)
+    _aio: LoopRunner | None = None
 
     @property
     def locks(self) -> TaskLocks:
@@ -147,10 +172,25 @@ class TaskContext:
         own thread. The attempt completes only once every emitted item has run; one that
         raises fails the attempt. :class:`~helixpy.errors.TooMuchWork` is raised here when
         the participant is overloaded past its inline limit.
+
+        ``fn`` may be an ``async def`` function: the follow-up then awaits ``fn(*args)`` on
+        the event loop, and a cancel raises ``CancelledError`` in it. From an async task
+        (its coroutine, or a thread of its ``asyncio.to_thread``) the emit is handed to the
+        attempt's worker thread; ``TooMuchWork`` then fails the attempt instead of being
+        raised here.
         """
-        if self._emit is None:
+        emit = self._emit
+        if emit is None:
             raise RuntimeError("this context cannot emit work")
-        self._emit(functools.partial(fn, *args))
+        call: Callable[[], object] = functools.partial(fn, *args)
+        if inspect.iscoroutinefunction(fn):
+            make = functools.partial(fn, *args)
+
+            def call() -> None:  # awaits it on the loop, from the item that took it
+                run_follow_up(self._aio, make, self.cancelled)
+
+        if not relay(lambda: emit(call)):
+            emit(call)
 
     def put_user_content(self, key: str, value: str, scope: Scope = Scope.TASK) -> None:
         """Store ``key`` = ``value`` at ``scope``; durable in ZooKeeper when this returns."""
@@ -176,6 +216,21 @@ class TaskContext:
             raise RuntimeError("this context has no content store")
         return self._content.results(self, job)
 
+    # The async variants run the blocking call on a thread (asyncio.to_thread): a ZooKeeper
+    # round trip on the loop would stall every async task of the participant.
+
+    async def aput_user_content(self, key: str, value: str, scope: Scope = Scope.TASK) -> None:
+        """:meth:`put_user_content` for a coroutine (the loop goes on meanwhile)."""
+        await asyncio.to_thread(self.put_user_content, key, value, scope)
+
+    async def aget_user_content(self, key: str, scope: Scope = Scope.TASK) -> str | None:
+        """:meth:`get_user_content` for a coroutine (the loop goes on meanwhile)."""
+        return await asyncio.to_thread(self.get_user_content, key, scope)
+
+    async def aparent_results(self, job: str) -> dict[str, JsonValue]:
+        """:meth:`parent_results` for a coroutine (the loop goes on meanwhile)."""
+        return await asyncio.to_thread(self.parent_results, job)
+
 
 class StreamTask(abc.ABC):
     """A warm task instance serving one slot of a streaming job.
@@ -200,9 +255,14 @@ class StreamTask(abc.ABC):
         """The stream ended (after its final barrier): release what ``open`` took."""
 
 
+#: What the registry gives the participant: a factory of a Task (async tasks are wrapped
+#: into one) or of a StreamTask.
 TaskFactory = Callable[[TaskContext], "Task | StreamTask"]
+#: What ``register`` takes: a factory of a Task, an AsyncTask or a StreamTask.
+AnyTaskFactory = Callable[[TaskContext], "Task | AsyncTask | StreamTask"]
 #: A task function: returns None (COMPLETED, no value), a :class:`TaskResult`, or any
-#: other JSON value (COMPLETED with that value as its result).
+#: other JSON value (COMPLETED with that value as its result); or an ``async def``
+#: function whose coroutine returns one of those.
 TaskFunction = Callable[[TaskContext], Any]
 
 
@@ -227,26 +287,97 @@ class _FunctionTask(Task):
         return function_result(self._fn(self._ctx), self._ctx)
 
 
+class _AsyncAdapter(Task):
+    """The :class:`Task` the participant sees for an async function or :class:`AsyncTask`:
+    ``run`` awaits the coroutine on the context's event loop from the calling (worker)
+    thread, which stays busy meanwhile: one running attempt, one slot."""
+
+    def __init__(
+        self,
+        make: Callable[[], Awaitable[object]],
+        ctx: TaskContext,
+        on_cancel: Callable[[], None] | None = None,
+    ) -> None:
+        self._make = make
+        self._ctx = ctx
+        self._on_cancel = on_cancel
+        self._lock = threading.Lock()
+        self._cancel = False
+        self._run: Any = None  # the AsyncRun, once started
+
+    def run(self) -> TaskResult:
+        ctx = self._ctx
+        with loop_runner(ctx._aio) as runner:
+            run = runner.start(self._coroutine, ctx.cancelled)
+            with self._lock:
+                self._run = run
+                cancel = self._cancel
+            if cancel:  # cancel() came before the run existed
+                run.cancel()
+            try:
+                value = run.wait()
+            except asyncio.CancelledError:
+                # Asked (a stop, a timeout): the cancel's reason decides the state, as for
+                # any CANCELED result. Unasked: TASK_ERROR, saying so.
+                info = "" if ctx.cancelled.is_set() else "raised CancelledError unasked"
+                return TaskResult(TaskStatus.CANCELED, info)
+        return function_result(value, ctx)
+
+    async def _coroutine(self) -> object:
+        return await self._make()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancel = True
+            run = self._run
+        if run is not None:
+            run.cancel()  # for a context whose ``cancelled`` has no hooks (CancelEvent has)
+        if self._on_cancel is not None:
+            self._on_cancel()
+
+
+def _adapted(factory: AnyTaskFactory) -> TaskFactory:
+    """``factory``, with the async tasks it makes wrapped into :class:`Task` objects: an
+    :class:`AsyncTask`, or any other non-stream object whose ``run`` is ``async def``."""
+
+    def make(ctx: TaskContext) -> Task | StreamTask:
+        task = factory(ctx)
+        run = getattr(task, "run", None)
+        if run is not None and (
+            isinstance(task, AsyncTask)
+            or (not isinstance(task, StreamTask) and inspect.iscoroutinefunction(run))
+        ):
+            return _AsyncAdapter(run, ctx, getattr(task, "cancel", None))
+        return task  # type: ignore[return-value]  # not a Task: its caller says so
+
+    return make
+
+
 class TaskRegistry:
     """Maps commands to task factories (Helix's TaskFactory registry)."""
 
     def __init__(self) -> None:
         self._factories: dict[str, TaskFactory] = {}
 
-    def register(self, command: str, factory: TaskFactory) -> None:
-        """Register ``factory(ctx) -> Task`` for ``command``."""
+    def register(self, command: str, factory: AnyTaskFactory) -> None:
+        """Register ``factory(ctx) -> Task`` for ``command`` (or an :class:`AsyncTask`, or a
+        :class:`StreamTask` for streaming jobs): a class taking the context will do."""
         if not isinstance(command, str) or not command:
             raise InvalidConfig("command", "must be a non-empty string")
         if command in self._factories:
             raise InvalidConfig("command", f"{command!r} is registered already")
-        self._factories[command] = factory
+        self._factories[command] = _adapted(factory)
 
     def task(self, command: str) -> Callable[[TaskFunction], TaskFunction]:
         """Decorator: register ``fn(ctx)``, returning None (COMPLETED), a ``TaskResult``, or
-        a JSON value (COMPLETED with that value as its result)."""
+        a JSON value (COMPLETED with that value as its result). ``fn`` may be an
+        ``async def`` function: its coroutine runs on the participant's event loop."""
 
         def decorate(fn: TaskFunction) -> TaskFunction:
-            self.register(command, lambda ctx: _FunctionTask(fn, ctx))
+            if inspect.iscoroutinefunction(fn):
+                self.register(command, lambda ctx: _AsyncAdapter(lambda: fn(ctx), ctx))
+            else:
+                self.register(command, lambda ctx: _FunctionTask(fn, ctx))
             return fn
 
         return decorate
