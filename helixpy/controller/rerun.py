@@ -6,7 +6,8 @@ their results and every job's user content stay. Because attempt numbers restart
 jobs' stored results and error texts (keyed by attempt) are deleted first, in the same
 ordered write, so a new attempt 1 never meets an old one's value. The workflow gets a new
 uid (its old expiry item, if it had retired, then no longer matches and is never purged
-mid-run), its target state START, and its ACTIVE entry back; then the leader loads it from
+mid-run), its target state START, a new start time (its ``timeout`` counts from the
+rerun), and its ACTIVE entry back; then the leader loads it from
 ZooKeeper as a new leader would (one decision, written, then applied by the loader), and the
 next pass starts the jobs whose parents are done.
 
@@ -74,7 +75,8 @@ def rerun_failed(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, st
             create=False,
             existing_chunks=job.stored_chunks,
         )
-    wf.state, wf.finish_time, wf.info = TaskState.IN_PROGRESS, None, ""
+    # Its own timeout counts from the rerun (kept, it would time the rerun out at once).
+    wf.state, wf.start_time, wf.finish_time, wf.info = TaskState.IN_PROGRESS, now, None, ""
     ops += _context_ops(h, wf)
     if retired:
         ops.append(Create(paths.active_entry(name)))

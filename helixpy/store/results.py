@@ -13,8 +13,9 @@ Ownership and lifetime:
   attempt's node, which no reader asks for. A reader reads the node of the attempt the job
   context says COMPLETED (:func:`read_results`), so only the completed attempt's value is
   ever seen.
-- Deleted with the job (so with the workflow), and by the controller when a task is deleted
-  or its job is run again, since attempt numbers then start again at 1.
+- Deleted with the job (so with the workflow), and by ``rerun_failed`` for the jobs it runs
+  again, since attempt numbers then start again at 1. A task removed with ``delete_task``
+  keeps its nodes until then; they are never read (its id cannot be used again).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helixpy import JobConfig, TaskPartitionState, TaskState, Workflow
+from helixpy import JobConfig, TaskPartitionState, TaskState, Workflow, WorkflowConfig
 from helixpy.errors import InvalidConfig, NoResult
 from helixpy.testing import LocalCluster
 from tests.integration.helpers import helixpy_cli, wait_final, wait_job
@@ -102,4 +102,26 @@ def test_a_stopped_workflow_reruns_from_attempt_one_and_a_running_one_is_refused
         # Then it runs again, from attempt 1, and completes
         assert wait_final(driver, "st") is TaskState.COMPLETED
         task = driver.get_job_context("st", "j").tasks[0]
+        assert (task.state, task.num_attempts) == (P.COMPLETED, 1)
+
+
+def test_a_workflow_that_timed_out_on_its_own_timeout_reruns_with_the_clock_restarted(
+    zk_address: str, tmp_path: Path
+) -> None:
+    flag = tmp_path / "go"
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        driver = cluster.driver
+        # Given a workflow with a 2 s timeout whose task waits for a file that is not there
+        job = JobConfig(command="Return", num_tasks=1, command_config={"wait_file": str(flag)})
+        wf = Workflow.builder("late").set_config(WorkflowConfig(timeout=2.0)).add_job("j", job)
+        driver.start(wf.build())
+        assert wait_final(driver, "late") is TaskState.TIMED_OUT
+        # and its aborted attempt has ended
+        wait_job(cluster, "late", "j", lambda c: not c.tasks[0].state.is_active, "aborted")
+        # When the file exists and the workflow reruns
+        flag.write_text("go")
+        driver.rerun_failed("late")
+        # Then its timeout counts from the rerun: the job runs and the workflow completes
+        assert wait_final(driver, "late") is TaskState.COMPLETED
+        task = driver.get_job_context("late", "j").tasks[0]
         assert (task.state, task.num_attempts) == (P.COMPLETED, 1)
