@@ -102,8 +102,10 @@ def _adopt(
         return
     limit = h.p.limits.max_tasks_per_job
     if not isinstance(decided, str) and len(decided.tasks) > limit:
+        what = "fans out to" if job.config.expand is not None else "targets"
+        unit = "tasks" if job.config.expand is not None else "partitions"
         decided = (
-            f"it would have {len(decided.tasks)} tasks, over the cluster's "
+            f"it {what} {len(decided.tasks)} {unit}, over the cluster's "
             f"max_tasks_per_job={limit}"
         )
     if isinstance(decided, str):

@@ -108,3 +108,19 @@ def test_a_fan_out_over_no_list_fails_and_over_an_empty_one_completes(
         ctx = driver.get_job_context("bad", "work")
         assert ctx.state is state and info in ctx.info
         assert ctx.tasks == {}
+
+
+def test_a_fan_out_over_more_elements_than_the_task_limit_fails_saying_so(
+    zk_address: str,
+) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        driver = cluster.driver
+        # Given a cluster that allows 5 tasks per job, and a parent returning 10 elements
+        driver.set_cluster_config(max_tasks_per_job=5)
+        driver.start(pipeline("wide", list(range(10))))
+        # Then the fan-out job fails naming the limit, and made no task
+        wait_final(driver, "wide")
+        ctx = driver.get_job_context("wide", "work")
+        assert ctx.state is TaskState.FAILED
+        assert "fans out to 10 tasks, over the cluster's max_tasks_per_job=5" in ctx.info
+        assert driver.get_job_config("wide", "work").tasks == ()
