@@ -105,8 +105,7 @@ def _adopt(
         what = "fans out to" if job.config.expand is not None else "targets"
         unit = "tasks" if job.config.expand is not None else "partitions"
         decided = (
-            f"it {what} {len(decided.tasks)} {unit}, over the cluster's "
-            f"max_tasks_per_job={limit}"
+            f"it {what} {len(decided.tasks)} {unit}, over the cluster's max_tasks_per_job={limit}"
         )
     if isinstance(decided, str):
         log.info("job %s/%s failed: %s", job.workflow, job.name, decided)

@@ -26,7 +26,7 @@ from helixpy.store.client import forget_data_watch
 from helixpy.store.paths import Paths
 
 #: Longest single RPC: above the controller's 30 s apply timeout, so that it answers first.
-_RPC_DEADLINE = 35.0
+RPC_DEADLINE = 35.0
 #: Longest wait without re-reading: a watch can be lost while the session reconnects.
 SAFETY_WAKE = 1.0
 _RETRYABLE_RPC = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -39,6 +39,52 @@ _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
+
+
+# --- the pure pieces of a call to the leader (shared with helixpy.driver.aio) -------------
+
+
+def parse_leader(path: str, data: bytes) -> tuple[str | None, str]:
+    """(endpoint, "") named by the LEADER payload ``data`` read at ``path``, else (None, why)."""
+    try:
+        endpoint = json.loads(data)["endpoint"]
+    except (ValueError, TypeError, KeyError):
+        endpoint = None
+    if not isinstance(endpoint, str) or not endpoint:
+        return None, f"{path} names no endpoint"
+    return endpoint, ""
+
+
+def channel_settings(tls: ClientTls | None) -> tuple[grpc.ChannelCredentials | None, list[Any]]:
+    """(credentials, options) of a channel to a controller: no credentials means plaintext."""
+    if tls is None:
+        return None, list(_CHANNEL_OPTIONS)
+    return tls.credentials(), [*_CHANNEL_OPTIONS, *tls.options()]
+
+
+def rpc_failure(
+    cluster: str, method: str, endpoint: str, exc: grpc.RpcError
+) -> tuple[str, HelixpyError | None, bool]:
+    """What a failed RPC means: (problem, error to raise at once or None when the call is
+    retried, whether the problem is worth naming as the cause of a final time-out)."""
+    code, details = exc.code(), exc.details()
+    problem = f"{method} at {endpoint}: {code.name}: {details}"
+    if code in _REFUSED:
+        return problem, AccessDenied(f"cluster {cluster}: {problem}"), False
+    if code not in _RETRYABLE_RPC:
+        return problem, HelixpyError(f"cluster {cluster}: {problem}"), False
+    # The last try is often cut by the deadline while its channel is still connecting
+    # (DEADLINE_EXCEEDED), which hides the reason an earlier try reported.
+    return problem, None, code is not grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def no_leader(cluster: str, timeout: float, problem: str, cause: str) -> ClusterUnavailable:
+    """The error of a call that found no answering leader within ``timeout`` seconds."""
+    if cause and cause != problem:
+        problem = f"{problem}; before that {cause}"
+    return ClusterUnavailable(
+        f"cluster {cluster}: no leader controller answered within {timeout:g}s ({problem})"
+    )
 
 
 #: What a wait blocks on: ``(session events, path events)``, taken by
@@ -185,26 +231,21 @@ class LeaderClient:
                     self._known = (generation, endpoint)
             if endpoint is not None:
                 rpc = getattr(self._stub(endpoint), method)
-                rpc_timeout = min(deadline - time.monotonic(), _RPC_DEADLINE)
+                rpc_timeout = min(deadline - time.monotonic(), RPC_DEADLINE)
                 try:
                     return rpc(request, timeout=max(rpc_timeout, 0.001), metadata=self._metadata)
                 except grpc.RpcError as exc:
                     self._known = None  # read LEADER again before the retry
-                    problem = f"{method} at {endpoint}: {exc.code().name}: {exc.details()}"
-                    if exc.code() in _REFUSED:
-                        raise AccessDenied(f"cluster {self._paths.cluster}: {problem}") from exc
-                    if exc.code() not in _RETRYABLE_RPC:
-                        raise HelixpyError(f"cluster {self._paths.cluster}: {problem}") from exc
-                    if exc.code() is not grpc.StatusCode.DEADLINE_EXCEEDED:
+                    problem, error, is_cause = rpc_failure(
+                        self._paths.cluster, method, endpoint, exc
+                    )
+                    if error is not None:
+                        raise error from exc
+                    if is_cause:
                         cause = problem
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                if cause and cause != problem:
-                    problem = f"{problem}; before that {cause}"
-                raise ClusterUnavailable(
-                    f"cluster {self._paths.cluster}: no leader controller answered within "
-                    f"{self._timeout:g}s ({problem})"
-                )
+                raise no_leader(self._paths.cluster, self._timeout, problem, cause)
             # Wake on a LEADER change, or after a short backoff: a deposed controller answers
             # UNAVAILABLE while LEADER may still name it until its session expires.
             self._watcher.wait(generation, min(remaining, backoff), self._paths.leader)
@@ -224,25 +265,16 @@ class LeaderClient:
             return None, "no leader controller is elected"
         except TRANSIENT_ZK as exc:
             return None, f"ZooKeeper: {exc!r}"
-        try:
-            endpoint = json.loads(data)["endpoint"]
-        except (ValueError, TypeError, KeyError):
-            endpoint = None
-        if not isinstance(endpoint, str) or not endpoint:
-            return None, f"{path} names no endpoint"
-        return endpoint, ""
+        return parse_leader(path, data)
 
     def _stub(self, endpoint: str) -> Any:
         with self._lock:
             if endpoint not in self._stubs:
-                if self._tls is None:
-                    channel = grpc.insecure_channel(endpoint, options=_CHANNEL_OPTIONS)
+                credentials, options = channel_settings(self._tls)
+                if credentials is None:
+                    channel = grpc.insecure_channel(endpoint, options=options)
                 else:
-                    channel = grpc.secure_channel(
-                        endpoint,
-                        self._tls.credentials(),
-                        options=[*_CHANNEL_OPTIONS, *self._tls.options()],
-                    )
+                    channel = grpc.secure_channel(endpoint, credentials, options=options)
                 self._stubs[endpoint] = (channel, pb_grpc.ControllerStub(channel))
             return self._stubs[endpoint][1]
 
