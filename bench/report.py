@@ -986,10 +986,17 @@ def _soak(so: dict[str, Any], img: Path) -> Lines:
     return [*out, *_table(["Soaked", "Run", "Kept", "Znodes", "KB", "Per s", "Flat"], rows, text=2)]
 
 
+def _results_section(data: dict[str, Any], img: Path) -> Lines:
+    from bench.report_results import results_section  # (it imports this module's helpers)
+
+    return results_section(data, img)
+
+
 Section = tuple[str, Callable[[dict[str, Any], Path], Lines]]
 SECTIONS: dict[str, Section] = {  # scenario name -> (title, renderer), in page order
     "throughput": ("Throughput", _throughput),
     "latency": ("Latency", _latency),
+    "results": ("Results", _results_section),
     "failover": ("Failover", _failover),
     "starts": ("Submission rate", _starts),
     "small": ("Many small units", _small),

@@ -3,6 +3,9 @@
 - **value round trip**: one-task workflows, one after the other, whose result the client
   waits for and reads (helixpy: start, wait COMPLETED, ``get_task_result``; Celery:
   ``delay(x).get()`` of a task returning its argument). End-to-end p50/p90.
+- **async round trip**: the same through :class:`~helixpy.driver.aio.AsyncTaskDriver` (one
+  event loop: ``await start``, ``await poll_for_workflow_state``, ``await
+  get_task_result``), against the same Celery ``delay(x).get()``.
 - **pipeline**: three jobs passing a ``--size``-byte value (100 KB by default): the first
   returns it, the second and third read their parent's results (``ctx.parent_results``)
   and return them; the client reads the last one's result. Celery: the chain
@@ -18,6 +21,7 @@ broker and result backend), each on an idle cluster.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 from typing import Any
@@ -25,6 +29,7 @@ from typing import Any
 from bench import celery_peer
 from bench.common import percentiles, save, zk_counters
 from helixpy import JobConfig, TaskState, Workflow
+from helixpy.driver.aio import AsyncTaskDriver
 from helixpy.testing import LocalCluster, local_zookeeper
 
 
@@ -55,6 +60,7 @@ def helixpy_run(runs: int, size: int) -> dict[str, Any]:
                 raise SystemExit(f"v{i + 3} returned {got!r}")
             if i >= 0:
                 round_trip.append(elapsed)
+        async_trip = asyncio.run(_async_round_trip(cluster, runs))
         before = zk_counters(cluster.zk_address, cluster.cluster)
         for i in range(-3, runs):
             name = f"p{i + 3}"
@@ -70,10 +76,31 @@ def helixpy_run(runs: int, size: int) -> dict[str, Any]:
         spent = zk_counters(cluster.zk_address, cluster.cluster) - before
     return {
         "round_trip": percentiles(round_trip),
+        "async_round_trip": percentiles(async_trip),
         "pipeline": percentiles(pipeline),
         "pipeline_zk_txns": round(spent.txns / (runs + 3), 1),
         "pipeline_zk_write_ops": round(spent.write_ops / (runs + 3), 1),
     }
+
+
+async def _async_round_trip(cluster: LocalCluster, runs: int) -> list[float]:
+    samples: list[float] = []
+    async with AsyncTaskDriver(cluster.zk_address, cluster.cluster) as driver:
+        for i in range(-3, runs):
+            name = f"a{i + 3}"
+            wf = Workflow.builder(name).add_job(
+                "j", JobConfig(command="Return", num_tasks=1, command_config={"value": i})
+            )
+            t0 = time.perf_counter()
+            await driver.start(wf.build())
+            await driver.poll_for_workflow_state(name, TaskState.COMPLETED, timeout=60)
+            got = await driver.get_task_result(name, "j", 0)
+            elapsed = time.perf_counter() - t0
+            if got != i:
+                raise SystemExit(f"{name} returned {got!r}")
+            if i >= 0:
+                samples.append(elapsed)
+    return samples
 
 
 def celery_run(runs: int, size: int) -> dict[str, Any]:
@@ -119,6 +146,9 @@ def run(runs: int, size: int, peers: bool) -> dict[str, Any]:
                 )
                 for metric in ("round_trip", "pipeline")
             }
+            out["ratios"]["async_round_trip_p50_helixpy_over_celery"] = round(
+                ours["async_round_trip"]["p50_ms"] / theirs["round_trip"]["p50_ms"], 3
+            )
     return out
 
 
