@@ -299,6 +299,43 @@ def test_a_watch_survives_a_leader_failover_and_mutations_follow_the_leader(
         run(main)
 
 
+def test_the_other_mutations_go_through_the_sync_drivers_request_building(
+    zk_address: str, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+
+        async def main() -> None:
+            async with AsyncTaskDriver(cluster.zk_address, cluster.cluster) as d:
+                # Given a running workflow whose job is defined by tasks
+                await d.start(gated("m", gate))
+                await d.poll_for_job_state("m", "first", S.IN_PROGRESS, timeout=BOUND)
+                # When a task is added, Then it is in the job at once
+                await d.add_task("m", "first", TaskConfig(id="u", config={"value": "U"}))
+                ctx = await d.get_job_context("m", "first")
+                assert {t.task_id for t in ctx.tasks.values()} == {"t", "u"}
+                # and bad arguments are refused before anything is sent
+                with pytest.raises(InvalidConfig, match="task_config"):
+                    await d.add_task("m", "first", "not a task")  # type: ignore[arg-type]
+                # When it is stopped and waited for, Then it is STOPPED
+                await d.wait_to_stop("m", timeout=BOUND)
+                assert (await d.get_workflow_context("m")).state is S.STOPPED
+                # When what did not complete runs again (the gate open), Then it completes
+                gate.write_text("open")
+                await d.rerun_failed("m")
+                assert await d.poll_for_workflow_state("m", S.COMPLETED, timeout=BOUND) is (
+                    S.COMPLETED
+                )
+                assert await d.get_job_results("m", "first") == {"t": "m", "u": "U"}
+                # and settings and instances change through it too
+                await d.set_cluster_config(max_tasks_per_job=50_000)
+                assert cluster.driver.get_cluster_config()["max_tasks_per_job"] == 50_000
+                await d.set_instance_enabled(cluster.instances[0], False)
+                assert cluster.driver.get_instances()[cluster.instances[0]]["enabled"] is False
+
+        run(main)
+
+
 # --- no raw exception escapes (the standard of test_driver_errors) ----------------------
 
 #: Every public coroutine method of the async driver (and watch), with close left out.
@@ -319,6 +356,8 @@ def hostile_calls(draw: st.DrawFn, method: str) -> tuple[list[Any], dict[str, An
         value = st.sampled_from(VALID.get(param.name, [None])) | bad
         if param.kind is param.VAR_POSITIONAL:
             args += draw(st.lists(value, max_size=3) | st.sampled_from(VALID["states"]))
+        elif param.kind is param.VAR_KEYWORD:
+            kwargs.update(draw(st.dictionaries(st.text(max_size=8), BAD, max_size=3)))
         elif param.default is not param.empty and param.name != "timeout" and draw(st.booleans()):
             continue
         elif param.kind is param.KEYWORD_ONLY or param.name == "timeout":
@@ -392,6 +431,8 @@ def valid_call(method: str) -> tuple[list[Any], dict[str, Any]]:
         value = VALID.get(param.name, [None])[0]
         if param.kind is param.VAR_POSITIONAL:
             args += value
+        elif param.kind is param.VAR_KEYWORD:
+            kwargs.update(value)
         elif param.kind is param.KEYWORD_ONLY or param.name == "timeout":
             kwargs[param.name] = value
         else:

@@ -23,6 +23,7 @@ from kazoo.retry import KazooRetry
 
 from helixpy.driver.aio import reads
 from helixpy.driver.aio.leader import AsyncLeaderClient
+from helixpy.driver.aio.mutations import MutationMethods
 from helixpy.driver.aio.session import Session, zk_error
 from helixpy.driver.aio.watch import Waits, WorkflowWatch
 from helixpy.driver.base import (
@@ -66,7 +67,7 @@ _P = ParamSpec("_P")
 _SESSION_TIMEOUT = 10.0
 
 
-class AsyncTaskDriver:
+class AsyncTaskDriver(MutationMethods):
     """A client of one helixpy cluster for asyncio code.
 
     The arguments, method names, results and errors are :class:`~helixpy.driver.TaskDriver`'s;
