@@ -76,6 +76,25 @@ def _chunks(items: list[tuple[int, Any, int]]) -> list[list[tuple[int, Any, int]
     return out
 
 
+def start_items(
+    workflows: Sequence[Workflow | JobQueue],
+) -> tuple[list[StartOutcome | None], list[tuple[int, pb.StartItem, int]]]:
+    """``start_many``'s items (index, request item, bytes) and the outcomes decided before
+    sending: an invalid item's, at its index (None where the leader answers)."""
+    if isinstance(workflows, Workflow | JobQueue) or not isinstance(workflows, Sequence):
+        raise InvalidConfig("workflows", "must be a list of Workflow or JobQueue")
+    outcomes: list[StartOutcome | None] = [None] * len(workflows)
+    items: list[tuple[int, Any, int]] = []
+    for i, wf in enumerate(workflows):
+        try:
+            item = _start_item(wf, f"workflows[{i}]")
+        except InvalidConfig as exc:
+            outcomes[i] = StartOutcome(_name_of(wf), "invalid", exc.rule, exc.field)
+            continue
+        items.append((i, item, item.ByteSize()))
+    return outcomes, items
+
+
 class SubmitMethods(DriverBase):
     """``start_many``, ``enqueue_many`` and their one-item futures."""
 
@@ -89,17 +108,7 @@ class SubmitMethods(DriverBase):
         order. A bad item is refused with its field named; the others start regardless.
         Each item applies at most once, however often the request is retried."""
         self._check_open()
-        if isinstance(workflows, Workflow | JobQueue) or not isinstance(workflows, Sequence):
-            raise InvalidConfig("workflows", "must be a list of Workflow or JobQueue")
-        outcomes: list[StartOutcome | None] = [None] * len(workflows)
-        items: list[tuple[int, Any, int]] = []
-        for i, wf in enumerate(workflows):
-            try:
-                item = _start_item(wf, f"workflows[{i}]")
-            except InvalidConfig as exc:
-                outcomes[i] = StartOutcome(_name_of(wf), "invalid", exc.rule, exc.field)
-                continue
-            items.append((i, item, item.ByteSize()))
+        outcomes, items = start_items(workflows)
         for chunk in _chunks(items):
             request = pb.StartManyRequest(request_id=_rid(), items=[e[1] for e in chunk])
             answer = self._leader.call("StartMany", request)

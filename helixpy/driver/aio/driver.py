@@ -42,7 +42,7 @@ from helixpy.driver.polling import (
     wanted_states,
     workflow_state,
 )
-from helixpy.driver.submit import StartOutcome, _chunks, _name_of, _outcome, _start_item
+from helixpy.driver.submit import StartOutcome, _chunks, _name_of, _outcome, start_items
 from helixpy.errors import ClusterUnavailable, HelixpyError, InvalidConfig, NotFound
 from helixpy.model import (
     JobConfig,
@@ -201,17 +201,7 @@ class AsyncTaskDriver(MutationMethods):
         """Start many workflows (or job queues) in one request; one outcome per item, in
         order (see :meth:`TaskDriver.start_many`)."""
         self._check_open()
-        if isinstance(workflows, Workflow | JobQueue) or not isinstance(workflows, Sequence):
-            raise InvalidConfig("workflows", "must be a list of Workflow or JobQueue")
-        outcomes: list[StartOutcome | None] = [None] * len(workflows)
-        items: list[tuple[int, Any, int]] = []
-        for i, wf in enumerate(workflows):
-            try:
-                item = _start_item(wf, f"workflows[{i}]")
-            except InvalidConfig as exc:
-                outcomes[i] = StartOutcome(_name_of(wf), "invalid", exc.rule, exc.field)
-                continue
-            items.append((i, item, item.ByteSize()))
+        outcomes, items = start_items(workflows)
         for chunk in _chunks(items):
             request = pb.StartManyRequest(request_id=_rid(), items=[e[1] for e in chunk])
             answer = await self._leader_client().call("StartMany", request)
