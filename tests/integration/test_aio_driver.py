@@ -329,7 +329,25 @@ def test_the_other_mutations_go_through_the_sync_drivers_request_building(
                 assert await d.get_job_results("m", "first") == {"t": "m", "u": "U"}
                 # and settings and instances change through it too
                 await d.set_cluster_config(max_tasks_per_job=50_000)
-                assert cluster.driver.get_cluster_config()["max_tasks_per_job"] == 50_000
+                assert (await d.get_cluster_config())["max_tasks_per_job"] == 50_000
+                # and user content and error texts read as the sync driver reads them
+                wf = Workflow.builder("c").add_job(
+                    "w", JobConfig(command="WriteContent", num_tasks=1)
+                )
+                wf.add_job("r", JobConfig(command="Raise", num_tasks=1, max_attempts_per_task=1))
+                wf.add_parent_child_dependency("w", "r")
+                await d.start(wf.build())
+                await d.poll_for_workflow_state("c", S.FAILED, S.COMPLETED, timeout=BOUND)
+                sync = cluster.driver
+                assert await d.get_workflow_user_content_map("c") == {"written_by": "w"}
+                assert await d.get_job_user_content_map("c", "w") == {"job": "w"}
+                assert await d.get_task_user_content_map("c", "w", 0) == {"task": "0"}
+                assert await d.get_task_user_content_map("c", "r", 0) == {}
+                error = await d.get_task_error("c", "r", 0)
+                assert error == sync.get_task_error("c", "r", 0) and "RuntimeError" in error
+                assert await d.get_task_error("c", "w", 0) is None
+                with pytest.raises(NotFound, match="c/nope"):
+                    await d.get_job_user_content_map("c", "nope")
                 await d.set_instance_enabled(cluster.instances[0], False)
                 assert cluster.driver.get_instances()[cluster.instances[0]]["enabled"] is False
 

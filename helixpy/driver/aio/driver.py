@@ -22,6 +22,7 @@ from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from kazoo.retry import KazooRetry
 
 from helixpy.driver.aio import reads
+from helixpy.driver.aio.content import ContentMethods
 from helixpy.driver.aio.leader import AsyncLeaderClient
 from helixpy.driver.aio.mutations import MutationMethods
 from helixpy.driver.aio.session import Session, zk_error
@@ -67,7 +68,7 @@ _P = ParamSpec("_P")
 _SESSION_TIMEOUT = 10.0
 
 
-class AsyncTaskDriver(MutationMethods):
+class AsyncTaskDriver(MutationMethods, ContentMethods):
     """A client of one helixpy cluster for asyncio code.
 
     The arguments, method names, results and errors are :class:`~helixpy.driver.TaskDriver`'s;
