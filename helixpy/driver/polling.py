@@ -37,6 +37,18 @@ _BATCH_READS = 1000
 StateOf = Callable[[bytes], TaskState]
 
 
+def poll_timeout(
+    what: str, cluster: str, wanted: Sequence[str], timeout: float, seen: str | None
+) -> PollTimeout:
+    """The error of a poll for ``wanted`` that did not see it within ``timeout`` (both
+    drivers'): it names the last state seen."""
+    return PollTimeout(
+        f"{what} in cluster {cluster} did not reach {' or '.join(wanted)} within "
+        f"{timeout:g}s; last state seen: {seen or 'none (not visible yet)'}",
+        seen,
+    )
+
+
 class StatePoller:
     """Waits for workflow and job states, and for workflows to be gone, on one driver's watches.
 
@@ -188,11 +200,7 @@ class StatePoller:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 seen = last.value if last is not None else None
-                raise PollTimeout(
-                    f"{what} in cluster {self._paths.cluster} did not reach {' or '.join(wanted)} "
-                    f"within {timeout:g}s; last state seen: {seen or 'none (not visible yet)'}",
-                    seen,
-                )
+                raise poll_timeout(what, self._paths.cluster, wanted, timeout, seen)
             self._watcher.wait(generation, min(remaining, _SAFETY_WAKE), path)
 
     def workflow_states(

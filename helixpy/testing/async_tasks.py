@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
-from collections import Counter
 from typing import Any
 
 from helixpy.model import TaskResult, TaskStatus
 from helixpy.participant.registry import AsyncTask, TaskContext, TaskRegistry
+from helixpy.testing.gauge import Gauge
 
 
 class AsyncValue(AsyncTask):
@@ -48,26 +47,9 @@ class AsyncValue(AsyncTask):
         return TaskResult(TaskStatus.COMPLETED, "from an AsyncTask", value=value)
 
 
-class _Gauge:
-    """Counts running tasks per job in this process (its event loop, and to_thread)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: Counter[tuple[str, str]] = Counter()
-
-    def enter(self, key: tuple[str, str]) -> int:
-        with self._lock:
-            self._running[key] += 1
-            return self._running[key]
-
-    def leave(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._running[key] -= 1
-
-
 def register_async_tasks(reg: TaskRegistry) -> None:
     """Register the async sample commands (see the module docstring) into ``reg``."""
-    gauge = _Gauge()
+    gauge = Gauge()
 
     @reg.task("AsyncSleep")
     async def async_sleep(ctx: TaskContext) -> None:

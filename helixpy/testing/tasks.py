@@ -64,10 +64,8 @@ import json
 import os
 import random
 import signal
-import threading
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +75,7 @@ from helixpy.model.locks import LockType
 from helixpy.participant.registry import TaskContext, TaskRegistry
 from helixpy.participant.stream import StreamTask
 from helixpy.testing.async_tasks import register_async_tasks
+from helixpy.testing.gauge import Gauge
 
 
 class SumStream(StreamTask):
@@ -115,27 +114,10 @@ class SumStream(StreamTask):
         self.ctx.put_user_content("closed", "1")
 
 
-class _Gauge:
-    """Counts running tasks per job in this process (one participant per process)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: Counter[tuple[str, str]] = Counter()
-
-    def enter(self, key: tuple[str, str]) -> int:
-        with self._lock:
-            self._running[key] += 1
-            return self._running[key]
-
-    def leave(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._running[key] -= 1
-
-
 def make_registry() -> TaskRegistry:
     """A fresh registry of the sample commands."""
     reg = TaskRegistry()
-    gauge = _Gauge()
+    gauge = Gauge()
 
     @reg.task("Noop")
     def noop(ctx: TaskContext) -> None:

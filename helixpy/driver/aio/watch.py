@@ -22,7 +22,7 @@ from kazoo.exceptions import KazooException
 from helixpy.driver.aio.reads import job_chunk_paths, workflow_context_from
 from helixpy.driver.aio.session import NodeWatch, Session, zk_error
 from helixpy.driver.leader import SAFETY_WAKE, TRANSIENT_ZK
-from helixpy.driver.polling import StateOf
+from helixpy.driver.polling import StateOf, poll_timeout
 from helixpy.errors import ClusterUnavailable, CorruptNode, NotFound, PollTimeout
 from helixpy.model import TaskState, WorkflowConfig, WorkflowContext
 from helixpy.store.codec import decode
@@ -133,12 +133,7 @@ class Waits:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     seen = last.value if last is not None else None
-                    raise PollTimeout(
-                        f"{what} in cluster {self.paths.cluster} did not reach "
-                        f"{' or '.join(wanted)} within {timeout:g}s; last state seen: "
-                        f"{seen or 'none (not visible yet)'}",
-                        seen,
-                    )
+                    raise poll_timeout(what, self.paths.cluster, wanted, timeout, seen)
                 await nodes.wait(min(remaining, SAFETY_WAKE))
 
     async def last_clone_or_self(self, name: str, deadline: float) -> str:
