@@ -163,16 +163,3 @@ def _has_task(zk: KazooClient, paths: Paths, wf: str, job: str, task_id: str) ->
     if cfg.tasks:
         return any(t.task_id == task_id for t in cfg.tasks)
     return task_id.isdigit() and int(task_id) < cfg.task_count
-
-
-def result_nodes(zk: KazooClient, paths: Paths, wf: str, job: str, task_id: str) -> list[str]:
-    """Every result node (heads and chunks, any attempt) of the task; for deleting them."""
-    shard = paths.task_result_shard(wf, job, task_id)
-    try:
-        children = zk.get_children(shard)
-    except NoNodeError:
-        return []
-    prefix = f"{task_id}@"
-    # Chunks before their heads: a reader never finds a head whose chunks are gone.
-    names = sorted((c for c in children if c.startswith(prefix)), key=lambda c: "+" not in c)
-    return [f"{shard}/{name}" for name in names]
