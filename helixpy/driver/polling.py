@@ -29,6 +29,7 @@ from helixpy.model import JobContext, TaskState, WorkflowConfig, WorkflowContext
 from helixpy.store.client import forget_data_watch
 from helixpy.store.codec import decode
 from helixpy.store.paths import Paths
+from helixpy.store.plan import Exists, Get, Plan, run_plan
 
 #: Reads one batch wait keeps in flight at once.
 _BATCH_READS = 1000
@@ -143,11 +144,7 @@ class StatePoller:
                         last = self._get_workflow_context(name).state.value
                     except NotFound:
                         last = None
-                    raise PollTimeout(
-                        f"workflow {name} in cluster {self._paths.cluster} was not deleted "
-                        f"within {timeout}s; last state seen: {last}",
-                        last,
-                    )
+                    raise not_deleted(self._paths, name, timeout, last)
                 self._watcher.wait(generation, min(left, _SAFETY_WAKE), path)
 
     def poll(
@@ -240,7 +237,9 @@ class StatePoller:
                         if not synced:
                             self._sync(self._paths.workflows)
                             synced = True
-                        found, appeared = self._read_states(sorted(read), fire, workflow_state)
+                        found, appeared = run_plan(
+                            self._zk, states_plan(sorted(read), workflow_state), watch=fire
+                        )
                         for path, state in found:
                             last[path] = state
                             if state in wanted:
@@ -253,7 +252,7 @@ class StatePoller:
                     return {n: reached[n] for n in names}
                 now = time.monotonic()
                 if now >= deadline:
-                    raise PollTimeout(_batch_timeout(self._paths, by_path, left, last, timeout))
+                    raise PollTimeout(batch_timeout(self._paths, by_path, left, last, timeout))
                 woken.wait(min(deadline - now, _SAFETY_WAKE))
                 woken.clear()
                 while not changed.empty():
@@ -267,27 +266,6 @@ class StatePoller:
             for path in by_path:
                 forget_data_watch(self._zk, path, fire)
 
-    def _read_states(
-        self, paths: list[str], watch: Callable[[Any], None], state_of: StateOf
-    ) -> tuple[list[tuple[str, TaskState]], list[str]]:
-        """The state at each of ``paths`` that exists, each read arming ``watch``, and the
-        paths created between a read that found nothing and the exists-watch armed then.
-        Reads are pipelined ``_BATCH_READS`` at a time."""
-        found: list[tuple[str, TaskState]] = []
-        appeared: list[str] = []
-        for i in range(0, len(paths), _BATCH_READS):
-            sent = [(p, self._zk.get_async(p, watch=watch)) for p in paths[i : i + _BATCH_READS]]
-            missing = []
-            for path, result in sent:
-                try:
-                    data = result.get()[0]
-                except NoNodeError:
-                    missing.append((path, self._zk.exists_async(path, watch=watch)))
-                    continue
-                found.append((path, _state(path, data, state_of)))
-            appeared += [path for path, result in missing if result.get() is not None]
-        return found, appeared
-
     def _read_state(self, path: str, state_of: StateOf) -> TaskState | None:
         # One read that also arms the watch (a data watch fires on change and deletion);
         # only a node not there yet costs an exists-watch, which fires on its creation, so
@@ -300,23 +278,27 @@ class StatePoller:
                 if not self._watcher.arm(path):
                     return None
                 # created between the two reads: read it now
-        return _state(path, data, state_of)
+        return state_at(path, data, state_of)
 
 
-def _state(path: str, data: bytes, state_of: StateOf) -> TaskState:
+def state_at(path: str, data: bytes, state_of: StateOf) -> TaskState:
+    """The state in the context payload ``data`` at ``path``; :class:`CorruptNode` when
+    it has none that can be read."""
     try:
         return state_of(data)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise CorruptNode(f"{path}: no readable state: {exc}") from exc
 
 
-def _batch_timeout(
+def batch_timeout(
     paths: Paths,
     by_path: dict[str, str],
     left: set[str],
     last: dict[str, TaskState],
     timeout: float,
 ) -> str:
+    """The message of a batch wait that timed out: how many workflows of ``by_path``
+    (context path -> name) are ``left``, naming a few with the ``last`` state seen."""
     shown = sorted(left)[:5]
     seen = ", ".join(
         f"{by_path[p]} ({last[p].value if p in last else 'not visible yet'})" for p in shown
@@ -326,6 +308,37 @@ def _batch_timeout(
         f"{len(left)} of {len(by_path)} workflows in cluster {paths.cluster} did not reach the "
         f"states waited for within {timeout:g}s: {seen}{more}"
     )
+
+
+def not_deleted(paths: Paths, name: str, timeout: float, last: str | None) -> PollTimeout:
+    """The error of a wait for workflow ``name`` to be gone that ran out of time."""
+    return PollTimeout(
+        f"workflow {name} in cluster {paths.cluster} was not deleted within {timeout}s; "
+        f"last state seen: {last}",
+        last,
+    )
+
+
+def states_plan(
+    paths: Sequence[str], state_of: StateOf
+) -> Plan[tuple[list[tuple[str, TaskState]], list[str]]]:
+    """The state at each of ``paths`` that exists, each read arming the runner's watch,
+    and the paths created between a read that found nothing and the exists-watch armed
+    then (to read next). Read ``_BATCH_READS`` at a time (a plan, see
+    :mod:`helixpy.store.plan`: both drivers' batch polls run it)."""
+    found: list[tuple[str, TaskState]] = []
+    appeared: list[str] = []
+    for i in range(0, len(paths), _BATCH_READS):
+        chunk = paths[i : i + _BATCH_READS]
+        datas = yield [Get(p, watch=True) for p in chunk]
+        missing = [p for p, data in zip(chunk, datas, strict=True) if data is None]
+        for path, data in zip(chunk, datas, strict=True):
+            if data is not None:
+                found.append((path, state_at(path, data, state_of)))
+        if missing:
+            exist = yield [Exists(p, watch=True) for p in missing]
+            appeared += [p for p, there in zip(missing, exist, strict=True) if there]
+    return found, appeared
 
 
 def is_seconds(value: object) -> bool:

@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from kazoo.client import KazooClient
-
 from helixpy.driver import streams
 from helixpy.driver.base import DriverBase, NoNode
 from helixpy.driver.base import job_name as _job
 from helixpy.driver.base import workflow_name as _wf
 from helixpy.errors import InvalidConfig, NotFound
 from helixpy.store.paths import Paths
+from helixpy.store.plan import Plan, run_plan
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -69,7 +68,7 @@ class StreamMethods(DriverBase):
         name: str,
         job: str,
         fresh: bool,
-        op: Callable[Concatenate[KazooClient, Paths, str, str, _P], _T],
+        op: Callable[Concatenate[Paths, str, str, _P], Plan[_T]],
         *args: _P.args,
         **kwargs: _P.kwargs,
     ) -> _T:
@@ -78,11 +77,16 @@ class StreamMethods(DriverBase):
         # Names are checked for appends too: they become the paths the multi writes.
         path = self._paths.stream(_wf(name), _job(job))
         try:
-            return self._read(path if fresh else "", "", op, name, job, *args, **kwargs)
+            return self._read(
+                path if fresh else "",
+                "",
+                lambda zk, paths: run_plan(zk, op(paths, name, job, *args, **kwargs)),
+            )
         except NoNode:
             # No STREAM tree: say why (not a streaming job, or no such job); else it was
             # deleted under our feet.
-            self._read(self._paths.job(_wf(name), _job(job)), "", streams.stream_slots, name, job)
+            path = self._paths.job(_wf(name), _job(job))
+            self._read(path, "", streams.stream_slots, name, job)
             raise NotFound(
                 f"job {name}/{job} does not exist in cluster {self._paths.cluster}"
             ) from None

@@ -23,20 +23,22 @@ from kazoo.exceptions import BadVersionError, ConnectionLoss, NoNodeError, Rolle
 from helixpy.driver.leader import SAFETY_WAKE, Watcher
 from helixpy.errors import BarrierCancelled, InvalidConfig, NotFound, PollTimeout
 from helixpy.model import JobContext, TaskState
-from helixpy.store import records
+from helixpy.store import plan, records
 from helixpy.store.codec import decode, encode
+from helixpy.store.ops import Check, Create, SetData
 from helixpy.store.paths import Paths
+from helixpy.store.plan import Exists, Get, Multi, Plan, Sync, run_plan
 from helixpy.store.streams import (
     BARRIER,
     END,
     SPLITS,
+    ack_from,
+    checkpoint_plan,
+    entries_plan,
     entry_path,
+    entry_plan,
     entry_prefix,
-    list_entries,
     parse_entry,
-    read_ack,
-    read_checkpoint,
-    read_entry,
 )
 
 #: How far back from the log's tail a retried append looks for its first try.
@@ -84,27 +86,7 @@ class Barrier:
 
     def done(self) -> bool:
         """Whether its checkpoint is published (also when it has been pruned since)."""
-        return (
-            self._zk.exists(self._paths.stream_checkpoint(self.workflow, self.job, self.sequence))
-            is not None
-            or self._pruned()
-        )
-
-    def _pruned(self) -> bool:
-        """Whether its checkpoint was published and then pruned by retention: the publish
-        deletes the log entries up to it in the same multi, so an entry that is gone while
-        the log is there was checkpointed; a checkpoint that is gone too was pruned."""
-        entries = [
-            entry_path(self._paths, self.workflow, self.job, self.sequence, kind)
-            for kind in (BARRIER, END)
-        ]
-        if any(self._zk.exists(path) is not None for path in entries):
-            return False
-        checkpoint = self._paths.stream_checkpoint(self.workflow, self.job, self.sequence)
-        return (
-            self._zk.exists(self._paths.stream_log(self.workflow, self.job)) is not None
-            and self._zk.exists(checkpoint) is None
-        )
+        return run_plan(self._zk, barrier_done(self._paths, self.workflow, self.job, self.sequence))
 
     def wait(self, timeout: float = 300.0) -> dict[int, dict[str, Any]]:
         """The checkpoint (slot -> contribution) once every slot has contributed.
@@ -115,54 +97,87 @@ class Barrier:
         ``stream_checkpoints_keep`` checkpoints, cluster setting, default 100).
         """
         deadline = time.monotonic() + timeout
-        checkpoint = self._paths.stream_checkpoint(self.workflow, self.job, self.sequence)
-        context = self._paths.job_context(self.workflow, self.job)
-        seen_version: int | None = None
-        state: TaskState | None = None
-        with self._watcher.watching(checkpoint, context):
+        paths, wf, job, seq = self._paths, self.workflow, self.job, self.sequence
+        watched = (paths.stream_checkpoint(wf, job, seq), paths.job_context(wf, job))
+        with self._watcher.watching(*watched):
             while True:
-                generation = self._watcher.generation(checkpoint, context)
-                if self._watcher.arm(checkpoint):
-                    found = read_checkpoint(
-                        self._zk, self._paths, self.workflow, self.job, self.sequence
-                    )
-                    if found is not None:
-                        return found
-                if self._pruned():
-                    raise NotFound(
-                        f"{self}: its checkpoint was published and then pruned (a stream "
-                        "keeps its newest stream_checkpoints_keep checkpoints, cluster setting)"
-                    )
-                stat = self._zk.exists(context, watch=self._watcher.fire)
-                if stat is None:
-                    raise BarrierCancelled(f"{self}: the job was deleted")
-                if stat.version != seen_version:  # re-read the job's state only when it moved
-                    seen_version = stat.version
-                    state = _job_state(self._zk, context)
-                    if state in _CANCELLING or state is TaskState.COMPLETED:
-                        shown = state.value if state else "?"
-                        raise BarrierCancelled(f"{self}: the job is {shown}")
+                generation = self._watcher.generation(*watched)
+                round_ = barrier_round(paths, wf, job, seq, str(self))
+                found, state = run_plan(self._zk, round_, watch=self._watcher.fire)
+                if found is not None:
+                    return found
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise PollTimeout(
-                        f"{self} did not complete within {timeout:g}s",
-                        state.value if state is not None else None,
-                    )
-                self._watcher.wait(generation, min(left, SAFETY_WAKE), checkpoint, context)
+                    raise barrier_timeout(self, timeout, state)
+                self._watcher.wait(generation, min(left, SAFETY_WAKE), *watched)
 
 
-def _job_state(zk: KazooClient, context_path: str) -> TaskState | None:
-    try:
-        data, _ = zk.get(context_path)
-    except NoNodeError:
-        return None
-    return TaskState(JobContext.header_from_dict(decode(data) or {})["state"])
+def barrier_timeout(barrier: object, timeout: float, state: TaskState | None) -> PollTimeout:
+    """The error of a barrier wait that ran out of time (``state``: its job's, last seen)."""
+    return PollTimeout(
+        f"{barrier} did not complete within {timeout:g}s",
+        state.value if state is not None else None,
+    )
+
+
+def barrier_done(paths: Paths, wf: str, job: str, seq: int) -> Plan[bool]:
+    """Whether barrier ``seq``'s checkpoint is published (or was, and has been pruned)."""
+    if (yield [Exists(paths.stream_checkpoint(wf, job, seq))])[0]:
+        return True
+    return (yield from _pruned(paths, wf, job, seq))
+
+
+def _pruned(paths: Paths, wf: str, job: str, seq: int) -> Plan[bool]:
+    """Whether its checkpoint was published and then pruned by retention: the publish
+    deletes the log entries up to it in the same multi, so an entry that is gone while
+    the log is there was checkpointed; a checkpoint that is gone too was pruned."""
+    entries = [entry_path(paths, wf, job, seq, kind) for kind in (BARRIER, END)]
+    log, checkpoint = paths.stream_log(wf, job), paths.stream_checkpoint(wf, job, seq)
+    found = yield [Exists(p) for p in (*entries, log, checkpoint)]
+    return not any(found[:2]) and found[2] and not found[3]
+
+
+def barrier_round(
+    paths: Paths, wf: str, job: str, seq: int, what: str
+) -> Plan[tuple[dict[int, Any] | None, TaskState | None]]:
+    """One look at barrier ``seq`` (``what`` names it), arming the runner's watch on its
+    checkpoint and its job's context: (the checkpoint, the job's state); the checkpoint is
+    None while it is not published. Raises :class:`NotFound` when it was published and
+    pruned since, :class:`BarrierCancelled` when the job is gone or ended without it."""
+    checkpoint = paths.stream_checkpoint(wf, job, seq)
+    if (yield [Exists(checkpoint, watch=True)])[0]:
+        found = yield from checkpoint_plan(paths, wf, job, seq)
+        if found is not None:
+            return found, None
+    if (yield from _pruned(paths, wf, job, seq)):
+        raise NotFound(
+            f"{what}: its checkpoint was published and then pruned (a stream "
+            "keeps its newest stream_checkpoints_keep checkpoints, cluster setting)"
+        )
+    (data,) = yield [Get(paths.job_context(wf, job), watch=True)]
+    if data is None:
+        raise BarrierCancelled(f"{what}: the job was deleted")
+    state = _state_of(data)
+    if state in _CANCELLING or state is TaskState.COMPLETED:
+        raise BarrierCancelled(f"{what}: the job is {state.value if state else '?'}")
+    return None, state
+
+
+def _state_of(data: bytes) -> TaskState | None:
+    """A job's state from its CONTEXT's data."""
+    state = JobContext.header_from_dict(decode(data) or {})["state"]
+    return None if state is None else TaskState(state)
 
 
 def stream_slots(zk: KazooClient, paths: Paths, wf: str, job: str) -> int:
     """The slot count of a streaming job (a job's config never changes: callers cache it)."""
+    return run_plan(zk, stream_slots_plan(paths, wf, job))
+
+
+def stream_slots_plan(paths: Paths, wf: str, job: str) -> Plan[int]:
+    """:func:`stream_slots` as a plan (see :mod:`helixpy.store.plan`)."""
     try:
-        cfg = records.read_job_config(zk, paths, wf, job)
+        cfg = yield from records.job_config_plan(paths, wf, job)
     except NotFound:
         raise NotFound(f"job {wf}/{job} does not exist in cluster {paths.cluster}") from None
     if not cfg.stream:
@@ -170,25 +185,18 @@ def stream_slots(zk: KazooClient, paths: Paths, wf: str, job: str) -> int:
     return cfg.num_tasks
 
 
-def closed_reason(zk: KazooClient, paths: Paths, wf: str, job: str) -> str:
+def _closed_reason(paths: Paths, wf: str, job: str) -> Plan[str]:
     """Why a stream takes no more entries (its STATE moved past version 0)."""
-    try:
-        state = _job_state(zk, paths.job_context(wf, job))
-    except NoNodeError:
+    data = yield from plan.get(paths.job_context(wf, job))
+    if data is None:
         return "was deleted"
+    state = _state_of(data)
     if state is None or state is TaskState.COMPLETED or not state.is_final:
         return "has ended"
     return f"is {state.value}"
 
 
-def append(
-    zk: KazooClient,
-    paths: Paths,
-    wf: str,
-    job: str,
-    kind: str,
-    body: dict[str, Any],
-) -> int:
+def append(paths: Paths, wf: str, job: str, kind: str, body: dict[str, Any]) -> Plan[int]:
     """Append an entry of ``kind`` in a multi checking that the stream is open (STATE at
     version 0); the end also closes it. Retried after a lost connection, the append finds
     its first try (by a random id) instead of adding the entry twice."""
@@ -196,27 +204,25 @@ def append(
     state = paths.stream_state(wf, job)
     prefix = entry_prefix(paths, wf, job, kind)
     data = encode(body, path=prefix)
+    guard = (
+        SetData(state, encode({"closed": "ended"}, path=state), version=0)
+        if kind == END
+        else Check(state, 0)
+    )
     for _ in range(3):
-        tx = zk.transaction()
-        if kind == END:
-            tx.set_data(state, encode({"closed": "ended"}, path=state), version=0)
-        else:
-            tx.check(state, 0)
-        tx.create(prefix, data, sequence=True)
         try:
-            results = tx.commit()
+            (results,) = yield [Multi((guard, Create(prefix, data, sequence=True)))]
         except ConnectionLoss:
-            zk.sync(paths.stream_log(wf, job))
-            found = _find(zk, paths, wf, job, body["id"])
+            yield [Sync(paths.stream_log(wf, job))]
+            found = yield from _find(paths, wf, job, body["id"])
             if found is not None:
                 return found
             continue
         if isinstance(results[0], BadVersionError):
-            raise InvalidConfig(
-                "stream", f"the stream of {wf}/{job} {closed_reason(zk, paths, wf, job)}"
-            )
+            reason = yield from _closed_reason(paths, wf, job)
+            raise InvalidConfig("stream", f"the stream of {wf}/{job} {reason}")
         if isinstance(results[0], NoNodeError):
-            stream_slots(zk, paths, wf, job)  # names the problem: missing, or not a stream
+            yield from stream_slots_plan(paths, wf, job)  # names it: missing, or not a stream
             raise NotFound(f"job {wf}/{job} does not exist in cluster {paths.cluster}")
         errors = [r for r in results if isinstance(r, Exception)]
         if errors:
@@ -228,9 +234,10 @@ def append(
     raise ConnectionLoss(f"could not append to {wf}/{job}")
 
 
-def _find(zk: KazooClient, paths: Paths, wf: str, job: str, entry_id: str) -> int | None:
-    for seq, kind in reversed(list_entries(zk, paths, wf, job)[-_RETRY_LOOKBACK:]):
-        if read_entry(zk, paths, wf, job, seq, kind).get("id") == entry_id:
+def _find(paths: Paths, wf: str, job: str, entry_id: str) -> Plan[int | None]:
+    entries = (yield from entries_plan(paths, wf, job))[-_RETRY_LOOKBACK:]
+    for seq, kind in reversed(entries):
+        if (yield from entry_plan(paths, wf, job, seq, kind)).get("id") == entry_id:
             return seq
     return None
 
@@ -246,13 +253,8 @@ def check_splits(splits: object) -> None:
 
 
 def add_splits(
-    zk: KazooClient,
-    paths: Paths,
-    wf: str,
-    job: str,
-    splits: Sequence[Any],
-    key: Callable[[Any], Any] | None,
-) -> int:
+    paths: Paths, wf: str, job: str, splits: Sequence[Any], key: Callable[[Any], Any] | None
+) -> Plan[int]:
     """Append a batch. With ``key``, each split carries a stable hash of its key (not
     Python's salted ``hash()``: the same key reaches the same slot from any process);
     without, the slots share the batch round-robin."""
@@ -261,45 +263,50 @@ def add_splits(
     if key is not None:
         body["keys"] = [zlib.crc32(repr(key(s)).encode()) for s in splits]
     try:
-        return append(zk, paths, wf, job, SPLITS, body)
-    except TypeError as exc:
+        return (yield from append(paths, wf, job, SPLITS, body))
+    except TypeError as exc:  # raised by the encode, before anything is sent
         raise InvalidConfig("splits", f"must be JSON-serialisable: {exc}") from None
 
 
-def request_barrier(zk: KazooClient, paths: Paths, wf: str, job: str) -> int:
+def request_barrier(paths: Paths, wf: str, job: str) -> Plan[int]:
     """The sequence of a new barrier, or of the last entry when that is a barrier: no
     split came after it, so it covers everything this request must (published already or
     not). Entries up to a published barrier are compacted away by the slots."""
-    entries = list_entries(zk, paths, wf, job)
+    entries = yield from entries_plan(paths, wf, job)
     if entries and entries[-1][1] == BARRIER:
-        state, _ = zk.get(paths.stream_state(wf, job))
+        state = yield from plan.get(paths.stream_state(wf, job))
         if not state:  # (the stream is still open: an ended one refuses below)
             return entries[-1][0]
-    return append(zk, paths, wf, job, BARRIER, {})
+    return (yield from append(paths, wf, job, BARRIER, {}))
 
 
-def end_stream(zk: KazooClient, paths: Paths, wf: str, job: str) -> int:
+def end_stream(paths: Paths, wf: str, job: str) -> Plan[int]:
     """Append the end (a final barrier) and close the stream, in one multi."""
-    return append(zk, paths, wf, job, END, {})
+    return (yield from append(paths, wf, job, END, {}))
 
 
 def split_results(
-    zk: KazooClient, paths: Paths, wf: str, job: str, since_barrier: int | None
-) -> list[SplitResult]:
+    paths: Paths, wf: str, job: str, since_barrier: int | None
+) -> Plan[list[SplitResult]]:
     """Results recorded by every kept checkpoint after ``since_barrier``, in split order
     (a stream keeps its newest ``stream_checkpoints_keep`` checkpoints with their acks)."""
-    check = records.read_job_config(zk, paths, wf, job)
+    check = yield from records.job_config_plan(paths, wf, job)
     if not check.stream:
         raise InvalidConfig("job.stream", f"job {wf}/{job} is not a streaming job")
+    names = yield from plan.children(paths.stream_checkpoints(wf, job))
+    if names is None:
+        raise NoNodeError(paths.stream_checkpoints(wf, job))
+    barriers = sorted(int(n) for n in names if since_barrier is None or int(n) > since_barrier)
+    slots = range(check.num_tasks)
+    ack_paths = [paths.stream_ack(wf, job, b, slot) for b in barriers for slot in slots]
+    found = yield from plan.get_many(ack_paths)
+    acks = [ack_from(p, d) for p, d in zip(ack_paths, found, strict=True)]
     out: list[SplitResult] = []
-    for name in sorted(zk.get_children(paths.stream_checkpoints(wf, job))):
-        barrier = int(name)
-        if since_barrier is not None and barrier <= since_barrier:
-            continue
-        acks = [read_ack(zk, paths, wf, job, barrier, slot) for slot in range(check.num_tasks)]
-        if any(ack is None for ack in acks):
+    for i, barrier in enumerate(barriers):
+        mine = acks[i * check.num_tasks : (i + 1) * check.num_tasks]
+        if any(ack is None for ack in mine):
             continue  # pruned while this read: all of that checkpoint or none of it
-        for ack in acks:
+        for ack in mine:
             for batch, index, result in (ack or {}).get("results") or []:
                 out.append(SplitResult(int(batch), int(index), result, barrier))
     out.sort(key=lambda r: (r.batch, r.index))

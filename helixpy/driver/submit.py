@@ -58,12 +58,13 @@ class StartOutcome:
         return self.status == "started"
 
 
-def _outcome(name: str, reply: Any) -> StartOutcome:
+def outcome(name: str, reply: Any) -> StartOutcome:
+    """The outcome a leader's reply to one item stands for."""
     status = _STATUS.get(reply.code, "error")
     return StartOutcome(name, status, reply.rule or reply.message, reply.field)
 
 
-def _chunks(items: list[tuple[int, Any, int]]) -> list[list[tuple[int, Any, int]]]:
+def request_chunks(items: list[tuple[int, Any, int]]) -> list[list[tuple[int, Any, int]]]:
     """Split (index, proto item, size) into requests within the byte and item limits."""
     out: list[list[tuple[int, Any, int]]] = []
     size = 0
@@ -74,6 +75,41 @@ def _chunks(items: list[tuple[int, Any, int]]) -> list[list[tuple[int, Any, int]
         out[-1].append(entry)
         size += entry[2]
     return out
+
+
+def enqueue_items(
+    queue: str, jobs: Mapping[str, JobConfig]
+) -> tuple[list[StartOutcome | None], list[tuple[int, pb.EnqueueItem, int]], list[str]]:
+    """``enqueue_many``'s items (index, request item, bytes), the outcomes decided before
+    sending (an invalid job's, at its index) and the jobs' names in order."""
+    if not isinstance(jobs, Mapping):
+        raise InvalidConfig("jobs", "must be a mapping of job name to JobConfig")
+    outcomes: list[StartOutcome | None] = [None] * len(jobs)
+    items: list[tuple[int, Any, int]] = []
+    names = list(jobs)
+    for i, name in enumerate(names):
+        try:
+            item = enqueue_item(queue, name, jobs[name], f"jobs[{name!r}]")
+        except InvalidConfig as exc:
+            outcomes[i] = StartOutcome(str(name), "invalid", exc.rule, exc.field)
+            continue
+        items.append((i, item, item.ByteSize()))
+    return outcomes, items, [str(n) for n in names]
+
+
+def settle(method: str, futures: Sequence[Any], answer: Any) -> None:
+    """Settle each future of a batched request from the leader's ``answer`` (one reply
+    per item, in order) as the single-item call would have raised or returned; futures
+    already done (cancelled by their caller) are skipped. ``concurrent.futures`` and
+    ``asyncio`` futures alike."""
+    for future, reply in zip(futures, answer.replies, strict=True):
+        if future.done():
+            continue
+        error = reply_error(method, reply)
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def start_items(
@@ -87,9 +123,9 @@ def start_items(
     items: list[tuple[int, Any, int]] = []
     for i, wf in enumerate(workflows):
         try:
-            item = _start_item(wf, f"workflows[{i}]")
+            item = start_item(wf, f"workflows[{i}]")
         except InvalidConfig as exc:
-            outcomes[i] = StartOutcome(_name_of(wf), "invalid", exc.rule, exc.field)
+            outcomes[i] = StartOutcome(name_of(wf), "invalid", exc.rule, exc.field)
             continue
         items.append((i, item, item.ByteSize()))
     return outcomes, items
@@ -109,11 +145,11 @@ class SubmitMethods(DriverBase):
         Each item applies at most once, however often the request is retried."""
         self._check_open()
         outcomes, items = start_items(workflows)
-        for chunk in _chunks(items):
+        for chunk in request_chunks(items):
             request = pb.StartManyRequest(request_id=_rid(), items=[e[1] for e in chunk])
             answer = self._leader.call("StartMany", request)
             for (i, _item, _), reply in zip(chunk, answer.replies, strict=True):
-                outcomes[i] = _outcome(_name_of(workflows[i]), reply)
+                outcomes[i] = outcome(name_of(workflows[i]), reply)
         return [o for o in outcomes if o is not None]
 
     def enqueue_many(self, queue: str, jobs: Mapping[str, JobConfig]) -> list[StartOutcome]:
@@ -121,23 +157,12 @@ class SubmitMethods(DriverBase):
         ``enqueue_jobs``): one outcome per job, in order; a bad job never holds back the
         others."""
         self._check_open()
-        if not isinstance(jobs, Mapping):
-            raise InvalidConfig("jobs", "must be a mapping of job name to JobConfig")
-        outcomes: list[StartOutcome | None] = [None] * len(jobs)
-        items: list[tuple[int, Any, int]] = []
-        names = list(jobs)
-        for i, name in enumerate(names):
-            try:
-                item = _enqueue_item(queue, name, jobs[name], f"jobs[{name!r}]")
-            except InvalidConfig as exc:
-                outcomes[i] = StartOutcome(str(name), "invalid", exc.rule, exc.field)
-                continue
-            items.append((i, item, item.ByteSize()))
-        for chunk in _chunks(items):
+        outcomes, items, names = enqueue_items(queue, jobs)
+        for chunk in request_chunks(items):
             request = pb.EnqueueManyRequest(request_id=_rid(), items=[e[1] for e in chunk])
             answer = self._leader.call("EnqueueMany", request)
             for (i, _item, _), reply in zip(chunk, answer.replies, strict=True):
-                outcomes[i] = _outcome(str(names[i]), reply)
+                outcomes[i] = outcome(str(names[i]), reply)
         return [o for o in outcomes if o is not None]
 
     def start_async(self, workflow: Workflow | JobQueue) -> Future[None]:
@@ -147,7 +172,7 @@ class SubmitMethods(DriverBase):
         self._check_open()
         future: Future[None] = Future()
         try:
-            item = _start_item(workflow, "workflow")
+            item = start_item(workflow, "workflow")
         except InvalidConfig as exc:
             future.set_exception(exc)
             return future
@@ -159,7 +184,7 @@ class SubmitMethods(DriverBase):
         self._check_open()
         future: Future[None] = Future()
         try:
-            item = _enqueue_item(queue, job, job_config, "job_config")
+            item = enqueue_item(queue, job, job_config, "job_config")
         except InvalidConfig as exc:
             future.set_exception(exc)
             return future
@@ -232,20 +257,16 @@ class _Batcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, _, future), reply in zip(part, answer.replies, strict=True):
-            error = reply_error(method, reply)  # as the single-item call would raise
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
+        settle(method, [p[2] for p in part], answer)
 
 
-def _name_of(wf: object) -> str:
+def name_of(wf: object) -> str:
+    """The name of an item of ``start_many`` ('' when it has none)."""
     name = getattr(wf, "name", "")
     return name if isinstance(name, str) else ""
 
 
-def _start_item(wf: object, field: str) -> pb.StartItem:
+def start_item(wf: object, field: str) -> pb.StartItem:
     """The wire item for a workflow or queue. A Workflow or JobQueue validated itself when
     it was built (they are frozen), so it is not parsed back here: the leader parses it
     again anyway, and names the field of anything it refuses."""
@@ -256,7 +277,9 @@ def _start_item(wf: object, field: str) -> pb.StartItem:
     raise InvalidConfig(field, f"must be a Workflow or JobQueue (got {type(wf).__name__})")
 
 
-def _enqueue_item(queue: str, job: str, cfg: object, field: str) -> pb.EnqueueItem:
+def enqueue_item(queue: str, job: str, cfg: object, field: str) -> pb.EnqueueItem:
+    """The wire item for one job appended to ``queue``; :class:`InvalidConfig` naming
+    ``field`` when ``cfg`` is not a valid JobConfig."""
     check_name("queue.name", queue)
     check_name("job.name", job)
     if not isinstance(cfg, JobConfig):
@@ -269,4 +292,4 @@ def _rid() -> str:
     return uuid.uuid4().hex
 
 
-__all__ = ["StartOutcome", "SubmitMethods"]
+__all__ = ["StartOutcome", "SubmitMethods", "enqueue_items", "start_items"]

@@ -21,11 +21,13 @@ from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from helixpy.errors import Fenced, NotFound
 from helixpy.model import Scope
+from helixpy.store import plan
 from helixpy.store.acl import AclProvider
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed, fenced_message, is_fence, run_multi
 from helixpy.store.ops import Check, Create, Op, SetData
 from helixpy.store.paths import Paths
+from helixpy.store.plan import Exists, Plan, run_plan
 
 _MAX_CAS_TRIES = 100
 
@@ -58,13 +60,24 @@ def get_content_map(
     task_id: str | None = None,
 ) -> dict[str, str]:
     """The whole map at one scope; empty when nothing was written there yet."""
+    return run_plan(zk, content_map_plan(paths, scope, wf, job, task_id))
+
+
+def content_map_plan(
+    paths: Paths, scope: Scope, wf: str, job: str | None = None, task_id: str | None = None
+) -> Plan[dict[str, str]]:
+    """:func:`get_content_map` as a plan (see :mod:`helixpy.store.plan`)."""
     path = content_path(paths, scope, wf, job, task_id)
-    try:
-        data, _ = zk.get(path)
-    except NoNodeError:
-        owner = owner_config(paths, scope, wf, job)
-        if zk.exists(owner) is None:
-            raise NotFound(owner.rsplit("/", 1)[0]) from None
+    return (yield from map_or_empty(path, owner_config(paths, scope, wf, job)))
+
+
+def map_or_empty(path: str, owner: str) -> Plan[dict[str, Any]]:
+    """The JSON map at ``path``: empty when it was never written while ``owner`` (a
+    config node) exists, :class:`NotFound` naming the owner's directory when it is gone."""
+    data = yield from plan.get(path)
+    if data is None:
+        if not (yield [Exists(owner)])[0]:
+            raise NotFound(owner.rsplit("/", 1)[0])
         return {}
     return dict(decode(data, path=path) or {})
 

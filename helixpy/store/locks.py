@@ -48,12 +48,14 @@ from helixpy.model.locks import (
     decide,
     release,
 )
+from helixpy.store import plan
 from helixpy.store.acl import AclProvider, OpenAclProvider
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed, run_multi
 from helixpy.store.lock_audit import Retention, audit_ops
 from helixpy.store.ops import Check, Create, Op, SetData
 from helixpy.store.paths import Paths
+from helixpy.store.plan import Plan, run_plan
 from helixpy.store.records import read_cluster_config
 
 log = logging.getLogger(__name__)
@@ -84,36 +86,41 @@ def holder_path(paths: Paths, holder_id: str) -> str:
 
 def read_locks(zk: KazooClient, paths: Paths, resource: str | None = None) -> dict[str, Any]:
     """Every resource's posses (or one resource's): resource -> list of posse dicts."""
+    return run_plan(zk, locks_plan(paths, resource))
+
+
+def locks_plan(paths: Paths, resource: str | None = None) -> Plan[dict[str, Any]]:
+    """:func:`read_locks` as a plan (see :mod:`helixpy.store.plan`)."""
     root = f"{paths.root}/LOCKS"
-    try:
-        names = [escape_resource(resource)] if resource is not None else zk.get_children(root)
-    except NoNodeError:
-        return {}
+    if resource is not None:
+        names = [escape_resource(resource)]
+    else:
+        names = sorted((yield from plan.children(root)) or ())
     out: dict[str, Any] = {}
-    for name in sorted(names):
-        try:
-            data, _ = zk.get(f"{root}/{name}")
-        except NoNodeError:
-            continue
-        body = decode(data) or {}
-        out[unescape_resource(name)] = list(body.get("posses") or [])
+    for name, data in zip(
+        names, (yield from plan.get_many([f"{root}/{n}" for n in names])), strict=True
+    ):
+        if data is not None:
+            body = decode(data) or {}
+            out[unescape_resource(name)] = list(body.get("posses") or [])
     return out
 
 
 def read_audit(zk: KazooClient, paths: Paths, resource: str) -> list[dict[str, Any]]:
     """The resource's audit trail, oldest first."""
+    return run_plan(zk, audit_plan(paths, resource))
+
+
+def audit_plan(paths: Paths, resource: str) -> Plan[list[dict[str, Any]]]:
+    """:func:`read_audit` as a plan: the trail's nodes read together."""
     audit = f"{resource_path(paths, resource)}/AUDIT"
-    try:
-        names = sorted(zk.get_children(audit))
-    except NoNodeError:
-        return []
+    names = sorted((yield from plan.children(audit)) or ())
     out = []
-    for name in names:
-        try:
-            data, _ = zk.get(f"{audit}/{name}")
-        except NoNodeError:
-            continue
-        out.append({"seq": int(name[2:]), **(decode(data) or {})})
+    for name, data in zip(
+        names, (yield from plan.get_many([f"{audit}/{n}" for n in names])), strict=True
+    ):
+        if data is not None:
+            out.append({"seq": int(name[2:]), **(decode(data) or {})})
     return out
 
 

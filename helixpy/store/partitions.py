@@ -10,12 +10,13 @@ counts as hosted only while its instance is live (the controller's rule, not the
 from __future__ import annotations
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
 
 from helixpy.errors import CorruptNode
+from helixpy.store import plan
 from helixpy.store.codec import decode, encode
 from helixpy.store.ops import Create, Delete, Op, SetData
 from helixpy.store.paths import Paths
+from helixpy.store.plan import Children, Plan, run_plan
 
 #: instance -> resource -> partition -> state
 PartitionRecords = dict[str, dict[str, dict[str, str]]]
@@ -34,37 +35,42 @@ def read_partitions(
     when ``errors`` is given, is described there and skipped (a leader loading must not
     stop at one bad record).
     """
+    return run_plan(zk, partitions_plan(paths, instance, errors=errors))
+
+
+def partitions_plan(
+    paths: Paths, instance: str | None = None, *, errors: list[str] | None = None
+) -> Plan[PartitionRecords]:
+    """:func:`read_partitions` as a plan (see :mod:`helixpy.store.plan`): each level of the
+    tree is read together."""
+    if instance is not None:
+        names = [instance]
+    else:
+        names = sorted((yield from plan.children(paths.instances)) or ())
+    listed = yield [Children(paths.partitions(inst)) for inst in names]
+    pairs = [(i, r) for i, res in zip(names, listed, strict=True) for r in sorted(res or ())]
+    listed = yield [Children(paths.partition_resource(i, r)) for i, r in pairs]
+    records = [
+        (i, r, part)
+        for (i, r), parts in zip(pairs, listed, strict=True)
+        for part in sorted(parts or ())
+    ]
+    found = yield from plan.get_many([paths.partition(i, r, part) for i, r, part in records])
     out: PartitionRecords = {}
-    try:
-        names = [instance] if instance is not None else sorted(zk.get_children(paths.instances))
-    except NoNodeError:
-        return out
-    for inst in names:
-        try:
-            resources = sorted(zk.get_children(paths.partitions(inst)))
-        except NoNodeError:
+    for (inst, res, part), data in zip(records, found, strict=True):
+        if data is None:
             continue
-        for res in resources:
-            try:
-                parts = sorted(zk.get_children(paths.partition_resource(inst, res)))
-            except NoNodeError:
-                continue
-            for part in parts:
-                path = paths.partition(inst, res, part)
-                try:
-                    data, _ = zk.get(path)
-                except NoNodeError:
-                    continue
-                try:
-                    body = decode(data, path=path)
-                    if not isinstance(body, dict) or not isinstance(body.get("state"), str):
-                        raise CorruptNode(f"{path}: not a partition record")
-                except CorruptNode as exc:
-                    if errors is None:
-                        raise
-                    errors.append(str(exc))
-                    continue
-                out.setdefault(inst, {}).setdefault(res, {})[part] = body["state"]
+        path = paths.partition(inst, res, part)
+        try:
+            body = decode(data, path=path)
+            if not isinstance(body, dict) or not isinstance(body.get("state"), str):
+                raise CorruptNode(f"{path}: not a partition record")
+        except CorruptNode as exc:
+            if errors is None:
+                raise
+            errors.append(str(exc))
+            continue
+        out.setdefault(inst, {}).setdefault(res, {})[part] = body["state"]
     return out
 
 

@@ -22,6 +22,7 @@ from helixpy.model import (
     WorkflowConfig,
     WorkflowContext,
 )
+from helixpy.store import plan
 from helixpy.store.codec import decode, encode
 from helixpy.store.ops import Create, Delete, Op, SetData
 from helixpy.store.paths import (
@@ -31,6 +32,7 @@ from helixpy.store.paths import (
     TASKCONFIG_CHUNK,
     Paths,
 )
+from helixpy.store.plan import Plan, run_plan
 from helixpy.store.streams import stream_dirs_ops
 
 
@@ -79,6 +81,14 @@ def get_json(zk: KazooClient, path: str) -> Any:
         data, _ = zk.get(path)
     except NoNodeError:
         raise NotFound(path) from None
+    return decode(data, path=path)
+
+
+def json_plan(path: str) -> Plan[Any]:
+    """A plan step: :func:`get_json` (``yield from``)."""
+    data = yield from plan.get(path)
+    if data is None:
+        raise NotFound(path)
     return decode(data, path=path)
 
 
@@ -161,25 +171,41 @@ def read_job_config(
 ) -> JobConfig:
     """A job's config. Tasks are positional (partition = index) unless ``hide_deleted``,
     which leaves out tasks removed with ``delete_task`` (what a user asking wants)."""
-    return job_config_from_head(
-        zk, paths, wf, job, get_json(zk, paths.job_config(wf, job)), hide_deleted=hide_deleted
-    )
+    return run_plan(zk, job_config_plan(paths, wf, job, hide_deleted=hide_deleted))
+
+
+def job_config_plan(
+    paths: Paths, wf: str, job: str, *, hide_deleted: bool = False
+) -> Plan[JobConfig]:
+    """:func:`read_job_config` as a plan (see :mod:`helixpy.store.plan`)."""
+    head = yield from json_plan(paths.job_config(wf, job))
+    return (yield from job_config_from_head_plan(paths, wf, job, head, hide_deleted=hide_deleted))
 
 
 def job_config_from_head(
     zk: KazooClient, paths: Paths, wf: str, job: str, head: Any, *, hide_deleted: bool = False
 ) -> JobConfig:
     """A job's config from its CONFIG's decoded payload (read ahead by the caller); task
-    config chunks, if it has any, are read here."""
+    config chunks, if it has any, are read here (together)."""
+    return run_plan(zk, job_config_from_head_plan(paths, wf, job, head, hide_deleted=hide_deleted))
+
+
+def job_config_from_head_plan(
+    paths: Paths, wf: str, job: str, head: Any, *, hide_deleted: bool = False
+) -> Plan[JobConfig]:
+    """:func:`job_config_from_head` as a plan."""
     if not isinstance(head, dict):
         raise CorruptNode(f"{paths.job_config(wf, job)}: not a mapping")
     head = dict(head)
     n_chunks = int(head.pop("task_chunks", 0))
     deleted = set(head.pop("deleted", None) or ())
     head.pop("version", None)
+    chunk_paths = [paths.task_config_chunk(wf, job, i) for i in range(n_chunks)]
     tasks: list[dict[str, Any]] = []
-    for i in range(n_chunks):
-        tasks.extend(get_json(zk, paths.task_config_chunk(wf, job, i)))
+    for path, data in zip(chunk_paths, (yield from plan.get_many(chunk_paths)), strict=True):
+        if data is None:
+            raise NotFound(path)
+        tasks.extend(decode(data, path=path))
     if hide_deleted:
         tasks = [t for p, t in enumerate(tasks) if p not in deleted]
     if tasks:
@@ -194,7 +220,17 @@ def job_config_from_head(
 
 
 def read_stored_workflow(zk: KazooClient, paths: Paths, wf: str) -> StoredWorkflow:
-    data = get_json(zk, paths.workflow_config(wf))
+    """Workflow ``wf``'s stored definition; :class:`NotFound` while it has no CONFIG."""
+    return run_plan(zk, stored_workflow_plan(paths, wf))
+
+
+def stored_workflow_plan(paths: Paths, wf: str) -> Plan[StoredWorkflow]:
+    """:func:`read_stored_workflow` as a plan."""
+    return stored_workflow_from(paths, wf, (yield from json_plan(paths.workflow_config(wf))))
+
+
+def stored_workflow_from(paths: Paths, wf: str, data: Any) -> StoredWorkflow:
+    """Workflow ``wf``'s stored definition from its CONFIG's decoded payload."""
     if not isinstance(data, dict):
         raise CorruptNode(f"{paths.workflow_config(wf)}: not a mapping")
     try:
@@ -206,19 +242,44 @@ def read_stored_workflow(zk: KazooClient, paths: Paths, wf: str) -> StoredWorkfl
 def read_workflow_context(zk: KazooClient, paths: Paths, wf: str) -> WorkflowContext:
     """A workflow's context, its jobs' states gathered from its chunks if it has them
     (read together; a chunk removed meanwhile, by a purge shrinking the queue, is skipped)."""
-    data = get_json(zk, paths.workflow_context(wf)) or {}
-    chunks = int(data.get("job_chunks", 0)) if isinstance(data, dict) else 0
+    return run_plan(zk, workflow_context_plan(paths, wf))
+
+
+def workflow_context_plan(paths: Paths, wf: str) -> Plan[WorkflowContext]:
+    """:func:`read_workflow_context` as a plan."""
+    path = paths.workflow_context(wf)
+    header = yield from json_plan(path)
+    chunk_paths = job_chunk_paths(paths, wf, header)
+    chunks = yield from plan.get_many(chunk_paths)
+    bodies = [
+        None if d is None else decode(d, path=p) for p, d in zip(chunk_paths, chunks, strict=True)
+    ]
+    return workflow_context_from(path, header, bodies)
+
+
+def job_chunk_paths(paths: Paths, wf: str, header: Any) -> list[str]:
+    """The job-state chunks a workflow CONTEXT payload names (none while kept inline)."""
+    count = int(header.get("job_chunks", 0)) if isinstance(header, dict) else 0
+    return [paths.workflow_context_chunk(wf, i) for i in range(count)]
+
+
+def workflow_context_from(path: str, header: Any, chunks: Sequence[Any]) -> WorkflowContext:
+    """A workflow context from its CONTEXT payload and its job-state chunks' payloads (a
+    chunk removed meanwhile is None and skipped)."""
+    if header is None:
+        header = {}
+    if not isinstance(header, dict):
+        raise CorruptNode(f"{path}: not a mapping")
+    data = header
     if chunks:
-        reads = [zk.get_async(paths.workflow_context_chunk(wf, i)) for i in range(chunks)]
         states: dict[str, Any] = dict(data.get("jobs") or {})
-        for i, read in enumerate(reads):
-            try:
-                body = decode(read.get()[0], path=paths.workflow_context_chunk(wf, i)) or {}
-            except NoNodeError:
-                continue
-            states.update(body.get("jobs") or {})
+        for body in chunks:
+            states.update((body or {}).get("jobs") or {})
         data = {**data, "jobs": states}
-    return WorkflowContext.from_dict(data)
+    try:
+        return WorkflowContext.from_dict(data)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CorruptNode(f"{path}: {exc}") from exc
 
 
 def job_states_chunks(jobs: int) -> int:
@@ -350,9 +411,15 @@ def job_context_ops(
 def read_job_context(
     zk: KazooClient, paths: Paths, wf: str, job: str, header: Any = None
 ) -> JobContext:
-    """A job's context: the header (read here unless given) plus every chunk, in order."""
+    """A job's context: the header (read here unless given) plus every chunk, in order
+    (the chunks read together)."""
+    return run_plan(zk, job_context_plan(paths, wf, job, header))
+
+
+def job_context_plan(paths: Paths, wf: str, job: str, header: Any = None) -> Plan[JobContext]:
+    """:func:`read_job_context` as a plan."""
     if header is None:
-        header = get_json(zk, paths.job_context(wf, job)) or {}
+        header = (yield from json_plan(paths.job_context(wf, job))) or {}
     if not isinstance(header, dict):
         raise CorruptNode(f"{paths.job_context(wf, job)}: not a mapping")
     tasks: dict[int, TaskContextInfo] = {}
@@ -360,10 +427,13 @@ def read_job_context(
     for p, rec in enumerate(header.get("records") or ()):  # an inline (small) job
         if p not in deleted:
             tasks[p] = TaskContextInfo.from_dict(rec)
-    for c in range(int(header.get("chunks", 0))):
-        records = get_json(zk, paths.job_context_chunk(wf, job, c))
+    chunk_paths = [paths.job_context_chunk(wf, job, c) for c in range(int(header.get("chunks", 0)))]
+    chunks = yield from plan.get_many(chunk_paths)
+    for c, (path, data) in enumerate(zip(chunk_paths, chunks, strict=True)):
+        if data is None:
+            raise NotFound(path)
         base = c * CONTEXT_CHUNK
-        for i, rec in enumerate(records):
+        for i, rec in enumerate(decode(data, path=path)):
             if base + i not in deleted:  # removed with delete_task
                 tasks[base + i] = TaskContextInfo.from_dict(rec)
     return JobContext(**JobContext.header_from_dict(header), tasks=tasks)
@@ -373,8 +443,11 @@ def read_job_context(
 
 
 def read_cluster_config(zk: KazooClient, paths: Paths) -> dict[str, Any]:
-    try:
-        data = get_json(zk, paths.config)
-    except NotFound:
-        return {}
-    return dict(data or {})
+    """The cluster config; empty when nothing was ever set."""
+    return run_plan(zk, cluster_config_plan(paths))
+
+
+def cluster_config_plan(paths: Paths) -> Plan[dict[str, Any]]:
+    """:func:`read_cluster_config` as a plan."""
+    data = yield from plan.get(paths.config)
+    return {} if data is None else dict(decode(data, path=paths.config) or {})

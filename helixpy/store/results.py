@@ -24,18 +24,18 @@ import gzip
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
 
 from helixpy.errors import CorruptNode, NoResult, NotFound
 from helixpy.model import JobContext, TaskPartitionState
 from helixpy.model.values import JsonValue
+from helixpy.store import plan
 from helixpy.store.codec import decode, encode, frame
 from helixpy.store.ops import Create
 from helixpy.store.paths import Paths
-from helixpy.store.records import read_job_config, read_job_context
+from helixpy.store.plan import Exists, Plan, run_plan
+from helixpy.store.records import job_config_plan, job_context_plan
 
 #: Values up to this many bytes of JSON live in the head itself (gzipped above 4 KB).
 INLINE_BYTES = 64 * 1024
@@ -88,31 +88,35 @@ def _join(pieces: list[bytes], path: str) -> JsonValue:
 def read_results(
     zk: KazooClient, paths: Paths, wf: str, job: str, attempts: Mapping[str, int]
 ) -> dict[str, JsonValue]:
-    """The values of the given completed attempts (task id -> attempt number), read in
-    pipelined batches: a task whose attempt stored no value maps to None."""
-    heads: dict[str, Any] = {
-        tid: zk.get_async(paths.task_result(wf, job, tid, a)) for tid, a in attempts.items()
-    }
+    """The values of the given completed attempts (task id -> attempt number), read
+    pipelined: a task whose attempt stored no value maps to None."""
+    return run_plan(zk, results_plan(paths, wf, job, attempts))
+
+
+def results_plan(
+    paths: Paths, wf: str, job: str, attempts: Mapping[str, int]
+) -> Plan[dict[str, JsonValue]]:
+    """:func:`read_results` as a plan (see :mod:`helixpy.store.plan`)."""
+    ids = list(attempts)
+    heads = [paths.task_result(wf, job, tid, attempts[tid]) for tid in ids]
     out: dict[str, JsonValue] = {}
-    chunked: dict[str, tuple[str, list[Any]]] = {}
-    for tid, pending in heads.items():
-        path = paths.task_result(wf, job, tid, attempts[tid])
-        try:
-            data, _ = pending.get()
-        except NoNodeError:
-            out[tid] = None
+    chunked: list[tuple[str, str, int]] = []
+    for tid, path, data in zip(ids, heads, (yield from plan.get_many(heads)), strict=True):
+        if data is None:
+            out[tid] = None  # the attempt stored no value
             continue
         count, value = _chunk_count(data, path)
         if count == 0:
             out[tid] = value
         else:
-            chunked[tid] = (path, [zk.get_async(f"{path}+{i}") for i in range(count)])
-    for tid, (path, parts) in chunked.items():
-        try:
-            pieces = [part.get()[0] for part in parts]
-        except NoNodeError:
-            raise CorruptNode(f"{path}: a chunk of the result is missing") from None
-        out[tid] = _join(pieces, path)
+            chunked.append((tid, path, count))
+    pieces = yield from plan.get_many([f"{p}+{i}" for _, p, n in chunked for i in range(n)])
+    at = 0
+    for tid, path, count in chunked:
+        mine, at = pieces[at : at + count], at + count
+        if any(piece is None for piece in mine):
+            raise CorruptNode(f"{path}: a chunk of the result is missing")
+        out[tid] = _join([piece or b"" for piece in mine], path)
     return out
 
 
@@ -125,11 +129,11 @@ def completed_attempts(ctx: JobContext) -> dict[str, int]:
     }
 
 
-def _context(zk: KazooClient, paths: Paths, wf: str, job: str) -> JobContext:
+def _context(paths: Paths, wf: str, job: str) -> Plan[JobContext]:
     try:
-        return read_job_context(zk, paths, wf, job)
+        return (yield from job_context_plan(paths, wf, job))
     except NotFound:
-        if zk.exists(paths.job_config(wf, job)) is None:
+        if not (yield [Exists(paths.job_config(wf, job))])[0]:
             raise NotFound(f"job {wf}/{job} does not exist in cluster {paths.cluster}") from None
         return JobContext()  # not started: no task has run
 
@@ -137,16 +141,27 @@ def _context(zk: KazooClient, paths: Paths, wf: str, job: str) -> JobContext:
 def read_job_results(zk: KazooClient, paths: Paths, wf: str, job: str) -> dict[str, JsonValue]:
     """The values of the job's COMPLETED tasks by task id (None for one that returned no
     value); :class:`NotFound` when the job does not exist."""
-    return read_results(zk, paths, wf, job, completed_attempts(_context(zk, paths, wf, job)))
+    return run_plan(zk, job_results_plan(paths, wf, job))
+
+
+def job_results_plan(paths: Paths, wf: str, job: str) -> Plan[dict[str, JsonValue]]:
+    """:func:`read_job_results` as a plan."""
+    ctx = yield from _context(paths, wf, job)
+    return (yield from results_plan(paths, wf, job, completed_attempts(ctx)))
 
 
 def read_task_result(zk: KazooClient, paths: Paths, wf: str, job: str, task_id: str) -> JsonValue:
     """The value task ``task_id`` COMPLETED with (None when it returned none);
     :class:`NoResult` when it has not completed, :class:`NotFound` when it does not exist."""
-    ctx = _context(zk, paths, wf, job)
+    return run_plan(zk, task_result_plan(paths, wf, job, task_id))
+
+
+def task_result_plan(paths: Paths, wf: str, job: str, task_id: str) -> Plan[JsonValue]:
+    """:func:`read_task_result` as a plan."""
+    ctx = yield from _context(paths, wf, job)
     task = next((t for t in ctx.tasks.values() if t.task_id == task_id), None)
     if task is None or task.state is not TaskPartitionState.COMPLETED:
-        if task is None and not _has_task(zk, paths, wf, job, task_id):
+        if task is None and not (yield from _has_task(paths, wf, job, task_id)):
             raise NotFound(f"job {wf}/{job} has no task {task_id}")
         state = None if task is None or task.state is None else task.state.value
         raise NoResult(
@@ -154,12 +169,13 @@ def read_task_result(zk: KazooClient, paths: Paths, wf: str, job: str, task_id: 
             "COMPLETED task has a result",
             state,
         )
-    return read_results(zk, paths, wf, job, {task_id: task.num_attempts})[task_id]
+    values = yield from results_plan(paths, wf, job, {task_id: task.num_attempts})
+    return values[task_id]
 
 
-def _has_task(zk: KazooClient, paths: Paths, wf: str, job: str, task_id: str) -> bool:
+def _has_task(paths: Paths, wf: str, job: str, task_id: str) -> Plan[bool]:
     """Whether the job's config names the task (one not scheduled yet has no record)."""
-    cfg = read_job_config(zk, paths, wf, job, hide_deleted=True)
+    cfg = yield from job_config_plan(paths, wf, job, hide_deleted=True)
     if cfg.tasks:
         return any(t.task_id == task_id for t in cfg.tasks)
     return task_id.isdigit() and int(task_id) < cfg.task_count

@@ -28,9 +28,11 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
+from helixpy.store import plan
 from helixpy.store.codec import decode
 from helixpy.store.ops import Create, Delete, Op
 from helixpy.store.paths import Paths
+from helixpy.store.plan import Plan, run_plan
 
 #: Entry kinds, as the first letter of the entry's name: the kind of every entry is known
 #: from one listing, without reading any (ZooKeeper numbers sequential children of one
@@ -67,16 +69,37 @@ def parse_entry(name: str) -> tuple[int, str]:
 def list_entries(
     zk: KazooClient, paths: Paths, wf: str, job: str, watch: Any = None
 ) -> list[tuple[int, str]]:
-    """Every entry as (sequence number, kind), in order (optionally watching for more)."""
-    names = zk.get_children(paths.stream_log(wf, job), watch=watch)
+    """Every entry as (sequence number, kind), in order (optionally watching for more);
+    kazoo's NoNodeError when the log is gone."""
+    return entries_of(zk.get_children(paths.stream_log(wf, job), watch=watch))
+
+
+def entries_of(names: Iterable[str]) -> list[tuple[int, str]]:
+    """The log's entries, as (sequence number, kind) in order, from its child names."""
     return sorted(parse_entry(n) for n in names if n[:2] in ("s-", "b-", "x-"))
+
+
+def entries_plan(paths: Paths, wf: str, job: str) -> Plan[list[tuple[int, str]]]:
+    """:func:`list_entries` (without a watch) as a plan (see :mod:`helixpy.store.plan`)."""
+    names = yield from plan.children(paths.stream_log(wf, job))
+    if names is None:
+        raise NoNodeError(paths.stream_log(wf, job))
+    return entries_of(names)
 
 
 def read_entry(
     zk: KazooClient, paths: Paths, wf: str, job: str, seq: int, kind: str
 ) -> dict[str, Any]:
+    """An entry's body; kazoo's NoNodeError when it is gone (compacted)."""
+    return run_plan(zk, entry_plan(paths, wf, job, seq, kind))
+
+
+def entry_plan(paths: Paths, wf: str, job: str, seq: int, kind: str) -> Plan[dict[str, Any]]:
+    """:func:`read_entry` as a plan."""
     path = entry_path(paths, wf, job, seq, kind)
-    data, _ = zk.get(path)
+    data = yield from plan.get(path)
+    if data is None:
+        raise NoNodeError(path)
     body = decode(data, path=path)
     return dict(body) if isinstance(body, dict) else {}
 
@@ -93,10 +116,16 @@ def split_slot(entry: dict[str, Any], seq: int, index: int, slots: int) -> int:
 def read_ack(
     zk: KazooClient, paths: Paths, wf: str, job: str, seq: int, slot: int
 ) -> dict[str, Any] | None:
-    path = paths.stream_ack(wf, job, seq, slot)
-    try:
-        data, _ = zk.get(path)
-    except NoNodeError:
+    """Slot ``slot``'s ack of barrier ``seq``; None when it has not acked (or was pruned)."""
+    return ack_from(
+        paths.stream_ack(wf, job, seq, slot),
+        run_plan(zk, plan.get(paths.stream_ack(wf, job, seq, slot))),
+    )
+
+
+def ack_from(path: str, data: bytes | None) -> dict[str, Any] | None:
+    """An ack from the data at its ``path`` (None: no ack)."""
+    if data is None:
         return None
     body = decode(data, path=path)
     return dict(body) if isinstance(body, dict) else None
@@ -106,10 +135,14 @@ def read_checkpoint(
     zk: KazooClient, paths: Paths, wf: str, job: str, seq: int
 ) -> dict[int, Any] | None:
     """A published checkpoint: slot -> contribution; None while incomplete."""
+    return run_plan(zk, checkpoint_plan(paths, wf, job, seq))
+
+
+def checkpoint_plan(paths: Paths, wf: str, job: str, seq: int) -> Plan[dict[int, Any] | None]:
+    """:func:`read_checkpoint` as a plan."""
     path = paths.stream_checkpoint(wf, job, seq)
-    try:
-        data, _ = zk.get(path)
-    except NoNodeError:
+    data = yield from plan.get(path)
+    if data is None:
         return None
     body = decode(data, path=path) or {}
     return {int(slot): value for slot, value in dict(body.get("slots") or {}).items()}

@@ -14,15 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
 
-from helixpy.errors import NotFound
 from helixpy.model.context import cap_info
 from helixpy.store.acl import AclProvider
-from helixpy.store.codec import decode
-from helixpy.store.content import fenced_map_update
+from helixpy.store.content import fenced_map_update, map_or_empty
 from helixpy.store.ops import Check, Create, Op
 from helixpy.store.paths import Paths, content_shard
+from helixpy.store.plan import Plan, run_plan
 
 #: The most bytes (JSON-encoded) kept of one attempt's error text.
 ERROR_CAP = 16 * 1024
@@ -68,12 +66,10 @@ def read_task_errors(
 ) -> dict[int, str]:
     """Every kept attempt's error text for the task, by attempt; empty when none failed,
     :class:`NotFound` when the job does not exist."""
-    path = paths.task_error(wf, job, task_id)
-    try:
-        data, _ = zk.get(path)
-    except NoNodeError:
-        if zk.exists(paths.job_config(wf, job)) is None:
-            raise NotFound(paths.job(wf, job)) from None
-        return {}
-    body = decode(data, path=path) or {}
+    return run_plan(zk, task_errors_plan(paths, wf, job, task_id))
+
+
+def task_errors_plan(paths: Paths, wf: str, job: str, task_id: str) -> Plan[dict[int, str]]:
+    """:func:`read_task_errors` as a plan (see :mod:`helixpy.store.plan`)."""
+    body = yield from map_or_empty(paths.task_error(wf, job, task_id), paths.job_config(wf, job))
     return {int(k): str(v) for k, v in body.items()}

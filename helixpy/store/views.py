@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
 
-from helixpy.errors import NotFound
 from helixpy.model import WorkflowConfig
-from helixpy.store import records
+from helixpy.store import plan, records
 from helixpy.store.codec import decode
 from helixpy.store.paths import Paths
+from helixpy.store.plan import Plan, run_plan
 
 
 def read_workflow_config(zk: KazooClient, paths: Paths, name: str) -> WorkflowConfig:
@@ -20,18 +19,27 @@ def read_workflow_config(zk: KazooClient, paths: Paths, name: str) -> WorkflowCo
     return records.read_stored_workflow(zk, paths, name).config
 
 
+def workflow_config_plan(paths: Paths, name: str) -> Plan[WorkflowConfig]:
+    """:func:`read_workflow_config` as a plan (see :mod:`helixpy.store.plan`)."""
+    return (yield from records.stored_workflow_plan(paths, name)).config
+
+
 def read_workflows(zk: KazooClient, paths: Paths) -> dict[str, WorkflowConfig]:
     """Every workflow's config by name, leaving out those being started or deleted."""
-    try:
-        names = zk.get_children(paths.workflows)
-    except NoNodeError:
-        return {}
+    return run_plan(zk, workflows_plan(paths))
+
+
+def workflows_plan(paths: Paths) -> Plan[dict[str, WorkflowConfig]]:
+    """:func:`read_workflows` as a plan: the configs read together."""
+    names = sorted((yield from plan.children(paths.workflows)) or ())
+    configs = yield from plan.get_many([paths.workflow_config(n) for n in names])
     out: dict[str, WorkflowConfig] = {}
-    for name in sorted(names):
-        try:
-            out[name] = read_workflow_config(zk, paths, name)
-        except NotFound:
+    for name, data in zip(names, configs, strict=True):
+        if data is None:
             continue  # no CONFIG: a start or delete is under way
+        out[name] = records.stored_workflow_from(
+            paths, name, decode(data, path=paths.workflow_config(name))
+        ).config
     return out
 
 
@@ -42,23 +50,23 @@ def read_instances(zk: KazooClient, paths: Paths) -> dict[str, dict[str, Any]]:
 
     An instance without a config (registering just now) is left out.
     """
+    return run_plan(zk, instances_plan(paths))
+
+
+def instances_plan(paths: Paths) -> Plan[dict[str, dict[str, Any]]]:
+    """:func:`read_instances` as a plan: every config and live node read together."""
+    names = sorted((yield from plan.children(paths.instances)) or ())
+    wanted = [p for n in names for p in (paths.instance_config(n), paths.live_instance(n))]
+    found = yield from plan.get_many(wanted)
     out: dict[str, dict[str, Any]] = {}
-    try:
-        names = sorted(zk.get_children(paths.instances))
-    except NoNodeError:
-        return out
-    for name in names:
-        try:
-            cfg = decode(zk.get(paths.instance_config(name))[0]) or {}
-        except NoNodeError:
+    for i, name in enumerate(names):
+        cfg_data, live_data = found[2 * i], found[2 * i + 1]
+        if cfg_data is None:
             continue
-        try:
-            node = decode(zk.get(paths.live_instance(name))[0]) or {}
-            live = True
-        except NoNodeError:
-            node, live = {}, False
+        cfg = decode(cfg_data) or {}
+        node = {} if live_data is None else decode(live_data) or {}
         out[name] = {
-            "live": live,
+            "live": live_data is not None,
             "enabled": bool(cfg.get("enabled", True)),
             "tags": list(cfg.get("tags") or []),
             "capacity": cfg.get("capacity"),

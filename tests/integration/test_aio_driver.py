@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helixpy import JobConfig, TaskConfig, TaskState, Workflow
+from helixpy import JobConfig, JobQueue, TaskConfig, TaskState, Workflow
 from helixpy.driver.aio import AsyncTaskDriver, WorkflowEvent
 from helixpy.errors import (
     AlreadyExists,
@@ -495,3 +495,89 @@ def test_closed_or_cut_off_every_method_fails_in_bounded_time() -> None:
                 await AsyncTaskDriver.open(address, "gone", timeout=STOPPED_TIMEOUT)
 
         run(main)
+
+
+def test_the_cluster_reads_streams_batches_and_waits_match_the_sync_driver(
+    zk_address: str,
+) -> None:
+    from helixpy.model.locks import LockType
+    from helixpy.store.locks import LockBox
+
+    stream = JobConfig(command="Sum", num_tasks=2, stream=True, num_concurrent_tasks_per_instance=2)
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        sync = cluster.driver
+        holder = LockBox(cluster._zk, cluster.cluster, "holder", priority=50)
+        assert holder.try_acquire("res/1", (0, 10), LockType.EXCLUSIVE).ok
+
+        async def main() -> None:
+            async with AsyncTaskDriver(cluster.zk_address, cluster.cluster) as d:
+                # Given 50 workflows started in one turn of the loop with start_async
+                futures = [
+                    d.start_async(
+                        Workflow.builder(f"b{i}")
+                        .add_job("j", JobConfig(command="Noop", num_tasks=1))
+                        .build()
+                    )
+                    for i in range(50)
+                ]
+                # Then each future settles once its workflow is durable, and a duplicate
+                # fails its own future only
+                dup = d.start_async(
+                    Workflow.builder("b0")
+                    .add_job("j", JobConfig(command="Noop", num_tasks=1))
+                    .build()
+                )
+                assert await asyncio.gather(*futures) == [None] * 50
+                with pytest.raises(AlreadyExists):
+                    await dup
+                # When all are waited for at once, Then every one completed
+                names = [f"b{i}" for i in range(50)]
+                reached = await d.poll_for_workflows(names, S.COMPLETED, timeout=BOUND)
+                assert list(reached) == names and set(reached.values()) == {S.COMPLETED}
+                with pytest.raises(PollTimeout, match="1 of 1 workflows"):
+                    await d.poll_for_workflows(["nobody"], S.COMPLETED, timeout=0.5)
+                # And the cluster reads equal the sync driver's
+                assert await d.get_workflows() == sync.get_workflows()
+                assert await d.get_instances() == sync.get_instances()
+                await d.set_partition_state(cluster.instances[0], "db", "db_0", "MASTER")
+                assert await d.get_partitions() == sync.get_partitions() != {}
+                assert await d.get_partitions(cluster.instances[0]) == sync.get_partitions(
+                    cluster.instances[0]
+                )
+                locks = await d.get_locks()
+                assert locks == sync.get_locks() and len(locks["res/1"]) == 1
+                assert await d.get_lock_audit("res/1") == sync.get_lock_audit("res/1") != []
+                # When a stream gets splits and a barrier through the async driver
+                await d.start(Workflow.builder("st").add_job("s", stream).build())
+                await d.add_splits("st", "s", [{"v": v} for v in range(6)])
+                barrier = await d.request_barrier("st", "s")
+                checkpoint = await barrier.wait(BOUND)
+                # Then the checkpoint counts the six splits once, as the sync driver sees
+                assert sum(int(c["count"]) for c in checkpoint.values()) == 6
+                assert await barrier.done()
+                results = await d.get_split_results("st", "s")
+                assert results == sync.get_split_results("st", "s") and len(results) == 6
+                end = await d.end_stream("st", "s")
+                await end.wait(BOUND)
+                assert await d.poll_for_job_state("st", "s", S.COMPLETED, timeout=BOUND)
+                with pytest.raises(InvalidConfig, match=r"stream of st/s (has ended|is COMPLETED)"):
+                    await d.add_splits("st", "s", [1])
+                with pytest.raises(InvalidConfig, match="not a streaming job"):
+                    await d.add_splits("b1", "j", [1])
+                # When a queue gets jobs each on its own, Then a bad one holds none back
+                await d.create_queue(JobQueue.builder("q").build())
+                outcomes = await d.enqueue_many(
+                    "q",
+                    {"a": JobConfig(command="Noop", num_tasks=1), "b": "bad"},  # type: ignore[dict-item]
+                )
+                assert [o.status for o in outcomes] == ["started", "invalid"]
+                await d.enqueue_job_async("q", "c", JobConfig(command="Noop", num_tasks=1))
+                assert await d.poll_for_job_state("q", "c", S.COMPLETED, timeout=BOUND)
+                # When a workflow is deleted and waited for, Then none of it is left
+                await d.delete_and_wait("b1", timeout=BOUND)
+                assert "b1" not in sync.get_workflows()
+                with pytest.raises(NotFound):
+                    await d.delete_and_wait("b1", timeout=BOUND)
+
+        run(main)
+        holder.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
+from helixpy.driver.aio.base import AsyncDriverBase
 from helixpy.driver.driver import TaskDriver
 from helixpy.driver.polling import check_timeout
 from helixpy.model import TaskConfig, TaskState, WorkflowConfig
@@ -39,15 +40,9 @@ def build(mutation: Callable[..., None], *args: Any, **kwargs: Any) -> tuple[str
     return recorder.call
 
 
-class MutationMethods:
+class MutationMethods(AsyncDriverBase):
     """Mixed into :class:`~helixpy.driver.aio.AsyncTaskDriver`, which defines the methods
-    stubbed here (``_check_open``, ``_mutate``, ``stop``, ``poll_for_workflow_state``)."""
-
-    def _check_open(self) -> None:
-        raise NotImplementedError
-
-    async def _mutate(self, method: str, request: Any) -> None:
-        raise NotImplementedError
+    stubbed here (``stop``, ``poll_for_workflow_state``)."""
 
     async def stop(self, name: str) -> None:
         raise NotImplementedError

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
@@ -22,6 +22,9 @@ from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from helixpy.driver.base import NoNode
 from helixpy.errors import AccessDenied, HelixpyError, StoreError
 from helixpy.store.client import forget_data_watch
+from helixpy.store.plan import Plan, Watch, replies, send
+
+_T = TypeVar("_T")
 
 
 def _settle(future: asyncio.Future[Any], result: Any) -> None:
@@ -120,6 +123,25 @@ class Session:
     async def delete(self, path: str) -> None:
         await self._await(self.zk.delete_async(path))
 
+    async def run(self, plan: Plan[_T], watch: Watch | None = None) -> _T:
+        """Run ``plan`` (see :mod:`helixpy.store.plan`): each batch of its requests is sent
+        at once and awaited together; ``watch`` is what its watched requests arm."""
+        try:
+            batch = next(plan)
+            while True:
+                sent = [self._await(send(self.zk, r, watch)) for r in batch]
+                values = await asyncio.gather(*sent, return_exceptions=True)
+                try:
+                    answer = replies(batch, values)
+                except Exception as exc:
+                    batch = plan.throw(exc)
+                else:
+                    batch = plan.send(answer)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            plan.close()
+
     async def sync(self, path: str) -> None:
         """Bring our ZooKeeper server up to date with the ensemble's leader for ``path``, so
         what the controller committed before answering us is visible to later reads."""
@@ -180,6 +202,12 @@ class NodeWatch:
                 if not await self._session.exists(path, watch=self._waker):
                     return None
                 # created between the two requests: read it now
+
+    async def run(self, plan: Plan[_T], *paths: str) -> _T:
+        """Run ``plan`` with this wait's watch as its watch; ``paths`` are those its
+        watched requests arm (forgotten at :meth:`close`)."""
+        self._paths.update(paths)
+        return await self._session.run(plan, self._waker)
 
     async def exists(self, path: str) -> bool:
         """Whether ``path`` exists, with an exists-watch armed on it."""

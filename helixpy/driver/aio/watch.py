@@ -12,21 +12,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Self
 
 from kazoo.exceptions import KazooException
 
-from helixpy.driver.aio.reads import job_chunk_paths, workflow_context_from
-from helixpy.driver.aio.session import NodeWatch, Session, zk_error
+from helixpy.driver.aio.session import NodeWatch, Session, Waker, zk_error
 from helixpy.driver.leader import SAFETY_WAKE, TRANSIENT_ZK
-from helixpy.driver.polling import StateOf, poll_timeout
-from helixpy.errors import ClusterUnavailable, CorruptNode, NotFound, PollTimeout
+from helixpy.driver.polling import (
+    StateOf,
+    batch_timeout,
+    not_deleted,
+    poll_timeout,
+    state_at,
+    states_plan,
+    workflow_state,
+)
+from helixpy.errors import ClusterUnavailable, NotFound, PollTimeout
 from helixpy.model import TaskState, WorkflowConfig, WorkflowContext
+from helixpy.store.client import forget_data_watch
 from helixpy.store.codec import decode
 from helixpy.store.paths import Paths
+from helixpy.store.records import job_chunk_paths, workflow_context_from
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,7 @@ class WorkflowEvent:
         return self.state.is_final
 
 
-class _Unreachable(Exception):
+class Unreachable(Exception):
     """ZooKeeper did not answer a read (reconnecting): wait for the session, read again."""
 
 
@@ -83,19 +92,19 @@ class Waits:
 
     @contextlib.asynccontextmanager
     async def bounded(self, what: str) -> AsyncIterator[None]:
-        """Around the reads of one round: :class:`_Unreachable` while ZooKeeper does not
+        """Around the reads of one round: :class:`Unreachable` while ZooKeeper does not
         answer within the driver's timeout, kazoo's other errors as helixpy errors."""
         if not self.session.zk.connected:
-            raise _Unreachable  # kazoo would queue the request until it reconnects
+            raise Unreachable  # kazoo would queue the request until it reconnects
         try:
             async with asyncio.timeout(self.io_timeout):
                 yield
         except TRANSIENT_ZK as exc:
-            raise _Unreachable from exc
+            raise Unreachable from exc
         except TimeoutError as exc:
             if isinstance(exc, PollTimeout):
                 raise
-            raise _Unreachable from exc
+            raise Unreachable from exc
         except KazooException as exc:
             raise zk_error(self.paths.cluster, what, exc) from exc
 
@@ -123,8 +132,8 @@ class Waits:
                             await self.session.sync(path)
                             synced = True
                         data = await nodes.read(path)
-                    state = None if data is None else _state(path, data, state_of)
-                except _Unreachable:
+                    state = None if data is None else state_at(path, data, state_of)
+                except Unreachable:
                     pass  # reconnecting: the session event or the safety wake retries
                 if state is not None:
                     last = state
@@ -135,6 +144,93 @@ class Waits:
                     seen = last.value if last is not None else None
                     raise poll_timeout(what, self.paths.cluster, wanted, timeout, seen)
                 await nodes.wait(min(remaining, SAFETY_WAKE))
+
+    async def gone(self, name: str, timeout: float) -> None:
+        """Wait until no znode of workflow ``name`` is left; :class:`PollTimeout` naming the
+        state last seen (``None`` when its context is already gone) after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        path = self.paths.workflow(name)
+        with NodeWatch(self.session) as nodes:
+            while True:
+                self.check_open()
+                nodes.begin()
+                try:
+                    async with self.bounded(f"workflow {name}"):
+                        await self.session.sync(path)
+                        if not await nodes.exists(path):
+                            return
+                except Unreachable:
+                    pass  # reconnecting: the session event or the safety wake retries
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    last = None
+                    with contextlib.suppress(Unreachable, NotFound):
+                        async with self.bounded(f"workflow {name}"):
+                            data = await self.session.get(self.paths.workflow_context(name))
+                            last = workflow_state(data).value
+                    raise not_deleted(self.paths, name, timeout, last)
+                await nodes.wait(min(left, SAFETY_WAKE))
+
+    async def states(
+        self, names: Sequence[str], wanted: tuple[TaskState, ...], timeout: float
+    ) -> dict[str, TaskState]:
+        """Wait until every workflow of ``names`` (checked names) is in one of ``wanted``
+        (``TaskDriver.poll_for_workflows``): one ``sync``, pipelined reads, then one read
+        per change of a workflow still waited for; a session event reads them all again."""
+        deadline = time.monotonic() + timeout
+        by_path = {self.paths.workflow_context(n): n for n in names}
+        changed: set[str] = set()
+        woken = asyncio.Event()
+
+        def mark(path: object) -> None:  # on the loop
+            if isinstance(path, str):
+                changed.add(path)
+            woken.set()
+
+        def fire(event: object) -> None:  # kazoo's thread: only hand over to the loop
+            self.session.call_soon(mark, getattr(event, "path", None))
+
+        sessions = Waker(self.session)  # set at every session event
+        self.session.register(sessions)
+        left, reached, last = set(by_path), {}, {}
+        read, synced = set(left), False
+        try:
+            while True:
+                self.check_open()
+                woken.clear()
+                if read:
+                    try:
+                        async with self.bounded("workflows"):
+                            if not synced:
+                                await self.session.sync(self.paths.workflows)
+                                synced = True
+                            plan = states_plan(sorted(read), workflow_state)
+                            found, appeared = await self.session.run(plan, fire)
+                        for path, state in found:
+                            last[path] = state
+                            if state in wanted:
+                                left.discard(path)
+                                reached[by_path[path]] = state
+                        read = set(appeared)  # created between the two reads: read next
+                    except Unreachable:
+                        pass  # reconnecting: read them all again at the session event
+                if not left:
+                    return {n: reached[n] for n in names}
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PollTimeout(batch_timeout(self.paths, by_path, left, last, timeout))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(remaining, SAFETY_WAKE)):
+                        await _first(woken, sessions.event)
+                read |= changed & left
+                changed.clear()
+                if sessions.event.is_set():
+                    sessions.event.clear()
+                    read = set(left)
+        finally:
+            self.session.unregister(sessions)
+            for path in by_path:
+                forget_data_watch(self.session.zk, path, fire)
 
     async def last_clone_or_self(self, name: str, deadline: float) -> str:
         """The workflow a job poll on ``name`` follows: the last clone of a recurring
@@ -157,7 +253,7 @@ class Waits:
                         ctx = workflow_context_from(path, decode(data, path=path), [])
                         if ctx.last_scheduled_workflow is not None:
                             return ctx.last_scheduled_workflow
-                except _Unreachable:
+                except Unreachable:
                     pass
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -222,7 +318,7 @@ class WorkflowWatch:
             try:
                 event = await self._read(nodes)
                 self._answered = time.monotonic()
-            except _Unreachable:
+            except Unreachable:
                 if time.monotonic() - self._answered > waits.io_timeout:
                     raise ClusterUnavailable(
                         f"cluster {waits.paths.cluster}: ZooKeeper did not answer the watch "
@@ -308,8 +404,11 @@ class WorkflowWatch:
             self.close()
 
 
-def _state(path: str, data: bytes, state_of: StateOf) -> TaskState:
+async def _first(*events: asyncio.Event) -> None:
+    """Until one of ``events`` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
     try:
-        return state_of(data)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise CorruptNode(f"{path}: no readable state: {exc}") from exc
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
