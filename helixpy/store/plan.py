@@ -122,6 +122,17 @@ def replies(batch: Sequence[Request], values: Sequence[Any]) -> list[Any]:
     return [reply(r, v) for r, v in zip(batch, values, strict=True)]
 
 
+def advance(plan: Plan[Any], batch: Sequence[Request], values: Sequence[Any]) -> Sequence[Request]:
+    """Hand kazoo's results ``values`` of ``batch`` to ``plan`` (the replies, or the first
+    failure thrown in); the plan's next batch. ``StopIteration`` carries its result. The one
+    step every runner shares."""
+    try:
+        answer = replies(batch, values)
+    except Exception as exc:
+        return plan.throw(exc)
+    return plan.send(answer)
+
+
 def run_plan(zk: KazooClient, plan: Plan[_T], *, watch: Watch | None = None) -> _T:
     """Run ``plan`` on the blocking client ``zk``; its result."""
     try:
@@ -134,12 +145,7 @@ def run_plan(zk: KazooClient, plan: Plan[_T], *, watch: Watch | None = None) -> 
                     values.append(result.get())
                 except Exception as exc:
                     values.append(exc)
-            try:
-                answer = replies(batch, values)
-            except Exception as exc:
-                batch = plan.throw(exc)
-            else:
-                batch = plan.send(answer)
+            batch = advance(plan, batch, values)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
     finally:
@@ -158,8 +164,15 @@ def children(path: str) -> Plan[list[str] | None]:
     return names  # type: ignore[no-any-return]
 
 
+#: Requests one batch of :func:`get_many` keeps in flight (a list of 100,000 workflows is
+#: read 1,000 at a time, not 100,000 requests queued at once).
+BATCH = 1000
+
+
 def get_many(paths: Sequence[str]) -> Plan[list[bytes | None]]:
-    """A plan step (``yield from``): the data at each of ``paths``, requested together."""
-    if not paths:
-        return []
-    return (yield [Get(p) for p in paths])
+    """A plan step (``yield from``): the data at each of ``paths``, requested together,
+    :data:`BATCH` at a time."""
+    out: list[bytes | None] = []
+    for i in range(0, len(paths), BATCH):
+        out += yield [Get(p) for p in paths[i : i + BATCH]]
+    return out

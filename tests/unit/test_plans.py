@@ -12,7 +12,18 @@ from helixpy.driver.streams import add_splits
 from helixpy.store.codec import decode
 from helixpy.store.ops import Check, Create
 from helixpy.store.paths import Paths
-from helixpy.store.plan import Children, Exists, Get, Multi, Plan, Request, Sync, replies
+from helixpy.store.plan import (
+    Children,
+    Exists,
+    Get,
+    Multi,
+    Plan,
+    Request,
+    Sync,
+    advance,
+    get_many,
+    replies,
+)
 
 
 class FakeTree:
@@ -23,6 +34,7 @@ class FakeTree:
         self.seq = 0
         self.lose_reply = False
         self.syncs: list[str] = []
+        self.batches: list[int] = []
 
     def answer(self, request: Any) -> Any:
         if isinstance(request, Get):
@@ -60,12 +72,8 @@ class FakeTree:
         try:
             batch = next(plan)
             while True:
-                try:
-                    answer = replies(batch, [self.answer(r) for r in batch])
-                except Exception as exc:
-                    batch = plan.throw(exc)
-                else:
-                    batch = plan.send(answer)
+                self.batches.append(len(batch))
+                batch = advance(plan, batch, [self.answer(r) for r in batch])
         except StopIteration as stop:
             return stop.value
 
@@ -99,3 +107,15 @@ def test_an_append_whose_reply_was_lost_finds_its_first_try_instead_of_adding_tw
     entries = [p for p in tree.nodes if p.startswith(log + "/")]
     assert len(entries) == 1 and entries[0].endswith(f"{seq:010d}")
     assert decode(tree.nodes[entries[0]])["splits"] == [1, 2, 3]
+
+
+def test_get_many_keeps_at_most_a_batch_in_flight_and_keeps_the_order() -> None:
+    # Given 2,500 nodes, one of them missing
+    tree = FakeTree()
+    paths = [f"/n/{i}" for i in range(2500)]
+    tree.nodes.update({p: p.encode() for p in paths if p != "/n/7"})
+    # When they are read with get_many
+    found = tree.run(get_many(paths))
+    # Then they come back in order, the missing one as None, 1,000 requests at a time
+    assert found == [None if p == "/n/7" else p.encode() for p in paths]
+    assert tree.batches == [1000, 1000, 500]

@@ -22,7 +22,7 @@ from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from helixpy.driver.base import NoNode
 from helixpy.errors import AccessDenied, HelixpyError, StoreError
 from helixpy.store.client import forget_data_watch
-from helixpy.store.plan import Plan, Watch, replies, send
+from helixpy.store.plan import Plan, Watch, advance, send
 
 _T = TypeVar("_T")
 
@@ -131,12 +131,7 @@ class Session:
             while True:
                 sent = [self._await(send(self.zk, r, watch)) for r in batch]
                 values = await asyncio.gather(*sent, return_exceptions=True)
-                try:
-                    answer = replies(batch, values)
-                except Exception as exc:
-                    batch = plan.throw(exc)
-                else:
-                    batch = plan.send(answer)
+                batch = advance(plan, batch, values)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
         finally:
