@@ -73,3 +73,12 @@ def queue_delete_job(obj: dict[str, Any], name: str, job: str, force: bool) -> N
 def queue_flush(obj: dict[str, Any], name: str) -> None:
     """Remove a queue's COMPLETED, FAILED and ABORTED jobs."""
     driver_call(obj, lambda d: d.flush_queue(name) or f"flushed {name}")
+
+
+@queue.command("cleanup")
+@cluster_options
+@click.argument("name")
+@click.pass_obj
+def queue_cleanup(obj: dict[str, Any], name: str) -> None:
+    """Helix's cleanupQueue: the same as `queue flush`."""
+    driver_call(obj, lambda d: d.cleanup_queue(name) or f"cleaned up {name}")

@@ -185,6 +185,11 @@ class TaskDriver(SubmitMethods, StreamMethods):
         self._check_open()
         self._mutate("FlushQueue", pb.WorkflowRequest(request_id=_rid(), name=_wf(queue)))
 
+    def cleanup_queue(self, queue: str) -> None:
+        """Helix's ``cleanupQueue``: the same as :meth:`flush_queue` (Helix's two calls
+        both remove the queue's jobs in a final state)."""
+        self.flush_queue(queue)
+
     # --- dynamic tasks ----------------------------------------------------------------------
 
     def add_task(self, name: str, job: str, task_config: TaskConfig) -> None:

@@ -234,6 +234,8 @@ def test_queue_commands(zk_address: str, tmp_path: Path) -> None:
         )
         assert helixpy("queue", "flush", "cq", env=env).returncode == 0
         assert cluster.driver.get_workflow_context("cq").job_states == {}
+        out = helixpy("queue", "cleanup", "cq", env=env)  # Helix's cleanupQueue: the alias
+        assert out.returncode == 0 and "cleaned up cq" in out.stdout, out.stderr
         bad = helixpy("queue", "delete-job", "cq", "nope", env=env)
         assert bad.returncode != 0 and "nope" in bad.stderr
         jobs.write_text("x: {command: Noop, num_tasks: -1}\n")

@@ -108,6 +108,12 @@ def test_delete_job_and_flush(zk_address: str) -> None:
         driver.flush_queue("dq")
         assert driver.get_workflow_context("dq").job_states == {}
         wait_gone(cluster, cluster.paths.job("dq", "done"))
+        # and so does Helix's cleanupQueue, its alias
+        driver.enqueue_job("dq", "again", rec(0.1))
+        assert driver.poll_for_job_state("dq", "again", S.COMPLETED, timeout=60) is S.COMPLETED
+        driver.cleanup_queue("dq")
+        assert driver.get_workflow_context("dq").job_states == {}
+        wait_gone(cluster, cluster.paths.job("dq", "again"))
 
 
 def test_finished_queue_jobs_are_purged_after_their_expiry(zk_address: str) -> None:

@@ -68,6 +68,10 @@ class MutationMethods(AsyncDriverBase):
         """See :meth:`TaskDriver.flush_queue`."""
         await self._send(TaskDriver.flush_queue, queue)
 
+    async def cleanup_queue(self, queue: str) -> None:
+        """See :meth:`TaskDriver.cleanup_queue` (the same as :meth:`flush_queue`)."""
+        await self.flush_queue(queue)
+
     async def add_task(self, name: str, job: str, task_config: TaskConfig) -> None:
         """See :meth:`TaskDriver.add_task`."""
         await self._send(TaskDriver.add_task, name, job, task_config)
