@@ -1,10 +1,14 @@
 """Dynamic tasks: ``add_task`` and ``delete_task`` on a running generic job.
 
-Helix's rules: the job is defined by task configs (not ``num_tasks``); task ids are unique;
-a command sits on exactly one of the job and the task; nothing changes in a terminal or
-stopping state. Partitions never move: an added task takes the next partition, a deleted
-one keeps its slot as a tombstone (``JobRuntime.deleted``, the job CONFIG's and CONTEXT's
-``deleted``), so task keys, context chunks and assignments stay valid. Both bump the job's
+Helix's rules: any job but a targeted one (here also not a fan-out job, whose tasks are
+fixed from its parent's results, nor a streaming job, whose tasks are its slots); task ids
+are unique; a command sits on exactly one of the job and the task; nothing changes in a
+terminal or stopping state. A job defined by ``num_tasks`` is first turned into the same
+job defined by task configs, ids ``"0"`` to ``"N-1"`` (the ids its tasks already have), as
+Helix's JobConfig builder turns ``NumberOfTasks`` into task configs. Partitions never
+move: an added task takes the next partition, a deleted one keeps its slot as a tombstone
+(``JobRuntime.deleted``, the job CONFIG's and CONTEXT's ``deleted``), so task keys, context
+chunks and assignments stay valid. Both bump the job's
 config version, which participants use to re-read a cached job config.
 """
 
@@ -41,10 +45,20 @@ def _job(h: CommandHandler, wf_name: str, job_name: str) -> JobRuntime:
     if job_name not in wf.jobs:
         raise NotFound(f"job {wf_name}/{job_name} does not exist")
     job = wf.jobs[job_name]
-    if not job.config.tasks:
+    kind = (
+        "a targeted job"
+        if job.config.is_targeted
+        else "a fan-out job"
+        if job.config.expand is not None
+        else "a streaming job"
+        if job.config.stream
+        else None
+    )
+    if kind is not None:
         raise InvalidConfig(
             "job.tasks",
-            "tasks can be added to or deleted from a job defined by tasks only, not by num_tasks",
+            f"job {wf_name}/{job_name} is {kind}: its tasks are fixed, "
+            "none can be added or deleted",
         )
     if job.state not in _CHANGEABLE or wf.state.is_final:
         raise InvalidConfig(
@@ -55,13 +69,22 @@ def _job(h: CommandHandler, wf_name: str, job_name: str) -> JobRuntime:
     return job
 
 
+def _listed(cfg: JobConfig) -> JobConfig:
+    """``cfg`` defined by task configs: a ``num_tasks`` job's tasks get configs with the ids
+    they already have (the partition numbers), so contexts and assignments stay valid."""
+    if cfg.tasks:
+        return cfg
+    return replace(
+        cfg, tasks=tuple(TaskConfig(id=str(p)) for p in range(cfg.num_tasks)), num_tasks=0
+    )
+
+
 def _commit(
     h: CommandHandler,
     job: JobRuntime,
     cfg: JobConfig,
     cmd: Command,
     result: dict[str, str],
-    old_count: int,
     tasks: list[TaskContextInfo],
     deleted: set[int],
 ) -> None:
@@ -72,7 +95,9 @@ def _commit(
     when this multi lands, and a pass may come later than the caller's next read.
     """
     version = job.config_version + 1
-    ops = job_config_update_ops(h.p.paths, job.workflow, job.name, cfg, deleted, version, old_count)
+    # (a job that was defined by num_tasks has no task-config chunks yet: all are written)
+    stored = len(job.config.tasks)
+    ops = job_config_update_ops(h.p.paths, job.workflow, job.name, cfg, deleted, version, stored)
     ops += job_context_ops(
         h.p.paths,
         job.workflow,
@@ -99,21 +124,22 @@ def add_task(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
     wf_name, job_name, task = cmd.payload
     job = _job(h, wf_name, job_name)
     assert isinstance(task, TaskConfig)
-    live_ids = {t.task_id for p, t in enumerate(job.config.tasks) if p not in job.deleted}
+    listed = _listed(job.config)
+    live_ids = {t.task_id for p, t in enumerate(listed.tasks) if p not in job.deleted}
     if task.task_id in live_ids:
         raise AlreadyExists(f"job {wf_name}/{job_name} already has a task {task.task_id}")
-    if any(t.task_id == task.task_id for t in job.config.tasks):
+    if any(t.task_id == task.task_id for t in listed.tasks):
         raise InvalidConfig("task.id", f"{task.task_id} was used by a deleted task")
     if (task.command is None) == (job.config.command is None):
         raise InvalidConfig(
             "task.command", "a command must be set on exactly one of the job and the task"
         )
     old_count = len(job.tasks)
-    cfg = replace(job.config, tasks=(*job.config.tasks, task))
+    cfg = replace(listed, tasks=(*listed.tasks, task))
     h.p.limits.check_job("job", cfg)  # the cluster's max_tasks_per_job, tombstones counted
     result = {"code": "OK", "message": f"added task {task.task_id} to {wf_name}/{job_name}"}
     tasks = [*job.tasks, TaskContextInfo(task_id=task.task_id)]
-    _commit(h, job, cfg, cmd, result, old_count, tasks, job.deleted)
+    _commit(h, job, cfg, cmd, result, tasks, job.deleted)
     partition = old_count
     job.dirty_chunks.add(chunk_of(partition))
     job.pending.append(partition)
@@ -124,12 +150,9 @@ def add_task(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
 def delete_task(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
     wf_name, job_name, task_id = cmd.payload
     job = _job(h, wf_name, job_name)
+    listed = _listed(job.config)
     partition = next(
-        (
-            p
-            for p, t in enumerate(job.config.tasks)
-            if t.task_id == task_id and p not in job.deleted
-        ),
+        (p for p, t in enumerate(listed.tasks) if t.task_id == task_id and p not in job.deleted),
         None,
     )
     if partition is None:
@@ -138,7 +161,7 @@ def delete_task(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str
         raise InvalidConfig("job.tasks", "a job keeps at least one task")
     result = {"code": "OK", "message": f"deleted task {task_id} from {wf_name}/{job_name}"}
     state = job.tasks[partition].state
-    _commit(h, job, job.config, cmd, result, len(job.tasks), job.tasks, job.deleted | {partition})
+    _commit(h, job, listed, cmd, result, job.tasks, job.deleted | {partition})
     # Forget it everywhere: an active attempt leaves the assignment (its participant cancels
     # it), and counters only count live tasks.
     job.active.pop(partition, None)

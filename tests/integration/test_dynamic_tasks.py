@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helixpy import JobConfig, TaskConfig, TaskPartitionState, TaskState, Workflow
+from helixpy import JobConfig, TaskConfig, TaskPartitionState, TaskState, Workflow, WorkflowConfig
 from helixpy.errors import AlreadyExists, InvalidConfig, NotFound
 from helixpy.testing import LocalCluster
 from tests.integration.helpers import count, wait_final, wait_for_line, wait_job
@@ -48,8 +48,10 @@ def test_helix_rules_for_adding_tasks(zk_address: str) -> None:
         driver.start(
             Workflow.builder("rules")
             .add_job("j", sleepy("t1", seconds="30"))
-            .add_job("n", JobConfig(command="Sleep", num_tasks=1, command_config={"seconds": "30"}))
+            .add_job("fan", JobConfig(command="Noop", expand="j"))
+            .add_job("t", JobConfig(command="Noop", target_resource="db"))
             .add_job("done", JobConfig(tasks=[TaskConfig(id="x", command="Noop")]))
+            .add_parent_child_dependency("j", "fan")
             .build()
         )
         with pytest.raises(AlreadyExists):
@@ -57,9 +59,13 @@ def test_helix_rules_for_adding_tasks(zk_address: str) -> None:
         with pytest.raises(InvalidConfig) as exc:
             driver.add_task("rules", "j", TaskConfig(id="t9", command="Noop"))
         assert exc.value.field == "task.command"  # the job has a command already
-        with pytest.raises(InvalidConfig) as exc:
-            driver.add_task("rules", "n", TaskConfig(id="t9"))
-        assert exc.value.field == "job.tasks"  # a num_tasks job
+        for fixed, kind in (("fan", "a fan-out job"), ("t", "a targeted job")):
+            with pytest.raises(InvalidConfig) as exc:
+                driver.add_task("rules", fixed, TaskConfig(id="t9"))
+            assert exc.value.field == "job.tasks" and kind in str(exc.value)
+            with pytest.raises(InvalidConfig) as exc:
+                driver.delete_task("rules", fixed, "0")
+            assert exc.value.field == "job.tasks"
         with pytest.raises(NotFound):
             driver.delete_task("rules", "j", "nope")
         driver.poll_for_job_state("rules", "done", S.COMPLETED, timeout=30)
@@ -67,6 +73,43 @@ def test_helix_rules_for_adding_tasks(zk_address: str) -> None:
             driver.add_task("rules", "done", TaskConfig(id="y", command="Noop"))
         assert exc.value.field == "job.state"  # terminal
         driver.delete("rules")
+
+
+def test_a_num_tasks_job_takes_added_and_deleted_tasks(zk_address: str) -> None:
+    with LocalCluster(participants=1, controllers=2, zk=zk_address) as cluster:
+        driver = cluster.driver
+        # Given a job of three tasks defined by num_tasks (ids "0", "1", "2"), held stopped
+        job = JobConfig(
+            command="Sleep",
+            num_tasks=3,
+            num_concurrent_tasks_per_instance=4,
+            command_config={"seconds": "0.2"},
+        )
+        wf = (
+            Workflow.builder("numbered")
+            .set_config(WorkflowConfig(target_state="STOP"))
+            .add_job("j", job)
+            .build()
+        )
+        driver.start(wf)
+        # When a task is added (as in Helix, any job but a targeted one takes tasks) and
+        # task "1" is deleted
+        driver.add_task("numbered", "j", TaskConfig(id="more", config={"seconds": "0.1"}))
+        with pytest.raises(InvalidConfig) as exc:
+            driver.add_task("numbered", "j", TaskConfig(id="x", command="Noop"))
+        assert exc.value.field == "task.command"  # the job's command serves every task
+        with pytest.raises(AlreadyExists):
+            driver.add_task("numbered", "j", TaskConfig(id="2"))
+        driver.delete_task("numbered", "j", "1")
+        # Then the job is now defined by its task configs, the old ids kept
+        assert [t.id for t in driver.get_job_config("numbered", "j").tasks] == ["0", "2", "more"]
+        assert set(ids(cluster, "numbered", "j")) == {"0", "2", "more"}
+        # and a new leader sees the same job; it runs to the end without task "1"
+        old = cluster.kill_controller()
+        cluster.wait_for_leader(exclude=old)
+        driver.resume("numbered")
+        assert wait_final(driver, "numbered") is S.COMPLETED
+        assert ids(cluster, "numbered", "j") == {i: (P.COMPLETED, 1) for i in ("0", "2", "more")}
 
 
 def test_a_deleted_task_is_cancelled_and_gone_even_after_failover(zk_address: str) -> None:
@@ -102,8 +145,6 @@ def test_a_deleted_task_is_cancelled_and_gone_even_after_failover(zk_address: st
 
 
 def test_added_tasks_cross_chunk_boundaries(zk_address: str) -> None:
-    from helixpy import WorkflowConfig
-
     def noops(n: int) -> JobConfig:
         return JobConfig(
             command="Noop",
