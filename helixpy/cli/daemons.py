@@ -90,10 +90,22 @@ def health_command(group: click.Group, what: str) -> None:
     "--http-port",
     type=click.IntRange(0, 65535),
     default=None,
-    help="Serve the read-only web dashboard on this port (0: a free one, logged).",
+    help="Serve the web dashboard and the HTTP API (/api/v1, /openapi.json) on this port "
+    "(0: a free one, logged). With --token every /api request needs it; with --tls-cert "
+    "it serves HTTPS.",
 )
 @click.option(
-    "--http-host", default="127.0.0.1", show_default=True, help="Address for the dashboard."
+    "--http-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address for the dashboard and HTTP API; without --token only a loopback address "
+    "is accepted unless --http-insecure.",
+)
+@click.option(
+    "--http-insecure",
+    is_flag=True,
+    help="Serve the HTTP API without --token on a non-loopback --http-host (anyone who "
+    "reaches it can change the cluster).",
 )
 @click.pass_context
 def controller(
@@ -109,14 +121,17 @@ def controller(
     metrics_port: int | None,
     http_port: int | None,
     http_host: str,
+    http_insecure: bool,
 ) -> None:
     """Run a controller (leader or standby). With --token (global) every call must carry
-    that bearer token. `helixpy controller health` probes a running one."""
+    that bearer token, over gRPC and HTTP alike. A standby forwards HTTP mutations to the
+    leader; under TLS it needs the global --tls-ca (and --tls-client-cert/--tls-client-key
+    for mutual TLS) to do so. `helixpy controller health` probes a running one."""
     if ctx.invoked_subcommand is not None:
         return
     obj = ctx.obj
     from helixpy.controller import Controller
-    from helixpy.security import ServerTls
+    from helixpy.security import ClientTls, ServerTls
 
     cid = controller_id or f"{os.uname().nodename}-{os.getpid()}"
     _setup_logging(cid, obj["log_level"], obj["log_format"])
@@ -128,8 +143,17 @@ def controller(
         tls = (
             ServerTls.from_files(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
         )
+        # The global client TLS options: how a standby reaches the leader to forward.
+        client_tls = ClientTls.from_files(*obj["tls"]) if obj.get("tls") else None
     except InvalidConfig as exc:
         raise click.BadParameter(exc.rule, param_hint=f"--{exc.field.replace('_', '-')}") from None
+    if http_port is not None:
+        from helixpy.controller.api import check_binding
+
+        try:
+            check_binding(http_host, obj.get("token"), http_insecure)
+        except InvalidConfig as exc:
+            raise click.BadParameter(exc.rule, param_hint="--http-host") from None
     ctl = Controller(
         obj["zk"],
         obj["cluster"],
@@ -144,6 +168,8 @@ def controller(
         metrics_port=metrics_port,
         http_host=http_host,
         http_port=http_port,
+        http_insecure=http_insecure,
+        client_tls=client_tls,
     )
     ctl.start()
     stop = threading.Event()

@@ -20,7 +20,7 @@ import grpc
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NodeExistsError
 
-from helixpy.controller.dashboard import Dashboard
+from helixpy.controller.api import ControllerHttp, Mutator, check_binding, server_context
 from helixpy.controller.election import Leadership, read_leader, try_lead, wait_for_vacancy
 from helixpy.controller.metrics import ControllerMetrics, Snapshot
 from helixpy.controller.pipeline import Pipeline
@@ -29,7 +29,7 @@ from helixpy.controller.signals import Command, Signals
 from helixpy.errors import Fenced
 from helixpy.model.limits import HARD_MAX_REQUEST_BYTES, Limits
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
-from helixpy.security import ServerTls, TokenInterceptor
+from helixpy.security import ClientTls, ServerTls, TokenInterceptor
 from helixpy.store.acl import AclProvider, OpenAclProvider
 from helixpy.store.client import connect, request_counts
 from helixpy.store.fencing import FencedWriter
@@ -79,11 +79,19 @@ class Controller:
         metrics_port: int | None = None,
         http_host: str = "127.0.0.1",
         http_port: int | None = None,
+        http_insecure: bool = False,
+        client_tls: ClientTls | None = None,
     ) -> None:
         self.paths = Paths(cluster)
-        #: ``--http-port``: None serves no dashboard (0 picks a free port)
+        #: ``--http-port``: None serves no dashboard and HTTP API (0 picks a free port)
         self._dashboard_at = None if http_port is None else (http_host, http_port)
-        self.dashboard: Dashboard | None = None
+        if http_port is not None:
+            # Before anything starts: no token on a reachable address is refused outright.
+            check_binding(http_host, token, http_insecure)
+        #: how a standby reaches a TLS leader to forward HTTP mutations (``--tls-ca`` ...)
+        self._client_tls = client_tls
+        self.dashboard: ControllerHttp | None = None
+        self._mutator: Mutator | None = None
         self._writer: FencedWriter | None = None
         #: ``--metrics-port``: None serves no /metrics or /healthz (0 picks a free port)
         self._metrics_at = None if metrics_port is None else (metrics_host, metrics_port)
@@ -156,9 +164,30 @@ class Controller:
         self._server.start()
         self.endpoint = f"{self._grpc_host}:{port}"
         if self._dashboard_at is not None:
-            self.dashboard = Dashboard(self.zk, self.paths, *self._dashboard_at)
+            self._mutator = Mutator(
+                self.zk,
+                self.paths,
+                service,
+                lambda: self.is_leader,
+                self.controller_id,
+                token=self._token,
+                server_tls=self._tls is not None,
+                client_tls=self._client_tls,
+            )
+            self.dashboard = ControllerHttp(
+                self.zk,
+                self.paths,
+                self._mutator,
+                *self._dashboard_at,
+                token=self._token,
+                ssl_context=server_context(self._tls) if self._tls is not None else None,
+            )
             self.dashboard.start()
-            log.info("dashboard on http://%s", self.dashboard.address)
+            log.info(
+                "dashboard on %s://%s (HTTP API at /api/v1, /openapi.json)",
+                self.dashboard.scheme,
+                self.dashboard.address,
+            )
         if self._metrics_at is not None:
             self.telemetry = TelemetryServer(self.metrics.registry, self.health, *self._metrics_at)
             self.telemetry.start()
@@ -179,12 +208,16 @@ class Controller:
             # Stop serving before closing the session: a mutation must not be accepted by a
             # controller that can no longer write.
             self._server.stop(grace=1.0).wait(timeout)
+        if self.dashboard is not None:
+            # The HTTP API mutates and reads through the session too: stop it first as well.
+            self.dashboard.stop()
+        if self._mutator is not None:
+            self._mutator.close()
         if self.zk is not None:
             self.zk.stop()
             self.zk.close()
-        for server in (self.telemetry, self.dashboard):
-            if server is not None:
-                server.stop()
+        if self.telemetry is not None:
+            self.telemetry.stop()
         self.state = RunState.STOPPED
 
     def wait(self) -> None:

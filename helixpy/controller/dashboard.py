@@ -1,11 +1,13 @@
-"""The controller's read-only web dashboard (``--http-port``).
+"""The controller's web dashboard: its page and the views it draws.
 
-Every controller serves it, standbys included: it reads ZooKeeper (the store's read
-functions on the controller's session), never the leader's memory, so what it shows is
-what any client would read. The page (``dashboard.html``, one static file) polls the JSON
-API below once a second and redraws what changed, so states update without a reload.
+The page (``dashboard.html``, one static file, no build step) polls the HTTP API
+(``helixpy.controller.api``) once a second and redraws what changed, so states update
+without a reload; with a token configured it asks for it once (kept in the tab's
+``sessionStorage``) and sends it as the bearer header. This module holds the two views
+the API serves for it (``GET /api/v1/overview`` and ``GET /api/v1/workflows/NAME/view``)
+and the dashboard's first JSON routes, kept answering as they did
+(:func:`legacy_answer`):
 
-``GET /``                    the page
 ``GET /api/overview``        cluster, leader, workflows with states and task counts,
                              instances, locks
 ``GET /api/workflows/NAME``  one workflow: its DAG (jobs and parents) and per-task states,
@@ -28,7 +30,7 @@ from collections import Counter
 from importlib import resources
 from typing import Any
 
-from kazoo.client import KazooClient, KazooState
+from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from helixpy.errors import HelixpyError, InvalidConfig, NotFound
@@ -39,60 +41,50 @@ from helixpy.store.paths import Paths
 from helixpy.store.results import read_job_results, read_task_result
 from helixpy.store.task_errors import read_task_errors
 from helixpy.store.views import read_instances
-from helixpy.telemetry import HttpServer, Reply
+from helixpy.telemetry import Reply
 
 #: tasks listed per job on a workflow page (a 100,000-task job is summarised by counts)
 TASK_ROWS = 500
 
 
-class Dashboard(HttpServer):
-    """Serve the dashboard for the cluster at ``paths`` through ``zk``."""
+def page() -> bytes:
+    """The dashboard's HTML page."""
+    return resources.files("helixpy.controller").joinpath("dashboard.html").read_bytes()
 
-    def __init__(self, zk: KazooClient, paths: Paths, host: str = "127.0.0.1", port: int = 0):
-        self._zk = zk
-        self._paths = paths
-        self._page = resources.files("helixpy.controller").joinpath("dashboard.html").read_bytes()
-        super().__init__(self._answer, host, port, name="dashboard")
 
-    def _answer(self, raw_path: str) -> Reply:
-        path = urllib.parse.unquote(raw_path.split("?", 1)[0])
-        if path in ("/", "/index.html"):
-            return 200, "text/html; charset=utf-8", self._page
-        if not path.startswith("/api/"):
-            return 404, "text/plain", b"not found\n"
-        if self._zk.state != KazooState.CONNECTED:
-            # Reads would queue until the session is back: answer now, the page retries.
-            body = json.dumps({"error": f"ZooKeeper session is {self._zk.state}"}).encode()
-            return 503, "application/json", body
-        try:
-            if path == "/api/overview":
-                return _json(overview(self._zk, self._paths))
-            if path.startswith("/api/workflows/"):
-                parts = path[len("/api/workflows/") :].split("/")
-                name = check_name("workflow", parts[0])
-                if len(parts) == 1:
-                    return _json(workflow_view(self._zk, self._paths, name))
-                if len(parts) == 6 and parts[1::2] == ["jobs", "tasks", "error"]:
-                    job = check_name("job", parts[2])
-                    task = check_name("task.id", parts[4])
-                    errors = read_task_errors(self._zk, self._paths, name, job, task)
-                    return _json({"workflow": name, "job": job, "task": task, "errors": errors})
-                if len(parts) == 4 and parts[1::2] == ["jobs", "results"]:
-                    job = check_name("job", parts[2])
-                    results = read_job_results(self._zk, self._paths, name, job)
-                    return _json({"workflow": name, "job": job, "results": results})
-                if len(parts) == 6 and parts[1::2] == ["jobs", "tasks", "result"]:
-                    job = check_name("job", parts[2])
-                    task = check_name("task.id", parts[4])
-                    value = read_task_result(self._zk, self._paths, name, job, task)
-                    return _json({"workflow": name, "job": job, "task": task, "value": value})
-        except InvalidConfig as exc:
-            return 404, "application/json", json.dumps({"error": str(exc)}).encode()
-        except NotFound as exc:
-            return 404, "application/json", json.dumps({"error": str(exc)}).encode()
-        except HelixpyError as exc:
-            return 500, "application/json", json.dumps({"error": str(exc)}).encode()
-        return 404, "text/plain", b"not found\n"
+def legacy_answer(zk: KazooClient, paths: Paths, raw_path: str) -> Reply | None:
+    """The answer of one of the dashboard's first routes (module docstring), None when
+    ``raw_path`` is none of them."""
+    path = urllib.parse.unquote(raw_path.split("?", 1)[0])
+    try:
+        if path == "/api/overview":
+            return _json(overview(zk, paths))
+        if path.startswith("/api/workflows/"):
+            parts = path[len("/api/workflows/") :].split("/")
+            name = check_name("workflow", parts[0])
+            if len(parts) == 1:
+                return _json(workflow_view(zk, paths, name))
+            if len(parts) == 6 and parts[1::2] == ["jobs", "tasks", "error"]:
+                job = check_name("job", parts[2])
+                task = check_name("task.id", parts[4])
+                errors = read_task_errors(zk, paths, name, job, task)
+                return _json({"workflow": name, "job": job, "task": task, "errors": errors})
+            if len(parts) == 4 and parts[1::2] == ["jobs", "results"]:
+                job = check_name("job", parts[2])
+                results = read_job_results(zk, paths, name, job)
+                return _json({"workflow": name, "job": job, "results": results})
+            if len(parts) == 6 and parts[1::2] == ["jobs", "tasks", "result"]:
+                job = check_name("job", parts[2])
+                task = check_name("task.id", parts[4])
+                value = read_task_result(zk, paths, name, job, task)
+                return _json({"workflow": name, "job": job, "task": task, "value": value})
+    except InvalidConfig as exc:
+        return 404, "application/json", json.dumps({"error": str(exc)}).encode()
+    except NotFound as exc:
+        return 404, "application/json", json.dumps({"error": str(exc)}).encode()
+    except HelixpyError as exc:
+        return 500, "application/json", json.dumps({"error": str(exc)}).encode()
+    return None
 
 
 def _json(body: Any) -> Reply:
@@ -105,6 +97,19 @@ def overview(zk: KazooClient, paths: Paths) -> dict[str, Any]:
         leader = records.get_json(zk, paths.leader) or {}
     except (NoNodeError, NotFound):
         leader = {}
+    return {
+        "cluster": paths.cluster,
+        "leader": {k: leader.get(k) for k in ("id", "epoch", "endpoint")},
+        "workflows": workflow_rows(zk, paths),
+        "instances": read_instances(zk, paths),
+        "running": _running_by_instance(zk, paths),
+        "locks": read_locks(zk, paths),
+    }
+
+
+def workflow_rows(zk: KazooClient, paths: Paths) -> list[dict[str, Any]]:
+    """Every workflow and queue: name, queue (bool), type, state, job states, start and
+    finish (one unreadable workflow is listed with its ``error``, not left out)."""
     workflows = []
     try:
         names = sorted(zk.get_children(paths.workflows))
@@ -142,14 +147,7 @@ def overview(zk: KazooClient, paths: Paths) -> dict[str, Any]:
                 "finish": ctx.finish_time,
             }
         )
-    return {
-        "cluster": paths.cluster,
-        "leader": {k: leader.get(k) for k in ("id", "epoch", "endpoint")},
-        "workflows": workflows,
-        "instances": read_instances(zk, paths),
-        "running": _running_by_instance(zk, paths),
-        "locks": read_locks(zk, paths),
-    }
+    return workflows
 
 
 def _running_by_instance(zk: KazooClient, paths: Paths) -> dict[str, int]:

@@ -117,3 +117,46 @@ def test_the_front_page_lists_workflows_and_instances_and_links_to_a_workflow(
             'svg#dag g.job[data-job="d"][data-state="COMPLETED"]', timeout=WAIT_MS
         )
         assert page.locator('table.tasks[data-job="d"] tr').count() == 3  # header + 2
+
+
+def test_with_a_token_the_page_asks_for_it_keeps_it_for_the_tab_and_sends_it(
+    zk_address: str, page: Page
+) -> None:
+    token = "dash-token"
+    with LocalCluster(
+        participants=1,
+        zk=zk_address,
+        extra_args=["--token", token],
+        controller_args=["--http-port", "0"],
+        driver_options={"token": token},
+    ) as cluster:
+        url = dashboard_url(cluster)
+        cluster.driver.start(diamond("0"))
+        cluster.driver.poll_for_workflow_state("dash", TaskState.COMPLETED, timeout=60)
+        # Given a controller with a token, When its page is opened
+        page.goto(f"{url}/#/")
+        # Then it asks for the token, saying why
+        page.wait_for_selector("#login", state="visible", timeout=WAIT_MS)
+        assert "requires a token" in page.inner_text("#login-why")
+        # When a wrong token is entered, Then it says the token was refused
+        page.fill("#token", "guess")
+        page.click('#login button[type="submit"]')
+        page.wait_for_function(
+            "document.getElementById('login-why').textContent.includes('refused')",
+            timeout=WAIT_MS,
+        )
+        # When the right one is entered, Then the cluster shows, and the token is kept
+        page.fill("#token", token)
+        page.click('#login button[type="submit"]')
+        page.wait_for_selector('tr[data-workflow="dash"]', timeout=WAIT_MS)
+        assert page.is_hidden("#login")
+        assert page.evaluate("sessionStorage.getItem('helixpy.token')") == token
+        # And a reload in the same tab needs no new login
+        page.reload()
+        page.wait_for_selector('tr[data-workflow="dash"]', timeout=WAIT_MS)
+        # And a task's result link fetches with the token and shows the JSON
+        page.click('tr[data-workflow="dash"] a')
+        page.wait_for_selector('table.tasks[data-job="d"] a.result', timeout=WAIT_MS)
+        page.click('table.tasks[data-job="d"] a.result')
+        page.wait_for_selector("#detail", state="visible", timeout=WAIT_MS)
+        assert '"value"' in page.inner_text("#detail")

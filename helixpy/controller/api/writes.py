@@ -1,0 +1,173 @@
+"""The HTTP API's mutations: each builds the protobuf request the TaskDriver builds for
+the same change and hands it to the :class:`~helixpy.controller.api.mutations.Mutator`
+(the leader in-process, else forwarded to it).
+
+Bodies are JSON or YAML by ``Content-Type``; a workflow in YAML is read by the model's
+YAML codec (``Workflow.from_yaml``, what ``helixpy workflow start FILE`` reads), so its
+errors name the line. Everything is validated here before it travels and again by the
+leader, which names the field of anything it refuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from helixpy.controller.api.mutations import Mutator
+from helixpy.controller.api.routing import Call, is_yaml, parse_body
+from helixpy.errors import InvalidConfig, NotFound
+from helixpy.model import JobConfig, JobQueue, Workflow
+from helixpy.model.names import check_name
+from helixpy.proto.helixpy.v1 import controller_pb2 as pb
+from helixpy.store.paths import Paths
+
+Answer = tuple[int, Any]
+#: the header a client may send to make a retried request apply once (a request id)
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+def request_id(call: Call) -> str:
+    """The request id of a mutation: the client's ``Idempotency-Key`` when it sent one (a
+    retry with the same key is applied once), else a fresh one."""
+    given = call.headers.get(IDEMPOTENCY_HEADER)
+    if given is None:
+        return uuid.uuid4().hex
+    return check_name("Idempotency-Key", given)
+
+
+def _done(reply: pb.MutationReply, **about: Any) -> dict[str, Any]:
+    return {"ok": True, **about, "message": reply.message}
+
+
+def read_workflow(call: Call) -> Workflow:
+    """The workflow of a start's body (JSON: ``Workflow.to_dict``'s shape; YAML: the
+    workflow file schema)."""
+    if is_yaml(call):
+        parse_body(call, "workflow")  # the same empty / encoding checks as JSON
+        return Workflow.from_yaml(call.body.decode("utf-8"))
+    data = parse_body(call, "workflow")
+    if not isinstance(data, dict):
+        raise InvalidConfig("workflow", "the body must be a JSON object (a workflow)")
+    return Workflow.from_dict(data)
+
+
+def read_jobs(call: Call) -> list[tuple[str, JobConfig]]:
+    """The jobs of an enqueue's body: a mapping of job name to job fields, in order (what
+    ``helixpy queue enqueue FILE`` reads)."""
+    raw = parse_body(call, "jobs")
+    if not isinstance(raw, dict) or not raw:
+        raise InvalidConfig("jobs", "the body must map job names to job fields")
+    return [
+        (check_name("job.name", str(n)), JobConfig.from_dict(j, f"jobs.{n}"))
+        for n, j in raw.items()
+    ]
+
+
+class Writes:
+    """The mutation routes' handlers."""
+
+    def __init__(self, zk: KazooClient, paths: Paths, mutator: Mutator) -> None:
+        self._zk = zk
+        self._paths = paths
+        self._mutator = mutator
+
+    # --- workflows ----------------------------------------------------------------------
+
+    def start(self, call: Call) -> Answer:
+        wf = read_workflow(call)
+        body = json.dumps(wf.to_dict())
+        request = pb.StartWorkflowRequest(request_id=request_id(call), workflow_json=body)
+        reply = self._mutator.apply("StartWorkflow", request)
+        return 201, _done(reply, name=wf.name)
+
+    def _workflow_call(self, method: str, call: Call) -> Answer:
+        name = check_name("workflow.name", call.params["name"])
+        request = pb.WorkflowRequest(request_id=request_id(call), name=name)
+        return 200, _done(self._mutator.apply(method, request), name=name)
+
+    def stop(self, call: Call) -> Answer:
+        return self._workflow_call("StopWorkflow", call)
+
+    def resume(self, call: Call) -> Answer:
+        return self._workflow_call("ResumeWorkflow", call)
+
+    def rerun(self, call: Call) -> Answer:
+        return self._workflow_call("RerunFailed", call)
+
+    def delete(self, call: Call) -> Answer:
+        name = check_name("workflow.name", call.params["name"])
+        if call.flag("force"):
+            self._force_delete(name)
+            return 200, {"ok": True, "name": name, "message": f"force-deleted {name}"}
+        request = pb.DeleteWorkflowRequest(request_id=request_id(call), name=name)
+        return 200, _done(self._mutator.apply("DeleteWorkflow", request), name=name)
+
+    def _force_delete(self, name: str) -> None:
+        """The driver's ``delete(force=True)``: the znodes go straight from ZooKeeper (it
+        works while no controller leads; a leader notices through the CONFIG watch)."""
+        try:
+            # CONFIG first: a leader finding the rest treats it as a cut-short delete.
+            self._zk.delete(self._paths.workflow_config(name))
+        except NoNodeError:
+            if self._zk.exists(self._paths.workflow(name)) is None:
+                raise NotFound(
+                    f"workflow {name} does not exist in cluster {self._paths.cluster}"
+                ) from None
+        self._zk.delete(self._paths.workflow(name), recursive=True)
+        with contextlib.suppress(NoNodeError):  # finished workflows have no ACTIVE entry
+            self._zk.delete(self._paths.active_entry(name))
+
+    # --- queues -------------------------------------------------------------------------
+
+    def create_queue(self, call: Call) -> Answer:
+        data = parse_body(call, "queue")
+        if not isinstance(data, dict):
+            raise InvalidConfig("queue", "the body must be an object (a queue)")
+        queue = JobQueue.from_dict(data)
+        body = json.dumps(queue.to_dict())
+        request = pb.CreateQueueRequest(request_id=request_id(call), queue_json=body)
+        return 201, _done(self._mutator.apply("CreateQueue", request), name=queue.name)
+
+    def enqueue(self, call: Call) -> Answer:
+        name = check_name("queue.name", call.params["name"])
+        jobs = read_jobs(call)
+        pairs = [[job, cfg.to_dict()] for job, cfg in jobs]
+        request = pb.EnqueueJobsRequest(
+            request_id=request_id(call), queue=name, jobs_json=json.dumps(pairs)
+        )
+        reply = self._mutator.apply("EnqueueJobs", request)
+        return 200, _done(reply, queue=name, jobs=[job for job, _ in jobs])
+
+    def delete_job(self, call: Call) -> Answer:
+        name = check_name("queue.name", call.params["name"])
+        job = check_name("job.name", call.params["job"])
+        request = pb.DeleteJobRequest(
+            request_id=request_id(call), queue=name, job=job, force=call.flag("force")
+        )
+        return 200, _done(self._mutator.apply("DeleteJob", request), queue=name, job=job)
+
+    def flush(self, call: Call) -> Answer:
+        name = check_name("queue.name", call.params["name"])
+        request = pb.WorkflowRequest(request_id=request_id(call), name=name)
+        return 200, _done(self._mutator.apply("FlushQueue", request), queue=name)
+
+    # --- instances ----------------------------------------------------------------------
+
+    def _enabled(self, call: Call, enabled: bool) -> Answer:
+        instance = check_name("instance", call.params["instance"])
+        request = pb.InstanceEnabledRequest(
+            request_id=request_id(call), instance=instance, enabled=enabled
+        )
+        reply = self._mutator.apply("SetInstanceEnabled", request)
+        return 200, _done(reply, instance=instance, enabled=enabled)
+
+    def enable(self, call: Call) -> Answer:
+        return self._enabled(call, True)
+
+    def disable(self, call: Call) -> Answer:
+        return self._enabled(call, False)
