@@ -136,9 +136,20 @@ def update_workflow(h: CommandHandler, cmd: Command, now: datetime) -> dict[str,
     runtime = h.resident(name)
     old = runtime.stored.config
     is_template = old.schedule is not None and old.schedule.recurrence_interval is not None
+    recurring = config.schedule is not None and config.schedule.recurrence_interval is not None
+    if runtime.stored.queue is not None and runtime.stored.config.terminable:
+        raise InvalidConfig(
+            "workflow",
+            f"{name} is a recurring queue's run: its config cannot change (update the queue)",
+        )
     if runtime.stored.queue is not None:
-        if config.schedule is not None:
-            raise InvalidConfig("config.schedule", "a job queue cannot be scheduled")
+        if is_template != recurring:
+            raise InvalidConfig(
+                "config.schedule",
+                "a recurring queue keeps a recurring schedule"
+                if is_template
+                else "a job queue started without a schedule cannot get one",
+            )
         config = replace(config, terminable=False)
     elif is_template:
         if config.schedule is None or config.schedule.recurrence_interval is None:
