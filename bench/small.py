@@ -249,7 +249,10 @@ def helixpy_queue(zk: str, n: int, a: argparse.Namespace, mode: str) -> dict[str
         queue = "q"
         driver.create_queue(
             JobQueue.builder(queue)
-            .set_config(WorkflowConfig(parallel_jobs=a.parallel_jobs))
+            # (jobs of one queue share workers: Helix's default keeps them apart)
+            .set_config(
+                WorkflowConfig(parallel_jobs=a.parallel_jobs, allow_overlap_job_assignment=True)
+            )
             .build()
         )
         jobs = [f"j{i:06d}" for i in range(n)]

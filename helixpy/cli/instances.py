@@ -119,3 +119,34 @@ def instance_partitions(obj: dict[str, Any], instance_id: str | None, output: st
         return "\n".join(rows) or "(no partitions)"
 
     driver_call(obj, run)
+
+
+@instance.command("thread-pool")
+@cluster_options
+@click.argument("instance_id")
+@click.option(
+    "--set",
+    "size",
+    type=click.IntRange(1, 100),
+    default=None,
+    help="Helix's setTargetTaskThreadPoolSize: the capacity it takes at its next start.",
+)
+@click.option("--clear", is_flag=True, help="Remove the target (back to --capacity or default).")
+@click.pass_obj
+def instance_thread_pool(
+    obj: dict[str, Any], instance_id: str, size: int | None, clear: bool
+) -> None:
+    """Show an instance's task thread pool size: the target (taken when its participant
+    next starts) and the current one (what it runs with now); --set / --clear the target."""
+    if size is not None and clear:
+        raise click.BadParameter("give --set or --clear, not both", param_hint="--clear")
+
+    def run(driver: Any) -> str:
+        if size is not None or clear:
+            driver.set_target_task_thread_pool_size(instance_id, size)
+        target = driver.get_target_task_thread_pool_size(instance_id)
+        live = driver.get_instances().get(instance_id, {}).get("live")
+        current = driver.get_current_task_thread_pool_size(instance_id) if live else "not live"
+        return f"{instance_id} target={target if target is not None else 'unset'} current={current}"
+
+    driver_call(obj, run)

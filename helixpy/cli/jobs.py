@@ -144,3 +144,87 @@ def job_results(
 def _compact(value: Any, cut: int | None) -> str:
     text = json.dumps(value, separators=(",", ":"), sort_keys=True)
     return text if cut is None or len(text) <= cut else text[: cut - 3] + "..."
+
+
+@job.command("content")
+@cluster_options
+@click.argument("workflow")
+@click.argument("job_name", required=False)
+@click.argument("task_id", required=False)
+@click.option(
+    "--set",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Helix's addOrUpdate*UserContentMap: set KEY first (repeatable; other keys stay).",
+)
+@output_option
+@click.pass_obj
+def job_content(
+    obj: dict[str, Any],
+    workflow: str,
+    job_name: str | None,
+    task_id: str | None,
+    pairs: tuple[str, ...],
+    output: str,
+) -> None:
+    """Print the user content of WORKFLOW, of its job JOB_NAME, or of that job's task
+    TASK_ID (after setting each --set KEY=VALUE there)."""
+    content: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
+        content[key] = value
+
+    def run(driver: Any) -> str:
+        if job_name is None:
+            if content:
+                driver.add_or_update_workflow_user_content_map(workflow, content)
+            found = driver.get_workflow_user_content_map(workflow)
+        elif task_id is None:
+            if content:
+                driver.add_or_update_job_user_content_map(workflow, job_name, content)
+            found = driver.get_job_user_content_map(workflow, job_name)
+        else:
+            if content:
+                driver.add_or_update_task_user_content_map(workflow, job_name, task_id, content)
+            found = driver.get_task_user_content_map(workflow, job_name, task_id)
+        if output == "json":
+            return as_json(found)
+        return "\n".join(f"{k}={v}" for k, v in sorted(found.items())) or "(no user content)"
+
+    driver_call(obj, run)
+
+
+@job.command("last-scheduled")
+@cluster_options
+@click.argument("workflow")
+@output_option
+@click.pass_obj
+def job_last_scheduled(obj: dict[str, Any], workflow: str, output: str) -> None:
+    """Helix's getLastScheduledTaskExecutionInfo: the task of WORKFLOW scheduled last."""
+
+    def run(driver: Any) -> str:
+        info = driver.get_last_scheduled_task_execution_info(workflow)
+        if output == "json":
+            return as_json(
+                None
+                if info is None
+                else {
+                    "job": info.job,
+                    "partition": info.partition,
+                    "task_id": info.task_id,
+                    "state": info.state.value if info.state is not None else None,
+                    "start_time": info.start_time.isoformat(),
+                }
+            )
+        if info is None:
+            return f"no task of {workflow} has been scheduled yet"
+        state = info.state.value if info.state is not None else "-"
+        return (
+            f"{info.job} task {info.task_id} (partition {info.partition}) {state} "
+            f"started {info.start_time.isoformat()}"
+        )
+
+    driver_call(obj, run)

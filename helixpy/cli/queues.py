@@ -19,15 +19,54 @@ def queue() -> None:
 @click.argument("name")
 @click.option("--parallel-jobs", type=int, default=1, show_default=True)
 @click.option("--capacity", type=int, default=None, help="Most jobs the queue may hold.")
+@click.option(
+    "--allow-overlap-job-assignment",
+    is_flag=True,
+    help="Let its active jobs share participants (Helix's default: they do not).",
+)
+@click.option(
+    "--recurrence",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="A recurring queue: every SECONDS its jobs run, in order, as NAME_<timestamp>.",
+)
+@click.option(
+    "--start-time",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
+    default=None,
+    help="With --recurrence: the first run (ISO time with offset; default: now).",
+)
 @click.pass_obj
-def queue_create(obj: dict[str, Any], name: str, parallel_jobs: int, capacity: int | None) -> None:
+def queue_create(
+    obj: dict[str, Any],
+    name: str,
+    parallel_jobs: int,
+    capacity: int | None,
+    allow_overlap_job_assignment: bool,
+    recurrence: float | None,
+    start_time: Any,
+) -> None:
     """Create and start a job queue."""
-    from helixpy.model import JobQueue, WorkflowConfig
+    from helixpy.model import JobQueue, ScheduleConfig, WorkflowConfig
+
+    if start_time is not None and recurrence is None:
+        raise click.BadParameter("needs --recurrence", param_hint="--start-time")
 
     def run(driver: Any) -> str:
-        cfg = WorkflowConfig(parallel_jobs=parallel_jobs, capacity=capacity)
+        schedule = (
+            ScheduleConfig(start_time=start_time, recurrence_interval=recurrence)
+            if recurrence is not None
+            else None
+        )
+        cfg = WorkflowConfig(
+            parallel_jobs=parallel_jobs,
+            capacity=capacity,
+            allow_overlap_job_assignment=allow_overlap_job_assignment,
+            schedule=schedule,
+        )
         driver.create_queue(JobQueue.builder(name).set_config(cfg).build())
-        return f"created queue {name}"
+        return f"created queue {name}" + (f", recurring every {recurrence:g}s" if schedule else "")
 
     driver_call(obj, run)
 

@@ -21,7 +21,15 @@ from helixpy.controller.signals import Command
 from helixpy.errors import InvalidConfig, NotFound
 from helixpy.model import limits
 from helixpy.store.codec import decode, encode
+from helixpy.store.content import (
+    content_path,
+    fenced_map_update,
+    missing_content_ops,
+    owner_config,
+)
 from helixpy.store.ops import Create, Op, SetData
+from helixpy.store.records import read_job_config
+from helixpy.store.views import TARGET_POOL_SIZE
 
 if TYPE_CHECKING:
     from helixpy.controller.commands import CommandHandler
@@ -118,6 +126,7 @@ def _instance_config(
         raise NotFound(f"instance {name} has never registered") from None
     body = dict(decode(data, path=path) or {})
     body.update(changes)
+    body = {k: v for k, v in body.items() if v is not None}  # None: the field is cleared
     result = reply(OK, f"instance {name} {verb}")
     h.p.writer.commit(
         [
@@ -136,9 +145,20 @@ def update_workflow(h: CommandHandler, cmd: Command, now: datetime) -> dict[str,
     runtime = h.resident(name)
     old = runtime.stored.config
     is_template = old.schedule is not None and old.schedule.recurrence_interval is not None
+    recurring = config.schedule is not None and config.schedule.recurrence_interval is not None
+    if runtime.stored.queue is not None and runtime.stored.config.terminable:
+        raise InvalidConfig(
+            "workflow",
+            f"{name} is a recurring queue's run: its config cannot change (update the queue)",
+        )
     if runtime.stored.queue is not None:
-        if config.schedule is not None:
-            raise InvalidConfig("config.schedule", "a job queue cannot be scheduled")
+        if is_template != recurring:
+            raise InvalidConfig(
+                "config.schedule",
+                "a recurring queue keeps a recurring schedule"
+                if is_template
+                else "a job queue started without a schedule cannot get one",
+            )
         config = replace(config, terminable=False)
     elif is_template:
         if config.schedule is None or config.schedule.recurrence_interval is None:
@@ -191,6 +211,62 @@ def instance_tags(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, s
     return _instance_config(h, cmd, name, {"tags": sorted(set(tags))}, "retagged")
 
 
+def thread_pool_size(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
+    """Helix's setTargetTaskThreadPoolSize: recorded in the instance's CONFIG, taken by the
+    participant when it next starts (as in Helix); None clears it."""
+    name, size = cmd.payload
+    verb = (
+        f"will start with a task thread pool of {size}"
+        if size is not None
+        else "has no target task thread pool size"
+    )
+    return _instance_config(h, cmd, name, {TARGET_POOL_SIZE: size}, verb)
+
+
+def user_content(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
+    """Helix's addOrUpdate{Workflow,Job,Task}UserContentMap: merge entries into one scope's
+    map, with the same fenced CAS as a task's writes (tasks may write it meanwhile). The
+    scope's owner (the workflow or the job) must exist; its stored reply rides along."""
+    scope, wf, job, task, content = cmd.payload
+    what = f"{scope.value.lower()} {'/'.join(p for p in (wf, job, task) if p)}"
+    result = reply(OK, f"user content of {what} updated ({len(content)} key(s))")
+    owner = owner_config(h.p.paths, scope, wf, job)
+    if job is not None and task is not None:
+        _check_task(h, wf, job, task)
+    elif h.p.zk.exists(owner) is None:
+        raise NotFound(
+            f"{'job' if job else 'workflow'} {'/'.join(p for p in (wf, job) if p)} does not exist"
+        )
+    fenced_map_update(
+        h.p.zk,
+        h.p.writer.acl,
+        h.p.writer.checks,
+        content_path(h.p.paths, scope, wf, job, task),
+        lambda current: {**current, **content},
+        lambda leaf: missing_content_ops(h.p.zk, h.p.paths, scope, wf, job, task, leaf),
+        owner=owner,
+        also=[h.request_op(cmd.request_id, result)],
+    )
+    return result
+
+
+def _check_task(h: CommandHandler, wf: str, job: str, task: str) -> None:
+    """NotFound unless ``task`` is a live task of ``wf/job``: from memory while the
+    workflow is resident, else from the job's stored config (a finished workflow)."""
+    runtime = h.p.workflows.get(wf)
+    if runtime is not None and job in runtime.jobs:
+        cfg, deleted = runtime.jobs[job].config, runtime.jobs[job].deleted
+        ids = {cfg.task_id(p) for p in range(cfg.task_count) if p not in deleted}
+    else:
+        try:
+            cfg = read_job_config(h.p.zk, h.p.paths, wf, job, hide_deleted=True)
+        except NotFound:
+            raise NotFound(f"job {wf}/{job} does not exist") from None
+        ids = {cfg.task_id(p) for p in range(cfg.task_count)}
+    if task not in ids:
+        raise NotFound(f"job {wf}/{job} has no task {task}")
+
+
 ADMIN_COMMANDS: dict[str, Callable[[CommandHandler, Command, datetime], dict[str, str]]] = {
     "target_state": target_state,
     "instance_enabled": instance_enabled,
@@ -198,4 +274,6 @@ ADMIN_COMMANDS: dict[str, Callable[[CommandHandler, Command, datetime], dict[str
     "update_workflow": update_workflow,
     "cluster_config": cluster_config,
     "rerun_failed": rerun_failed,
+    "thread_pool_size": thread_pool_size,
+    "user_content": user_content,
 }

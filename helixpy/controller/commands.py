@@ -302,8 +302,17 @@ class CommandHandler:
         wf: Workflow | JobQueue = cmd.payload
         kind = "queue" if isinstance(wf, JobQueue) else "workflow"
         schedule = wf.config.schedule
-        if schedule is not None and isinstance(wf, JobQueue):
-            raise InvalidConfig("queue.config.schedule", "a job queue cannot be scheduled")
+        if (
+            schedule is not None
+            and isinstance(wf, JobQueue)
+            and schedule.recurrence_interval is None
+        ):
+            # (Helix's recurring queue is a template; a queue that only starts later has
+            # nothing to wait for: its jobs wait for their enqueue anyway)
+            raise InvalidConfig(
+                "queue.config.schedule",
+                "a job queue takes a recurring schedule only (recurrence_interval)",
+            )
         if schedule is not None and schedule.recurrence_interval is not None:
             minimum = float(self.p.cluster_config.get("min_recurrence_interval", 60.0))
             if schedule.recurrence_interval < minimum:

@@ -24,6 +24,7 @@ from helixpy.controller.late_tasks import start_late_bound
 from helixpy.controller.loader import Broken, load_workflows
 from helixpy.controller.membership import Membership
 from helixpy.controller.metrics import ControllerMetrics
+from helixpy.controller.overlap import Overlap
 from helixpy.controller.queues import purge_due
 from helixpy.controller.quota import Quotas
 from helixpy.controller.removal import Removal
@@ -334,6 +335,7 @@ class Pipeline:
             self._quota_type,
             self._type_load(busy),
             lambda job, p: allowed_instances(self.partitions, job, p),
+            Overlap(self._exclusive, lambda job: self.workflows[job.workflow].hot_jobs()),
         )
         work.candidates.give_back()
         for job, p, target in placed:
@@ -356,6 +358,11 @@ class Pipeline:
             self._next_request_prune = time.monotonic() + REQUEST_TTL / 10
         self.next_wakeup = min(wakeups) if wakeups else None
         return self.next_wakeup
+
+    def _exclusive(self, job: JobRuntime) -> bool:
+        """Whether ``job``'s workflow keeps its jobs on separate instances (Helix's
+        AllowOverlapJobAssignment false, the default)."""
+        return not self.workflows[job.workflow].stored.config.allow_overlap_job_assignment
 
     def _quota_type(self, job: JobRuntime) -> str:
         wf = self.workflows[job.workflow]

@@ -75,14 +75,39 @@ def delete_job(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]
     wf = _queue(h, name)
     if job not in wf.jobs:
         raise NotFound(f"queue {name} has no job {job}")
+    # A recurring queue's jobs never run in it (its runs do): it changes at any time. As in
+    # Helix, the job also leaves the last run, if that has not finished, by the same rule.
+    last = _last_run(h, wf)
+    if last is not None and job in last.jobs:
+        _check_deletable(last, force)
+    else:
+        last = None
+    if not _is_template(wf):
+        _check_deletable(wf, force)
+    result = {"code": "OK", "message": f"deleted job {job} from {name}"}
+    if last is not None:
+        remove_jobs(h, last, [job], None, None)
+    remove_jobs(h, wf, [job], cmd.request_id, result)
+    return result
+
+
+def _is_template(wf: WorkflowRuntime) -> bool:
+    schedule = wf.stored.config.schedule
+    return schedule is not None and schedule.recurrence_interval is not None
+
+
+def _last_run(h: CommandHandler, wf: WorkflowRuntime) -> WorkflowRuntime | None:
+    """A recurring queue's last run, while it has not finished."""
+    last = h.p.workflows.get(wf.scheduled[-1]) if wf.scheduled else None
+    return last if last is not None and not last.state.is_final else None
+
+
+def _check_deletable(wf: WorkflowRuntime, force: bool) -> None:
     if not force and wf.state not in (TaskState.STOPPED, TaskState.NOT_STARTED):
         raise InvalidConfig(
             "queue.state",
-            f"queue {name} is {wf.state.value}: stop it first, or delete with force=True",
+            f"queue {wf.name} is {wf.state.value}: stop it first, or delete with force=True",
         )
-    result = {"code": "OK", "message": f"deleted job {job} from {name}"}
-    remove_jobs(h, wf, [job], cmd.request_id, result)
-    return result
 
 
 def flush(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:

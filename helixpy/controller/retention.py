@@ -52,8 +52,8 @@ Purger = Callable[[list[tuple[str, str]]], None]
 
 def is_retirable(wf: WorkflowRuntime) -> bool:
     """Whether ``wf`` can leave the hot set: it is final and nothing of it still runs."""
-    if not wf.state.is_final or wf.stored.queue is not None:
-        return False
+    if not wf.state.is_final:
+        return False  # (a queue never is, but a recurring queue's run: terminable)
     schedule = wf.stored.config.schedule
     if schedule is not None and schedule.recurrence_interval is not None:
         return False

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from helixpy.controller.overlap import Overlap
 from helixpy.controller.quota import DEFAULT, Quotas
 from helixpy.controller.runtime import RESTING, JobRuntime, LiveInstance, WorkflowRuntime
 from helixpy.model import JobConfig, TaskContextInfo, TaskPartitionState, TaskState
@@ -407,12 +408,14 @@ def assign(
     type_of: Callable[[JobRuntime], str] | None = None,
     type_load: Mapping[tuple[str, str], int] | None = None,
     allowed: Callable[[JobRuntime, int], frozenset[str] | None] | None = None,
+    overlap: Overlap | None = None,
 ) -> list[tuple[JobRuntime, int, LiveInstance]]:
     """Place pending tasks: the eligible instance with the most free quota first.
 
     Eligible: enabled, carries the job's ``instance_group_tag`` (if any), has free capacity
     and free quota for the job's type, runs fewer than ``num_concurrent_tasks_per_instance``
-    of the job's tasks, and is among ``allowed(job, partition)`` when that is not None (a
+    of the job's tasks, runs no other job of the workflow when ``overlap`` says the workflow
+    forbids it, and is among ``allowed(job, partition)`` when that is not None (a
     targeted task's hosts). Pops what it places from each job's ``pending``; the caller
     records the attempts. A job that cannot place anything is skipped, never blocking the
     next; a task with no allowed instance free waits without blocking its job's others.
@@ -434,8 +437,11 @@ def assign(
                 used = (type_load or {}).get((name, qtype), 0)
                 typed[(name, qtype)] = quotas.share(inst.capacity, qtype) - used
         tag = job.config.instance_group_tag
+        blocked = overlap.blocked(job) if overlap is not None else frozenset()
         eligible = sorted(
-            n for n, i in instances.items() if i.enabled and (tag is None or tag in i.tags)
+            n
+            for n, i in instances.items()
+            if i.enabled and (tag is None or tag in i.tags) and n not in blocked
         )
         per_job = Counter(job.active.values())
         limit = job.config.num_concurrent_tasks_per_instance
@@ -474,6 +480,8 @@ def assign(
             left -= 1
             typed[(best, qtype)] -= 1
             per_job[best] += 1
+            if overlap is not None:
+                overlap.placed(job, best)
             if hosts is None and per_job[best] < limit:
                 heapq.heappush(heap, (-room(best), best))
             # (a targeted placement leaves a stale, larger room in the heap: corrected lazily)

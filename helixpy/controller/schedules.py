@@ -1,4 +1,6 @@
-"""Recurring workflows: a template cloned into ``<name>_<yyyyMMddTHHmmss>`` each period.
+"""Recurring workflows and queues: a template cloned into ``<name>_<yyyyMMddTHHmmss>`` each
+period. A recurring queue's clone holds the jobs enqueued to it so far, in queue order; it is
+a terminable queue (Helix clones a queue so), which completes when its jobs end.
 
 At each period boundary (the schedule's start plus a whole number of intervals) the leader
 clones the template, but only once the previous clone has finished; a boundary that passes
@@ -72,11 +74,17 @@ def run_schedules(p: Pipeline, now: datetime, templates: Iterable[WorkflowRuntim
             wf.context_dirty = True
             p.work.touch(wf.name)
             continue
+        config = replace(wf.stored.config, schedule=None, target_state="START")
+        if wf.stored.queue is not None:
+            # A recurring queue's run, as Helix clones one: its jobs in queue order, run by
+            # the queue's rules, but terminable: it completes (or fails) when they end.
+            config = replace(config, terminable=True)
         stored = StoredWorkflow(
             name=name,
-            config=replace(wf.stored.config, schedule=None, target_state="START"),
+            config=config,
             parents=wf.stored.parents,
             uid=uuid.uuid4().hex,
+            queue=wf.stored.queue,
         )
         try:
             p.commands.create_workflow(stored, {n: j.config for n, j in wf.jobs.items()}, None)

@@ -14,8 +14,8 @@ import grpc
 from helixpy.controller.admin import validate_cluster_settings
 from helixpy.controller.signals import Command
 from helixpy.errors import InvalidConfig
-from helixpy.model import JobConfig, JobQueue, TaskConfig, Workflow, WorkflowConfig
-from helixpy.model.limits import Limits
+from helixpy.model import JobConfig, JobQueue, Scope, TaskConfig, Workflow, WorkflowConfig
+from helixpy.model.limits import Limits, check_capacity
 from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
@@ -307,6 +307,34 @@ class ControllerService(pb_grpc.ControllerServicer):
                 check_name("partition", request.partition),
             ),
         )
+
+    def UpdateUserContent(
+        self, request: pb.UserContentRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        def parse() -> object:
+            self._limits().check_request(request.ByteSize())
+            if request.task and not request.job:
+                raise InvalidConfig("job.name", "task scope needs its job")
+            scope = Scope.TASK if request.task else Scope.JOB if request.job else Scope.WORKFLOW
+            return (
+                scope,
+                check_name("workflow.name", request.workflow),
+                check_name("job.name", request.job) if request.job else None,
+                check_name("task.id", request.task) if request.task else None,
+                dict(request.content),
+            )
+
+        return self._handle("user_content", request.request_id, context, "request", parse)
+
+    def SetTargetTaskThreadPoolSize(
+        self, request: pb.ThreadPoolSizeRequest, context: grpc.ServicerContext
+    ) -> pb.MutationReply:
+        def parse() -> object:
+            if request.size != 0:
+                check_capacity(request.size, "size")
+            return check_name("instance", request.instance), request.size or None
+
+        return self._handle("thread_pool_size", request.request_id, context, "request", parse)
 
     def SetClusterConfig(
         self, request: pb.SetClusterConfigRequest, context: grpc.ServicerContext

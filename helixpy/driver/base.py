@@ -11,7 +11,8 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
@@ -194,3 +195,26 @@ def workflow_name(name: str) -> str:
 def job_name(name: str) -> str:
     """``name`` checked as a job's (short) name."""
     return check_name("job.name", name)
+
+
+def request_id() -> str:
+    """A new request id: every retry of one mutation carries the same one."""
+    return uuid.uuid4().hex
+
+
+def task_name(task_id: str | int) -> str:
+    """A task id, checked; a job of ``num_tasks`` copies names its tasks by partition, so
+    the number is accepted too."""
+    return str(task_id) if isinstance(task_id, int) else check_name("task.id", task_id)
+
+
+def check_content(content: object) -> dict[str, str]:
+    """A user content map: string keys to string values (as tasks write them)."""
+    if not isinstance(content, Mapping):
+        raise InvalidConfig(
+            "content", f"must be a mapping of str to str (got {type(content).__name__})"
+        )
+    for key, value in content.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidConfig(f"content.{key}", "keys and values must be strings")
+    return dict(content)

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from kazoo.exceptions import NoNodeError
 
-from helixpy.driver.base import check_bool, check_type
+from helixpy.driver.base import check_bool, check_type, task_name
 from helixpy.driver.base import job_name as _job
+from helixpy.driver.base import request_id as _rid
 from helixpy.driver.base import workflow_name as _wf
+from helixpy.driver.content_api import ContentMethods
+from helixpy.driver.instance_api import InstanceMethods
 from helixpy.driver.polling import StatePoller, check_timeout
 from helixpy.driver.reads import (
     read_instances,
@@ -35,8 +38,8 @@ from helixpy.model import (
     JobConfig,
     JobContext,
     JobQueue,
-    Scope,
     TaskConfig,
+    TaskExecutionInfo,
     TaskState,
     Workflow,
     WorkflowConfig,
@@ -48,14 +51,14 @@ from helixpy.model.values import JsonValue
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.security import ClientTls
 from helixpy.store import records
-from helixpy.store.content import get_content_map
 from helixpy.store.locks import read_audit, read_locks
 from helixpy.store.partitions import read_partitions
 from helixpy.store.results import read_job_results, read_task_result
 from helixpy.store.task_errors import read_task_errors
+from helixpy.store.views import read_last_scheduled_task
 
 
-class TaskDriver(SubmitMethods, StreamMethods):
+class TaskDriver(SubmitMethods, StreamMethods, ContentMethods, InstanceMethods):
     """A client of one helixpy cluster: start and delete workflows, read and poll state.
 
     ``zk`` is a ZooKeeper connect string (a chroot may follow the hosts) and ``cluster`` the
@@ -228,31 +231,6 @@ class TaskDriver(SubmitMethods, StreamMethods):
         )
         self._mutate("UpdateWorkflow", request)
 
-    def set_instance_enabled(self, instance: str, enabled: bool) -> None:
-        """Enable or disable ``instance``. A disabled instance gets no new attempts; its
-        running ones are cancelled there first and only then retried elsewhere."""
-        self._check_open()
-        request = pb.InstanceEnabledRequest(
-            request_id=_rid(),
-            instance=check_name("instance", instance),
-            enabled=check_bool("enabled", enabled),
-        )
-        self._mutate("SetInstanceEnabled", request)
-
-    def set_instance_tags(self, instance: str, tags: list[str] | tuple[str, ...]) -> None:
-        """Replace ``instance``'s tags. Tasks running there keep running; only new
-        assignments follow the new tags (so removing a tag lets its tasks finish there and
-        sends no new ones)."""
-        self._check_open()
-        if not isinstance(tags, list | tuple):
-            raise InvalidConfig("tags", f"must be a list of tags (got {type(tags).__name__})")
-        request = pb.InstanceTagsRequest(
-            request_id=_rid(),
-            instance=check_name("instance", instance),
-            tags=[check_name("tag", t) for t in tags],
-        )
-        self._mutate("SetInstanceTags", request)
-
     # --- partition records (for targeted jobs) ---------------------------------------------
 
     def set_partition_state(self, instance: str, resource: str, partition: str, state: str) -> None:
@@ -375,23 +353,6 @@ class TaskDriver(SubmitMethods, StreamMethods):
         path, what = self._paths.job_context(_wf(name), _job(job)), f"job {name}/{job}"
         return self._read(path, what, records.read_job_context, name, job)
 
-    def get_workflow_user_content_map(self, name: str) -> dict[str, str]:
-        """The user content written at the scope of workflow ``name``."""
-        path, what = self._paths.workflow_content(_wf(name)), f"workflow {name}"
-        return self._read(path, what, get_content_map, Scope.WORKFLOW, name)
-
-    def get_job_user_content_map(self, name: str, job: str) -> dict[str, str]:
-        """The user content written at the scope of job ``job`` of workflow ``name``."""
-        path, what = self._paths.job_content(_wf(name), _job(job)), f"job {name}/{job}"
-        return self._read(path, what, get_content_map, Scope.JOB, name, job)
-
-    def get_task_user_content_map(self, name: str, job: str, task_id: str | int) -> dict[str, str]:
-        """The user content written by task ``task_id`` (empty if it wrote none)."""
-        # A job of num_tasks copies names its tasks by partition: accept the number too.
-        tid = str(task_id) if isinstance(task_id, int) else task_id
-        path = self._paths.task_content(_wf(name), _job(job), check_name("task.id", tid))
-        return self._read(path, f"job {name}/{job}", get_content_map, Scope.TASK, name, job, tid)
-
     def get_task_error(
         self, name: str, job: str, task_id: str | int, attempt: int | None = None
     ) -> str | None:
@@ -399,7 +360,7 @@ class TaskDriver(SubmitMethods, StreamMethods):
         ``attempt``): the traceback when it raised, else the whole info it returned, up to
         16 KB. None when it has none. The task context's ``info`` is its first 256 bytes;
         the last three failed attempts of a task are kept, until the workflow goes."""
-        tid = str(task_id) if isinstance(task_id, int) else check_name("task.id", task_id)
+        tid = task_name(task_id)
         if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
             raise InvalidConfig("attempt", f"must be an attempt number (got {attempt!r})")
         path = self._paths.task_error(_wf(name), _job(job), tid)
@@ -414,7 +375,7 @@ class TaskDriver(SubmitMethods, StreamMethods):
         :class:`~helixpy.errors.NoResult` (a :class:`NotFound`) while it has not completed,
         :class:`NotFound` when the task does not exist. Only the completed attempt's value
         is ever returned; it is kept until the workflow goes."""
-        tid = str(task_id) if isinstance(task_id, int) else check_name("task.id", task_id)
+        tid = task_name(task_id)
         path = self._paths.job_context(_wf(name), _job(job))
         return self._read(path, "", read_task_result, name, job, tid)
 
@@ -423,6 +384,19 @@ class TaskDriver(SubmitMethods, StreamMethods):
         returned none); tasks that have not completed are left out."""
         path, what = self._paths.job_context(_wf(name), _job(job)), f"job {name}/{job}"
         return self._read(path, what, read_job_results, name, job)
+
+    def get_last_scheduled_task_execution_info(self, name: str) -> TaskExecutionInfo | None:
+        """Helix's ``getLastScheduledTaskExecutionInfo``: the task of workflow ``name``
+        scheduled last (the latest ``start_time`` over its started jobs), with its job,
+        partition, id and state; None when no task was scheduled yet."""
+        path, what = self._paths.workflow_context(_wf(name)), f"workflow {name}"
+        return self._read(path, what, read_last_scheduled_task, name)
+
+    def get_last_scheduled_task_timestamp(self, name: str) -> datetime | None:
+        """Helix's ``getLastScheduledTaskTimestamp``: the ``start_time`` of
+        :meth:`get_last_scheduled_task_execution_info` (None where Helix answers -1)."""
+        info = self.get_last_scheduled_task_execution_info(name)
+        return info.start_time if info is not None else None
 
     # --- polls ----------------------------------------------------------------------------
 
@@ -460,7 +434,3 @@ class TaskDriver(SubmitMethods, StreamMethods):
         the template's last clone (waiting, within ``timeout``, for the first one).
         """
         return self._poller.job_state(_wf(name), _job(job), states, timeout)
-
-
-def _rid() -> str:
-    return uuid.uuid4().hex

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import queue
 import threading
-import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from helixpy.driver.base import DriverBase, reply_error
+from helixpy.driver.base import request_id as _rid
 from helixpy.errors import InvalidConfig
 from helixpy.model import JobConfig, JobQueue, Workflow
 from helixpy.model.names import check_name
@@ -286,10 +286,6 @@ def enqueue_item(queue: str, job: str, cfg: object, field: str) -> pb.EnqueueIte
         raise InvalidConfig(field, f"must be a JobConfig (got {type(cfg).__name__})")
     JobConfig.from_dict(cfg.to_dict(), field)
     return pb.EnqueueItem(queue=queue, job=job, job_json=json.dumps(cfg.to_dict()))
-
-
-def _rid() -> str:
-    return uuid.uuid4().hex
 
 
 __all__ = ["StartOutcome", "SubmitMethods", "enqueue_items", "start_items"]

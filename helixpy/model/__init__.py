@@ -7,7 +7,13 @@ from helixpy.model.config import (
     TaskConfig,
     WorkflowConfig,
 )
-from helixpy.model.context import JobContext, TaskContextInfo, TaskResult, WorkflowContext
+from helixpy.model.context import (
+    JobContext,
+    TaskContextInfo,
+    TaskExecutionInfo,
+    TaskResult,
+    WorkflowContext,
+)
 from helixpy.model.names import check_name, is_valid_name
 from helixpy.model.queue import JobQueue, JobQueueBuilder
 from helixpy.model.states import Scope, TaskPartitionState, TaskState, TaskStatus
@@ -23,6 +29,7 @@ __all__ = [
     "Scope",
     "TaskConfig",
     "TaskContextInfo",
+    "TaskExecutionInfo",
     "TaskPartitionState",
     "TaskResult",
     "TaskState",

@@ -467,6 +467,10 @@ class WorkflowConfig:
     workflow_type: str | None = None
     target_state: str = "START"
     schedule: ScheduleConfig | None = None
+    #: Helix's AllowOverlapJobAssignment: whether a job's tasks may go to an instance that
+    #: runs tasks of another in-progress job of this workflow (False, Helix's default:
+    #: jobs running at once use separate instances)
+    allow_overlap_job_assignment: bool = False
 
     def __post_init__(self) -> None:
         if self.schedule is not None and not isinstance(self.schedule, ScheduleConfig):
@@ -479,6 +483,8 @@ class WorkflowConfig:
             _check_int("workflow.capacity", self.capacity, 1)
         if not isinstance(self.terminable, bool):
             raise InvalidConfig("workflow.terminable", "must be a boolean")
+        if not isinstance(self.allow_overlap_job_assignment, bool):
+            raise InvalidConfig("workflow.allow_overlap_job_assignment", "must be a boolean")
         _check_duration("workflow.job_purge_interval", self.job_purge_interval, allow_none=False)
         _check_optional_str("workflow.workflow_type", self.workflow_type)
         if self.target_state not in ("START", "STOP", "DELETE"):

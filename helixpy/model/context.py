@@ -189,3 +189,15 @@ class WorkflowContext:
             scheduled_workflows=tuple(data.get("scheduled") or ()),
             last_scheduled_workflow=data.get("last_scheduled"),
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskExecutionInfo:
+    """Helix's ``TaskExecutionInfo``: the task of a workflow scheduled last (the latest
+    ``start_time`` of any of its jobs' tasks), its job, partition, id and state."""
+
+    job: str
+    partition: int
+    task_id: str
+    state: TaskPartitionState | None
+    start_time: datetime

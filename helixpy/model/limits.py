@@ -88,3 +88,20 @@ def valid_setting(key: str, value: object) -> bool:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         return False
     return key != "max_request_bytes" or value <= HARD_MAX_REQUEST_BYTES
+
+
+#: The most concurrent attempts one participant may advertise (its capacity).
+MAX_CAPACITY = 100
+
+
+def check_capacity(capacity: int, field: str = "capacity") -> int:
+    """A participant capacity (worker threads): an integer from 1 to :data:`MAX_CAPACITY`."""
+    # The STATE node holds one entry per running or unpruned attempt; the bound keeps it
+    # under the payload limit.
+    if (
+        isinstance(capacity, bool)
+        or not isinstance(capacity, int)
+        or not 1 <= capacity <= MAX_CAPACITY
+    ):
+        raise InvalidConfig(field, f"must be an integer from 1 to {MAX_CAPACITY}")
+    return capacity

@@ -117,7 +117,10 @@ class AsyncRun(Generic[T]):
     the thread that started it, which also performs the emits the coroutine relays to it."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, make: Callable[[], Coroutine[Any, Any, T]]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        make: Callable[[], Coroutine[Any, Any, T]],
+        cancelled: bool = False,
     ) -> None:
         self._loop = loop
         self._make = make
@@ -130,7 +133,9 @@ class AsyncRun(Generic[T]):
         self.cleanups: list[Callable[[], None]] = []
         # loop thread only:
         self._task: asyncio.Task[T] | None = None
-        self._cancel_asked = False
+        # (set here, before _begin is scheduled, for a run cancelled before it started: a
+        # cancel sent through the loop could reach it only after the task's first step)
+        self._cancel_asked = cancelled
 
     # --- on the loop thread ----------------------------------------------------------------
 
@@ -260,11 +265,16 @@ class LoopRunner:
             return self._thread is not None
 
     def start(
-        self, make: Callable[[], Coroutine[Any, Any, T]], cancelled: threading.Event
+        self,
+        make: Callable[[], Coroutine[Any, Any, T]],
+        cancelled: threading.Event,
+        *,
+        cancel_now: bool = False,
     ) -> AsyncRun[T]:
         """Run the coroutine ``make()`` on the loop (``make`` is called there); cancelled
         when ``cancelled`` is set (a :class:`CancelEvent`) or by :meth:`AsyncRun.cancel`.
-        The caller must :meth:`~AsyncRun.wait` for it."""
+        When ``cancelled`` is set already (or ``cancel_now``), the coroutine never begins:
+        the run ends cancelled. The caller must :meth:`~AsyncRun.wait` for it."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the participant's event loop is closed (shutting down)")
@@ -274,7 +284,7 @@ class LoopRunner:
                     target=self._serve, args=(self._loop,), name=self.name, daemon=True
                 )
                 self._thread.start()
-            run: AsyncRun[T] = AsyncRun(self._loop, make)
+            run: AsyncRun[T] = AsyncRun(self._loop, make, cancel_now or cancelled.is_set())
             self._runs.add(run)
             # Scheduled before the cancel hook can be: a cancel always finds its task made.
             self._loop.call_soon_threadsafe(run._begin)

@@ -34,6 +34,7 @@ from helixpy.model import (
     TaskStatus,
 )
 from helixpy.model.context import cap_info
+from helixpy.model.limits import check_capacity
 from helixpy.model.names import check_name
 from helixpy.participant.aio import LoopRunner
 from helixpy.participant.assignment import readable_entries
@@ -53,9 +54,9 @@ from helixpy.participant.jobconfigs import JobConfigs
 from helixpy.participant.metrics import ParticipantMetrics
 from helixpy.participant.registration import (
     advertise_op,
-    check_capacity,
     incarnation_fence,
     register,
+    target_capacity,
 )
 from helixpy.participant.registry import TaskRegistry
 from helixpy.participant.reporter import Attachment, StateReporter
@@ -169,7 +170,12 @@ class Participant:
     def start(self) -> None:
         self.zk = connect(self.zk_hosts, session_timeout=self.session_timeout, auth=self.zk_auth)
         self.zk.add_listener(self._on_session)
-        if self._capacity_arg is None:
+        # Helix's target task thread pool size (set through the driver) wins: it is the
+        # operator's newer word for this instance; then --capacity, the cluster's default.
+        pool_target = target_capacity(self.zk, self.paths, self.instance)
+        if pool_target is not None:
+            self.capacity = pool_target
+        elif self._capacity_arg is None:
             default = read_cluster_config(self.zk, self.paths).get("default_capacity")
             self.capacity = check_capacity(int(default or DEFAULT_CAPACITY))
         self._lookup.capacity = self.capacity

@@ -14,14 +14,16 @@ import socket
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NodeExistsError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
-from helixpy.errors import Fenced, InvalidConfig
+from helixpy.errors import Fenced
+from helixpy.model.limits import check_capacity
 from helixpy.store.acl import AclProvider
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed, run_multi
 from helixpy.store.ops import Check, Create, Delete, SetData
 from helixpy.store.paths import Paths
+from helixpy.store.views import TARGET_POOL_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +33,13 @@ def merge_config(zk: KazooClient, path: str, config: dict[str, Any]) -> None:
     concurrent change). Capacity is the process's own; ``enabled`` is the operator's and
     survives restarts; tags set with ``set_instance_tags`` survive too, unless this process
     was started with different ``--tags`` flags than the last one (then the flags, the newer
-    intent, win)."""
+    intent, win). A target task thread pool size survives as the operator's."""
     while True:
         data, stat = zk.get(path)
         current = decode(data, path=path) or {}
         merged = dict(config, enabled=bool(current.get("enabled", True)))
+        if current.get(TARGET_POOL_SIZE) is not None:  # the operator's too
+            merged[TARGET_POOL_SIZE] = current[TARGET_POOL_SIZE]
         if current.get("flag_tags") == config["flag_tags"] and "tags" in current:
             merged["tags"] = list(current["tags"])
         try:
@@ -140,17 +144,12 @@ def register(
     raise RuntimeError(f"{inst}: could not create the live node")
 
 
-#: The most concurrent attempts one participant may advertise.
-MAX_CAPACITY = 100
-
-
-def check_capacity(capacity: int) -> int:
-    # The STATE node holds one entry per running or unpruned attempt; the bound keeps it
-    # under the payload limit.
-    if (
-        isinstance(capacity, bool)
-        or not isinstance(capacity, int)
-        or not 1 <= capacity <= MAX_CAPACITY
-    ):
-        raise InvalidConfig("capacity", f"must be an integer from 1 to {MAX_CAPACITY}")
-    return capacity
+def target_capacity(zk: KazooClient, paths: Paths, inst: str) -> int | None:
+    """The instance's target task thread pool size (``set_target_task_thread_pool_size``),
+    None when unset or when the instance never registered."""
+    try:
+        data, _ = zk.get(paths.instance_config(inst))
+    except NoNodeError:
+        return None
+    target = (decode(data, path=paths.instance_config(inst)) or {}).get(TARGET_POOL_SIZE)
+    return None if target is None else check_capacity(target, TARGET_POOL_SIZE)

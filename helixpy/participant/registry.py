@@ -308,11 +308,13 @@ class _AsyncAdapter(Task):
     def run(self) -> TaskResult:
         ctx = self._ctx
         with loop_runner(ctx._aio) as runner:
-            run = runner.start(self._coroutine, ctx.cancelled)
+            with self._lock:
+                early = self._cancel  # cancel() came first: the coroutine never begins
+            run = runner.start(self._coroutine, ctx.cancelled, cancel_now=early)
             with self._lock:
                 self._run = run
-                cancel = self._cancel
-            if cancel:  # cancel() came before the run existed
+                cancel = self._cancel and not early
+            if cancel:  # cancel() came while the run was being made
                 run.cancel()
             try:
                 value = run.wait()

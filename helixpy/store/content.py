@@ -82,7 +82,7 @@ def map_or_empty(path: str, owner: str) -> Plan[dict[str, Any]]:
     return dict(decode(data, path=path) or {})
 
 
-def _missing_ops(
+def missing_content_ops(
     zk: KazooClient,
     paths: Paths,
     scope: Scope,
@@ -130,7 +130,7 @@ def put_content(
         fence,
         content_path(paths, scope, wf, job, task_id),
         lambda current: {**current, key: value},
-        lambda leaf: _missing_ops(zk, paths, scope, wf, job, task_id, leaf),
+        lambda leaf: missing_content_ops(zk, paths, scope, wf, job, task_id, leaf),
         owner=owner_config(paths, scope, wf, job),
     )
 
@@ -144,6 +144,7 @@ def fenced_map_update(
     first_ops: Callable[[bytes], list[Op]],
     *,
     owner: str | None = None,
+    also: Sequence[Op] = (),
     tries: int = _MAX_CAS_TRIES,
 ) -> None:
     """Rewrite the JSON map at ``path`` as ``change(current)``: fenced, a CAS on its
@@ -152,7 +153,7 @@ def fenced_map_update(
     A missing map is created by ``first_ops(encoded {} changed)`` (the node and whichever
     parents are missing), while ``owner`` (when given) exists. :class:`Fenced` when the
     fence moved, :class:`NotFound` when the tree it hangs from was deleted: a late write
-    never recreates it.
+    never recreates it. ``also``: ops that ride in the same multi (a stored reply).
     """
     for _ in range(tries):
         ops: list[Op]
@@ -161,10 +162,14 @@ def fenced_map_update(
         except NoNodeError:
             if owner is not None and zk.exists(owner) is None:
                 raise NotFound(path) from None
-            ops = [*fence, *first_ops(encode(change({}), path=path))]
+            ops = [*fence, *first_ops(encode(change({}), path=path)), *also]
         else:
             current = dict(decode(data, path=path) or {})
-            ops = [*fence, SetData(path, encode(change(current), path=path), stat.version)]
+            ops = [
+                *fence,
+                SetData(path, encode(change(current), path=path), stat.version),
+                *also,
+            ]
         try:
             run_multi(zk, ops, acl)
             return

@@ -241,6 +241,20 @@ def test_queue_commands(zk_address: str, tmp_path: Path) -> None:
         jobs.write_text("x: {command: Noop, num_tasks: -1}\n")
         bad = helixpy("queue", "enqueue", "cq", str(jobs), env=env)
         assert bad.returncode != 0 and "jobs.x.num_tasks" in bad.stderr
+        # A recurring queue with overlapping jobs, from the command line
+        args = ["queue", "create", "rq", "--recurrence", "3600", "--allow-overlap-job-assignment"]
+        out = helixpy(*args, "--start-time", "2030-01-01T00:00:00+00:00", env=env)
+        assert out.returncode == 0 and "recurring every 3600s" in out.stdout, out.stderr
+        cfg = cluster.driver.get_workflow_config("rq")
+        assert cfg.allow_overlap_job_assignment is True and cfg.schedule is not None
+        assert cfg.schedule.recurrence_interval == 3600
+        assert cfg.schedule.start_time is not None and cfg.schedule.start_time.year == 2030
+        bad = helixpy("queue", "create", "rq2", "--recurrence", "5", env=env)
+        assert bad.returncode != 0 and "schedule.recurrence_interval" in bad.stderr
+        bad = helixpy(
+            "queue", "create", "rq3", "--start-time", "2030-01-01T00:00:00+00:00", env=env
+        )
+        assert bad.returncode != 0 and "--start-time" in bad.stderr
 
 
 def test_job_task_commands(zk_address: str) -> None:

@@ -181,3 +181,49 @@ def test_removing_a_tag_lets_running_tasks_finish_and_sends_no_new_ones(zk_addre
         cluster.stop_participant(other)
         cluster.start_participant(other)
         assert driver.get_instances()[other]["tags"] == ["gpu"]
+
+
+def test_jobs_running_at_once_stay_off_each_others_instances_unless_overlap_is_allowed(
+    zk_address: str,
+) -> None:
+    with LocalCluster(participants=1, zk=zk_address) as cluster:
+        driver = cluster.driver
+
+        def two_jobs(name: str, seconds: str, allow: str) -> Workflow:
+            # (from YAML, as a user would write it; jobs a and b run at once)
+            return Workflow.from_yaml(
+                f"""
+name: {name}
+config: {{parallel_jobs: 2{allow}}}
+jobs:
+  a: {{command: Sleep, num_tasks: 2, num_concurrent_tasks_per_instance: 4,
+       command_config: {{seconds: "{seconds}"}}}}
+  b: {{command: Sleep, num_tasks: 2, num_concurrent_tasks_per_instance: 4,
+       command_config: {{seconds: "{seconds}"}}}}
+"""
+            )
+
+        # Given a workflow of two jobs that run at once, overlap not set (Helix's default:
+        # false), and one participant
+        driver.start(two_jobs("apart", "1.5", ""))
+        assert driver.get_workflow_config("apart").allow_overlap_job_assignment is False
+        # When the first job's tasks run
+        first = wait_job(cluster, "apart", "a", lambda c: count(c, P.RUNNING) == 2, "running")
+        # Then the other job has nothing on that instance meanwhile
+        other = driver.get_job_context("apart", "b")
+        assert [t.assigned_participant for t in other.tasks.values()] == [None, None]
+        # and it runs once the first is done: no moment had both jobs on the instance
+        assert wait_final(driver, "apart") is S.COMPLETED
+        first = driver.get_job_context("apart", "a")
+        other = driver.get_job_context("apart", "b")
+        a_done = max(t.finish_time for t in first.tasks.values() if t.finish_time)
+        b_began = min(t.start_time for t in other.tasks.values() if t.start_time)
+        assert b_began >= a_done
+
+        # Given the same workflow with allow_overlap_job_assignment: true
+        driver.start(two_jobs("shared", "60", ", allow_overlap_job_assignment: true"))
+        # Then all four tasks run at once on the one instance
+        for job in ("a", "b"):
+            wait_job(cluster, "shared", job, lambda c: count(c, P.RUNNING) == 2, "running")
+        assert count(driver.get_job_context("shared", "a"), P.RUNNING) == 2
+        driver.delete("shared")

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from helixpy import JobConfig, ScheduleConfig, TaskState, Workflow
+from helixpy import JobConfig, JobQueue, ScheduleConfig, TaskState, Workflow, WorkflowConfig
 from helixpy.errors import InvalidConfig, NotFound
 from helixpy.model import WorkflowContext
 from helixpy.store.client import connect
 from helixpy.testing import LocalCluster
-from tests.integration.helpers import task_records, wait_final
+from tests.integration.helpers import task_records, wait_final, wait_gone
 
 pytestmark = pytest.mark.cluster
 S = TaskState
@@ -131,17 +131,112 @@ def test_recurrence_below_the_cluster_minimum_is_refused(zk_address: str) -> Non
         with pytest.raises(InvalidConfig) as exc:
             cluster.driver.start(wf)
         assert exc.value.field == "schedule.recurrence_interval" and "60" in exc.value.rule
-        # and a job queue cannot be scheduled at all
-        from helixpy import JobQueue, WorkflowConfig
-
+        # and so is a recurring queue's
         queue = (
             JobQueue.builder("sq")
-            .set_config(WorkflowConfig(schedule=ScheduleConfig.recurring_from_now(120)))
+            .set_config(WorkflowConfig(schedule=ScheduleConfig.recurring_from_now(5.0)))
+            .build()
+        )
+        with pytest.raises(InvalidConfig) as exc:
+            cluster.driver.create_queue(queue)
+        assert exc.value.field == "schedule.recurrence_interval"
+        # and a queue takes no one-time delayed start (only a recurring schedule)
+        later = datetime.now(UTC) + timedelta(hours=1)
+        queue = (
+            JobQueue.builder("sq")
+            .set_config(WorkflowConfig(schedule=ScheduleConfig.one_time_delayed_start(later)))
             .build()
         )
         with pytest.raises(InvalidConfig) as exc:
             cluster.driver.create_queue(queue)
         assert exc.value.field == "queue.config.schedule"
+
+
+def test_a_recurring_queue_runs_its_jobs_in_order_each_period(zk_address: str) -> None:
+    with LocalCluster(participants=1, zk=zk_address, cluster_config=FAST) as cluster:
+        driver = cluster.driver
+        # Given a recurring queue (Helix's usual recurring template) with two jobs, held
+        # stopped so that the third job enqueued below is in every run
+        schedule = ScheduleConfig.recurring_from_now(1.0)
+        queue = (
+            JobQueue.builder("nightly")
+            .set_config(WorkflowConfig(schedule=schedule, target_state="STOP"))
+            .enqueue_job("extract", JobConfig(command="Record", num_tasks=1))
+            .enqueue_job("load", JobConfig(command="Record", num_tasks=1))
+            .build()
+        )
+        driver.create_queue(queue)
+        driver.enqueue_job("nightly", "report", JobConfig(command="Record", num_tasks=1))
+        # (its jobs are edited at any time: they never run in the template itself)
+        driver.enqueue_job("nightly", "scratch", JobConfig(command="Noop", num_tasks=1))
+        driver.delete_job("nightly", "scratch")
+        assert not driver.get_workflow_context("nightly").scheduled_workflows
+        # When it is resumed
+        driver.resume("nightly")
+        # Then each period runs the queue's jobs, in queue order, as a run that completes
+        ctx = wait_context(cluster, "nightly", lambda c: len(c.scheduled_workflows) >= 2)
+        first = ctx.scheduled_workflows[0]
+        assert re.fullmatch(r"nightly_\d{8}T\d{6}", first)
+        assert wait_final(driver, first) is S.COMPLETED
+        run = driver.get_workflow_context(first)
+        assert list(run.job_states) == ["extract", "load", "report"]
+        assert set(run.job_states.values()) == {S.COMPLETED}
+        starts = [float(task_records(driver, first, j)[0]["start"]) for j in run.job_states]
+        assert starts == sorted(starts)
+        assert driver.get_workflow_config(first).terminable is True
+        # and poll_for_job_state on the queue follows its last run
+        assert driver.poll_for_job_state("nightly", "report", S.COMPLETED, timeout=60) is (
+            S.COMPLETED
+        )
+        # and the queue itself stays a recurring template: it keeps its jobs, never runs them
+        assert driver.get_workflow_context("nightly").state is S.IN_PROGRESS
+        template = driver.get_job_context("nightly", "extract")
+        assert [t.state for t in template.tasks.values()] == [None]
+        # and its config is updated like a template's (it keeps a recurring schedule)
+        with pytest.raises(InvalidConfig) as exc:
+            driver.update_workflow("nightly", WorkflowConfig())
+        assert exc.value.field == "config.schedule"
+        driver.update_workflow("nightly", WorkflowConfig(schedule=schedule, parallel_jobs=3))
+        assert driver.get_workflow_config("nightly").parallel_jobs == 3
+        driver.delete("nightly")
+        for name in ctx.scheduled_workflows:
+            wait_gone(cluster, cluster.paths.workflow(name))
+
+
+def test_deleting_a_recurring_queues_job_also_takes_it_from_the_running_run(
+    zk_address: str,
+) -> None:
+    with LocalCluster(participants=1, zk=zk_address, cluster_config=FAST) as cluster:
+        driver = cluster.driver
+        # Given a recurring queue (one run now, the next a minute later) whose run is busy
+        queue = (
+            JobQueue.builder("hourly")
+            .set_config(WorkflowConfig(schedule=ScheduleConfig.recurring_from_now(60)))
+            .enqueue_job(
+                "slow", JobConfig(command="Sleep", num_tasks=1, command_config={"seconds": "60"})
+            )
+            .enqueue_job("after", JobConfig(command="Noop", num_tasks=1))
+            .build()
+        )
+        driver.create_queue(queue)
+        run = wait_context(cluster, "hourly", lambda c: c.scheduled_workflows).scheduled_workflows[
+            0
+        ]
+        driver.poll_for_job_state(run, "slow", S.IN_PROGRESS, timeout=30)
+        # When a job is enqueued to the queue and deleted again while the queue runs
+        driver.enqueue_job("hourly", "extra", JobConfig(command="Noop", num_tasks=1))
+        driver.delete_job("hourly", "extra")
+        # Then that works at once: the queue's own jobs never run (its runs' do)
+        assert "extra" not in driver.get_workflow_context("hourly").job_states
+        # and deleting a job the running run has is refused as for any running queue
+        with pytest.raises(InvalidConfig) as exc:
+            driver.delete_job("hourly", "after")
+        assert exc.value.field == "queue.state" and run in str(exc.value)
+        # and with force it leaves the queue and the run (as Helix's deleteJob does)
+        driver.delete_job("hourly", "after", force=True)
+        assert list(driver.get_workflow_context("hourly").job_states) == ["slow"]
+        assert list(driver.get_workflow_context(run).job_states) == ["slow"]
+        driver.delete("hourly")
 
 
 def test_a_template_keeps_at_most_twenty_clones(zk_address: str) -> None:
@@ -169,8 +264,6 @@ def test_a_template_keeps_at_most_twenty_clones(zk_address: str) -> None:
 
 
 def test_update_workflow_changes_a_templates_future_clones(zk_address: str) -> None:
-    from helixpy import WorkflowConfig
-
     with LocalCluster(participants=1, zk=zk_address, cluster_config=FAST) as cluster:
         driver = cluster.driver
         schedule = ScheduleConfig.recurring_from_now(0.5)

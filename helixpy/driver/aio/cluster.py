@@ -15,7 +15,12 @@ from helixpy.model.locks import Posse
 from helixpy.model.names import check_name
 from helixpy.store.locks import audit_plan, locks_plan
 from helixpy.store.partitions import PartitionRecords, partitions_plan
-from helixpy.store.views import instances_plan, workflows_plan
+from helixpy.store.views import (
+    current_pool_size_plan,
+    instances_plan,
+    target_pool_size_plan,
+    workflows_plan,
+)
 
 
 class ClusterReads(AsyncDriverBase):
@@ -27,7 +32,7 @@ class ClusterReads(AsyncDriverBase):
 
     async def get_instances(self) -> dict[str, dict[str, Any]]:
         """Every instance that ever registered: ``{id: {live, enabled, tags, capacity,
-        abandoned}}``."""
+        target_task_thread_pool_size, abandoned}}``."""
         return await self._run(self._paths.instances, "", instances_plan)
 
     async def get_partitions(self, instance: str | None = None) -> PartitionRecords:
@@ -46,3 +51,15 @@ class ClusterReads(AsyncDriverBase):
     async def get_lock_audit(self, resource: str) -> list[dict[str, Any]]:
         """Every grant, join, revoke, release and reclaim on ``resource``, oldest first."""
         return await self._run(f"{self._paths.root}/LOCKS", "", audit_plan, resource)
+
+    async def get_target_task_thread_pool_size(self, instance: str) -> int | None:
+        """See :meth:`TaskDriver.get_target_task_thread_pool_size`."""
+        name = check_name("instance", instance)
+        path = self._paths.instance_config(name)
+        return await self._run(path, f"instance {name}", target_pool_size_plan, name)
+
+    async def get_current_task_thread_pool_size(self, instance: str) -> int:
+        """See :meth:`TaskDriver.get_current_task_thread_pool_size`."""
+        name = check_name("instance", instance)
+        path = self._paths.live_instance(name)
+        return await self._run(path, f"live instance {name}", current_pool_size_plan, name)

@@ -11,6 +11,7 @@ from typing import Any
 
 from helixpy.driver.aio.base import AsyncDriverBase
 from helixpy.driver.base import job_name as _job
+from helixpy.driver.base import task_name
 from helixpy.driver.base import workflow_name as _wf
 from helixpy.errors import InvalidConfig
 from helixpy.model import Scope
@@ -37,7 +38,7 @@ class ContentMethods(AsyncDriverBase):
         self, name: str, job: str, task_id: str | int
     ) -> dict[str, str]:
         """The user content written by task ``task_id`` (empty if it wrote none)."""
-        tid = str(task_id) if isinstance(task_id, int) else task_id
+        tid = task_name(task_id)
         path = self._paths.task_content(_wf(name), _job(job), check_name("task.id", tid))
         what = f"job {name}/{job}"
         return await self._run(path, what, content_map_plan, Scope.TASK, name, job, tid)
@@ -47,7 +48,7 @@ class ContentMethods(AsyncDriverBase):
     ) -> str | None:
         """The full error text of task ``task_id``'s newest failed attempt (or of
         ``attempt``); None when it has none."""
-        tid = str(task_id) if isinstance(task_id, int) else check_name("task.id", task_id)
+        tid = task_name(task_id)
         if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
             raise InvalidConfig("attempt", f"must be an attempt number (got {attempt!r})")
         path = self._paths.task_error(_wf(name), _job(job), tid)

@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import ParamSpec, TypeVar
 
 from kazoo.exceptions import NoNodeError
@@ -28,6 +29,7 @@ from helixpy.driver.aio.watch import WorkflowWatch
 from helixpy.driver.base import (
     check_bool,
     check_type,
+    task_name,
 )
 from helixpy.driver.base import job_name as _job
 from helixpy.driver.base import workflow_name as _wf
@@ -43,19 +45,19 @@ from helixpy.model import (
     JobConfig,
     JobContext,
     JobQueue,
+    TaskExecutionInfo,
     TaskState,
     Workflow,
     WorkflowConfig,
     WorkflowContext,
 )
-from helixpy.model.names import check_name
 from helixpy.model.values import JsonValue
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.store import records
 from helixpy.store.paths import Paths
 from helixpy.store.plan import Plan
 from helixpy.store.results import job_results_plan, task_result_plan
-from helixpy.store.views import workflow_config_plan
+from helixpy.store.views import last_scheduled_task_plan, workflow_config_plan
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -174,11 +176,21 @@ class AsyncTaskDriver(MutationMethods, ContentMethods, ClusterReads, StreamMetho
         path, what = self._paths.job_context(_wf(name), _job(job)), f"job {name}/{job}"
         return await self._run(path, what, records.job_context_plan, name, job)
 
+    async def get_last_scheduled_task_execution_info(self, name: str) -> TaskExecutionInfo | None:
+        """See :meth:`TaskDriver.get_last_scheduled_task_execution_info`."""
+        path, what = self._paths.workflow_context(_wf(name)), f"workflow {name}"
+        return await self._run(path, what, last_scheduled_task_plan, name)
+
+    async def get_last_scheduled_task_timestamp(self, name: str) -> datetime | None:
+        """See :meth:`TaskDriver.get_last_scheduled_task_timestamp`."""
+        info = await self.get_last_scheduled_task_execution_info(name)
+        return info.start_time if info is not None else None
+
     async def get_task_result(self, name: str, job: str, task_id: str | int) -> JsonValue:
         """The value task ``task_id`` COMPLETED with (None when it returned none);
         :class:`~helixpy.errors.NoResult` while it has not completed, :class:`NotFound`
         when it does not exist (see :meth:`TaskDriver.get_task_result`)."""
-        tid = str(task_id) if isinstance(task_id, int) else check_name("task.id", task_id)
+        tid = task_name(task_id)
         path = self._paths.job_context(_wf(name), _job(job))
         return await self._run(path, "", task_result_plan, name, job, tid)
 

@@ -9,7 +9,7 @@ one piece of code decides what each mutation sends, in both drivers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from helixpy.driver.aio.base import AsyncDriverBase
@@ -101,6 +101,30 @@ class MutationMethods(AsyncDriverBase):
     async def remove_partition(self, instance: str, resource: str, partition: str) -> None:
         """See :meth:`TaskDriver.remove_partition`."""
         await self._send(TaskDriver.remove_partition, instance, resource, partition)
+
+    async def add_or_update_workflow_user_content_map(
+        self, name: str, content: Mapping[str, str]
+    ) -> None:
+        """See :meth:`TaskDriver.add_or_update_workflow_user_content_map`."""
+        await self._send(TaskDriver.add_or_update_workflow_user_content_map, name, content)
+
+    async def add_or_update_job_user_content_map(
+        self, name: str, job: str, content: Mapping[str, str]
+    ) -> None:
+        """See :meth:`TaskDriver.add_or_update_job_user_content_map`."""
+        await self._send(TaskDriver.add_or_update_job_user_content_map, name, job, content)
+
+    async def add_or_update_task_user_content_map(
+        self, name: str, job: str, task_id: str | int, content: Mapping[str, str]
+    ) -> None:
+        """See :meth:`TaskDriver.add_or_update_task_user_content_map`."""
+        await self._send(
+            TaskDriver.add_or_update_task_user_content_map, name, job, task_id, content
+        )
+
+    async def set_target_task_thread_pool_size(self, instance: str, size: int | None) -> None:
+        """See :meth:`TaskDriver.set_target_task_thread_pool_size`."""
+        await self._send(TaskDriver.set_target_task_thread_pool_size, instance, size)
 
     async def set_cluster_config(self, **settings: Any) -> None:
         """See :meth:`TaskDriver.set_cluster_config`."""

@@ -565,6 +565,91 @@ class RemovePartitionRequest(_message.Message):
 Global___RemovePartitionRequest: _TypeAlias = RemovePartitionRequest  # noqa: Y015
 
 @_typing.final
+class UserContentRequest(_message.Message):
+    """Helix's addOrUpdate{Workflow,Job,Task}UserContentMap: merge ``content`` into one scope's
+    user content map. Workflow scope when ``job`` is empty, job scope when ``task`` is.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ContentEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    JOB_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    workflow: _builtins.str
+    job: _builtins.str
+    task: _builtins.str
+    @_builtins.property
+    def content(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        workflow: _builtins.str = ...,
+        job: _builtins.str = ...,
+        task: _builtins.str = ...,
+        content: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "job", b"job", "request_id", b"request_id", "task", b"task", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UserContentRequest: _TypeAlias = UserContentRequest  # noqa: Y015
+
+@_typing.final
+class ThreadPoolSizeRequest(_message.Message):
+    """Helix's setTargetTaskThreadPoolSize: the capacity (worker threads) an instance takes when
+    it next starts; 0 clears it (the participant's --capacity, else the cluster default).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    INSTANCE_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    instance: _builtins.str
+    size: _builtins.int
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        instance: _builtins.str = ...,
+        size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance", b"instance", "request_id", b"request_id", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ThreadPoolSizeRequest: _TypeAlias = ThreadPoolSizeRequest  # noqa: Y015
+
+@_typing.final
 class SetClusterConfigRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -129,6 +129,16 @@ class ControllerStub:
                 request_serializer=helixpy_dot_v1_dot_controller__pb2.RemovePartitionRequest.SerializeToString,
                 response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
                 _registered_method=True)
+        self.UpdateUserContent = channel.unary_unary(
+                '/helixpy.v1.Controller/UpdateUserContent',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.UserContentRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
+        self.SetTargetTaskThreadPoolSize = channel.unary_unary(
+                '/helixpy.v1.Controller/SetTargetTaskThreadPoolSize',
+                request_serializer=helixpy_dot_v1_dot_controller__pb2.ThreadPoolSizeRequest.SerializeToString,
+                response_deserializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -249,6 +259,18 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateUserContent(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetTargetTaskThreadPoolSize(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -345,6 +367,16 @@ def add_ControllerServicer_to_server(servicer, server):
             'RemovePartition': grpc.unary_unary_rpc_method_handler(
                     servicer.RemovePartition,
                     request_deserializer=helixpy_dot_v1_dot_controller__pb2.RemovePartitionRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'UpdateUserContent': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateUserContent,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.UserContentRequest.FromString,
+                    response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
+            ),
+            'SetTargetTaskThreadPoolSize': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTargetTaskThreadPoolSize,
+                    request_deserializer=helixpy_dot_v1_dot_controller__pb2.ThreadPoolSizeRequest.FromString,
                     response_serializer=helixpy_dot_v1_dot_controller__pb2.MutationReply.SerializeToString,
             ),
     }
@@ -860,6 +892,60 @@ class Controller:
             target,
             '/helixpy.v1.Controller/RemovePartition',
             helixpy_dot_v1_dot_controller__pb2.RemovePartitionRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateUserContent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/UpdateUserContent',
+            helixpy_dot_v1_dot_controller__pb2.UserContentRequest.SerializeToString,
+            helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTargetTaskThreadPoolSize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helixpy.v1.Controller/SetTargetTaskThreadPoolSize',
+            helixpy_dot_v1_dot_controller__pb2.ThreadPoolSizeRequest.SerializeToString,
             helixpy_dot_v1_dot_controller__pb2.MutationReply.FromString,
             options,
             channel_credentials,

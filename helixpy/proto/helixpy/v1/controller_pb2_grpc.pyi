@@ -57,6 +57,8 @@ class ControllerStub:
     UpdateWorkflow: _grpc.UnaryUnaryMultiCallable[_controller_pb2.UpdateWorkflowRequest, _controller_pb2.MutationReply]
     SetPartitionState: _grpc.UnaryUnaryMultiCallable[_controller_pb2.SetPartitionStateRequest, _controller_pb2.MutationReply]
     RemovePartition: _grpc.UnaryUnaryMultiCallable[_controller_pb2.RemovePartitionRequest, _controller_pb2.MutationReply]
+    UpdateUserContent: _grpc.UnaryUnaryMultiCallable[_controller_pb2.UserContentRequest, _controller_pb2.MutationReply]
+    SetTargetTaskThreadPoolSize: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ThreadPoolSizeRequest, _controller_pb2.MutationReply]
 
 @_typing.type_check_only
 class ControllerAsyncStub(ControllerStub):
@@ -81,6 +83,8 @@ class ControllerAsyncStub(ControllerStub):
     UpdateWorkflow: _aio.UnaryUnaryMultiCallable[_controller_pb2.UpdateWorkflowRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     SetPartitionState: _aio.UnaryUnaryMultiCallable[_controller_pb2.SetPartitionStateRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
     RemovePartition: _aio.UnaryUnaryMultiCallable[_controller_pb2.RemovePartitionRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    UpdateUserContent: _aio.UnaryUnaryMultiCallable[_controller_pb2.UserContentRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
+    SetTargetTaskThreadPoolSize: _aio.UnaryUnaryMultiCallable[_controller_pb2.ThreadPoolSizeRequest, _controller_pb2.MutationReply]  # type: ignore[assignment]
 
 class ControllerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -214,6 +218,20 @@ class ControllerServicer(metaclass=_abc_1.ABCMeta):
     def RemovePartition(
         self,
         request: _controller_pb2.RemovePartitionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateUserContent(
+        self,
+        request: _controller_pb2.UserContentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
+
+    @_abc_1.abstractmethod
+    def SetTargetTaskThreadPoolSize(
+        self,
+        request: _controller_pb2.ThreadPoolSizeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.MutationReply, _abc.Awaitable[_controller_pb2.MutationReply]]: ...
 
