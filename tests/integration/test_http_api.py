@@ -233,6 +233,49 @@ def test_queues_and_instances_over_http(zk_address: str) -> None:
         assert api.call("GET", "/api/v1/locks/db%2Ft")[1] == {"resource": "db/t", "locks": []}
 
 
+def test_user_content_thread_pool_and_last_scheduled_task_over_http(zk_address: str) -> None:
+    with LocalCluster(
+        participants=1, zk=zk_address, controller_args=["--http-port", "0"]
+    ) as cluster:
+        api, driver = Client(http_url(cluster)), cluster.driver
+        # Given a finished workflow whose tasks wrote content
+        wf = {"name": "uc", "jobs": {"extract": {"command": "WriteContent", "num_tasks": 2}}}
+        assert api.call("POST", "/api/v1/workflows", wf)[0] == 201
+        driver.poll_for_workflow_state("uc", TaskState.COMPLETED, timeout=WAIT)
+        # When keys are added at each scope over HTTP
+        base = "/api/v1/workflows/uc"
+        assert api.call("POST", f"{base}/content", {"owner": "ops"})[0] == 200
+        assert api.call("POST", f"{base}/jobs/extract/content", {"checked": "yes"})[0] == 200
+        assert api.call("POST", f"{base}/jobs/extract/tasks/1/content", {"n": "1"})[0] == 200
+        # Then the maps have them beside the tasks' keys, read over HTTP and by the driver
+        status, body = api.call("GET", f"{base}/content")
+        assert (status, body["content"]) == (200, {"written_by": "extract", "owner": "ops"})
+        status, body = api.call("GET", f"{base}/jobs/extract/tasks/1/content")
+        assert body["content"] == {"task": "1", "n": "1"}
+        assert driver.get_job_user_content_map("uc", "extract") == {
+            "job": "extract",
+            "checked": "yes",
+        }
+        # and a value that is not a string is refused naming it; a missing task is 404
+        status, err = api.call("POST", f"{base}/content", {"n": 1})
+        assert (status, err["field"]) == (400, "content.n")
+        assert api.call("POST", f"{base}/jobs/extract/tasks/9/content", {"a": "b"})[0] == 404
+        # and the last scheduled task is one of the job's
+        status, body = api.call("GET", f"{base}/last-scheduled-task")
+        assert status == 200 and body["task"]["job"] == "extract"
+        assert body["task"]["state"] == "COMPLETED"
+        # When an instance's target thread pool size is set, Then it is read back
+        inst = cluster.instances[0]
+        assert api.call("POST", f"/api/v1/instances/{inst}/thread-pool", {"size": 7})[0] == 200
+        status, body = api.call("GET", f"/api/v1/instances/{inst}/thread-pool")
+        assert body == {"instance": inst, "target": 7, "current": 40}
+        assert driver.get_target_task_thread_pool_size(inst) == 7
+        status, err = api.call("POST", f"/api/v1/instances/{inst}/thread-pool", {"size": 500})
+        assert (status, err["field"]) == (400, "size")
+        assert api.call("POST", f"/api/v1/instances/{inst}/thread-pool", {"size": None})[0] == 200
+        assert driver.get_target_task_thread_pool_size(inst) is None
+
+
 def test_a_token_guards_every_api_route_but_not_the_page_or_the_document(
     zk_address: str,
 ) -> None:

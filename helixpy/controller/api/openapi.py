@@ -15,6 +15,8 @@ _BODIES = {
     ),
     "queue": "A job queue: {name, config, jobs} (JobQueue.to_dict()), as JSON or YAML.",
     "jobs": "A mapping of job name to job fields (JobConfig.to_dict()), in enqueue order.",
+    "content": "A JSON object of string keys to string values, merged into the map.",
+    "thread pool": '{"size": N}: N from 1 to 100, or null to clear the target.',
 }
 _ERROR = {"$ref": "#/components/schemas/Error"}
 

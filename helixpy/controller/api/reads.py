@@ -17,14 +17,20 @@ from helixpy.controller.api.routing import ApiError, Call
 from helixpy.controller.dashboard import overview, workflow_rows, workflow_view
 from helixpy.controller.election import read_leader
 from helixpy.errors import NoResult, NotFound
-from helixpy.model import JobContext
+from helixpy.model import JobContext, Scope
 from helixpy.model.names import check_name
 from helixpy.store import records
+from helixpy.store.content import get_content_map
 from helixpy.store.locks import read_audit, read_locks
 from helixpy.store.paths import Paths
 from helixpy.store.results import read_job_results, read_task_result
 from helixpy.store.task_errors import read_task_errors
-from helixpy.store.views import read_instances
+from helixpy.store.views import (
+    read_current_pool_size,
+    read_instances,
+    read_last_scheduled_task,
+    read_target_pool_size,
+)
 
 Answer = tuple[int, Any]
 
@@ -39,6 +45,15 @@ def _job(call: Call) -> str:
 
 def _task(call: Call) -> str:
     return check_name("task.id", call.params["task"])
+
+
+def content_scope(call: Call) -> tuple[Scope, str, str | None, str | None]:
+    """(scope, workflow, job, task) of a content route: its path says how deep."""
+    name = _wf(call)
+    job = _job(call) if "job" in call.params else None
+    task = _task(call) if "task" in call.params else None
+    scope = Scope.TASK if task else Scope.JOB if job else Scope.WORKFLOW
+    return scope, name, job, task
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -175,6 +190,28 @@ class Reads:
         errors = read_task_errors(self._zk, self._paths, name, job, task)
         return 200, {"workflow": name, "job": job, "task": task, "errors": errors}
 
+    def content(self, call: Call) -> Answer:
+        """User content at the scope the path names: workflow, job or task."""
+        scope, name, job, task = content_scope(call)
+        found = get_content_map(self._zk, self._paths, scope, name, job, task)
+        return 200, {"workflow": name, "job": job, "task": task, "content": found}
+
+    def last_scheduled_task(self, call: Call) -> Answer:
+        name = _wf(call)
+        info = read_last_scheduled_task(self._zk, self._paths, name)
+        if info is None:
+            return 200, {"workflow": name, "task": None}
+        return 200, {
+            "workflow": name,
+            "task": {
+                "job": info.job,
+                "partition": info.partition,
+                "id": info.task_id,
+                "state": info.state.value if info.state is not None else None,
+                "start": _epoch(info.start_time),
+            },
+        }
+
     # --- queues -------------------------------------------------------------------------
 
     def queues(self, call: Call) -> Answer:
@@ -198,6 +235,15 @@ class Reads:
         if found is None:
             raise NotFound(f"instance {name} does not exist in cluster {self._paths.cluster}")
         return 200, {"instance": name, **found}
+
+    def thread_pool(self, call: Call) -> Answer:
+        name = check_name("instance", call.params["instance"])
+        target = read_target_pool_size(self._zk, self._paths, name)  # NotFound: never seen
+        try:
+            current: int | None = read_current_pool_size(self._zk, self._paths, name)
+        except NotFound:
+            current = None  # not live
+        return 200, {"instance": name, "target": target, "current": current}
 
     def locks(self, call: Call) -> Answer:
         return 200, {"locks": read_locks(self._zk, self._paths)}

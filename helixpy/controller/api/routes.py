@@ -63,10 +63,53 @@ def api_routes(reads: Reads, writes: Writes) -> list[Route]:
         Route(
             "POST", f"{w}/rerun", writes.rerun, "Rerun what failed", mutation=True, tag="workflows"
         ),
+        Route("GET", f"{w}/content", reads.content, "Its user content", tag="content"),
+        Route(
+            "POST",
+            f"{w}/content",
+            writes.content,
+            "Add or update keys of its user content (a JSON object of strings)",
+            body="content",
+            mutation=True,
+            tag="content",
+        ),
+        Route(
+            "GET",
+            f"{w}/last-scheduled-task",
+            reads.last_scheduled_task,
+            "The task scheduled last (Helix's getLastScheduledTaskExecutionInfo)",
+            tag="workflows",
+        ),
         Route("GET", f"{w}/jobs", reads.jobs, "Its jobs and their states", tag="jobs"),
         Route("GET", f"{j}/config", reads.job_config, "A job's config", tag="jobs"),
         Route("GET", f"{j}/context", reads.job_context, "A job's context (tasks)", tag="jobs"),
         Route("GET", f"{j}/results", reads.job_results, "Its completed tasks' values", tag="jobs"),
+        Route("GET", f"{j}/content", reads.content, "A job's user content", tag="content"),
+        Route(
+            "POST",
+            f"{j}/content",
+            writes.content,
+            "Add or update keys of a job's user content",
+            body="content",
+            mutation=True,
+            tag="content",
+        ),
+        Route(
+            "GET",
+            f"{j}/tasks/{{task}}/content",
+            reads.content,
+            "A task's user content",
+            tag="content",
+        ),
+        Route(
+            "POST",
+            f"{j}/tasks/{{task}}/content",
+            writes.content,
+            "Add or update keys of a task's user content",
+            body="content",
+            mutation=True,
+            tag="content",
+        ),
         Route(
             "GET", f"{j}/tasks/{{task}}/result", reads.task_result, "A task's value", tag="tasks"
         ),
@@ -121,6 +164,22 @@ def api_routes(reads: Reads, writes: Writes) -> list[Route]:
         Route("GET", i, reads.instance, "An instance", tag="instances"),
         Route("POST", f"{i}/enable", writes.enable, "Enable it", mutation=True, tag="instances"),
         Route("POST", f"{i}/disable", writes.disable, "Disable it", mutation=True, tag="instances"),
+        Route(
+            "GET",
+            f"{i}/thread-pool",
+            reads.thread_pool,
+            "Its target and current task thread pool size",
+            tag="instances",
+        ),
+        Route(
+            "POST",
+            f"{i}/thread-pool",
+            writes.thread_pool,
+            'Set the size it takes at its next start: {"size": N} (null clears it)',
+            body="thread pool",
+            mutation=True,
+            tag="instances",
+        ),
         # --- locks
         Route("GET", f"{PREFIX}/locks", reads.locks, "Task locks by resource", tag="locks"),
         Route(

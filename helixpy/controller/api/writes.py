@@ -19,9 +19,11 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from helixpy.controller.api.mutations import Mutator
+from helixpy.controller.api.reads import content_scope
 from helixpy.controller.api.routing import Call, is_yaml, parse_body
 from helixpy.errors import InvalidConfig, NotFound
 from helixpy.model import JobConfig, JobQueue, Workflow
+from helixpy.model.limits import check_capacity
 from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.store.paths import Paths
@@ -156,7 +158,39 @@ class Writes:
         request = pb.WorkflowRequest(request_id=request_id(call), name=name)
         return 200, _done(self._mutator.apply("FlushQueue", request), queue=name)
 
+    # --- user content -------------------------------------------------------------------
+
+    def content(self, call: Call) -> Answer:
+        """Helix's addOrUpdate*UserContentMap: the body's keys merged into the map."""
+        scope, name, job, task = content_scope(call)
+        data = parse_body(call, "content")
+        if not isinstance(data, dict):
+            raise InvalidConfig("content", "the body must be an object of string values")
+        for key, value in data.items():
+            if not isinstance(value, str):
+                raise InvalidConfig(f"content.{key}", "keys and values must be strings")
+        request = pb.UserContentRequest(
+            request_id=request_id(call), workflow=name, job=job or "", task=task or "", content=data
+        )
+        reply = self._mutator.apply("UpdateUserContent", request)
+        return 200, _done(reply, workflow=name, job=job, task=task, scope=scope.value)
+
     # --- instances ----------------------------------------------------------------------
+
+    def thread_pool(self, call: Call) -> Answer:
+        """Helix's setTargetTaskThreadPoolSize: body ``{"size": N}`` (null clears it)."""
+        instance = check_name("instance", call.params["instance"])
+        data = parse_body(call, "thread pool")
+        if not isinstance(data, dict) or "size" not in data:
+            raise InvalidConfig("size", 'the body must be {"size": N} (N from 1 to 100, or null)')
+        size = data["size"]
+        if size is not None:
+            check_capacity(size, "size")
+        request = pb.ThreadPoolSizeRequest(
+            request_id=request_id(call), instance=instance, size=size or 0
+        )
+        reply = self._mutator.apply("SetTargetTaskThreadPoolSize", request)
+        return 200, _done(reply, instance=instance, target=size)
 
     def _enabled(self, call: Call, enabled: bool) -> Answer:
         instance = check_name("instance", call.params["instance"])
