@@ -37,21 +37,24 @@ class Overlap:
     ) -> None:
         self._exclusive = exclusive
         self._siblings = siblings
-        # workflow -> instance -> active attempts there by job name
-        self._occupied: dict[str, dict[str, Counter[str]]] = {}
+        # workflow -> instance -> active attempts there by job name; None for a workflow
+        # with at most one job IN_PROGRESS (most: nothing to keep apart, nothing to count)
+        self._occupied: dict[str, dict[str, Counter[str]] | None] = {}
 
     def _of(self, job: JobRuntime) -> dict[str, Counter[str]] | None:
-        if not self._exclusive(job):
-            return None
-        occupied = self._occupied.get(job.workflow)
-        if occupied is None:
-            occupied = {}
-            for other in self._siblings(job):
-                if other.state is not TaskState.IN_PROGRESS:
-                    continue
-                for inst in other.active.values():
-                    occupied.setdefault(inst, Counter())[other.name] += 1
-            self._occupied[job.workflow] = occupied
+        if job.workflow in self._occupied:
+            return self._occupied[job.workflow]
+        occupied: dict[str, Counter[str]] | None = None
+        if self._exclusive(job):
+            running = [o for o in self._siblings(job) if o.state is TaskState.IN_PROGRESS]
+            # (states do not change while a pass places tasks: a workflow with one job
+            # IN_PROGRESS now has one until the placement ends)
+            if len(running) > 1:
+                occupied = {}
+                for other in running:
+                    for inst in other.active.values():
+                        occupied.setdefault(inst, Counter())[other.name] += 1
+        self._occupied[job.workflow] = occupied
         return occupied
 
     def blocked(self, job: JobRuntime) -> frozenset[str]:

@@ -117,8 +117,8 @@ def helixpy_cli(
 def dashboard_url(cluster: LocalCluster, controller: str = "controller-0") -> str:
     """The dashboard's base URL, from the line its controller logs once it serves (bounded)."""
     log = cluster.log_dir / f"{controller}.log"
-    wait_for_line(log, "dashboard on http://", timeout=30)
-    found = re.search(r"dashboard on (http://[\d.]+:\d+)", log.read_text())
+    wait_for_line(log, "dashboard on http", timeout=30)  # http:// or, with TLS, https://
+    found = re.search(r"dashboard on (https?://[\d.]+:\d+)", log.read_text())
     assert found is not None
     return found.group(1)
 

@@ -20,20 +20,15 @@ from helixpy import TaskState
 from helixpy.controller.api.server import API_MAX_BODY
 from helixpy.security import ClientTls
 from helixpy.testing import LocalCluster
-from tests.integration.helpers import wait_for_line
+from tests.integration.helpers import dashboard_url
 
 pytestmark = pytest.mark.cluster
 TOKEN = "http-api-test-token"
 WAIT = 60.0
 
 
-def http_url(cluster: LocalCluster, controller: str = "controller-0") -> str:
-    """A controller's HTTP base URL, from the line it logs once it serves (bounded)."""
-    log = cluster.log_dir / f"{controller}.log"
-    wait_for_line(log, "dashboard on http", timeout=30)
-    found = re.search(r"dashboard on (https?://[\d.]+:\d+)", log.read_text())
-    assert found is not None
-    return found.group(1)
+#: a controller's HTTP base URL (http:// or https://), from the line it logs once it serves
+http_url = dashboard_url
 
 
 class Client:
