@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
 import sys
 import threading
@@ -110,7 +111,9 @@ class HttpServer:
         refuse: Callable[[int, str], Answered] | None = None,
     ) -> None:
         handler = _handler(handle, name, max_body, refuse or _plain_refusal)
-        self._server = _Server((host, port), handler, ssl_context)
+        # An IPv6 literal ("::1", "[::1]") needs an IPv6 socket; names and IPv4 stay IPv4.
+        bare = host.strip("[]")
+        self._server = _Server((bare, port), handler, ssl_context, ipv6=":" in bare)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
         #: "https" with an ssl context, else "http"
@@ -119,7 +122,8 @@ class HttpServer:
     @property
     def address(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"{host!s}:{port}"
+        host = str(host)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def start(self) -> None:
         self._thread.start()
@@ -136,8 +140,12 @@ class _Server(ThreadingHTTPServer):
         address: tuple[str, int],
         handler: type[BaseHTTPRequestHandler],
         ssl_context: ssl.SSLContext | None,
+        *,
+        ipv6: bool = False,
     ) -> None:
         self._ssl = ssl_context
+        if ipv6:
+            self.address_family = socket.AF_INET6
         super().__init__(address, handler)
 
     def get_request(self) -> tuple[Any, Any]:

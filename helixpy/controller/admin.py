@@ -169,6 +169,9 @@ def update_workflow(h: CommandHandler, cmd: Command, now: datetime) -> dict[str,
             f"{name} is neither a job queue nor a recurring "
             "template: its config cannot change after start",
         )
+    if recurring:
+        assert config.schedule is not None
+        h.check_recurrence(config.schedule)
     config = replace(config, target_state=old.target_state)  # stop/resume own that
     stored = replace(runtime.stored, config=config)
     result = reply(OK, f"workflow {name} updated")

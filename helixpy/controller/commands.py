@@ -34,7 +34,7 @@ from helixpy.controller.schedules import CLONE_SUFFIX_LEN
 from helixpy.controller.signals import Command
 from helixpy.controller.targeting import TARGET_COMMANDS
 from helixpy.errors import AlreadyExists, CorruptNode, InvalidConfig, NotFound, PayloadTooLarge
-from helixpy.model import JobConfig, JobQueue, Workflow
+from helixpy.model import JobConfig, JobQueue, ScheduleConfig, Workflow
 from helixpy.store.codec import decode, encode
 from helixpy.store.fencing import MultiFailed
 from helixpy.store.ops import Create, Op
@@ -298,6 +298,17 @@ class CommandHandler:
         header = job_header(job)  # as the runtime holds it (a new job: NOT_STARTED)
         return ops + job_context_ops(paths, wf, job.name, header, job.tasks, None, create=True)
 
+    def check_recurrence(self, schedule: ScheduleConfig) -> None:
+        """Refuse a recurring schedule below the cluster's ``min_recurrence_interval``
+        (default 60 s, Helix's floor): at start and at every config update."""
+        minimum = float(self.p.cluster_config.get("min_recurrence_interval", 60.0))
+        interval = schedule.recurrence_interval
+        if interval is not None and interval < minimum:
+            raise InvalidConfig(
+                "schedule.recurrence_interval",
+                f"must be >= the cluster's min_recurrence_interval ({minimum:g}s)",
+            )
+
     def _start(self, cmd: Command, now: datetime, optimistic: bool = False) -> dict[str, str]:
         wf: Workflow | JobQueue = cmd.payload
         kind = "queue" if isinstance(wf, JobQueue) else "workflow"
@@ -314,12 +325,7 @@ class CommandHandler:
                 "a job queue takes a recurring schedule only (recurrence_interval)",
             )
         if schedule is not None and schedule.recurrence_interval is not None:
-            minimum = float(self.p.cluster_config.get("min_recurrence_interval", 60.0))
-            if schedule.recurrence_interval < minimum:
-                raise InvalidConfig(
-                    "schedule.recurrence_interval",
-                    f"must be >= the cluster's min_recurrence_interval ({minimum:g}s)",
-                )
+            self.check_recurrence(schedule)
             if len(wf.name) > 128 - CLONE_SUFFIX_LEN:
                 raise InvalidConfig(
                     "workflow.name",

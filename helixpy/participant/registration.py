@@ -16,7 +16,7 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
-from helixpy.errors import Fenced
+from helixpy.errors import Fenced, HelixpyError
 from helixpy.model.limits import check_capacity
 from helixpy.store.acl import AclProvider
 from helixpy.store.codec import decode, encode
@@ -151,5 +151,9 @@ def target_capacity(zk: KazooClient, paths: Paths, inst: str) -> int | None:
         data, _ = zk.get(paths.instance_config(inst))
     except NoNodeError:
         return None
-    target = (decode(data, path=paths.instance_config(inst)) or {}).get(TARGET_POOL_SIZE)
-    return None if target is None else check_capacity(target, TARGET_POOL_SIZE)
+    try:
+        target = (decode(data, path=paths.instance_config(inst)) or {}).get(TARGET_POOL_SIZE)
+        return None if target is None else check_capacity(target, TARGET_POOL_SIZE)
+    except HelixpyError as exc:  # (hand-edited: the participant still starts, and says so)
+        log.error("%s: ignoring its stored %s: %s", inst, TARGET_POOL_SIZE, exc)
+        return None

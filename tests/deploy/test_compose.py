@@ -256,7 +256,8 @@ def compose_stack(tmp: Path) -> Iterator[Stack]:
         if up.returncode == 0:
             break
         _down(cmd, env, None)
-        assert "address already in use" in up.stderr, f"compose up: {up.stdout}{up.stderr}"
+        taken = ("address already in use", "port is already allocated")
+        assert any(t in up.stderr for t in taken), f"compose up: {up.stdout}{up.stderr}"
     else:
         raise AssertionError(f"compose up: host ports taken three times: {up.stderr}")
     zk = ",".join(f"127.0.0.1:{port}" for port in ports[:3])

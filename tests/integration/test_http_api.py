@@ -172,8 +172,14 @@ def test_errors_are_json_with_code_field_and_status(zk_address: str) -> None:
         assert error("POST", "/api/v1/workflows", b"a=b", "application/x-www-form-urlencoded")[
             :2
         ] == (415, "UNSUPPORTED_MEDIA_TYPE")
-        too_big = b" " * (API_MAX_BODY + 1)
-        assert error("POST", "/api/v1/workflows", too_big) == (413, "PAYLOAD_TOO_LARGE", "body")
+        # a body over the hard limit is refused unread (the server's own 413: a unit test,
+        # test_http_server.py, sends one); one over the cluster's max_request_bytes is
+        # refused by the leader, 413 naming the request
+        cluster.driver.set_cluster_config(max_request_bytes=4096)
+        big = sleepy("big", "0")
+        big["jobs"]["a"]["command_config"]["pad"] = "x" * 5000
+        assert error("POST", "/api/v1/workflows", big) == (413, "PAYLOAD_TOO_LARGE", "request")
+        cluster.driver.set_cluster_config(max_request_bytes=API_MAX_BODY)
         # a browser page elsewhere cannot post here
         status, body = api.call(
             "POST", "/api/v1/workflows/w/stop", headers={"Origin": "http://evil.example"}
@@ -269,6 +275,29 @@ def test_user_content_thread_pool_and_last_scheduled_task_over_http(zk_address: 
         assert (status, err["field"]) == (400, "size")
         assert api.call("POST", f"/api/v1/instances/{inst}/thread-pool", {"size": None})[0] == 200
         assert driver.get_target_task_thread_pool_size(inst) is None
+        # and a YAML body with a key that is not a string is refused naming the map
+        status, err = api.call("POST", f"{base}/content", b"1: a\n", "application/yaml")
+        assert (status, err["code"]) == (400, "INVALID_CONFIG") and err["field"] == "content.1"
+
+
+def test_an_open_loopback_api_answers_only_loopback_host_names(zk_address: str) -> None:
+    with LocalCluster(
+        participants=0, zk=zk_address, controller_args=["--http-port", "0"]
+    ) as cluster:
+        api = Client(http_url(cluster))
+        port = api.base.rsplit(":", 1)[1]
+        # Given an API without a token on loopback: loopback names are answered
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
+            assert api.call("GET", "/api/v1/workflows", headers={"Host": host})[0] == 200
+        # When a page whose DNS name was rebound to 127.0.0.1 calls it (same origin to
+        # the browser: Origin and Host both name the page)
+        rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+        # Then neither a read nor a mutation is answered
+        status, err = api.call("GET", "/api/v1/workflows", headers=rebound)
+        assert (status, err["code"], err["field"]) == (403, "FORBIDDEN", "Host")
+        status, _ = api.call("POST", "/api/v1/workflows", sleepy("rebound"), headers=rebound)
+        assert status == 403
+        assert cluster.driver.get_workflows() == {}
 
 
 def test_a_token_guards_every_api_route_but_not_the_page_or_the_document(
@@ -333,6 +362,9 @@ def test_a_standby_serves_reads_and_forwards_mutations_to_the_leader(zk_address:
         assert api.call("POST", "/api/v1/queues/q/jobs", job, headers=key)[0] == 200
         assert api.call("POST", "/api/v1/queues/q/jobs", job, headers=key)[0] == 200
         assert api.call("GET", "/api/v1/queues/q")[1]["queue"] == ["j"]
+        # And the same key on another operation is that operation's own: it is applied
+        assert api.call("POST", "/api/v1/workflows", sleepy("keyed", "0"), headers=key)[0] == 201
+        assert api.call("GET", "/api/v1/workflows/keyed")[0] == 200
 
 
 def test_a_mutation_sent_to_a_standby_while_the_leader_dies_is_applied_by_the_next(

@@ -196,6 +196,11 @@ def test_a_recurring_queue_runs_its_jobs_in_order_each_period(zk_address: str) -
         with pytest.raises(InvalidConfig) as exc:
             driver.update_workflow("nightly", WorkflowConfig())
         assert exc.value.field == "config.schedule"
+        # (and the cluster's minimum interval holds for an update as for a start)
+        with pytest.raises(InvalidConfig) as exc:
+            too_fast = ScheduleConfig.recurring_from_now(0.1)
+            driver.update_workflow("nightly", WorkflowConfig(schedule=too_fast))
+        assert exc.value.field == "schedule.recurrence_interval"
         driver.update_workflow("nightly", WorkflowConfig(schedule=schedule, parallel_jobs=3))
         assert driver.get_workflow_config("nightly").parallel_jobs == 3
         driver.delete("nightly")

@@ -194,9 +194,27 @@ def test_a_yaml_workflow_error_names_the_field_and_line() -> None:
         read_workflow(_call(b"[]", "application/json"))
 
 
-def test_the_request_id_is_the_idempotency_key_when_given() -> None:
-    assert request_id(_call(headers={"idempotency-key": "abc-1"})) == "abc-1"
+def test_the_request_id_comes_from_the_idempotency_key_scoped_to_the_operation() -> None:
+    def keyed(method: str, path: str, key: str = "abc-1") -> Call:
+        return Call(
+            params={},
+            query={},
+            body=b"",
+            content_type="",
+            headers={"idempotency-key": key},
+            method=method,
+            path=path,
+        )
+
+    # the same key on the same operation: the same id (a retry is applied once)
+    one = request_id(keyed("POST", "/api/v1/queues/q/jobs"))
+    assert one == request_id(keyed("POST", "/api/v1/queues/q/jobs")) and len(one) == 32
+    # on another operation, or with another key: another id
+    assert one != request_id(keyed("POST", "/api/v1/workflows"))
+    assert one != request_id(keyed("DELETE", "/api/v1/queues/q/jobs"))
+    assert one != request_id(keyed("POST", "/api/v1/queues/q/jobs", "abc-2"))
     assert len(request_id(_call())) == 32
+    assert request_id(_call()) != request_id(_call())
     with pytest.raises(InvalidConfig):
         request_id(_call(headers={"idempotency-key": "no/slashes"}))
 

@@ -79,3 +79,15 @@ def test_a_body_over_the_limit_is_refused_413_unread(server: HttpServer) -> None
     # Then the refusal is the server's own (413), worded by its refuse function
     assert status == 413 and headers["Connection"] == "close"
     assert json.loads(data)["code"] == 413
+
+
+def test_an_ipv6_loopback_host_is_served() -> None:
+    # Given a server on ::1 (as --http-host ::1 asks), When it is called, Then it answers
+    srv = HttpServer(_echo, host="::1", max_body=1000, refuse=_refuse)
+    srv.start()
+    try:
+        assert srv.address.startswith("[::1]:")
+        with urllib.request.urlopen(f"http://{srv.address}/x", timeout=10) as reply:
+            assert reply.status == 200
+    finally:
+        srv.stop()

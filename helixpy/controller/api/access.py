@@ -7,7 +7,10 @@
 - Without a token the API binds to a loopback address only, unless told otherwise
   (``--http-insecure``): anyone who can reach the port could mutate the cluster.
 - A request that changes something and carries an ``Origin`` other than the server's own
-  is refused 403: a web page elsewhere must not drive a loopback API from a browser.
+  is refused 403: a web page elsewhere must not drive a loopback API from a browser. An
+  API without a token on a loopback address also refuses (403) any request whose ``Host``
+  is not a loopback name, so a page whose DNS name was rebound to 127.0.0.1 (its requests
+  are same-origin to the browser) can neither read nor change anything.
 - With TLS configured (``--tls-cert``/``--tls-key``) the HTTP server speaks TLS with the
   same certificate and key, and requires client certificates from ``--tls-client-ca``
   when the gRPC server does.
@@ -69,6 +72,21 @@ class BearerCheck:
                 "Authorization",
                 headers={"WWW-Authenticate": 'Bearer realm="helixpy"'},
             )
+
+
+def check_host(headers: Mapping[str, str]) -> None:
+    """Refuse (403) a request to an open loopback API whose ``Host`` is not a loopback
+    name: a page whose DNS name was rebound to 127.0.0.1 sends its own name as ``Host``
+    (and a matching ``Origin``), so this is what keeps it from reading or driving the API."""
+    host = headers.get("host", "")
+    name = urllib.parse.urlsplit(f"//{host}").hostname or ""
+    if not is_loopback(name):
+        raise ApiError(
+            "FORBIDDEN",
+            f"Host {host!r} is not a loopback name: this API has no token and answers "
+            "loopback clients only (localhost, 127.0.0.1, [::1])",
+            "Host",
+        )
 
 
 def check_origin(headers: Mapping[str, str]) -> None:

@@ -37,8 +37,9 @@ from helixpy.store.paths import Paths
 log = logging.getLogger(__name__)
 
 #: How long an HTTP mutation keeps trying while no leader answers: long enough for a
-#: crashed leader's session (10 s by default) to expire and a standby to take over.
-FORWARD_TIMEOUT = 30.0
+#: crashed leader's session (10 s by default) to expire and a standby to take over, and
+#: above one RPC's deadline, so that a slow first answer still leaves time to retry.
+FORWARD_TIMEOUT = 60.0
 #: One forwarded RPC's deadline: above the leader's apply timeout, so that it answers first.
 RPC_DEADLINE = APPLY_TIMEOUT + 5.0
 _RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -172,6 +173,9 @@ class Mutator:
         timeout = min(RPC_DEADLINE, max(deadline - time.monotonic(), 1.0))
         try:
             reply = rpc(request, timeout=timeout, metadata=self._metadata)
+        except ValueError as exc:
+            # The channel was closed under the call: this controller is shutting down.
+            raise ApiError("UNAVAILABLE", f"{method}: the controller is shutting down") from exc
         except grpc.RpcError as exc:
             code = exc.code()
             problem = f"{method} forwarded to {endpoint}: {code.name}: {exc.details()}"

@@ -132,6 +132,9 @@ class Call:
     body: bytes
     content_type: str
     headers: Mapping[str, str]
+    #: the operation: what an ``Idempotency-Key`` is scoped to
+    method: str = ""
+    path: str = ""
 
     def flag(self, name: str) -> bool:
         """A boolean query parameter: absent is False; ``true``/``1`` and ``false``/``0``."""

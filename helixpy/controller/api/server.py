@@ -19,7 +19,7 @@ from typing import Any
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NoNodeError
 
-from helixpy.controller.api.access import BearerCheck, check_origin
+from helixpy.controller.api.access import BearerCheck, check_host, check_origin, is_loopback
 from helixpy.controller.api.mutations import Mutator
 from helixpy.controller.api.openapi import document
 from helixpy.controller.api.reads import Reads
@@ -28,7 +28,7 @@ from helixpy.controller.api.routing import PREFIX, ApiError, Call, Router, from_
 from helixpy.controller.api.writes import Writes
 from helixpy.controller.dashboard import legacy_answer, page
 from helixpy.errors import AlreadyExists, HelixpyError, InvalidConfig, NotFound
-from helixpy.model.limits import Limits
+from helixpy.model.limits import HARD_MAX_REQUEST_BYTES
 from helixpy.store.paths import Paths
 from helixpy.telemetry import Answer, Answered, HttpServer, Request
 
@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 
 #: the largest request body read: the default of the cluster's ``max_request_bytes`` (the
 #: leader checks the cluster's own setting on what it is sent)
-API_MAX_BODY = Limits().max_request_bytes
+#: the largest body read: the hard request limit (the gRPC server's); the leader then
+#: checks the cluster's ``max_request_bytes`` (413 naming it) as for the driver's requests
+API_MAX_BODY = HARD_MAX_REQUEST_BYTES
 
 
 def _version() -> str:
@@ -87,6 +89,9 @@ class ControllerHttp(HttpServer):
         self._paths = paths
         self._page = page()
         self._bearer = BearerCheck(token) if token is not None else None
+        # Open (no token) and on loopback: only loopback Host names (DNS rebinding). An
+        # open API on another address was asked for (--http-insecure): no such check.
+        self._loopback_only = token is None and is_loopback(host)
         routes = api_routes(Reads(zk, paths), Writes(zk, paths, mutator))
         self.router = Router(routes)
         self._openapi = json.dumps(
@@ -118,6 +123,8 @@ class ControllerHttp(HttpServer):
                 raise ApiError("NO_SUCH_ROUTE", f"no route {path} (see /openapi.json)")
             if self._bearer is not None:
                 self._bearer.check(request.headers)
+            elif self._loopback_only:
+                check_host(request.headers)
             if path == PREFIX or path.startswith(PREFIX + "/"):
                 return self._api(request)
             if request.method not in ("GET", "HEAD"):
@@ -149,6 +156,8 @@ class ControllerHttp(HttpServer):
             body=request.body,
             content_type=request.headers.get("content-type", ""),
             headers=request.headers,
+            method=request.method,
+            path=request.path,
         )
         try:
             if not route.mutation:

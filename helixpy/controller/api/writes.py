@@ -11,6 +11,7 @@ leader, which names the field of anything it refuses.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -34,12 +35,17 @@ IDEMPOTENCY_HEADER = "idempotency-key"
 
 
 def request_id(call: Call) -> str:
-    """The request id of a mutation: the client's ``Idempotency-Key`` when it sent one (a
-    retry with the same key is applied once), else a fresh one."""
+    """The request id of a mutation: from the client's ``Idempotency-Key`` when it sent one
+    (a retry with the same key is applied once), else a fresh one.
+
+    The key is scoped to the operation (method and path): the leader finds a stored reply
+    by request id alone, so a key reused for another operation must not answer with the
+    first one's reply (and apply nothing)."""
     given = call.headers.get(IDEMPOTENCY_HEADER)
     if given is None:
         return uuid.uuid4().hex
-    return check_name("Idempotency-Key", given)
+    key = check_name("Idempotency-Key", given)
+    return hashlib.sha256(f"{key}\n{call.method}\n{call.path}".encode()).hexdigest()[:32]
 
 
 def _done(reply: pb.MutationReply, **about: Any) -> dict[str, Any]:
@@ -167,7 +173,7 @@ class Writes:
         if not isinstance(data, dict):
             raise InvalidConfig("content", "the body must be an object of string values")
         for key, value in data.items():
-            if not isinstance(value, str):
+            if not isinstance(key, str) or not isinstance(value, str):
                 raise InvalidConfig(f"content.{key}", "keys and values must be strings")
         request = pb.UserContentRequest(
             request_id=request_id(call), workflow=name, job=job or "", task=task or "", content=data
