@@ -85,6 +85,12 @@ json_text = (
 def fill(draw: st.DrawFn, message: Any) -> Any:
     """Fill every field of ``message`` with hostile values; nested items are filled alike."""
     for field in message.DESCRIPTOR.fields:
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            # A map (user content): hostile keys and values, the empty string included
+            getattr(message, field.name).update(
+                draw(st.dictionaries(names | st.just(""), names | st.just(""), max_size=4))
+            )
+            continue
         if field.type == field.TYPE_MESSAGE:
             # Batch requests (StartMany, EnqueueMany) carry items: each item is its own
             # message, drawn the same way, so one bad item sits among plausible ones
@@ -95,6 +101,8 @@ def fill(draw: st.DrawFn, message: Any) -> Any:
             value: Any = draw(st.sampled_from(["", "../r", "ä"]) | st.uuids().map(lambda u: u.hex))
         elif field.type == field.TYPE_BOOL:
             value = draw(st.booleans())
+        elif field.type == field.TYPE_INT32:
+            value = draw(st.integers(-(2**31), 2**31 - 1) | st.sampled_from([0, 1, 100, 101]))
         elif field.name.endswith("_json"):
             value = draw(json_text)
         else:
