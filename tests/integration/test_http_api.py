@@ -45,11 +45,11 @@ class Client:
         self,
         method: str,
         path: str,
-        body: bytes | dict[str, Any] | None = None,
+        body: bytes | dict[str, Any] | list[Any] | None = None,
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        data = json.dumps(body).encode() if isinstance(body, dict | list) else body
         sent = {"Content-Type": content_type, **(headers or {})}
         if self.token is not None:
             sent["Authorization"] = f"Bearer {self.token}"
@@ -278,6 +278,62 @@ def test_user_content_thread_pool_and_last_scheduled_task_over_http(zk_address: 
         # and a YAML body with a key that is not a string is refused naming the map
         status, err = api.call("POST", f"{base}/content", b"1: a\n", "application/yaml")
         assert (status, err["code"]) == (400, "INVALID_CONFIG") and err["field"] == "content.1"
+
+
+def test_tasks_tags_partitions_configs_and_settings_over_http(zk_address: str) -> None:
+    with LocalCluster(
+        participants=1, zk=zk_address, controller_args=["--http-port", "0"]
+    ) as cluster:
+        api, driver = Client(http_url(cluster)), cluster.driver
+        # Given a running job of one long task
+        wf = {
+            "name": "dyn",
+            "jobs": {
+                "j": {
+                    "command": "Sleep",
+                    "tasks": [{"id": "a", "config": {"seconds": "60"}}],
+                    "num_concurrent_tasks_per_instance": 4,
+                }
+            },
+        }
+        assert api.call("POST", "/api/v1/workflows", wf)[0] == 201
+        # When a short task is added and the long one deleted over HTTP
+        short = {"id": "b", "config": {"seconds": "0.1"}}
+        status, body = api.call("POST", "/api/v1/workflows/dyn/jobs/j/tasks", short)
+        assert (status, body["task"]) == (201, "b")
+        assert api.call("DELETE", "/api/v1/workflows/dyn/jobs/j/tasks/a")[0] == 200
+        # Then the job runs only the added task to the end
+        driver.poll_for_workflow_state("dyn", TaskState.COMPLETED, timeout=WAIT)
+        assert [t.id for t in driver.get_job_config("dyn", "j").tasks] == ["b"]
+        # and the rules still hold, named: a task id taken, a command on both job and task
+        assert api.call("POST", "/api/v1/workflows/dyn/jobs/j/tasks", {"id": "b"})[0] in (
+            400,
+            409,
+        )
+        # When a queue's config is replaced, Then it applies
+        assert api.call("POST", "/api/v1/queues", {"name": "q", "jobs": {}})[0] == 201
+        assert api.call("POST", "/api/v1/workflows/q/config", {"parallel_jobs": 3})[0] == 200
+        assert driver.get_workflow_config("q").parallel_jobs == 3
+        status, err = api.call("POST", "/api/v1/workflows/dyn/config", {"parallel_jobs": 3})
+        assert (status, err["field"]) == (400, "workflow")  # a finished plain workflow
+        # When an instance is retagged and given a partition record, Then the cluster has them
+        inst = cluster.instances[0]
+        assert api.call("POST", f"/api/v1/instances/{inst}/tags", ["gpu", "ssd"])[0] == 200
+        assert sorted(driver.get_instances()[inst]["tags"]) == ["gpu", "ssd"]
+        status, err = api.call("POST", f"/api/v1/instances/{inst}/tags", [1])
+        assert (status, err["field"]) == (400, "tags")
+        path = f"/api/v1/instances/{inst}/partitions/db/p0"
+        assert api.call("POST", path, {"state": "LEADER"})[0] == 200
+        status, body = api.call("GET", f"/api/v1/instances/{inst}/partitions")
+        assert body["partitions"] == {"db": {"p0": "LEADER"}}
+        assert driver.get_partitions(inst) == {inst: {"db": {"p0": "LEADER"}}}
+        assert api.call("DELETE", path)[0] == 200
+        assert api.call("DELETE", path)[0] == 404
+        # When cluster settings are set, Then they are merged; a bad one is named
+        assert api.call("POST", "/api/v1/cluster/config", {"lock_audit_keep": 7})[0] == 200
+        assert driver.get_cluster_config()["lock_audit_keep"] == 7
+        status, err = api.call("POST", "/api/v1/cluster/config", {"nope": 1})
+        assert (status, err["field"]) == (400, "cluster_config.nope")
 
 
 def test_an_open_loopback_api_answers_only_loopback_host_names(zk_address: str) -> None:

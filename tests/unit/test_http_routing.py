@@ -120,6 +120,16 @@ def test_an_empty_parameter_does_not_match_and_a_duplicate_route_is_refused() ->
             "PAYLOAD_TOO_LARGE",
             "request",
         ),
+        (  # a setting's rule that names max_request_bytes is still a 400 on its field
+            pb.MutationReply(
+                code=pb.INVALID_CONFIG,
+                field="cluster_config.nope",
+                rule="unknown setting (known: max_request_bytes, ...)",
+            ),
+            400,
+            "INVALID_CONFIG",
+            "cluster_config.nope",
+        ),
         (pb.MutationReply(code=pb.NOT_FOUND, message="no wf"), 404, "NOT_FOUND", ""),
         (pb.MutationReply(code=pb.ALREADY_EXISTS, message="wf exists"), 409, "ALREADY_EXISTS", ""),
         (pb.MutationReply(code=pb.INTERNAL, message="boom"), 500, "INTERNAL", ""),

@@ -17,6 +17,11 @@ _BODIES = {
     "jobs": "A mapping of job name to job fields (JobConfig.to_dict()), in enqueue order.",
     "content": "A JSON object of string keys to string values, merged into the map.",
     "thread pool": '{"size": N}: N from 1 to 100, or null to clear the target.',
+    "config": "A WorkflowConfig as an object (WorkflowConfig.to_dict()), JSON or YAML.",
+    "task": "A task config: {id, command?, target_partition?, config?}.",
+    "tags": "A JSON list of tags (names).",
+    "partition": '{"state": S}: the state the instance hosts the partition in.',
+    "cluster_config": "An object of cluster settings (see set_cluster_config).",
 }
 _ERROR = {"$ref": "#/components/schemas/Error"}
 

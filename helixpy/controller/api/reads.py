@@ -22,6 +22,7 @@ from helixpy.model.names import check_name
 from helixpy.store import records
 from helixpy.store.content import get_content_map
 from helixpy.store.locks import read_audit, read_locks
+from helixpy.store.partitions import read_partitions
 from helixpy.store.paths import Paths
 from helixpy.store.results import read_job_results, read_task_result
 from helixpy.store.task_errors import read_task_errors
@@ -235,6 +236,12 @@ class Reads:
         if found is None:
             raise NotFound(f"instance {name} does not exist in cluster {self._paths.cluster}")
         return 200, {"instance": name, **found}
+
+    def partitions(self, call: Call) -> Answer:
+        """The partition records of one instance (targeted jobs place by them)."""
+        name = check_name("instance", call.params["instance"])
+        found = read_partitions(self._zk, self._paths, name).get(name, {})
+        return 200, {"instance": name, "partitions": found}
 
     def thread_pool(self, call: Call) -> Answer:
         name = check_name("instance", call.params["instance"])

@@ -83,7 +83,7 @@ def from_exception(exc: InvalidConfig | NotFound | AlreadyExists) -> ApiError:
     """The API error of a helixpy error raised while reading or parsing a request. A
     field the YAML codec located on a line is split: ``field`` and ``line``."""
     if isinstance(exc, InvalidConfig):
-        if "max_request_bytes" in exc.rule:
+        if exc.field == "request" and "max_request_bytes" in exc.rule:  # Limits.check_request
             return ApiError("PAYLOAD_TOO_LARGE", str(exc), exc.field)
         located = _LOCATED.match(exc.field)
         if located is not None:

@@ -23,7 +23,7 @@ from helixpy.controller.api.mutations import Mutator
 from helixpy.controller.api.reads import content_scope
 from helixpy.controller.api.routing import Call, is_yaml, parse_body
 from helixpy.errors import InvalidConfig, NotFound
-from helixpy.model import JobConfig, JobQueue, Workflow
+from helixpy.model import JobConfig, JobQueue, TaskConfig, Workflow, WorkflowConfig
 from helixpy.model.limits import check_capacity
 from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
@@ -164,6 +164,48 @@ class Writes:
         request = pb.WorkflowRequest(request_id=request_id(call), name=name)
         return 200, _done(self._mutator.apply("FlushQueue", request), queue=name)
 
+    def update_config(self, call: Call) -> Answer:
+        """``update_workflow``: a queue's or recurring template's new config (a JSON or
+        YAML object of WorkflowConfig fields)."""
+        name = check_name("workflow.name", call.params["name"])
+        data = parse_body(call, "config")
+        if not isinstance(data, dict):
+            raise InvalidConfig("config", "the body must be an object (a workflow config)")
+        config = WorkflowConfig.from_dict(data, "config")
+        request = pb.UpdateWorkflowRequest(
+            request_id=request_id(call), name=name, config_json=json.dumps(config.to_dict())
+        )
+        return 200, _done(self._mutator.apply("UpdateWorkflow", request), name=name)
+
+    # --- dynamic tasks ------------------------------------------------------------------
+
+    def add_task(self, call: Call) -> Answer:
+        """``add_task``: the body is a task config (``{id, command?, config?}``)."""
+        name = check_name("workflow.name", call.params["name"])
+        job = check_name("job.name", call.params["job"])
+        data = parse_body(call, "task")
+        if not isinstance(data, dict):
+            raise InvalidConfig("task", "the body must be an object (a task config)")
+        task = TaskConfig.from_dict(data)
+        request = pb.AddTaskRequest(
+            request_id=request_id(call),
+            workflow=name,
+            job=job,
+            task_json=json.dumps(task.to_dict()),
+        )
+        reply = self._mutator.apply("AddTask", request)
+        return 201, _done(reply, workflow=name, job=job, task=task.task_id)
+
+    def delete_task(self, call: Call) -> Answer:
+        name = check_name("workflow.name", call.params["name"])
+        job = check_name("job.name", call.params["job"])
+        task = check_name("task.id", call.params["task"])
+        request = pb.DeleteTaskRequest(
+            request_id=request_id(call), workflow=name, job=job, task_id=task
+        )
+        reply = self._mutator.apply("DeleteTask", request)
+        return 200, _done(reply, workflow=name, job=job, task=task)
+
     # --- user content -------------------------------------------------------------------
 
     def content(self, call: Call) -> Answer:
@@ -182,6 +224,66 @@ class Writes:
         return 200, _done(reply, workflow=name, job=job, task=task, scope=scope.value)
 
     # --- instances ----------------------------------------------------------------------
+
+    def tags(self, call: Call) -> Answer:
+        """``set_instance_tags``: the body is the list of tags (replacing the old ones)."""
+        instance = check_name("instance", call.params["instance"])
+        tags = parse_body(call, "tags")
+        if not isinstance(tags, list):
+            raise InvalidConfig("tags", "the body must be a list of tags")
+        request = pb.InstanceTagsRequest(
+            request_id=request_id(call),
+            instance=instance,
+            tags=[check_name("tag", t) if isinstance(t, str) else _not_a_tag(t) for t in tags],
+        )
+        reply = self._mutator.apply("SetInstanceTags", request)
+        return 200, _done(reply, instance=instance, tags=tags)
+
+    def set_partition(self, call: Call) -> Answer:
+        """``set_partition_state``: body ``{"state": S}``."""
+        instance, resource, partition = self._partition(call)
+        data = parse_body(call, "partition")
+        state = data.get("state") if isinstance(data, dict) else None
+        if not isinstance(state, str):
+            raise InvalidConfig("state", 'the body must be {"state": "<state>"}')
+        request = pb.SetPartitionStateRequest(
+            request_id=request_id(call),
+            instance=instance,
+            resource=resource,
+            partition=partition,
+            state=check_name("state", state),
+        )
+        reply = self._mutator.apply("SetPartitionState", request)
+        return 200, _done(reply, instance=instance, resource=resource, partition=partition)
+
+    def remove_partition(self, call: Call) -> Answer:
+        instance, resource, partition = self._partition(call)
+        request = pb.RemovePartitionRequest(
+            request_id=request_id(call), instance=instance, resource=resource, partition=partition
+        )
+        reply = self._mutator.apply("RemovePartition", request)
+        return 200, _done(reply, instance=instance, resource=resource, partition=partition)
+
+    @staticmethod
+    def _partition(call: Call) -> tuple[str, str, str]:
+        return (
+            check_name("instance", call.params["instance"]),
+            check_name("resource", call.params["resource"]),
+            check_name("partition", call.params["partition"]),
+        )
+
+    # --- cluster ------------------------------------------------------------------------
+
+    def cluster_config(self, call: Call) -> Answer:
+        """``set_cluster_config``: the body's settings are merged into the cluster config
+        (the leader validates each, naming it)."""
+        data = parse_body(call, "cluster_config")
+        if not isinstance(data, dict):
+            raise InvalidConfig("cluster_config", "the body must be an object of settings")
+        request = pb.SetClusterConfigRequest(
+            request_id=request_id(call), settings_json=json.dumps(data)
+        )
+        return 200, _done(self._mutator.apply("SetClusterConfig", request))
 
     def thread_pool(self, call: Call) -> Answer:
         """Helix's setTargetTaskThreadPoolSize: body ``{"size": N}`` (null clears it)."""
@@ -211,3 +313,7 @@ class Writes:
 
     def disable(self, call: Call) -> Answer:
         return self._enabled(call, False)
+
+
+def _not_a_tag(value: object) -> str:
+    raise InvalidConfig("tags", f"each tag must be a string (got {type(value).__name__})")
