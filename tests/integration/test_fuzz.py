@@ -11,8 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helixpy import JobConfig, TaskState, Workflow
+from helixpy.driver import TaskDriver
+from helixpy.errors import PollTimeout
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.proto.helixpy.v1 import controller_pb2_grpc as pb_grpc
+from helixpy.store.client import connect
 from helixpy.testing import LocalCluster
 from tests.integration.helpers import leader_endpoint
 
@@ -161,12 +164,48 @@ def test_random_and_malformed_requests_get_answers_and_the_controller_lives_on(
         # Then the leader never changed (it did not crash), and real work still runs
         assert cluster.leader() == leader and cluster.exit_code(leader, 0) is None
         assert seen.get(pb.INVALID_CONFIG, 0) > 50
-        cluster.driver.start(
+        # Given what the fuzz left removed, as a user would (it may have started work that
+        # keeps the participant busy: a queue of hundreds of jobs, say), and the instance
+        # in its first settings (a fuzzed call may have retagged or disabled it)
+        driver, inst = cluster.driver, cluster.instances[0]
+        for name in sorted(driver.get_workflows()):
+            driver.delete_and_wait(name, timeout=60)
+        driver.set_instance_enabled(inst, True)
+        driver.set_instance_tags(inst, [])
+        # When a workflow is started, Then it runs to the end
+        driver.start(
             Workflow.builder("after-fuzz")
             .add_job("j", JobConfig(command="Noop", num_tasks=2))
             .build()
         )
-        assert (
-            cluster.driver.poll_for_workflow_state("after-fuzz", TaskState.COMPLETED, timeout=60)
-            is TaskState.COMPLETED
-        )
+        try:
+            state = driver.poll_for_workflow_state("after-fuzz", TaskState.COMPLETED, timeout=60)
+        except PollTimeout as exc:
+            raise AssertionError(f"{exc}\n{_placement_state(cluster, driver, inst)}") from None
+        assert state is TaskState.COMPLETED
+
+
+def _placement_state(cluster: LocalCluster, driver: TaskDriver, inst: str) -> str:
+    """What decides where after-fuzz's tasks go, for a failure message."""
+    zk = connect(cluster.zk_address)
+    try:
+        nodes = {
+            path: zk.exists(path) and zk.get(path)[0][:2000]
+            for path in (
+                cluster.paths.live_instance(inst),
+                cluster.paths.instance_config(inst),
+                cluster.paths.assignment(inst),
+            )
+        }
+        states = {
+            c: zk.get(f"{cluster.paths.states(inst)}/{c}")[0][:2000]
+            for c in zk.get_children(cluster.paths.states(inst))
+        }
+    finally:
+        zk.stop()
+        zk.close()
+    return (
+        f"instances: {driver.get_instances()}\ncluster config: {driver.get_cluster_config()}\n"
+        f"after-fuzz/j: {driver.get_job_context('after-fuzz', 'j')}\n"
+        f"workflows: {sorted(driver.get_workflows())}\nnodes: {nodes}\nstates: {states}"
+    )
