@@ -144,8 +144,7 @@ def update_workflow(h: CommandHandler, cmd: Command, now: datetime) -> dict[str,
     name, config = cmd.payload
     runtime = h.resident(name)
     old = runtime.stored.config
-    is_template = old.schedule is not None and old.schedule.recurrence_interval is not None
-    recurring = config.schedule is not None and config.schedule.recurrence_interval is not None
+    is_template, recurring = old.is_recurring, config.is_recurring
     if runtime.stored.queue is not None and runtime.stored.config.terminable:
         raise InvalidConfig(
             "workflow",
@@ -161,7 +160,7 @@ def update_workflow(h: CommandHandler, cmd: Command, now: datetime) -> dict[str,
             )
         config = replace(config, terminable=False)
     elif is_template:
-        if config.schedule is None or config.schedule.recurrence_interval is None:
+        if not recurring:
             raise InvalidConfig("config.schedule", "a template keeps a recurring schedule")
     else:
         raise InvalidConfig(
@@ -258,8 +257,7 @@ def _check_task(h: CommandHandler, wf: str, job: str, task: str) -> None:
     workflow is resident, else from the job's stored config (a finished workflow)."""
     runtime = h.p.workflows.get(wf)
     if runtime is not None and job in runtime.jobs:
-        cfg, deleted = runtime.jobs[job].config, runtime.jobs[job].deleted
-        ids = {cfg.task_id(p) for p in range(cfg.task_count) if p not in deleted}
+        ids = runtime.jobs[job].live_task_ids()
     else:
         try:
             cfg = read_job_config(h.p.zk, h.p.paths, wf, job, hide_deleted=True)

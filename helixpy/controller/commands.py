@@ -313,18 +313,14 @@ class CommandHandler:
         wf: Workflow | JobQueue = cmd.payload
         kind = "queue" if isinstance(wf, JobQueue) else "workflow"
         schedule = wf.config.schedule
-        if (
-            schedule is not None
-            and isinstance(wf, JobQueue)
-            and schedule.recurrence_interval is None
-        ):
+        if schedule is not None and isinstance(wf, JobQueue) and not schedule.is_recurring:
             # (Helix's recurring queue is a template; a queue that only starts later has
             # nothing to wait for: its jobs wait for their enqueue anyway)
             raise InvalidConfig(
                 "queue.config.schedule",
                 "a job queue takes a recurring schedule only (recurrence_interval)",
             )
-        if schedule is not None and schedule.recurrence_interval is not None:
+        if schedule is not None and schedule.is_recurring:
             self.check_recurrence(schedule)
             if len(wf.name) > 128 - CLONE_SUFFIX_LEN:
                 raise InvalidConfig(

@@ -125,8 +125,7 @@ def add_task(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]:
     job = _job(h, wf_name, job_name)
     assert isinstance(task, TaskConfig)
     listed = _listed(job.config)
-    live_ids = {t.task_id for p, t in enumerate(listed.tasks) if p not in job.deleted}
-    if task.task_id in live_ids:
+    if task.task_id in job.live_task_ids():
         raise AlreadyExists(f"job {wf_name}/{job_name} already has a task {task.task_id}")
     if any(t.task_id == task.task_id for t in listed.tasks):
         raise InvalidConfig("task.id", f"{task.task_id} was used by a deleted task")

@@ -82,18 +82,13 @@ def delete_job(h: CommandHandler, cmd: Command, now: datetime) -> dict[str, str]
         _check_deletable(last, force)
     else:
         last = None
-    if not _is_template(wf):
+    if not wf.stored.config.is_recurring:
         _check_deletable(wf, force)
     result = {"code": "OK", "message": f"deleted job {job} from {name}"}
     if last is not None:
         remove_jobs(h, last, [job], None, None)
     remove_jobs(h, wf, [job], cmd.request_id, result)
     return result
-
-
-def _is_template(wf: WorkflowRuntime) -> bool:
-    schedule = wf.stored.config.schedule
-    return schedule is not None and schedule.recurrence_interval is not None
 
 
 def _last_run(h: CommandHandler, wf: WorkflowRuntime) -> WorkflowRuntime | None:

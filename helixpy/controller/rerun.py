@@ -130,8 +130,7 @@ def _workflow(h: CommandHandler, name: str) -> tuple[WorkflowRuntime, bool]:
 def _kind(wf: WorkflowRuntime) -> str:
     if wf.stored.queue is not None:
         return "job queue"
-    schedule = wf.stored.config.schedule
-    if schedule is not None and schedule.recurrence_interval is not None:
+    if wf.stored.config.is_recurring:
         return "recurring template"
     return ""
 

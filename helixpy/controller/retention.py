@@ -54,8 +54,7 @@ def is_retirable(wf: WorkflowRuntime) -> bool:
     """Whether ``wf`` can leave the hot set: it is final and nothing of it still runs."""
     if not wf.state.is_final:
         return False  # (a queue never is, but a recurring queue's run: terminable)
-    schedule = wf.stored.config.schedule
-    if schedule is not None and schedule.recurrence_interval is not None:
+    if wf.stored.config.is_recurring:
         return False
     return not any(job.active for job in wf.hot.values())
 

@@ -185,7 +185,7 @@ def evaluate_workflow(wf: WorkflowRuntime, now: datetime) -> float | None:
     wakeups: list[float] = []
     cfg = wf.stored.config
     if cfg.schedule is not None:
-        if cfg.schedule.recurrence_interval is not None:
+        if cfg.schedule.is_recurring:
             # A recurring template runs nothing itself: its clones do (controller.schedules).
             wf.set_state(S.STOPPED if cfg.target_state == "STOP" else S.IN_PROGRESS, now)
             return None

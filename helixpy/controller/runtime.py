@@ -154,6 +154,10 @@ class JobRuntime:
         """Tasks that count toward completion (deleted ones do not)."""
         return len(self.tasks) - len(self.deleted)
 
+    def live_task_ids(self) -> set[str]:
+        """The ids of its tasks not deleted (``delete_task`` leaves tombstones)."""
+        return {t.task_id for p, t in enumerate(self.tasks) if p not in self.deleted}
+
 
 @dataclass
 class WorkflowRuntime:

@@ -212,8 +212,7 @@ class WorkList:
                 self.forget(name)
                 continue
             _mark(self.busy, name, any(job.active for job in wf.hot.values()))
-            sched = wf.stored.config.schedule
-            _mark(self.templates, name, sched is not None and sched.recurrence_interval is not None)
+            _mark(self.templates, name, wf.stored.config.is_recurring)
         self.touched.clear()
         if self.sweeping:
             # Names of workflows that left without a mark (a force delete) go too.

@@ -73,10 +73,8 @@ class DriverBase:
         tls: ClientTls | None = None,
         token: str | None = None,
     ) -> None:
-        if not is_seconds(timeout) or not 0 < timeout < math.inf:
-            raise InvalidConfig("timeout", f"must be a finite number of seconds > 0: {timeout!r}")
         self._paths = Paths(cluster)
-        self._timeout = float(timeout)
+        self._timeout = check_driver_timeout(timeout)
         self._closed = threading.Event()
         try:
             self._zk = connect(zk, connect_timeout=self._timeout, auth=zk_auth)
@@ -171,6 +169,13 @@ class DriverBase:
 
     def _unavailable(self, why: str) -> ClusterUnavailable:
         return ClusterUnavailable(f"cluster {self._paths.cluster}: {why} within {self._timeout:g}s")
+
+
+def check_driver_timeout(timeout: object) -> float:
+    """A driver's ``timeout`` (connect, each mutation, each read): finite seconds > 0."""
+    if not is_seconds(timeout) or not 0 < timeout < math.inf:
+        raise InvalidConfig("timeout", f"must be a finite number of seconds > 0: {timeout!r}")
+    return float(timeout)
 
 
 def check_bool(field: str, value: object) -> bool:

@@ -10,13 +10,10 @@ safety net for a watch lost while the session reconnects.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
-
-from kazoo.exceptions import NoNodeError
 
 from helixpy.driver.base import check_bool, check_type, task_name
 from helixpy.driver.base import job_name as _job
@@ -33,7 +30,7 @@ from helixpy.driver.reads import (
 )
 from helixpy.driver.stream_api import StreamMethods
 from helixpy.driver.submit import SubmitMethods
-from helixpy.errors import InvalidConfig, NotFound
+from helixpy.errors import InvalidConfig
 from helixpy.model import (
     JobConfig,
     JobContext,
@@ -51,6 +48,7 @@ from helixpy.model.values import JsonValue
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
 from helixpy.security import ClientTls
 from helixpy.store import records
+from helixpy.store.force_delete import force_delete_workflow
 from helixpy.store.locks import read_audit, read_locks
 from helixpy.store.partitions import read_partitions
 from helixpy.store.results import read_job_results, read_task_result
@@ -299,18 +297,7 @@ class TaskDriver(SubmitMethods, StreamMethods, ContentMethods, InstanceMethods):
         self.poll_for_workflow_state(name, TaskState.STOPPED, *finished, timeout=timeout)
 
     def _force_delete(self, name: str) -> None:
-        root = self._paths.workflow(name)
-        try:
-            # CONFIG first: a leader finding the rest treats it as a cut-short delete.
-            self._zk.delete(self._paths.workflow_config(name))
-        except NoNodeError:
-            if self._zk.exists(root) is None:
-                raise NotFound(
-                    f"workflow {name} does not exist in cluster {self._paths.cluster}"
-                ) from None
-        self._zk.delete(root, recursive=True)
-        with contextlib.suppress(NoNodeError):  # finished ones have none
-            self._zk.delete(self._paths.active_entry(name))
+        force_delete_workflow(self._zk, self._paths, name)
 
     def set_cluster_config(self, **settings: Any) -> None:
         """Merge ``settings`` into the cluster config; the controller checks each one."""

@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
@@ -105,7 +105,7 @@ class StatePoller:
             schedule = self._get_workflow_config(name).schedule
         except NotFound:
             return name  # not visible yet: polled as "not yet" like any workflow
-        if schedule is None or schedule.recurrence_interval is None:
+        if schedule is None or not schedule.is_recurring:
             return name
         path = self._paths.workflow_context(name)
         with self._watcher.watching(path):
@@ -341,7 +341,7 @@ def states_plan(
     return found, appeared
 
 
-def is_seconds(value: object) -> bool:
+def is_seconds(value: object) -> TypeGuard[int | float]:
     """Whether ``value`` is a plain number of seconds (a bool is an int, but not that)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 

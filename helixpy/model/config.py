@@ -432,6 +432,7 @@ class ScheduleConfig:
 
     @property
     def is_recurring(self) -> bool:
+        """Every ``recurrence_interval`` seconds (else a one-time delayed start)."""
         return self.recurrence_interval is not None
 
     def to_dict(self) -> dict[str, Any]:
@@ -492,6 +493,11 @@ class WorkflowConfig:
                 "workflow.target_state",
                 f"must be START, STOP or DELETE (got {self.target_state!r})",
             )
+
+    @property
+    def is_recurring(self) -> bool:
+        """Whether this is a recurring template's config (its clones run, it does not)."""
+        return self.schedule is not None and self.schedule.is_recurring
 
     def to_dict(self) -> dict[str, Any]:
         out = {

@@ -10,23 +10,22 @@ leader, which names the field of anything it refuses.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import uuid
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
 
 from helixpy.controller.api.mutations import Mutator
 from helixpy.controller.api.reads import content_scope
 from helixpy.controller.api.routing import Call, is_yaml, parse_body
-from helixpy.errors import InvalidConfig, NotFound
+from helixpy.errors import InvalidConfig
 from helixpy.model import JobConfig, JobQueue, TaskConfig, Workflow, WorkflowConfig
 from helixpy.model.limits import check_capacity
 from helixpy.model.names import check_name
 from helixpy.proto.helixpy.v1 import controller_pb2 as pb
+from helixpy.store.force_delete import force_delete_workflow
 from helixpy.store.paths import Paths
 
 Answer = tuple[int, Any]
@@ -116,19 +115,9 @@ class Writes:
         return 200, _done(self._mutator.apply("DeleteWorkflow", request), name=name)
 
     def _force_delete(self, name: str) -> None:
-        """The driver's ``delete(force=True)``: the znodes go straight from ZooKeeper (it
-        works while no controller leads; a leader notices through the CONFIG watch)."""
-        try:
-            # CONFIG first: a leader finding the rest treats it as a cut-short delete.
-            self._zk.delete(self._paths.workflow_config(name))
-        except NoNodeError:
-            if self._zk.exists(self._paths.workflow(name)) is None:
-                raise NotFound(
-                    f"workflow {name} does not exist in cluster {self._paths.cluster}"
-                ) from None
-        self._zk.delete(self._paths.workflow(name), recursive=True)
-        with contextlib.suppress(NoNodeError):  # finished workflows have no ACTIVE entry
-            self._zk.delete(self._paths.active_entry(name))
+        """The driver's ``delete(force=True)``: straight from ZooKeeper (it works while no
+        controller leads; a leader notices through the CONFIG watch)."""
+        force_delete_workflow(self._zk, self._paths, name)
 
     # --- queues -------------------------------------------------------------------------
 

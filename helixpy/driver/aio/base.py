@@ -9,7 +9,6 @@ store's plans (:mod:`helixpy.store.plan`) through kazoo's asynchronous API after
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -21,11 +20,10 @@ from kazoo.retry import KazooRetry
 from helixpy.driver.aio.leader import AsyncLeaderClient
 from helixpy.driver.aio.session import Session, zk_error
 from helixpy.driver.aio.watch import Waits
-from helixpy.driver.base import NoNode, reply_error
+from helixpy.driver.base import NoNode, check_driver_timeout, reply_error
 from helixpy.driver.base import workflow_name as _wf
 from helixpy.driver.leader import SAFETY_WAKE, TRANSIENT_ZK
-from helixpy.driver.polling import is_seconds
-from helixpy.errors import ClusterUnavailable, HelixpyError, InvalidConfig, NotFound
+from helixpy.errors import ClusterUnavailable, HelixpyError, NotFound
 from helixpy.model import WorkflowConfig
 from helixpy.security import ClientTls
 from helixpy.store.client import CountingClient, reconnect_policy, zk_auth_settings
@@ -54,11 +52,9 @@ class AsyncDriverBase:
         tls: ClientTls | None = None,
         token: str | None = None,
     ) -> None:
-        if not is_seconds(timeout) or not 0 < timeout < math.inf:
-            raise InvalidConfig("timeout", f"must be a finite number of seconds > 0: {timeout!r}")
         self._paths = Paths(cluster)
         self._hosts = zk
-        self._timeout = float(timeout)
+        self._timeout = check_driver_timeout(timeout)
         self._zk_auth = zk_auth_settings(zk_auth)  # checked now: InvalidConfig
         self._tls = tls
         self._token = token

@@ -239,7 +239,7 @@ class Waits:
             schedule = (await self._get_workflow_config(name)).schedule
         except NotFound:
             return name  # not visible yet: polled as "not yet" like any workflow
-        if schedule is None or schedule.recurrence_interval is None:
+        if schedule is None or not schedule.is_recurring:
             return name
         path = self.paths.workflow_context(name)
         with NodeWatch(self.session) as nodes:
